@@ -1,1 +1,26 @@
-//! kiln image
+//! Images as kiln handles them: a config plus an ordered list of layer blobs that live either
+//! in the local blob store or in a registry repository; the sources that read run images
+//! (registry, OCI layout) and the sinks that write finished images (registry, OCI layout,
+//! OCI archive); and a validator that recomputes every digest, size and diffID.
+//!
+//! Specs: OCI image-spec manifest, config and image layout
+//! (<https://github.com/opencontainers/image-spec/blob/main/image-layout.md>).
+//!
+//! Async where the registry is involved (tokio); local file work is synchronous and short,
+//! except layer hashing in the validator, which runs on blocking threads.
+
+mod archive;
+mod blobs;
+mod error;
+mod layout;
+mod model;
+mod remote;
+mod validate;
+
+pub use archive::write_archive;
+pub use blobs::Blobs;
+pub use error::ImageError;
+pub use layout::{read_layout, write_layout};
+pub use model::{FinalImage, Image, Layer, Origin};
+pub use remote::{BlobOutcome, PushObserver, PushReport, fetch_remote, push_image};
+pub use validate::{Validated, validate_layout, validate_remote};

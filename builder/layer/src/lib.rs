@@ -1,1 +1,39 @@
-//! kiln layer
+//! Deterministic layer writing for kiln: a layer's contents become one normalized tar,
+//! streamed once through sha256 (diffID), gzip or zstd, and sha256 (digest) into a
+//! content-addressed [`BlobStore`].
+//!
+//! Determinism: entries are sorted by path, every header is normalized by a
+//! [`TarPolicy`] (fixed mtime, numeric owner, no user/group names, fixed modes, no device
+//! numbers, pax records only for what does not fit ustar), and compression output does
+//! not depend on the number of threads. The same contents from any checkout path, umask
+//! or file times give byte-identical blobs.
+//!
+//! Everything here is synchronous CPU and file work; async callers run it on blocking
+//! threads. Nothing prints: skipped files come back as [`Warning`]s.
+//!
+//! Specs: OCI image-spec layers
+//! (<https://github.com/opencontainers/image-spec/blob/main/layer.md>) and image layout
+//! (<https://github.com/opencontainers/image-spec/blob/main/image-layout.md>); POSIX pax
+//! (<https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html>).
+
+mod blob_store;
+mod compression;
+mod contents;
+mod error;
+mod fingerprint;
+mod header;
+mod pargz;
+mod plan;
+mod policy;
+mod source;
+mod tar_stream;
+mod tree;
+mod write;
+
+pub use blob_store::{BlobStore, BlobWriter};
+pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_OVERLAP_LOG};
+pub use contents::LayerContents;
+pub use error::{LayerError, SkippedKind, Warning};
+pub use pargz::{BLOCK_SIZE as GZIP_BLOCK_SIZE, ParallelGzEncoder};
+pub use policy::{Ownership, TarPolicy};
+pub use write::{LayerBlob, WriteOptions, write_layer, write_layer_with};

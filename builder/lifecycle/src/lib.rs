@@ -1,1 +1,27 @@
-//! kiln lifecycle
+//! The kiln lifecycle: detect, build and export phases, the [`Buildpack`] API, the layer
+//! reuse cache, the generated static run image, and the CNB-compatible metadata labels
+//! (<https://github.com/buildpacks/spec/blob/main/platform.md>).
+//!
+//! Synchronous: phases run toolchains and CPU-bound layer work; the CLI calls them on
+//! blocking threads.
+
+mod base;
+mod buildpack;
+mod epoch;
+mod export;
+mod layer_cache;
+mod metadata;
+mod phases;
+mod project;
+mod source;
+
+pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
+pub use buildpack::{
+    BuildContext, BuildOutput, Buildpack, BuildpackError, LaunchLayer, Plan, Process,
+};
+pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
+pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};
+pub use layer_cache::LayerCache;
+pub use phases::{ALLOWED_ENV, BuildPhase, BuildResult, PhaseError, build_env, detect};
+pub use project::{ProjectDescriptor, ProjectError};
+pub use source::{CopyStats, SourceError, copy_source};

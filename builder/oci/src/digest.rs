@@ -155,10 +155,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        assert!(matches!("sha512:ab".parse::<Digest>(), Err(DigestError::Algorithm(_))));
+        assert!(matches!(
+            "sha512:ab".parse::<Digest>(),
+            Err(DigestError::Algorithm(_))
+        ));
         assert!("sha256:ABC".parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "a".repeat(63)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", "A".repeat(64))
+                .parse::<Digest>()
+                .is_err()
+        );
+        assert!(
+            format!("sha256:{}", "a".repeat(63))
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("nocolon".parse::<Digest>().is_err());
     }
 

@@ -28,10 +28,14 @@ pub enum ReferenceError {
     #[error("image reference is empty")]
     Empty,
     /// The repository path has an invalid component.
-    #[error("image reference `{0}` has an invalid repository name: use lowercase letters, digits and `._-` separated by `/`")]
+    #[error(
+        "image reference `{0}` has an invalid repository name: use lowercase letters, digits and `._-` separated by `/`"
+    )]
     Repository(String),
     /// The tag is invalid.
-    #[error("image reference `{0}` has an invalid tag: at most 128 of `A-Za-z0-9_.-`, not starting with `.` or `-`")]
+    #[error(
+        "image reference `{0}` has an invalid tag: at most 128 of `A-Za-z0-9_.-`, not starting with `.` or `-`"
+    )]
     Tag(String),
     /// The digest is invalid.
     #[error("image reference `{reference}` has an invalid digest: {source}")]
@@ -45,7 +49,12 @@ pub enum ReferenceError {
 
 impl Reference {
     /// Returns a reference to `repository` on `registry` with an optional tag and digest.
-    pub fn new(registry: &str, repository: &str, tag: Option<&str>, digest: Option<Digest>) -> Self {
+    pub fn new(
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<Digest>,
+    ) -> Self {
         Self {
             registry: registry.to_string(),
             repository: repository.to_string(),
@@ -149,7 +158,8 @@ fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && !t.starts_with(['.', '-'])
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn looks_like_host(first: &str) -> bool {
@@ -260,9 +270,18 @@ mod tests {
     #[test]
     fn rejects_invalid() {
         assert_eq!("".parse::<Reference>(), Err(ReferenceError::Empty));
-        assert!(matches!("Upper/app".parse::<Reference>(), Err(ReferenceError::Repository(_))));
-        assert!(matches!("app:-bad".parse::<Reference>(), Err(ReferenceError::Tag(_))));
-        assert!(matches!("app@sha256:zz".parse::<Reference>(), Err(ReferenceError::Digest { .. })));
+        assert!(matches!(
+            "Upper/app".parse::<Reference>(),
+            Err(ReferenceError::Repository(_))
+        ));
+        assert!(matches!(
+            "app:-bad".parse::<Reference>(),
+            Err(ReferenceError::Tag(_))
+        ));
+        assert!(matches!(
+            "app@sha256:zz".parse::<Reference>(),
+            Err(ReferenceError::Digest { .. })
+        ));
         assert!("a//b".parse::<Reference>().is_err());
         assert!("host:5000/".parse::<Reference>().is_err());
     }

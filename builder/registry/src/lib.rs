@@ -1,1 +1,35 @@
-//! kiln registry
+//! The OCI distribution client kiln pushes and pulls with: blobs (HEAD, cross-repository
+//! mount, monolithic or chunked upload, verified download), manifests, and the auth flows
+//! registries use (docker `config.json`, credential helpers, podman `auth.json`, Basic and
+//! Bearer token auth).
+//!
+//! Async: tokio + reqwest. Library code never prints and never reads environment
+//! variables or the home directory: every path and policy comes in through
+//! [`RegistrySettings`], which the CLI fills.
+//!
+//! Specs:
+//! - distribution: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md>
+//! - token auth: <https://distribution.github.io/distribution/spec/auth/token/>
+//! - docker credential helpers: <https://github.com/docker/docker-credential-helpers>
+
+mod auth;
+mod client;
+mod error;
+mod hosts;
+mod login;
+mod payload;
+mod pull;
+mod push;
+mod request;
+mod retry;
+mod settings;
+mod tls;
+mod upload;
+
+pub use client::Client;
+pub use error::{RegistryError, StatusError, TransportKind};
+pub use login::login;
+pub use pull::PulledManifest;
+pub use push::BlobPush;
+pub use retry::RetryPolicy;
+pub use settings::RegistrySettings;

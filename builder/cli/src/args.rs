@@ -1,0 +1,105 @@
+//! Command-line definitions (clap only; no behaviour here).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// kiln builds reproducible OCI images from source — no Dockerfile, no daemon, no root.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Detect the app's language, build it with the real toolchain, and export an image.
+    Build(BuildArgs),
+    /// Store registry credentials the way `docker login` does.
+    Login(LoginArgs),
+}
+
+/// Layer compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// gzip (every registry and runtime reads it).
+    #[default]
+    Gzip,
+    /// zstd (smaller and faster; needs a recent runtime).
+    Zstd,
+}
+
+/// Options shared by commands that talk to registries.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP to this registry host[:port] (loopback hosts always may). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+    /// Trust this PEM CA file for registry TLS, besides the system roots. Repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+}
+
+/// `kiln build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The image to build, e.g. `registry.example.com/team/app:1.2`.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The app's source directory.
+    #[arg(long, short = 'p', value_name = "DIR", default_value = ".")]
+    pub path: PathBuf,
+    /// Push the image to its registry (otherwise it goes into the local OCI layout store).
+    #[arg(long)]
+    pub publish: bool,
+    /// The image the app runs on: a registry reference or `oci:PATH[:NAME]`.
+    #[arg(long, value_name = "REF")]
+    pub run_image: Option<String>,
+    /// Build-time environment variable for the toolchain, `K=V`. Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The default process when the app has several (e.g. one per `cmd/*`).
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+    /// Where kiln keeps toolchain caches, layer blobs and the local image store.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t)]
+    pub compression: CompressionArg,
+    /// Also write the image as an OCI archive (`podman load -i FILE`).
+    #[arg(long, value_name = "FILE.tar")]
+    pub output: Option<PathBuf>,
+    /// Write a JSON report: digest, layers (size, reused), timings.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print only errors and the final reference.
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print debug details.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+/// `kiln login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry host[:port].
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// User name.
+    #[arg(long, short = 'u')]
+    pub username: String,
+    /// Read the password from standard input (the only way: passwords on command lines leak).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+}

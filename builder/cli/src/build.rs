@@ -1,0 +1,296 @@
+//! `kiln build`: detect → build → export → publish (registry) or save (OCI layout), like `pack build`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use kiln_buildpack_go::GoBuildpack;
+use kiln_image::{
+    Blobs, Image, fetch_remote, push_image, read_layout, write_archive, write_layout,
+};
+use kiln_layer::{BlobStore, Compression};
+use kiln_lifecycle::{
+    BuildPhase, Buildpack, BuildpackError, Exporter, LayerCache, PhaseError, ProjectDescriptor,
+    RunImage, SourceFacts, build_env, build_epoch, detect, git_info, host_arch, static_base,
+};
+use kiln_oci::{Digest, Reference};
+use kiln_registry::Client;
+
+use crate::args::{BuildArgs, CompressionArg};
+use crate::failure::{Failure, exit};
+use crate::output::{Ui, human_bytes};
+use crate::report::{Report, Timings};
+use crate::settings::{Environment, parse_env_flags};
+
+/// The image directory apps run in.
+const WORKSPACE: &str = "/workspace";
+
+/// Runs `kiln build`.
+pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
+    let started = Instant::now();
+    let target: Reference = args.image.parse().map_err(|e| {
+        Failure::new(exit::USAGE, anyhow!("{e}")).hint(Some(
+            "name the image like `registry.example.com/team/app:tag`".into(),
+        ))
+    })?;
+    let source_dir = args.path.canonicalize().map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            anyhow!("source directory `{}`: {e}", args.path.display()),
+        )
+        .hint(Some("pass the app's directory with `--path DIR`".into()))
+    })?;
+    let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
+    let project = ProjectDescriptor::load(&source_dir).map_err(|e| usage(e.into()))?;
+    let user_env = parse_env_flags(&args.env).map_err(usage)?;
+    let cache_dir = env.cache_dir(args.cache_dir.as_ref()).map_err(usage)?;
+    let source_date_epoch = env.source_date_epoch().map_err(usage)?;
+    let compression = match args.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let client = Client::new(env.registry_settings(&args.registry)).map_err(|e| {
+        let hint = e.hint();
+        Failure::new(exit::FAILURE, e).hint(hint)
+    })?;
+    let store_dir = cache_dir.join("oci");
+    let store = BlobStore::open(&store_dir).map_err(|e| {
+        Failure::new(exit::KILN_BUILD, e).hint(Some("check that `--cache-dir` is writable".into()))
+    })?;
+    let blobs = Blobs::new(store, Some(client.clone()));
+
+    ui.phase("DETECTING");
+    let t = Instant::now();
+    let buildpacks: Vec<Box<dyn Buildpack>> = vec![Box::new(GoBuildpack)];
+    let (buildpack, plan) = detect(&buildpacks, &source_dir, None).map_err(phase_failure)?;
+    ui.info(&format!("detected {}", buildpack.id()));
+    let detect_ms = t.elapsed().as_millis();
+
+    ui.phase("BUILDING");
+    let t = Instant::now();
+    let toolchain_env = build_env(env.vars(), &project, &user_env);
+    let work_dir = cache_dir
+        .join("work")
+        .join(&Digest::of(source_dir.as_os_str().as_encoded_bytes()).hex()[..16]);
+    let bp_cache = cache_dir
+        .join("buildpacks")
+        .join(buildpack.id().replace('/', "-"));
+    let process = args.process.as_deref().or(project.process.as_deref());
+    let print = |line: &str| ui.toolchain(line);
+    let built = BuildPhase {
+        source_dir: &source_dir,
+        work_dir: &work_dir,
+        cache_dir: &bp_cache,
+        project: &project,
+        env: &toolchain_env,
+        default_process: process,
+        workspace: WORKSPACE,
+        output: &print,
+    }
+    .run(buildpack, &plan)
+    .map_err(phase_failure)?;
+    let build_ms = t.elapsed().as_millis();
+
+    ui.phase("EXPORTING");
+    let t = Instant::now();
+    let export_err = |e: anyhow::Error| Failure::new(exit::EXPORT, e);
+    let git = git_info(&source_dir);
+    let (epoch, _) = build_epoch(source_date_epoch, &git);
+    let run = runtime
+        .block_on(resolve_run_image(
+            args.run_image.as_deref(),
+            &client,
+            &blobs,
+            epoch,
+            compression,
+        ))
+        .map_err(|f| Failure::new(exit::EXPORT, f.error).hint(f.hint))?;
+    ui.info(&format!("run image {} ({})", run.name, run.digest));
+    let mut cache = LayerCache::open(&cache_dir.join("layers.json"));
+    let exporter = Exporter {
+        store: blobs.store(),
+        epoch,
+        compression,
+        workspace: WORKSPACE,
+        buildpack: (buildpack.id(), env!("CARGO_PKG_VERSION")),
+    };
+    let facts = SourceFacts {
+        url: git.remote.clone(),
+        revision: git.revision.clone(),
+    };
+    let (image, exported) = exporter
+        .export(&run, &built.output, &facts, &mut cache)
+        .map_err(|e| export_err(e.into()))?;
+    if let Err(e) = cache.save() {
+        ui.debug(&format!("could not save the layer cache index: {e}"));
+    }
+    for l in &exported {
+        let how = if l.reused { "reused" } else { "written" };
+        ui.info(&format!(
+            "layer {} {} ({}, {how})",
+            l.name,
+            l.blob.digest,
+            human_bytes(l.blob.size)
+        ));
+    }
+    let final_image = image.finalize().map_err(|e| export_err(e.into()))?;
+    let export_ms = t.elapsed().as_millis();
+
+    let t = Instant::now();
+    let mut push = None;
+    if args.publish {
+        ui.phase("PUSHING");
+        let progress = ui.push_progress();
+        let report = runtime
+            .block_on(push_image(
+                &client,
+                &target,
+                &final_image,
+                &blobs,
+                &progress,
+            ))
+            .map_err(|e| {
+                let hint = e.hint();
+                Failure::new(
+                    exit::EXPORT,
+                    anyhow!(e).context(format!("pushing `{target}`")),
+                )
+                .hint(hint)
+            })?;
+        ui.info(&format!(
+            "uploaded {} of layers",
+            human_bytes(report.uploaded_bytes)
+        ));
+        push = Some(report);
+    } else {
+        runtime
+            .block_on(write_layout(&store_dir, &final_image, &args.image, &blobs))
+            .map_err(|e| export_err(e.into()))?;
+        ui.info(&format!(
+            "saved to the OCI layout `{}` as `{}`\n  run it:  podman run --rm oci:{}:{}\n  copy it: skopeo copy oci:{}:{} docker://{}",
+            store_dir.display(),
+            args.image,
+            store_dir.display(),
+            args.image,
+            store_dir.display(),
+            args.image,
+            target.name()
+        ));
+    }
+    if let Some(path) = &args.output {
+        runtime
+            .block_on(write_archive(path, &final_image, &args.image, &blobs))
+            .map_err(|e| export_err(e.into()))?;
+        ui.info(&format!(
+            "wrote OCI archive `{}` (podman load -i {})",
+            path.display(),
+            path.display()
+        ));
+    }
+    let push_ms = t.elapsed().as_millis();
+
+    if let Some(path) = &args.report {
+        let report = Report::new(
+            &target,
+            &final_image,
+            &exported,
+            push.as_ref(),
+            Timings {
+                detect_ms,
+                build_ms,
+                export_ms,
+                push_ms,
+                total_ms: started.elapsed().as_millis(),
+            },
+        );
+        report
+            .write(path)
+            .map_err(|e| Failure::new(exit::FAILURE, e))?;
+    }
+    let pinned = format!("{}@{}", target.name(), final_image.manifest_digest);
+    println!("{pinned}");
+    Ok(())
+}
+
+/// Returns the run image: the generated static base, an `oci:` layout, or a registry image.
+async fn resolve_run_image(
+    name: Option<&str>,
+    client: &Client,
+    blobs: &Blobs,
+    epoch: i64,
+    compression: Compression,
+) -> Result<RunImage, Failure> {
+    let fail = |e: anyhow::Error| Failure::new(exit::EXPORT, e);
+    let Some(name) = name else {
+        let image = static_base(epoch, compression, blobs.store()).map_err(|e| fail(e.into()))?;
+        let digest = image
+            .finalize()
+            .map_err(|e| fail(e.into()))?
+            .manifest_digest;
+        return Ok(RunImage {
+            image,
+            digest,
+            name: "kiln:static".into(),
+        });
+    };
+    let (image, digest): (Image, Digest) = if let Some(rest) = name.strip_prefix("oci:") {
+        let (path, ref_name) = split_layout_ref(rest);
+        read_layout(Path::new(&path), ref_name.as_deref(), blobs)
+            .map_err(|e| fail(anyhow!(e).context(format!("reading run image `{name}`"))))?
+    } else {
+        let reference: Reference = name
+            .parse()
+            .map_err(|e| Failure::new(exit::USAGE, anyhow!("--run-image: {e}")))?;
+        fetch_remote(client, &reference, "linux", host_arch())
+            .await
+            .map_err(|e| {
+                let hint = e.hint();
+                fail(anyhow!(e).context(format!("reading run image `{name}`"))).hint(hint)
+            })?
+    };
+    Ok(RunImage {
+        image,
+        digest,
+        name: name.to_string(),
+    })
+}
+
+/// Splits `PATH[:NAME]` of an `oci:` reference; the path is everything up to the first `:`.
+fn split_layout_ref(rest: &str) -> (PathBuf, Option<String>) {
+    match rest.split_once(':') {
+        Some((p, n)) => (PathBuf::from(p), Some(n.to_string())),
+        None => (PathBuf::from(rest), None),
+    }
+}
+
+/// Maps a detect/build failure to its exit code and hint.
+fn phase_failure(e: PhaseError) -> Failure {
+    match e {
+        PhaseError::NothingDetected { ref looked_for, .. } => {
+            let list: Vec<String> = looked_for
+                .iter()
+                .map(|(id, what)| format!("{what} ({id})"))
+                .collect();
+            let hint = format!(
+                "kiln looks for: {}; point `--path` at the app's root directory",
+                list.join("; ")
+            );
+            Failure::new(exit::NOTHING_DETECTED, e).hint(Some(hint))
+        }
+        PhaseError::Ambiguous { .. } => Failure::new(exit::USAGE, e),
+        PhaseError::Buildpack(bp) => {
+            let hint = bp.hint().map(str::to_string);
+            let code = match bp {
+                BuildpackError::App { .. } => exit::APP_BUILD,
+                BuildpackError::Usage { .. } => exit::USAGE,
+                BuildpackError::Kiln { .. } => exit::KILN_BUILD,
+            };
+            Failure::new(code, bp).hint(hint)
+        }
+        other => Failure::new(exit::KILN_BUILD, other),
+    }
+}

@@ -1,0 +1,56 @@
+//! `kiln login`: check credentials against the registry and store them like `docker login`.
+
+use std::io::Read;
+
+use anyhow::{Context, anyhow};
+
+use crate::args::LoginArgs;
+use crate::failure::{Failure, exit};
+use crate::settings::Environment;
+
+/// Runs `kiln login`.
+pub fn run(args: &LoginArgs, env: &Environment) -> Result<(), Failure> {
+    if !args.password_stdin {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("`kiln login` reads the password from standard input only"),
+        )
+        .hint(Some(format!(
+            "echo \"$PASSWORD\" | kiln login {} -u {} --password-stdin",
+            args.registry, args.username
+        ))));
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("the password on standard input is empty"),
+        ));
+    }
+    let settings = env.registry_settings(&args.registry_args);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(kiln_registry::login(
+            &settings,
+            &args.registry,
+            &args.username,
+            password,
+        ))
+        .map_err(|e| {
+            let hint = e.hint();
+            Failure::new(
+                exit::FAILURE,
+                anyhow!(e).context(format!("logging in to `{}`", args.registry)),
+            )
+            .hint(hint)
+        })?;
+    eprintln!("Login Succeeded");
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The `kiln` binary: parses flags, resolves settings, runs a subcommand, renders errors and
+//! exits with the documented code (see [`failure::exit`]).
+
+mod args;
+mod build;
+mod failure;
+mod login;
+mod output;
+mod report;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::output::{Ui, Verbosity};
+use crate::settings::Environment;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Environment::capture();
+    let result = match &cli.command {
+        Command::Build(args) => {
+            let verbosity = match (args.quiet, args.verbose) {
+                (true, _) => Verbosity::Quiet,
+                (_, true) => Verbosity::Verbose,
+                _ => Verbosity::Normal,
+            };
+            if args.verbose {
+                tracing_subscriber::fmt()
+                    .with_writer(std::io::stderr)
+                    .with_env_filter("kiln=debug,kiln_registry=debug,kiln_image=debug")
+                    .init();
+            }
+            build::run(args, &env, &Ui::new(verbosity))
+        }
+        Command::Login(args) => login::run(args, &env),
+    };
+    match result {
+        Ok(()) => ExitCode::from(failure::exit::OK),
+        Err(f) => {
+            eprint!("{}", f.render());
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The `--report` JSON: what was built, what was reused, what was pushed, how long it took.
+
+use std::path::Path;
+
+use anyhow::Context;
+use kiln_image::{FinalImage, PushReport};
+use kiln_lifecycle::ExportedLayer;
+use kiln_oci::Reference;
+use serde::Serialize;
+
+/// Phase durations in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Timings {
+    /// Detect phase.
+    pub detect_ms: u128,
+    /// Build phase (copy + toolchain).
+    pub build_ms: u128,
+    /// Export phase (layers, config, manifest).
+    pub export_ms: u128,
+    /// Push or save.
+    pub push_ms: u128,
+    /// Whole command.
+    pub total_ms: u128,
+}
+
+/// The report.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    image: String,
+    digest: String,
+    reference: String,
+    layers: Vec<LayerReport<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<&'a PushReport>,
+    timings: Timings,
+}
+
+#[derive(Debug, Serialize)]
+struct LayerReport<'a> {
+    name: &'a str,
+    digest: String,
+    diff_id: String,
+    size: u64,
+    media_type: &'a str,
+    reused: bool,
+}
+
+impl<'a> Report<'a> {
+    /// Assembles the report.
+    pub fn new(
+        target: &Reference,
+        image: &FinalImage,
+        layers: &'a [ExportedLayer],
+        push: Option<&'a PushReport>,
+        timings: Timings,
+    ) -> Self {
+        Self {
+            image: target.to_string(),
+            digest: image.manifest_digest.to_string(),
+            reference: format!("{}@{}", target.name(), image.manifest_digest),
+            layers: layers
+                .iter()
+                .map(|l| LayerReport {
+                    name: &l.name,
+                    digest: l.blob.digest.to_string(),
+                    diff_id: l.blob.diff_id.to_string(),
+                    size: l.blob.size,
+                    media_type: l.blob.media_type,
+                    reused: l.reused,
+                })
+                .collect(),
+            push,
+            timings,
+        }
+    }
+
+    /// Writes the report as pretty JSON.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(self)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("writing the report `{}`", path.display()))
+    }
+}

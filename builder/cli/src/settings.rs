@@ -1,0 +1,126 @@
+//! The only place kiln reads environment variables and well-known config locations: they
+//! are resolved here into plain settings the libraries receive.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use kiln_registry::RegistrySettings;
+
+use crate::args::RegistryArgs;
+
+/// A snapshot of the process environment, taken once at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// Captures the current environment (variables that are not UTF-8 are skipped).
+    pub fn capture() -> Self {
+        Self {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// Returns a variable's value if it is set and not empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Returns all variables (the lifecycle allow-lists what toolchains see).
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
+    }
+
+    /// Returns `--cache-dir`, else `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+    pub fn cache_dir(&self, flag: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+        if let Some(p) = flag {
+            return Ok(p.clone());
+        }
+        if let Some(p) = self.get("KILN_CACHE_DIR") {
+            return Ok(PathBuf::from(p));
+        }
+        if let Some(p) = self.get("XDG_CACHE_HOME") {
+            return Ok(PathBuf::from(p).join("kiln"));
+        }
+        match self.home() {
+            Some(h) => Ok(h.join(".cache").join("kiln")),
+            None => bail!("no cache directory: `HOME` is not set; pass `--cache-dir DIR`"),
+        }
+    }
+
+    /// Returns `SOURCE_DATE_EPOCH` as unix seconds, if set.
+    pub fn source_date_epoch(&self) -> anyhow::Result<Option<i64>> {
+        self.get("SOURCE_DATE_EPOCH")
+            .map(|v| {
+                v.parse::<i64>().ok().filter(|t| *t >= 0).with_context(|| {
+                    format!("`SOURCE_DATE_EPOCH` is `{v}`, not a count of seconds since 1970")
+                })
+            })
+            .transpose()
+    }
+
+    /// Returns the registry settings: docker's and podman's credential and certificate
+    /// locations, plus the flags.
+    pub fn registry_settings(&self, args: &RegistryArgs) -> RegistrySettings {
+        let home = self.home();
+        let docker_config_dir = self
+            .get("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".docker")));
+        let mut auth_files = Vec::new();
+        if let Some(f) = self.get("REGISTRY_AUTH_FILE") {
+            auth_files.push(PathBuf::from(f));
+        }
+        if let Some(d) = self.get("XDG_RUNTIME_DIR") {
+            auth_files.push(PathBuf::from(d).join("containers/auth.json"));
+        }
+        let config_home = self
+            .get("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".config")));
+        if let Some(c) = &config_home {
+            auth_files.push(c.join("containers/auth.json"));
+        }
+        let mut certs_dirs = vec![
+            PathBuf::from("/etc/docker/certs.d"),
+            PathBuf::from("/etc/containers/certs.d"),
+        ];
+        if let Some(c) = &config_home {
+            certs_dirs.push(c.join("containers/certs.d"));
+        }
+        if let Some(d) = &docker_config_dir {
+            certs_dirs.push(d.join("certs.d"));
+        }
+        RegistrySettings {
+            insecure_registries: args.insecure_registries.clone(),
+            ca_files: args.registry_ca.clone(),
+            certs_dirs,
+            docker_config_dir,
+            auth_files,
+            user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
+            ..RegistrySettings::default()
+        }
+    }
+}
+
+/// Parses `--env K=V` values.
+pub fn parse_env_flags(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("`--env {kv}` is not `NAME=VALUE`"),
+        })
+        .collect()
+}

@@ -1,0 +1,81 @@
+use std::path::PathBuf;
+
+use kiln_oci::Digest;
+
+/// Why reading, writing or validating an image failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// A file operation failed.
+    #[error("{doing} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done.
+        doing: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A manifest, index or config could not be read or written as JSON.
+    #[error("{doing}: {source}")]
+    Json {
+        /// What was being done.
+        doing: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] kiln_registry::RegistryError),
+    /// The local blob store failed.
+    #[error(transparent)]
+    Layer(#[from] kiln_layer::LayerError),
+    /// Content does not match what describes it.
+    #[error("{what} `{expected}` does not match its content: found {found}")]
+    Mismatch {
+        /// What was checked (e.g. `layer diffID`).
+        what: &'static str,
+        /// The digest or size the descriptor claims.
+        expected: String,
+        /// What the content actually has.
+        found: String,
+    },
+    /// The image is not usable as asked (unsupported media type, no matching platform, ...).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A blob the image needs is neither in the store nor fetchable.
+    #[error(
+        "blob `{0}` is not in the local store and the image names no registry to fetch it from"
+    )]
+    MissingBlob(Digest),
+}
+
+impl ImageError {
+    /// Returns an `Io` error for `path`.
+    pub(crate) fn io(
+        doing: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            doing,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Returns a `Json` error.
+    pub(crate) fn json(doing: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
+            doing: doing.into(),
+            source,
+        }
+    }
+
+    /// Returns a hint for the user, if there is an obvious next step.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Registry(e) => e.hint(),
+            _ => None,
+        }
+    }
+}

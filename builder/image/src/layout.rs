@@ -1,0 +1,211 @@
+use std::fs;
+use std::path::Path;
+
+use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
+use kiln_oci::{Digest, canonical_json, media_types};
+use serde_json::{Value, json};
+
+use crate::model::oci_layer_type;
+use crate::{Blobs, FinalImage, Image, ImageError, Layer, Origin};
+
+/// The annotation that names an image inside an OCI layout's `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Writes `image` into the OCI image layout at `dir` under `ref_name`, replacing any image of
+/// the same name in `index.json` and keeping the others. Blobs are hard-linked from the store
+/// when possible, copied otherwise.
+pub async fn write_layout(
+    dir: &Path,
+    image: &FinalImage,
+    ref_name: &str,
+    blobs: &Blobs,
+) -> Result<(), ImageError> {
+    let blob_dir = dir.join("blobs").join("sha256");
+    fs::create_dir_all(&blob_dir).map_err(|e| ImageError::io("creating layout", &blob_dir, e))?;
+    for layer in &image.layers {
+        let src = blobs.local_path(layer).await?;
+        place_blob(&src, &blob_dir.join(layer.digest.hex()))?;
+    }
+    write_blob(&blob_dir, &image.config_digest, &image.config_bytes)?;
+    write_blob(&blob_dir, &image.manifest_digest, &image.manifest_bytes)?;
+    write_file(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+
+    let index_path = dir.join("index.json");
+    let mut manifests: Vec<Value> = match fs::read(&index_path) {
+        Ok(bytes) => {
+            let index: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ImageError::json(format!("reading `{}`", index_path.display()), e))?;
+            index["manifests"].as_array().cloned().unwrap_or_default()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(ImageError::io("reading", &index_path, e)),
+    };
+    manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(ref_name));
+    manifests.push(json!({
+        "mediaType": media_types::OCI_MANIFEST,
+        "digest": image.manifest_digest.to_string(),
+        "size": image.manifest_bytes.len(),
+        "annotations": { REF_NAME: ref_name },
+    }));
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_INDEX,
+        "manifests": manifests,
+    });
+    let bytes = canonical_json(&index).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    write_file(&index_path, &bytes)
+}
+
+/// Reads the image named `ref_name` (or the only image, if `None`) from the OCI layout at
+/// `dir`, importing its layer blobs into the store. Returns the image and its manifest digest.
+pub fn read_layout(
+    dir: &Path,
+    ref_name: Option<&str>,
+    blobs: &Blobs,
+) -> Result<(Image, Digest), ImageError> {
+    let index_path = dir.join("index.json");
+    let index_bytes = fs::read(&index_path)
+        .map_err(|e| ImageError::io("reading OCI layout index", &index_path, e))?;
+    let index: ImageIndex = serde_json::from_slice(&index_bytes)
+        .map_err(|e| ImageError::json(format!("parsing `{}`", index_path.display()), e))?;
+    let candidates: Vec<_> = index
+        .manifests()
+        .iter()
+        .filter(|m| match ref_name {
+            Some(name) => m
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+                .is_some_and(|n| n == name),
+            None => true,
+        })
+        .collect();
+    let desc = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(ImageError::Unsupported(format!(
+                "OCI layout `{}` has no image named `{}`",
+                dir.display(),
+                ref_name.unwrap_or("")
+            )));
+        }
+        _ => {
+            return Err(ImageError::Unsupported(format!(
+                "OCI layout `{}` holds several images; name one with `oci:{}:NAME`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    };
+    let manifest_digest =
+        Digest::try_from(desc.digest()).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let manifest_bytes = read_blob(dir, &manifest_digest, Some(desc.size()))?;
+    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| ImageError::json(format!("parsing manifest `{manifest_digest}`"), e))?;
+    let config_digest = Digest::try_from(manifest.config().digest())
+        .map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let config_bytes = read_blob(dir, &config_digest, Some(manifest.config().size()))?;
+    let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+        .map_err(|e| ImageError::json(format!("parsing config `{config_digest}`"), e))?;
+    let layers = layers_of(&manifest, &config, Origin::Local)?;
+    for layer in &layers {
+        let src = dir.join("blobs/sha256").join(layer.digest.hex());
+        if !blobs.store().contains(&layer.digest) {
+            verify_file(&src, &layer.digest, layer.size)?;
+            place_blob(&src, &blobs.store().path(&layer.digest))?;
+        }
+    }
+    Ok((Image { config, layers }, manifest_digest))
+}
+
+/// Returns the layers of `manifest`, paired with the config's diffIDs.
+pub(crate) fn layers_of(
+    manifest: &ImageManifest,
+    config: &ImageConfiguration,
+    origin: Origin,
+) -> Result<Vec<Layer>, ImageError> {
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(ImageError::Mismatch {
+            what: "layer count of the config",
+            expected: manifest.layers().len().to_string(),
+            found: diff_ids.len().to_string(),
+        });
+    }
+    manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(d, diff_id)| {
+            Ok(Layer {
+                media_type: oci_layer_type(d.media_type().as_ref())?,
+                digest: Digest::try_from(d.digest())
+                    .map_err(|e| ImageError::Unsupported(e.to_string()))?,
+                size: d.size(),
+                diff_id: diff_id
+                    .parse()
+                    .map_err(|e: kiln_oci::DigestError| ImageError::Unsupported(e.to_string()))?,
+                origin: origin.clone(),
+            })
+        })
+        .collect()
+}
+
+fn read_blob(dir: &Path, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>, ImageError> {
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    let bytes = fs::read(&path).map_err(|e| ImageError::io("reading blob", &path, e))?;
+    if size.is_some_and(|s| s != bytes.len() as u64) || Digest::of(&bytes) != *digest {
+        return Err(ImageError::Mismatch {
+            what: "blob",
+            expected: digest.to_string(),
+            found: Digest::of(&bytes).to_string(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Checks that the file at `path` has `size` bytes hashing to `digest`.
+pub(crate) fn verify_file(path: &Path, digest: &Digest, size: u64) -> Result<(), ImageError> {
+    let mut file = fs::File::open(path).map_err(|e| ImageError::io("opening blob", path, e))?;
+    let mut w = kiln_oci::Sha256Writer::new(std::io::sink());
+    std::io::copy(&mut file, &mut w).map_err(|e| ImageError::io("reading blob", path, e))?;
+    let (found, n, _) = w.finish();
+    if found != *digest || n != size {
+        return Err(ImageError::Mismatch {
+            what: "blob",
+            expected: format!("{digest} ({size} bytes)"),
+            found: format!("{found} ({n} bytes)"),
+        });
+    }
+    Ok(())
+}
+
+fn place_blob(src: &Path, dst: &Path) -> Result<(), ImageError> {
+    if dst.exists() || src == dst {
+        return Ok(());
+    }
+    if fs::hard_link(src, dst).is_ok() {
+        return Ok(());
+    }
+    let tmp = dst.with_extension("partial");
+    fs::copy(src, &tmp).map_err(|e| ImageError::io("copying blob to", &tmp, e))?;
+    fs::rename(&tmp, dst).map_err(|e| ImageError::io("renaming blob to", dst, e))
+}
+
+fn write_blob(blob_dir: &Path, digest: &Digest, bytes: &[u8]) -> Result<(), ImageError> {
+    let path = blob_dir.join(digest.hex());
+    if path.exists() {
+        return Ok(());
+    }
+    write_file(&path, bytes)
+}
+
+/// Writes `bytes` to `path` through a temp file and a rename, so readers never see a partial file.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let tmp = path.with_extension("kiln-tmp");
+    fs::write(&tmp, bytes).map_err(|e| ImageError::io("writing", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| ImageError::io("renaming to", path, e))
+}

@@ -1,0 +1,237 @@
+use futures_util::{StreamExt, TryStreamExt, stream};
+use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
+use kiln_oci::{Digest, Reference, media_types};
+use kiln_registry::{BlobPush, Client};
+
+use crate::layout::layers_of;
+use crate::{Blobs, FinalImage, Image, ImageError, Layer, Origin};
+
+/// Largest config blob kiln reads; real configs are a few KiB.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Layers uploaded at once.
+const PUSH_CONCURRENCY: usize = 3;
+
+/// Reads `reference` from its registry: the manifest (for an index, the one for `os`/`arch`),
+/// and the config. Layer blobs stay in the registry until something needs their bytes.
+/// Returns the image and the digest of its (platform) manifest.
+pub async fn fetch_remote(
+    client: &Client,
+    reference: &Reference,
+    os: &str,
+    arch: &str,
+) -> Result<(Image, Digest), ImageError> {
+    let mut pulled = client
+        .get_manifest(reference, &reference.manifest_ref())
+        .await?;
+    if is_index(&pulled.media_type) {
+        let index: ImageIndex = serde_json::from_slice(&pulled.bytes)
+            .map_err(|e| ImageError::json(format!("parsing index of `{reference}`"), e))?;
+        let chosen = index
+            .manifests()
+            .iter()
+            .find(|m| {
+                m.platform().as_ref().is_some_and(|p| {
+                    p.os().to_string() == os && p.architecture().to_string() == arch
+                })
+            })
+            .ok_or_else(|| {
+                ImageError::Unsupported(format!(
+                    "`{reference}` has no image for platform `{os}/{arch}`"
+                ))
+            })?;
+        let digest = Digest::try_from(chosen.digest())
+            .map_err(|e| ImageError::Unsupported(e.to_string()))?;
+        pulled = client.get_manifest(reference, &digest.to_string()).await?;
+    }
+    if !matches!(
+        pulled.media_type.as_str(),
+        media_types::OCI_MANIFEST | media_types::DOCKER_MANIFEST
+    ) {
+        return Err(ImageError::Unsupported(format!(
+            "`{reference}` is a `{}`, not an image manifest kiln can use as a run image",
+            pulled.media_type
+        )));
+    }
+    let manifest: ImageManifest = serde_json::from_slice(&pulled.bytes)
+        .map_err(|e| ImageError::json(format!("parsing manifest of `{reference}`"), e))?;
+    let config_digest = Digest::try_from(manifest.config().digest())
+        .map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let config_bytes = client
+        .get_blob_bytes(reference, &config_digest, MAX_CONFIG_BYTES)
+        .await?;
+    let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+        .map_err(|e| ImageError::json(format!("parsing config of `{reference}`"), e))?;
+    let layers = layers_of(&manifest, &config, Origin::Remote(reference.clone()))?;
+    Ok((Image { config, layers }, pulled.digest))
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == media_types::OCI_INDEX || media_type == media_types::DOCKER_MANIFEST_LIST
+}
+
+/// How a blob reached the target repository.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "how")]
+pub enum BlobOutcome {
+    /// The registry already had it; nothing was sent.
+    Existing,
+    /// Mounted from another repository on the same registry; nothing was sent.
+    Mounted,
+    /// Uploaded, this many bytes.
+    Uploaded {
+        /// Bytes sent.
+        bytes: u64,
+    },
+}
+
+/// Receives push progress; implemented by the CLI's progress display.
+pub trait PushObserver: Sync {
+    /// A layer upload begins.
+    fn started(&self, _digest: &Digest, _size: u64) {}
+    /// `sent` bytes of the layer have been sent so far.
+    fn progress(&self, _digest: &Digest, _sent: u64) {}
+    /// The layer is in the target repository.
+    fn finished(&self, _digest: &Digest, _outcome: &BlobOutcome) {}
+}
+
+impl PushObserver for () {}
+
+/// What a push did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PushReport {
+    /// The pushed manifest's digest.
+    pub digest: Digest,
+    /// Per layer, bottom first: digest and how it got there.
+    pub layers: Vec<(Digest, BlobOutcome)>,
+    /// Layer bytes uploaded in total.
+    pub uploaded_bytes: u64,
+}
+
+/// Pushes `image` to `target`: layers (skipping what the registry has, mounting what lives in
+/// another repository of the same registry), then the config, then the manifest under
+/// `target`'s tag (or `latest`).
+pub async fn push_image(
+    client: &Client,
+    target: &Reference,
+    image: &FinalImage,
+    blobs: &Blobs,
+    observer: &dyn PushObserver,
+) -> Result<PushReport, ImageError> {
+    let mut unique: Vec<&Layer> = Vec::new();
+    for layer in &image.layers {
+        if !unique.iter().any(|l| l.digest == layer.digest) {
+            unique.push(layer);
+        }
+    }
+    let outcomes: Vec<(Digest, BlobOutcome)> = stream::iter(unique)
+        .map(|layer| push_layer(client, target, layer, blobs, observer))
+        .buffered(PUSH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let config_path = blobs.store().path(&image.config_digest);
+    if !blobs.store().contains(&image.config_digest) {
+        blobs.put(&image.config_bytes)?;
+    }
+    client
+        .push_blob(
+            target,
+            &image.config_digest,
+            image.config_bytes.len() as u64,
+            &config_path,
+            None,
+            &|_| {},
+        )
+        .await?;
+    let tag = target.tag().unwrap_or("latest");
+    let digest = client
+        .push_manifest(
+            target,
+            tag,
+            media_types::OCI_MANIFEST,
+            &image.manifest_bytes,
+        )
+        .await?;
+    if digest != image.manifest_digest {
+        return Err(ImageError::Mismatch {
+            what: "pushed manifest",
+            expected: image.manifest_digest.to_string(),
+            found: digest.to_string(),
+        });
+    }
+    let uploaded_bytes = outcomes
+        .iter()
+        .map(|(_, o)| match o {
+            BlobOutcome::Uploaded { bytes } => *bytes,
+            _ => 0,
+        })
+        .sum();
+    let layers = image
+        .layers
+        .iter()
+        .map(|l| {
+            let outcome = outcomes
+                .iter()
+                .find(|(d, _)| *d == l.digest)
+                .map(|(_, o)| o.clone());
+            (l.digest.clone(), outcome.unwrap_or(BlobOutcome::Existing))
+        })
+        .collect();
+    Ok(PushReport {
+        digest,
+        layers,
+        uploaded_bytes,
+    })
+}
+
+async fn push_layer(
+    client: &Client,
+    target: &Reference,
+    layer: &Layer,
+    blobs: &Blobs,
+    observer: &dyn PushObserver,
+) -> Result<(Digest, BlobOutcome), ImageError> {
+    observer.started(&layer.digest, layer.size);
+    let outcome = push_layer_inner(client, target, layer, blobs, observer).await?;
+    observer.finished(&layer.digest, &outcome);
+    Ok((layer.digest.clone(), outcome))
+}
+
+async fn push_layer_inner(
+    client: &Client,
+    target: &Reference,
+    layer: &Layer,
+    blobs: &Blobs,
+    observer: &dyn PushObserver,
+) -> Result<BlobOutcome, ImageError> {
+    let mount_from = match &layer.origin {
+        Origin::Remote(src) if src.registry() == target.registry() => Some(src.repository()),
+        _ => None,
+    };
+    if !blobs.store().contains(&layer.digest) {
+        if client.blob_exists(target, &layer.digest).await?.is_some() {
+            return Ok(BlobOutcome::Existing);
+        }
+        if let Some(from) = mount_from
+            && client.mount_blob(target, &layer.digest, from).await?
+        {
+            return Ok(BlobOutcome::Mounted);
+        }
+    }
+    let path = blobs.local_path(layer).await?;
+    let digest = layer.digest.clone();
+    let pushed = client
+        .push_blob(
+            target,
+            &layer.digest,
+            layer.size,
+            &path,
+            mount_from,
+            &|sent| observer.progress(&digest, sent),
+        )
+        .await?;
+    Ok(match pushed {
+        BlobPush::Existing => BlobOutcome::Existing,
+        BlobPush::Mounted => BlobOutcome::Mounted,
+        BlobPush::Uploaded { bytes } => BlobOutcome::Uploaded { bytes },
+    })
+}

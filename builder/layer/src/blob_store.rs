@@ -1,0 +1,191 @@
+//! [`BlobStore`]: a content-addressed blob directory.
+//!
+//! The layout is the blob part of an OCI image layout (`<root>/blobs/sha256/<hex>`,
+//! <https://github.com/opencontainers/image-spec/blob/main/image-layout.md>), so a store
+//! directory can double as an OCI layout.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use kiln_oci::{Digest, Sha256Writer};
+use tempfile::TempPath;
+
+use crate::LayerError;
+
+/// A directory of blobs named by their sha256 digest.
+///
+/// Blobs are written to a temporary file (`.tmp-*`) in the blob directory and renamed to
+/// their digest only when complete, so a blob under its final name is always whole.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens the store at `root`, creating `root/blobs/sha256` if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, LayerError> {
+        let root = root.into();
+        let dir = root.join("blobs").join("sha256");
+        std::fs::create_dir_all(&dir).map_err(|source| LayerError::Store {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Self { root, dir })
+    }
+
+    /// Returns the store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Returns the directory blobs live in, `<root>/blobs/sha256`.
+    pub fn blob_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Returns where the blob `d` lives (whether or not it exists).
+    pub fn path(&self, d: &Digest) -> PathBuf {
+        self.dir.join(d.hex())
+    }
+
+    /// Returns whether the blob `d` is in the store.
+    pub fn contains(&self, d: &Digest) -> bool {
+        self.path(d).is_file()
+    }
+
+    /// Stores `bytes` and returns their digest.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, LayerError> {
+        let mut w = self.writer()?;
+        w.write_all(bytes).map_err(|e| self.write_err(e))?;
+        Ok(w.commit()?.0)
+    }
+
+    /// Returns a writer for a blob whose digest is not known yet.
+    pub fn writer(&self) -> Result<BlobWriter, LayerError> {
+        let temp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| self.write_err(e))?;
+        let (file, path) = temp.into_parts();
+        Ok(BlobWriter {
+            file: Sha256Writer::new(BufWriter::with_capacity(128 * 1024, file)),
+            temp: path,
+            dir: self.dir.clone(),
+        })
+    }
+
+    fn write_err(&self, source: io::Error) -> LayerError {
+        LayerError::Write {
+            path: self.dir.clone(),
+            source,
+        }
+    }
+}
+
+/// A blob being written: a temporary file, hashed as it is written.
+///
+/// Dropping it without [`commit`](Self::commit) deletes the temporary file.
+pub struct BlobWriter {
+    file: Sha256Writer<BufWriter<File>>,
+    temp: TempPath,
+    dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Renames the blob to its digest path and returns its digest and size. An existing
+    /// blob with that digest is replaced atomically (it has the same bytes).
+    pub fn commit(self) -> Result<(Digest, u64), LayerError> {
+        let err = |source: io::Error| LayerError::Write {
+            path: self.dir.clone(),
+            source,
+        };
+        let (digest, size, buf) = self.file.finish();
+        let file = buf.into_inner().map_err(|e| err(e.into_error()))?;
+        // Durable before visible: after a crash a blob under its digest name is whole.
+        file.sync_all().map_err(err)?;
+        drop(file);
+        let dest = self.dir.join(digest.hex());
+        self.temp.persist(&dest).map_err(|e| err(e.error))?;
+        Ok((digest, size))
+    }
+
+    /// Returns the temporary file's path (for error messages).
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("temp", &self.temp)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn put_bytes_is_content_addressed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path().join("store")).unwrap();
+        let d = store.put_bytes(b"hello").unwrap();
+        assert_eq!(d, Digest::of(b"hello"));
+        assert!(store.contains(&d));
+        assert_eq!(std::fs::read(store.path(&d)).unwrap(), b"hello");
+        assert_eq!(
+            store.path(&d),
+            tmp.path().join("store/blobs/sha256").join(d.hex())
+        );
+        assert_eq!(store.put_bytes(b"hello").unwrap(), d, "idempotent");
+        assert_eq!(names(&tmp.path().join("store/blobs/sha256")), [d.hex()]);
+    }
+
+    #[test]
+    fn an_uncommitted_writer_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path()).unwrap();
+        let dir = tmp.path().join("blobs/sha256");
+        let mut w = store.writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        w.flush().unwrap();
+        let temp = w.temp_path().to_path_buf();
+        assert!(temp.starts_with(&dir), "temp file lives next to the blobs");
+        assert!(!store.contains(&Digest::of(b"partial")));
+        drop(w);
+        assert!(!temp.exists());
+        assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+        let mut w = store.writer().unwrap();
+        w.write_all(b"whole").unwrap();
+        let (d, size) = w.commit().unwrap();
+        assert_eq!((d.clone(), size), (Digest::of(b"whole"), 5));
+        assert_eq!(names(&dir), [d.hex()]);
+    }
+}

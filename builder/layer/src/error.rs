@@ -1,0 +1,142 @@
+//! The errors and warnings of this crate.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Why building or writing a layer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// A path given to one of the `add_*` methods cannot be stored in a layer.
+    #[error("adding `{path}` to a layer: {reason}")]
+    InvalidPath {
+        /// The path as it was given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The directory given to `add_tree` is not a directory.
+    #[error("adding tree `{path}` to a layer: it is not a directory")]
+    NotADirectory {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// A file in a host tree is named like an OCI whiteout marker.
+    #[error(
+        "adding `{path}` to a layer: names starting with `.wh.` are whiteout markers and would \
+         delete files from lower layers; rename or remove the file"
+    )]
+    Whiteout {
+        /// The host path of the offending file.
+        path: PathBuf,
+    },
+    /// A host file name (or symlink target) is not UTF-8.
+    #[error("adding `{path}` to a layer: its name or link target is not valid UTF-8")]
+    NonUtf8 {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// Walking a host tree failed (permissions, a vanished directory, a loop).
+    #[error("walking `{path}`: {source}")]
+    Walk {
+        /// The host path being walked.
+        path: PathBuf,
+        /// The underlying error.
+        source: walkdir::Error,
+    },
+    /// Reading a host file, its metadata or its link target failed.
+    #[error("reading `{path}`: {source}")]
+    Read {
+        /// The host path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A host file grew or shrank between being added and being fully read.
+    #[error(
+        "reading `{path}`: its size changed from {expected} to {actual} bytes while the layer \
+         was being built; make sure nothing is still writing to it"
+    )]
+    SizeChanged {
+        /// The host path.
+        path: PathBuf,
+        /// The size recorded when the file was added.
+        expected: u64,
+        /// The size seen while reading.
+        actual: u64,
+    },
+    /// A host path that was a regular file when added is something else now.
+    #[error("reading `{path}`: it is no longer a regular file")]
+    NotAFile {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// Writing, compressing or committing a blob failed.
+    #[error("writing a blob into `{path}`: {source}")]
+    Write {
+        /// The blob store directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Creating the blob store directories failed.
+    #[error("opening blob store `{path}`: {source}")]
+    Store {
+        /// The blob store root.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A compression name other than `gzip` or `zstd`.
+    #[error("unknown layer compression `{0}`: expected `gzip` or `zstd`")]
+    UnknownCompression(String),
+}
+
+/// Something `add_tree` skipped instead of failing on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The host path that was skipped.
+    pub path: PathBuf,
+    /// What kind of file it was.
+    pub kind: SkippedKind,
+}
+
+/// The kinds of host files that cannot go into a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkippedKind {
+    /// A unix domain socket.
+    Socket,
+    /// A named pipe.
+    Fifo,
+    /// A block device node.
+    BlockDevice,
+    /// A character device node.
+    CharDevice,
+    /// Anything else the platform reports.
+    Other,
+}
+
+impl fmt::Display for SkippedKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Socket => "a socket",
+            Self::Fifo => "a named pipe (FIFO)",
+            Self::BlockDevice => "a block device",
+            Self::CharDevice => "a character device",
+            Self::Other => "not a regular file, directory or symlink",
+        })
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "skipped `{}`: it is {} and cannot be stored in a layer",
+            self.path.display(),
+            self.kind
+        )
+    }
+}

@@ -1,0 +1,133 @@
+//! The buildpack API: what a language buildpack implements and what the lifecycle hands it.
+//!
+//! Shaped after the CNB buildpack API (<https://github.com/buildpacks/spec/blob/main/buildpack.md>):
+//! `detect` looks at files only and returns a plan; `build` runs the real toolchain in a
+//! scratch copy of the source and contributes launch layers and processes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A language buildpack.
+pub trait Buildpack: Send + Sync {
+    /// Returns the buildpack id, e.g. `kiln/go`.
+    fn id(&self) -> &'static str;
+
+    /// Returns what the buildpack looks for, for the "nothing detected" hint (e.g. `go.mod or go.work`).
+    fn looks_for(&self) -> &'static str;
+
+    /// Looks at files under `app_dir` only (never runs project code) and returns a plan if this
+    /// buildpack can build the app, `None` if it cannot.
+    fn detect(&self, app_dir: &Path) -> Result<Option<Plan>, BuildpackError>;
+
+    /// Builds the app described by `plan` and returns the launch layers and processes.
+    fn build(&self, ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError>;
+}
+
+/// What detection found: free-form facts the buildpack passes itself from detect to build.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Facts, e.g. `go.version = 1.22`.
+    pub facts: BTreeMap<String, String>,
+}
+
+/// Everything a buildpack may use during build. Built by the lifecycle from plain settings.
+pub struct BuildContext<'a> {
+    /// The scratch copy of the source (ignored files already left out). The toolchain runs here.
+    pub app_dir: &'a Path,
+    /// An empty directory for this build's layers. Each launch layer is a sub-directory laid
+    /// out as the image's root (`<layer dir>/workspace/bin/app` ends up at `/workspace/bin/app`).
+    pub layers_dir: &'a Path,
+    /// A directory that persists between builds for this buildpack (toolchain caches). Never shipped.
+    pub cache_dir: &'a Path,
+    /// The allow-listed environment for toolchain processes: nothing else may reach them.
+    pub env: &'a BTreeMap<String, String>,
+    /// The process the user asked to be the default (`--process` or project file), if any.
+    pub default_process: Option<&'a str>,
+    /// The image directory the app runs in (`/workspace`).
+    pub workspace: &'a str,
+    /// Receives the toolchain's output, line by line, as it runs.
+    pub output: &'a (dyn Fn(&str) + Sync),
+}
+
+/// A layer that goes into the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchLayer {
+    /// Layer name, unique within the buildpack (e.g. `app`, `workspace`).
+    pub name: String,
+    /// Host directory laid out as the image root.
+    pub dir: PathBuf,
+}
+
+/// A process the image can run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    /// Process type name (e.g. `web`, or the binary's name).
+    pub name: String,
+    /// Absolute command and arguments inside the image.
+    pub command: Vec<String>,
+    /// Whether this is the image's entrypoint.
+    pub default: bool,
+}
+
+/// What a build produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildOutput {
+    /// Launch layers, in the order they go into the image.
+    pub layers: Vec<LaunchLayer>,
+    /// Processes; exactly one has `default = true` when there are any.
+    pub processes: Vec<Process>,
+    /// Environment variables for the image config.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Why a buildpack failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildpackError {
+    /// The app itself does not build (compile error, missing dependency): exit code 51.
+    #[error("{message}")]
+    App {
+        /// What failed, with the toolchain's own words.
+        message: String,
+        /// What the user can do next.
+        hint: Option<String>,
+    },
+    /// The user asked for something this app cannot do (unknown process, ...): exit code 2.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What the user can do next.
+        hint: Option<String>,
+    },
+    /// kiln itself failed while building (I/O, toolchain missing): exit code 52.
+    #[error("{message}")]
+    Kiln {
+        /// What failed.
+        message: String,
+        /// What the user can do next.
+        hint: Option<String>,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl BuildpackError {
+    /// Returns the hint for the user, if any.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Self::App { hint, .. } | Self::Usage { hint, .. } | Self::Kiln { hint, .. } => {
+                hint.as_deref()
+            }
+        }
+    }
+
+    /// Returns a kiln-side failure wrapping an I/O error, naming what was being done.
+    pub fn io(doing: impl Into<String>, err: std::io::Error) -> Self {
+        Self::Kiln {
+            message: doing.into(),
+            hint: None,
+            source: Some(Box::new(err)),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The export phase: launch layers → deterministic layer blobs on top of the run image, and
+//! the image config (entrypoint, user, working dir, env, labels).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_image::{Image, Layer, Origin};
+use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy};
+use kiln_oci::Digest;
+use kiln_oci::spec::HistoryBuilder;
+
+use crate::base::{DEFAULT_PATH, NONROOT_ID};
+use crate::epoch::rfc3339;
+use crate::metadata::{LabelInputs, labels};
+use crate::{BuildOutput, LayerCache};
+
+/// Why export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Writing a layer failed.
+    #[error(transparent)]
+    Layer(#[from] kiln_layer::LayerError),
+    /// Assembling the image failed.
+    #[error(transparent)]
+    Image(#[from] kiln_image::ImageError),
+    /// The build produced nothing to run.
+    #[error("the build produced no process to run")]
+    NoProcess,
+}
+
+/// The run image the app goes on top of.
+pub struct RunImage {
+    /// The image.
+    pub image: Image,
+    /// Its manifest digest.
+    pub digest: Digest,
+    /// How the user named it (or `kiln:static` for the generated base).
+    pub name: String,
+}
+
+/// Facts about the source, for labels.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFacts {
+    /// Repository URL.
+    pub url: Option<String>,
+    /// Commit id.
+    pub revision: Option<String>,
+}
+
+/// One exported launch layer.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExportedLayer {
+    /// Layer name (`workspace`, `app`).
+    pub name: String,
+    /// The blob.
+    pub blob: LayerBlob,
+    /// Whether the blob was reused from an earlier build without re-tarring.
+    pub reused: bool,
+}
+
+/// Turns a build's launch layers into an image on a run image.
+pub struct Exporter<'a> {
+    /// Where layer blobs go.
+    pub store: &'a BlobStore,
+    /// The build epoch (unix seconds): every mtime and `created`.
+    pub epoch: i64,
+    /// Layer compression.
+    pub compression: Compression,
+    /// The image's working directory, e.g. `/workspace`.
+    pub workspace: &'a str,
+    /// Buildpack id and version, for labels.
+    pub buildpack: (&'a str, &'a str),
+}
+
+impl Exporter<'_> {
+    /// Writes (or reuses) every launch layer and returns the app image and the layers.
+    pub fn export(
+        &self,
+        run: &RunImage,
+        output: &BuildOutput,
+        source: &SourceFacts,
+        cache: &mut LayerCache,
+    ) -> Result<(Image, Vec<ExportedLayer>), ExportError> {
+        let policy = TarPolicy {
+            mtime: self.epoch.max(0) as u64,
+            owner: Ownership { uid: 0, gid: 0 },
+        };
+        let mut exported = Vec::new();
+        for layer in &output.layers {
+            exported.push(self.export_layer(&layer.name, &layer.dir, &policy, cache)?);
+        }
+        let default = output
+            .processes
+            .iter()
+            .find(|p| p.default)
+            .ok_or(ExportError::NoProcess)?;
+        let created = rfc3339(self.epoch);
+        let app_layers: Vec<(String, Digest)> = exported
+            .iter()
+            .map(|l| (l.name.clone(), l.blob.diff_id.clone()))
+            .collect();
+        let top = run
+            .image
+            .layers
+            .last()
+            .map(|l| l.diff_id.clone())
+            .unwrap_or_else(|| Digest::of(b""));
+        let labels = labels(&LabelInputs {
+            buildpack: self.buildpack,
+            processes: &output.processes,
+            app_layers: &app_layers,
+            run_image: &run.name,
+            run_image_digest: &run.digest,
+            run_image_top_layer: &top,
+            source: source.url.as_deref(),
+            revision: source.revision.as_deref(),
+            created: &created,
+        });
+
+        let mut config = run.image.config.clone();
+        let mut exec = config.config().clone().unwrap_or_default();
+        exec.set_env(Some(merge_env(
+            exec.env().as_deref().unwrap_or_default(),
+            &output.env,
+        )));
+        exec.set_entrypoint(Some(default.command.clone()));
+        exec.set_cmd(None);
+        exec.set_user(Some(format!("{NONROOT_ID}:{NONROOT_ID}")));
+        exec.set_working_dir(Some(self.workspace.to_string()));
+        let mut all_labels = exec.labels().clone().unwrap_or_default();
+        all_labels.extend(labels.into_iter().map(|(k, v)| (k, v)));
+        exec.set_labels(Some(all_labels.into_iter().collect()));
+        config.set_config(Some(exec));
+        config.set_created(Some(created.clone()));
+
+        let mut history = match config.history() {
+            Some(h)
+                if h.iter()
+                    .filter(|e| !e.empty_layer().unwrap_or(false))
+                    .count()
+                    == run.image.layers.len() =>
+            {
+                h.clone()
+            }
+            _ => run
+                .image
+                .layers
+                .iter()
+                .map(|_| history_entry(&created, &format!("kiln: run image {}", run.name)))
+                .collect(),
+        };
+        let mut layers = run.image.layers.clone();
+        for l in &exported {
+            history.push(history_entry(
+                &created,
+                &format!("kiln: {} layer {}", self.buildpack.0, l.name),
+            ));
+            layers.push(Layer {
+                media_type: l.blob.media_type.to_string(),
+                digest: l.blob.digest.clone(),
+                size: l.blob.size,
+                diff_id: l.blob.diff_id.clone(),
+                origin: Origin::Local,
+            });
+        }
+        config.set_history(Some(history));
+        Ok((Image { config, layers }, exported))
+    }
+
+    fn export_layer(
+        &self,
+        name: &str,
+        dir: &Path,
+        policy: &TarPolicy,
+        cache: &mut LayerCache,
+    ) -> Result<ExportedLayer, ExportError> {
+        let mut contents = LayerContents::new();
+        contents.add_tree(dir, "")?;
+        let fingerprint = contents.fingerprint(policy, self.compression)?;
+        if let Some(blob) = cache.get(&fingerprint, self.store) {
+            return Ok(ExportedLayer {
+                name: name.to_string(),
+                blob,
+                reused: true,
+            });
+        }
+        let blob = kiln_layer::write_layer(&contents, policy, self.compression, self.store)?;
+        cache.insert(&fingerprint, blob.clone());
+        Ok(ExportedLayer {
+            name: name.to_string(),
+            blob,
+            reused: false,
+        })
+    }
+}
+
+fn history_entry(created: &str, by: &str) -> kiln_oci::spec::History {
+    HistoryBuilder::default()
+        .created(created.to_string())
+        .created_by(by.to_string())
+        .build()
+        .expect("history fields are valid")
+}
+
+/// Returns the base env with `extra` set on top, `PATH` defaulted, sorted by name so the
+/// config does not depend on map order.
+fn merge_env(base: &[String], extra: &BTreeMap<String, String>) -> Vec<String> {
+    let mut map: BTreeMap<String, String> = base
+        .iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    map.entry("PATH".into())
+        .or_insert_with(|| DEFAULT_PATH.to_string());
+    for (k, v) in extra {
+        map.insert(k.clone(), v.clone());
+    }
+    map.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}

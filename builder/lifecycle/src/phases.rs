@@ -1,0 +1,190 @@
+//! The detect and build phases.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::source::{CopyStats, SourceError, copy_source};
+use crate::{BuildContext, BuildOutput, Buildpack, BuildpackError, Plan, ProjectDescriptor};
+
+/// Host variables a toolchain may see. Everything else — registry credentials,
+/// `DOCKER_CONFIG`, cloud tokens — never reaches a build step.
+pub const ALLOWED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "GOPROXY",
+    "GOPRIVATE",
+    "GONOPROXY",
+    "GONOSUMDB",
+    "GONOSUMCHECK",
+    "GOSUMDB",
+    "GOFLAGS",
+    "GOINSECURE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+/// Why detect or build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PhaseError {
+    /// No buildpack recognised the app (exit 20).
+    #[error("no buildpack detected an app in `{}`", dir.display())]
+    NothingDetected {
+        /// The app directory.
+        dir: PathBuf,
+        /// Per buildpack: id and what it looks for.
+        looked_for: Vec<(&'static str, &'static str)>,
+    },
+    /// Several buildpacks passed and none was chosen (exit 2).
+    #[error("several buildpacks detected an app in `{}`: {}", dir.display(), ids.join(", "))]
+    Ambiguous {
+        /// The app directory.
+        dir: PathBuf,
+        /// The ids that passed.
+        ids: Vec<&'static str>,
+    },
+    /// The buildpack failed.
+    #[error(transparent)]
+    Buildpack(#[from] BuildpackError),
+    /// Preparing the scratch copy failed (exit 52).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Scratch directory handling failed (exit 52).
+    #[error("preparing the build directory `{}`: {source}", path.display())]
+    Scratch {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs each buildpack's detect on `app_dir` (files only) and returns the one that passed.
+/// `choose` names a buildpack id to use when several pass.
+pub fn detect<'a>(
+    buildpacks: &'a [Box<dyn Buildpack>],
+    app_dir: &Path,
+    choose: Option<&str>,
+) -> Result<(&'a dyn Buildpack, Plan), PhaseError> {
+    let mut passed = Vec::new();
+    for bp in buildpacks {
+        if choose.is_some_and(|c| c != bp.id()) {
+            continue;
+        }
+        if let Some(plan) = bp.detect(app_dir)? {
+            passed.push((bp.as_ref(), plan));
+        }
+    }
+    match passed.len() {
+        0 => Err(PhaseError::NothingDetected {
+            dir: app_dir.to_path_buf(),
+            looked_for: buildpacks.iter().map(|b| (b.id(), b.looks_for())).collect(),
+        }),
+        1 => Ok(passed.pop().expect("one element")),
+        _ => Err(PhaseError::Ambiguous {
+            dir: app_dir.to_path_buf(),
+            ids: passed.iter().map(|(b, _)| b.id()).collect(),
+        }),
+    }
+}
+
+/// Returns the toolchain environment: allow-listed host variables, then the project
+/// descriptor's build env, then the user's `--env` values.
+pub fn build_env(
+    host: &BTreeMap<String, String>,
+    project: &ProjectDescriptor,
+    user: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = host
+        .iter()
+        .filter(|(k, _)| ALLOWED_ENV.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(
+        project
+            .build_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Inputs of the build phase.
+pub struct BuildPhase<'a> {
+    /// The user's source tree.
+    pub source_dir: &'a Path,
+    /// A directory for the scratch copy and the layers; emptied first, kept afterwards so
+    /// toolchain caches keyed by path stay warm.
+    pub work_dir: &'a Path,
+    /// The buildpack's persistent cache directory.
+    pub cache_dir: &'a Path,
+    /// The project descriptor.
+    pub project: &'a ProjectDescriptor,
+    /// The toolchain environment (see [`build_env`]).
+    pub env: &'a BTreeMap<String, String>,
+    /// The default process the user asked for.
+    pub default_process: Option<&'a str>,
+    /// The image working directory.
+    pub workspace: &'a str,
+    /// Toolchain output sink.
+    pub output: &'a (dyn Fn(&str) + Sync),
+}
+
+/// What the build phase produced.
+pub struct BuildResult {
+    /// The buildpack's output (layers live under the work dir).
+    pub output: BuildOutput,
+    /// What the scratch copy held.
+    pub copied: CopyStats,
+}
+
+impl BuildPhase<'_> {
+    /// Copies the source (ignored files left out) and runs `buildpack`'s build in the copy.
+    pub fn run(&self, buildpack: &dyn Buildpack, plan: &Plan) -> Result<BuildResult, PhaseError> {
+        let app_dir = self.work_dir.join("app");
+        let layers_dir = self.work_dir.join("layers");
+        for dir in [&app_dir, &layers_dir] {
+            reset_dir(dir)?;
+        }
+        std::fs::create_dir_all(self.cache_dir).map_err(|source| PhaseError::Scratch {
+            path: self.cache_dir.to_path_buf(),
+            source,
+        })?;
+        let copied = copy_source(self.source_dir, &app_dir, self.project)?;
+        let ctx = BuildContext {
+            app_dir: &app_dir,
+            layers_dir: &layers_dir,
+            cache_dir: self.cache_dir,
+            env: self.env,
+            default_process: self.default_process,
+            workspace: self.workspace,
+            output: self.output,
+        };
+        let output = buildpack.build(&ctx, plan)?;
+        Ok(BuildResult { output, copied })
+    }
+}
+
+fn reset_dir(dir: &Path) -> Result<(), PhaseError> {
+    let err = |source| PhaseError::Scratch {
+        path: dir.to_path_buf(),
+        source,
+    };
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    std::fs::create_dir_all(dir).map_err(err)
+}

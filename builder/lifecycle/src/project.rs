@@ -1,0 +1,174 @@
+//! The CNB project descriptor, `project.toml`
+//! (<https://github.com/buildpacks/spec/blob/main/extensions/project-descriptor.md>), so pack
+//! users keep their files, plus kiln's own `[io.kiln]` table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// What kiln uses from `project.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProjectDescriptor {
+    /// `[io.buildpacks] include`: if non-empty, only these gitignore-style patterns enter the build.
+    pub include: Vec<String>,
+    /// `[io.buildpacks] exclude`: gitignore-style patterns kept out of the build.
+    pub exclude: Vec<String>,
+    /// `[[io.buildpacks.build.env]]`: build-time environment for the toolchain.
+    pub build_env: BTreeMap<String, String>,
+    /// `[io.kiln] process`: the default process when the app has several.
+    pub process: Option<String>,
+}
+
+/// Why `project.toml` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The file exists but could not be read.
+    #[error("reading `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("parsing `{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// Both `include` and `exclude` are set, which the CNB spec forbids.
+    #[error(
+        "`{0}` sets both `io.buildpacks.include` and `io.buildpacks.exclude`; the project descriptor spec allows only one"
+    )]
+    IncludeAndExclude(String),
+}
+
+#[derive(Deserialize, Default)]
+struct Raw {
+    #[serde(default)]
+    io: RawIo,
+}
+
+#[derive(Deserialize, Default)]
+struct RawIo {
+    #[serde(default)]
+    buildpacks: RawBuildpacks,
+    #[serde(default)]
+    kiln: RawKiln,
+}
+
+#[derive(Deserialize, Default)]
+struct RawBuildpacks {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    build: RawBuild,
+}
+
+#[derive(Deserialize, Default)]
+struct RawBuild {
+    #[serde(default)]
+    env: Vec<RawEnv>,
+}
+
+#[derive(Deserialize)]
+struct RawEnv {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKiln {
+    process: Option<String>,
+}
+
+impl ProjectDescriptor {
+    /// Reads `<app_dir>/project.toml`; a missing file is an empty descriptor.
+    pub fn load(app_dir: &Path) -> Result<Self, ProjectError> {
+        let path = app_dir.join("project.toml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ProjectError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses the text of a `project.toml`; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Self, ProjectError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ProjectError::Parse {
+            path: path.to_string(),
+            message: e.message().to_string(),
+        })?;
+        let bp = raw.io.buildpacks;
+        if !bp.include.is_empty() && !bp.exclude.is_empty() {
+            return Err(ProjectError::IncludeAndExclude(path.to_string()));
+        }
+        Ok(Self {
+            include: bp.include,
+            exclude: bp.exclude,
+            build_env: bp
+                .build
+                .env
+                .into_iter()
+                .map(|e| (e.name, e.value))
+                .collect(),
+            process: raw.io.kiln.process,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cnb_and_kiln_tables() {
+        let p = ProjectDescriptor::parse(
+            r#"
+[_]
+id = "my-app"
+schema-version = "0.2"
+
+[io.buildpacks]
+exclude = ["docs/", "*.md"]
+
+[[io.buildpacks.build.env]]
+name = "GOFLAGS"
+value = "-tags=prod"
+
+[io.kiln]
+process = "api"
+"#,
+            "project.toml",
+        )
+        .unwrap();
+        assert_eq!(p.exclude, vec!["docs/", "*.md"]);
+        assert_eq!(p.build_env["GOFLAGS"], "-tags=prod");
+        assert_eq!(p.process.as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn refuses_include_with_exclude_and_bad_toml() {
+        let both = "[io.buildpacks]\ninclude=[\"a\"]\nexclude=[\"b\"]\n";
+        assert!(matches!(
+            ProjectDescriptor::parse(both, "p"),
+            Err(ProjectError::IncludeAndExclude(_))
+        ));
+        assert!(matches!(
+            ProjectDescriptor::parse("[io.kiln]\nproces = 1", "p"),
+            Err(ProjectError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,51 @@
+//! The plain settings the CLI resolves (flags, environment, config files) and hands down.
+
+use std::path::PathBuf;
+
+use crate::RetryPolicy;
+
+/// Everything the registry client needs to know about its environment.
+///
+/// The library never looks anything up on its own: the CLI resolves `DOCKER_CONFIG`,
+/// `REGISTRY_AUTH_FILE`, the certs directories and flags into this struct. It holds paths
+/// and policies only, never secrets, so its `Debug` output is safe to log.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Hosts (`host` or `host:port`) that may be spoken to over plain HTTP, besides loopback
+    /// (`127.0.0.0/8`, `::1`, `localhost`), which always may. An entry without a port
+    /// matches every port of that host. kiln still tries HTTPS first for these hosts.
+    pub insecure_registries: Vec<String>,
+    /// Extra PEM root certificates trusted for every registry (`--registry-ca`).
+    pub ca_files: Vec<PathBuf>,
+    /// docker/podman style certificate directories: `<dir>/<host[:port]>/*.crt` are extra
+    /// roots for that host only (e.g. `/etc/containers/certs.d`).
+    pub certs_dirs: Vec<PathBuf>,
+    /// The directory holding docker's `config.json` (`DOCKER_CONFIG` or `~/.docker`).
+    pub docker_config_dir: Option<PathBuf>,
+    /// podman/containers `auth.json` files, highest priority first.
+    pub auth_files: Vec<PathBuf>,
+    /// A directory searched for `docker-credential-<name>` before `PATH` (tests, bundles).
+    pub helper_dir: Option<PathBuf>,
+    /// The `User-Agent` header sent with every request.
+    pub user_agent: String,
+    /// How often and how patiently failed requests are retried.
+    pub retry: RetryPolicy,
+    /// `None`: upload blobs with one monolithic `PUT`; `Some(n)`: `PATCH` chunks of `n` bytes.
+    pub chunk_size: Option<u64>,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            insecure_registries: Vec::new(),
+            ca_files: Vec::new(),
+            certs_dirs: Vec::new(),
+            docker_config_dir: None,
+            auth_files: Vec::new(),
+            helper_dir: None,
+            user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string(),
+            retry: RetryPolicy::default(),
+            chunk_size: None,
+        }
+    }
+}

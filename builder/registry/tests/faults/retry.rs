@@ -1,0 +1,136 @@
+//! Retries: 5xx, 429 with `Retry-After`, connection resets, and upload session restarts.
+
+use std::time::Duration;
+
+use kiln_oci::Digest;
+use kiln_oci::media_types::OCI_MANIFEST;
+use kiln_registry::BlobPush;
+
+use crate::fake::{Fake, Reply};
+use crate::{client, reference};
+
+const MANIFEST: &[u8] =
+    br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+
+fn manifest_reply() -> Reply {
+    Reply::status(200)
+        .header("Content-Type", OCI_MANIFEST)
+        .body(MANIFEST)
+}
+
+#[tokio::test]
+async fn retries_a_server_error() {
+    let fake = Fake::start(|_, earlier| match earlier.len() {
+        0 => Reply::status(500),
+        _ => manifest_reply(),
+    })
+    .await;
+    let got = client()
+        .get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap();
+    assert_eq!(got.bytes, MANIFEST);
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn gives_up_after_max_attempts_and_not_on_4xx() {
+    let fake = Fake::start(|_, _| Reply::status(503)).await;
+    let err = client()
+        .get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(fake.requests().len(), 3);
+
+    let fake = Fake::start(|_, _| Reply::status(400)).await;
+    let err = client()
+        .get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn honours_retry_after() {
+    let fake = Fake::start(|_, earlier| match earlier.len() {
+        0 => Reply::status(429).header("Retry-After", "1"),
+        _ => manifest_reply(),
+    })
+    .await;
+    client()
+        .get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap();
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let waited = reqs[1].at - reqs[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn retries_a_connection_closed_without_answer() {
+    let fake = Fake::start(|_, earlier| match earlier.len() {
+        0 => Reply::Close,
+        _ => manifest_reply(),
+    })
+    .await;
+    let got = client()
+        .get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap();
+    assert_eq!(got.bytes, MANIFEST);
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_upload_restarts_from_post() {
+    let puts = std::sync::atomic::AtomicUsize::new(0);
+    let fake = Fake::start(move |req, _| match req.method.as_str() {
+        "HEAD" => Reply::status(404),
+        // A relative location with state that must be kept.
+        "POST" => Reply::status(202).header("Location", "/v2/app/blobs/uploads/u1?_state=abc"),
+        "PUT" if puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => Reply::status(500),
+        "PUT" => Reply::status(201),
+        _ => Reply::status(400),
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = b"layer bytes".repeat(1000);
+    let path = tmp.path().join("layer");
+    std::fs::write(&path, &bytes).unwrap();
+    let d = Digest::of(&bytes);
+    let got = client()
+        .push_blob(
+            &reference(&fake.host, "app"),
+            &d,
+            bytes.len() as u64,
+            &path,
+            None,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        BlobPush::Uploaded {
+            bytes: bytes.len() as u64
+        }
+    );
+    let methods: Vec<_> = fake.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["HEAD", "POST", "PUT", "POST", "PUT"]);
+    let put = &fake.requests()[4];
+    assert_eq!(
+        put.target,
+        format!(
+            "/v2/app/blobs/uploads/u1?_state=abc&digest={}",
+            d.to_string().replace(':', "%3A")
+        )
+    );
+    assert_eq!(put.body, bytes);
+    assert_eq!(put.header("content-type"), Some("application/octet-stream"));
+}

@@ -1,0 +1,36 @@
+//! End-to-end test harness for kiln.
+//!
+//! Everything here drives real parts, the way DESIGN.md §4 "Tests" asks: Debian's
+//! `docker-registry` (distribution 2.8) on a free 127.0.0.1 port, a small bearer-token
+//! issuer that the registry trusts, podman + runc with private storage, skopeo and umoci,
+//! and the Go toolchain. Every process a helper starts is stopped by its PID when the
+//! helper is dropped, and every file lives in a temporary directory.
+//!
+//! The e2e test files in `tests/tests/` use this library; `tests/tests/harness.rs` proves
+//! each part works without kiln.
+
+mod cmd;
+mod go;
+mod http;
+mod kiln;
+mod oci_image;
+mod openssl;
+mod podman;
+mod registry;
+mod skopeo;
+mod token;
+mod workspace;
+
+pub use cmd::{command_line, run_checked, run_output};
+pub use go::{go_bin, go_build_static};
+pub use http::{HttpResponse, http_get, wait_http};
+pub use kiln::{containers_conf_problems, ensure_containers_conf, kiln_bin, workspace_root};
+pub use oci_image::UmociImage;
+pub use podman::{Podman, RunningContainer};
+pub use registry::{Registry, RegistryBuilder};
+pub use skopeo::{
+    skopeo, skopeo_copy, skopeo_copy_with, skopeo_inspect, skopeo_inspect_config,
+    skopeo_inspect_raw, skopeo_inspect_with,
+};
+pub use token::{Access, TokenIssuer, TokenRequest};
+pub use workspace::{Workspace, copy_dir, free_port};

@@ -1,0 +1,214 @@
+//! Shared helpers of the kiln end-to-end tests: run the real `kiln` binary with an isolated
+//! credential setup, and inspect what it produced.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use kiln_e2e::{Workspace, copy_dir, kiln_bin, workspace_root};
+
+/// The canary a test writes into `secrets.env`; it must appear in no layer.
+pub const CANARY: &str = "KILN_CANARY=do-not-ship-7f3a9c";
+
+/// A kiln invocation's result.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless kiln exited 0; returns the printed reference.
+    pub fn ok(&self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "kiln failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Returns the digest part of the printed `name@sha256:…` reference.
+    pub fn digest(&self) -> String {
+        let r = self.ok();
+        r.rsplit_once('@')
+            .expect("reference with digest")
+            .1
+            .to_string()
+    }
+}
+
+/// An isolated place to run kiln: its own docker config dir, podman auth file and cache.
+pub struct Kiln {
+    /// Scratch space for this test.
+    pub ws: Workspace,
+    /// Extra environment for kiln.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Kiln {
+    /// Returns a fresh setup with an empty docker config and no auth files.
+    pub fn new() -> Self {
+        let ws = Workspace::new();
+        let mut env = BTreeMap::new();
+        env.insert(
+            "DOCKER_CONFIG".into(),
+            ws.mkdir("docker").display().to_string(),
+        );
+        env.insert(
+            "REGISTRY_AUTH_FILE".into(),
+            ws.join("auth.json").display().to_string(),
+        );
+        env.insert(
+            "XDG_RUNTIME_DIR".into(),
+            ws.mkdir("xdg-run").display().to_string(),
+        );
+        env.insert(
+            "XDG_CONFIG_HOME".into(),
+            ws.mkdir("xdg-config").display().to_string(),
+        );
+        Self { ws, env }
+    }
+
+    /// Returns the shared cache dir (Go module and build caches warm across tests).
+    pub fn shared_cache() -> PathBuf {
+        static DIR: OnceLock<PathBuf> = OnceLock::new();
+        DIR.get_or_init(|| Workspace::new().keep().join("cache"))
+            .clone()
+    }
+
+    /// Copies fixture `name` into this test's workspace under `dir` and returns its path.
+    pub fn fixture(&self, name: &str, dir: &str) -> PathBuf {
+        let dst = self.ws.join(dir);
+        copy_dir(&workspace_root().join("tests/fixtures").join(name), &dst)
+            .expect("copying fixture");
+        dst
+    }
+
+    /// Runs `kiln ARGS` with this setup's environment.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, None, &[])
+    }
+
+    /// Runs `kiln ARGS` with optional stdin and extra environment.
+    pub fn run_with(&self, args: &[&str], stdin: Option<&str>, extra_env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(kiln_bin());
+        cmd.args(args)
+            .envs(&self.env)
+            .env_remove("SOURCE_DATE_EPOCH");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting kiln");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let out: Output = child.wait_with_output().expect("waiting for kiln");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Returns a registry client with the settings of `kiln` for tests (loopback HTTP allowed).
+pub fn client(docker_config: Option<&Path>, ca: Option<&Path>) -> kiln_registry::Client {
+    kiln_registry::Client::new(kiln_registry::RegistrySettings {
+        docker_config_dir: docker_config.map(Path::to_path_buf),
+        ca_files: ca.map(Path::to_path_buf).into_iter().collect(),
+        user_agent: "kiln-e2e".into(),
+        ..Default::default()
+    })
+    .expect("registry client")
+}
+
+/// Validates the pushed image (every digest, size and diffID) and returns its config.
+pub fn validate_pushed(client: &kiln_registry::Client, reference: &str) -> kiln_image::Validated {
+    let reference: kiln_oci::Reference = reference.parse().expect("reference");
+    runtime()
+        .block_on(kiln_image::validate_remote(client, &reference))
+        .unwrap_or_else(|e| panic!("validating `{reference}`: {e}"))
+}
+
+/// Returns every file (path → bytes) of every layer of a pushed image.
+pub fn layer_files(client: &kiln_registry::Client, reference: &str) -> Vec<(String, Vec<u8>)> {
+    let reference: kiln_oci::Reference = reference.parse().expect("reference");
+    runtime().block_on(async {
+        let pulled = client
+            .get_manifest(&reference, &reference.manifest_ref())
+            .await
+            .expect("manifest");
+        let manifest: serde_json::Value = serde_json::from_slice(&pulled.bytes).unwrap();
+        let mut files = Vec::new();
+        for layer in manifest["layers"].as_array().unwrap() {
+            let digest: kiln_oci::Digest = layer["digest"].as_str().unwrap().parse().unwrap();
+            let bytes = client
+                .get_blob_bytes(&reference, &digest, 1 << 30)
+                .await
+                .expect("layer");
+            let media_type = layer["mediaType"].as_str().unwrap();
+            files.extend(tar_files(&bytes, media_type));
+        }
+        files
+    })
+}
+
+/// Returns the regular files of a compressed layer.
+pub fn tar_files(blob: &[u8], media_type: &str) -> Vec<(String, Vec<u8>)> {
+    let reader: Box<dyn Read> = if media_type.ends_with("zstd") {
+        Box::new(zstd::Decoder::new(blob).unwrap())
+    } else {
+        Box::new(flate2::read::GzDecoder::new(blob))
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut out = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        out.push((path, data));
+    }
+    out
+}
+
+/// Returns a small tokio runtime for library calls from tests.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Returns the image config label `key` parsed as JSON.
+pub fn label_json(config: &serde_json::Value, key: &str) -> serde_json::Value {
+    let text = config["config"]["Labels"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("label `{key}` missing in {config}"));
+    serde_json::from_str(text).unwrap()
+}

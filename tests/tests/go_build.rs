@@ -1,0 +1,511 @@
+//! `kiln build` on real Go apps, pushed to a real registry and run by podman + runc.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{CANARY, Kiln, client, label_json, layer_files, runtime, validate_pushed};
+use kiln_e2e::{
+    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
+};
+
+/// The headline path: a Go web app with a module dependency and assets, published, pulled by
+/// podman, run as the image says, answering on 127.0.0.1 as uid 65532 with its assets.
+#[test]
+fn go_web_app_publishes_runs_and_keeps_secrets_out() {
+    ensure_containers_conf();
+    let registry = Registry::anonymous();
+    let kiln = Kiln::new();
+    let app = kiln.fixture("go-web", "src/go-web");
+    std::fs::write(app.join("secrets.env"), format!("{CANARY}\n")).unwrap();
+    let cache = Kiln::shared_cache();
+    let image = registry.reference("team/go-web:v1");
+    let report = kiln.ws.join("report.json");
+    let run = kiln.run(&[
+        "build",
+        &image,
+        "--path",
+        app.to_str().unwrap(),
+        "--publish",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let pinned = run.ok();
+    assert!(
+        pinned.starts_with(&format!("{}/team/go-web@sha256:", registry.host())),
+        "{pinned}"
+    );
+    for phase in [
+        "===> DETECTING",
+        "===> BUILDING",
+        "===> EXPORTING",
+        "===> PUSHING",
+    ] {
+        assert!(
+            run.stderr.contains(phase),
+            "missing `{phase}` in:\n{}",
+            run.stderr
+        );
+    }
+
+    let client = client(None, None);
+    let validated = validate_pushed(&client, &pinned);
+    assert_eq!(validated.layers, 3, "static base + workspace + app layers");
+
+    // What a scanner or runtime reads back with standard tools.
+    let config = skopeo_inspect_config(&format!("docker://{pinned}"), false);
+    assert_eq!(config["config"]["User"], "65532:65532");
+    assert_eq!(config["config"]["WorkingDir"], "/workspace");
+    assert_eq!(config["config"]["Entrypoint"][0], "/workspace/bin/goweb");
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("PATH="))
+    );
+    let lifecycle = label_json(&config, "io.buildpacks.lifecycle.metadata");
+    assert!(
+        lifecycle["runImage"]["topLayer"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(
+        lifecycle["runImage"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    let build = label_json(&config, "io.buildpacks.build.metadata");
+    assert_eq!(build["processes"][0]["command"][0], "/workspace/bin/goweb");
+    assert!(config["config"]["Labels"]["org.opencontainers.image.created"].is_string());
+
+    // Ignored files never reach a layer; code stays out of /workspace.
+    let files = layer_files(&client, &pinned);
+    let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    for (path, data) in &files {
+        assert!(
+            !String::from_utf8_lossy(data).contains("do-not-ship-7f3a9c"),
+            "canary found in `{path}`"
+        );
+    }
+    assert!(names.contains(&"workspace/static/hello.txt"), "{names:?}");
+    assert!(
+        names.contains(&"workspace/templates/index.html"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"etc/passwd"), "{names:?}");
+    for absent in [
+        "workspace/secrets.env",
+        "workspace/main.go",
+        "workspace/go.mod",
+        "workspace/notes/private.txt",
+        "workspace/main_test.go",
+        "workspace/testdata/x.txt",
+    ] {
+        assert!(
+            !names.contains(&absent),
+            "`{absent}` must not be in the image: {names:?}"
+        );
+    }
+
+    // The report says what happened.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        report["digest"].as_str().unwrap(),
+        pinned.rsplit_once('@').unwrap().1
+    );
+    assert_eq!(report["layers"].as_array().unwrap().len(), 2);
+
+    // Run it as the image says.
+    let podman = Podman::new();
+    podman.pull(&pinned, false);
+    let port = free_port().to_string();
+    let ctr = podman.run_detached(&pinned, &["-e", &format!("PORT={port}")]);
+    let base = format!("http://127.0.0.1:{port}");
+    let hello = wait_http(&format!("{base}/"), Duration::from_secs(30));
+    assert!(hello.contains("hello from kiln"), "{hello}");
+    let asset = http_get(&format!("{base}/asset")).unwrap().text();
+    let expected = std::fs::read_to_string(app.join("static/hello.txt")).unwrap();
+    assert_eq!(asset, expected);
+    assert_eq!(
+        http_get(&format!("{base}/uid")).unwrap().text().trim(),
+        "65532"
+    );
+    assert!(http_get(&format!("{base}/template")).unwrap().status == 200);
+    assert_eq!(ctr.process_uid(), 65532);
+    assert_eq!(ctr.process_gid(), 65532);
+}
+
+/// Rebuilding unchanged source reuses every layer (no re-tar) and uploads zero layer bytes.
+#[test]
+fn unchanged_rebuild_reuses_layers_and_uploads_nothing() {
+    let registry = Registry::anonymous();
+    let kiln = Kiln::new();
+    let app = kiln.fixture("go-web", "src/app");
+    let cache = kiln.ws.mkdir("cache");
+    let image = registry.reference("rebuild/app:1");
+    let args = |report: &str| {
+        vec![
+            "build".to_string(),
+            image.clone(),
+            "--path".into(),
+            app.display().to_string(),
+            "--publish".into(),
+            "--cache-dir".into(),
+            cache.display().to_string(),
+            "--report".into(),
+            kiln.ws.join(report).display().to_string(),
+        ]
+    };
+    let first: Vec<String> = args("r1.json");
+    let first = kiln.run(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    let d1 = first.digest();
+    let second: Vec<String> = args("r2.json");
+    let second = kiln.run(&second.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        second.digest(),
+        d1,
+        "unchanged source must give the same digest"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kiln.ws.join("r2.json")).unwrap()).unwrap();
+    for layer in report["layers"].as_array().unwrap() {
+        assert_eq!(layer["reused"], true, "{layer}");
+    }
+    assert_eq!(report["push"]["uploaded_bytes"], 0, "{report}");
+    let r1: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kiln.ws.join("r1.json")).unwrap()).unwrap();
+    assert!(r1["push"]["uploaded_bytes"].as_u64().unwrap() > 0);
+
+    // A one-line asset change rewrites only the workspace layer.
+    std::fs::write(app.join("static/hello.txt"), "changed\n").unwrap();
+    let third: Vec<String> = args("r3.json");
+    let third = kiln.run(&third.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(third.digest(), d1);
+    let r3: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kiln.ws.join("r3.json")).unwrap()).unwrap();
+    let reused: Vec<(String, bool)> = r3["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["reused"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reused,
+        vec![("workspace".to_string(), false), ("app".to_string(), true)]
+    );
+}
+
+/// Same source from two checkout paths, with different mtimes, umask-like modes and caches,
+/// gives the same digest; `SOURCE_DATE_EPOCH` changes `created` and so the digest.
+#[test]
+fn builds_are_reproducible_across_paths_mtimes_and_caches() {
+    let kiln = Kiln::new();
+    let a = kiln.fixture("go-web", "one/checkout");
+    let b = kiln.fixture("go-web", "two/deeper/other-name");
+    // Different mtimes and group/other permission bits on the second copy.
+    for entry in walk(&b) {
+        let f = std::fs::File::options().write(true).open(&entry).unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_234_567))
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let build = |src: &std::path::Path, cache: &str, extra: &[(&str, &str)]| {
+        kiln.run_with(
+            &[
+                "build",
+                "local/repro:1",
+                "--path",
+                src.to_str().unwrap(),
+                "--cache-dir",
+                kiln.ws.mkdir(cache).to_str().unwrap(),
+            ],
+            None,
+            extra,
+        )
+        .digest()
+    };
+    let d1 = build(&a, "c1", &[]);
+    let d2 = build(&b, "c2", &[]);
+    assert_eq!(d1, d2);
+    let d3 = build(&b, "c2", &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    assert_ne!(
+        d3, d1,
+        "SOURCE_DATE_EPOCH must change created and file times"
+    );
+    assert_eq!(build(&a, "c3", &[("SOURCE_DATE_EPOCH", "1700000000")]), d3);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Without `--publish` the image lands in a local OCI layout; `--output` writes an OCI archive
+/// podman loads and runs; zstd layers validate and run too.
+#[test]
+fn local_layout_archive_and_zstd() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let app = kiln.fixture("go-web", "src/app");
+    let cache = kiln.ws.mkdir("cache");
+    let archive = kiln.ws.join("app.tar");
+    let run = kiln.run(&[
+        "build",
+        "local/app:zstd",
+        "--path",
+        app.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--compression",
+        "zstd",
+        "--output",
+        archive.to_str().unwrap(),
+    ]);
+    run.ok();
+    assert!(
+        run.stderr.contains("podman run --rm oci:"),
+        "{}",
+        run.stderr
+    );
+    let layout = cache.join("oci");
+    let validated = kiln_image::validate_layout(&layout, "local/app:zstd").expect("valid layout");
+    assert_eq!(validated.layers, 3);
+    let inspected =
+        kiln_e2e::skopeo_inspect_with(&format!("oci:{}:local/app:zstd", layout.display()), &[]);
+    assert!(
+        inspected["LayersData"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["MIMEType"].as_str().unwrap().ends_with("zstd")),
+        "{inspected}"
+    );
+
+    let podman = Podman::new();
+    let loaded = podman.load(&archive);
+    let image_id = loaded
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let port = free_port().to_string();
+    let _ctr = podman.run_detached(&image_id, &["-e", &format!("PORT={port}")]);
+    let body = wait_http(
+        &format!("http://127.0.0.1:{port}/asset"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        body,
+        std::fs::read_to_string(app.join("static/hello.txt")).unwrap()
+    );
+    drop(runtime());
+}
+
+/// Several `cmd/*` binaries: all in the image, the user picks the default process.
+#[test]
+fn multi_binary_app_needs_and_honours_process_choice() {
+    ensure_containers_conf();
+    let registry = Registry::anonymous();
+    let kiln = Kiln::new();
+    let app = kiln.fixture("go-multi", "src/multi");
+    let cache = Kiln::shared_cache();
+    let image = registry.reference("multi:1");
+    let base = [
+        "build",
+        image.as_str(),
+        "--path",
+        app.to_str().unwrap(),
+        "--publish",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    let ambiguous = kiln.run(&base);
+    assert_eq!(ambiguous.code, 2, "{}", ambiguous.stderr);
+    assert!(
+        ambiguous.stderr.contains("api") && ambiguous.stderr.contains("worker"),
+        "{}",
+        ambiguous.stderr
+    );
+    assert!(
+        ambiguous.stderr.contains("--process"),
+        "{}",
+        ambiguous.stderr
+    );
+
+    let mut args = base.to_vec();
+    args.extend(["--process", "worker"]);
+    let pinned = kiln.run(&args).ok();
+    let client = client(None, None);
+    validate_pushed(&client, &pinned);
+    let names: Vec<String> = layer_files(&client, &pinned)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        names.contains(&"workspace/bin/api".to_string())
+            && names.contains(&"workspace/bin/worker".to_string()),
+        "{names:?}"
+    );
+    let config = skopeo_inspect_config(&format!("docker://{pinned}"), false);
+    assert_eq!(config["config"]["Entrypoint"][0], "/workspace/bin/worker");
+
+    let podman = Podman::new();
+    podman.pull(&pinned, false);
+    let port = free_port().to_string();
+    let _ctr = podman.run_detached(&pinned, &["-e", &format!("PORT={port}")]);
+    let body = wait_http(
+        &format!("http://127.0.0.1:{port}/"),
+        Duration::from_secs(30),
+    );
+    assert!(body.contains("worker"), "{body}");
+
+    // project.toml picks it too.
+    std::fs::write(app.join("project.toml"), "[io.kiln]\nprocess = \"api\"\n").unwrap();
+    let pinned = kiln.run(&base).ok();
+    let config = skopeo_inspect_config(&format!("docker://{pinned}"), false);
+    assert_eq!(config["config"]["Entrypoint"][0], "/workspace/bin/api");
+}
+
+/// Every error case ends with the documented exit code, the tool's own words and a hint.
+#[test]
+fn errors_have_exit_codes_messages_and_hints() {
+    let kiln = Kiln::new();
+    let cache = Kiln::shared_cache();
+    let cache = cache.to_str().unwrap();
+
+    let not_app = kiln.fixture("not-an-app", "not-app");
+    let r = kiln.run(&[
+        "build",
+        "local/x",
+        "--path",
+        not_app.to_str().unwrap(),
+        "--cache-dir",
+        cache,
+    ]);
+    assert_eq!(r.code, 20, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("go.mod") && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+
+    let broken = kiln.fixture("go-broken", "broken");
+    let r = kiln.run(&[
+        "build",
+        "local/x",
+        "--path",
+        broken.to_str().unwrap(),
+        "--cache-dir",
+        cache,
+    ]);
+    assert_eq!(r.code, 51, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("undefined"),
+        "compiler output expected:\n{}",
+        r.stderr
+    );
+
+    let no_sum = kiln.fixture("go-web", "nosum");
+    std::fs::remove_file(no_sum.join("go.sum")).unwrap();
+    let r = kiln.run(&[
+        "build",
+        "local/x",
+        "--path",
+        no_sum.to_str().unwrap(),
+        "--cache-dir",
+        cache,
+    ]);
+    assert_eq!(r.code, 51, "{}", r.stderr);
+    assert!(r.stderr.contains("go.sum"), "{}", r.stderr);
+    assert!(r.stderr.contains("run go mod tidy"), "{}", r.stderr);
+
+    let newer = kiln.fixture("go-multi", "newer");
+    let gomod = std::fs::read_to_string(newer.join("go.mod")).unwrap();
+    let gomod: String = gomod
+        .lines()
+        .map(|l| {
+            if l.starts_with("go ") {
+                "go 1.99".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(newer.join("go.mod"), gomod + "\n").unwrap();
+    let r = kiln.run(&[
+        "build",
+        "local/x",
+        "--path",
+        newer.to_str().unwrap(),
+        "--cache-dir",
+        cache,
+    ]);
+    assert_eq!(r.code, 51, "{}", r.stderr);
+    let host_go = std::process::Command::new(kiln_e2e::go_bin())
+        .args(["env", "GOVERSION"])
+        .output()
+        .unwrap();
+    let host_go = String::from_utf8_lossy(&host_go.stdout)
+        .trim()
+        .trim_start_matches("go")
+        .to_string();
+    assert!(
+        r.stderr.contains("1.99") && r.stderr.contains(&host_go),
+        "both versions expected:\n{}",
+        r.stderr
+    );
+
+    let r = kiln.run(&["build", "Bad Name!", "--path", not_app.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = kiln.run(&["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = kiln.run(&["build", "local/x", "--path", "/nonexistent/kiln-src"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // A push to a registry port nobody listens on fails at export (62) with the host named.
+    let app = kiln.fixture("go-multi", "push-fail");
+    let port = free_port();
+    let target = format!("127.0.0.1:{port}/x:1");
+    let r = kiln.run(&[
+        "build",
+        &target,
+        "--path",
+        app.to_str().unwrap(),
+        "--process",
+        "api",
+        "--publish",
+        "--cache-dir",
+        cache,
+    ]);
+    assert_eq!(r.code, 62, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        r.stderr
+    );
+}
