@@ -75,15 +75,25 @@ declare -A SECS SIZE RSS
 measure peer "$TREE" gzip -6;            SECS[pgz]=$best
 SIZE[pgz]=$(tar c -C "$TREE" . | gzip -6 | wc -c)
 measure kiln "$TREE" gzip;               SECS[kgz]=$best; SIZE[kgz]=$(kiln_size); RSS[kgz]=$(rss_mib)
+DIGEST_GZ=$(awk '{ print $1 }' "$OUT/kiln.out")
 if [ "$HAVE_ZSTD" = 1 ]; then
     measure peer "$TREE" zstd -q -3 -T2 -c; SECS[pzs]=$best
     SIZE[pzs]=$(tar c -C "$TREE" . | zstd -q -3 -T2 -c | wc -c)
 fi
 measure kiln "$TREE" zstd;               SECS[kzs]=$best; SIZE[kzs]=$(kiln_size); RSS[kzs]=$(rss_mib)
+DIGEST_ZS=$(awk '{ print $1 }' "$OUT/kiln.out")
+
+# Determinism spot check: the same tree on one thread must give the same blob.
+same_on_one_thread() { # COMPRESSION EXPECTED_DIGEST
+    rm -rf "$OUT/store"
+    [ "$("$KILN" "$TREE" "$1" "$OUT/store" 1 | awk '{ print $1 }')" = "$2" ] && echo yes || echo NO
+}
+DET_GZ=$(same_on_one_thread gzip "$DIGEST_GZ")
+DET_ZS=$(same_on_one_thread zstd "$DIGEST_ZS")
 
 mbs() { awk -v b="$BYTES" -v s="$1" 'BEGIN { printf "%.0f", b / 1e6 / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", b / a }'; }
-row() { printf "%-34s %8s %8s %12s %9s %9s\n" "$@"; }
+row() { printf "%-40s %8s %8s %12s %9s %9s\n" "$@"; }
 
 echo
 row "case" "seconds" "MB/s" "out bytes" "vs peer" "peak MiB"
@@ -107,5 +117,6 @@ if [ "${BENCH_BIG:-1}" = 1 ]; then
     done
 fi
 echo
+echo "same blob with 1 thread: gzip $DET_GZ, zstd $DET_ZS"
 echo "targets: gzip >= 3x peer, zstd >= 1x peer, peak RSS < 100 MiB"
 rm -rf "$OUT/store" "$OUT/fifo"

@@ -238,13 +238,25 @@ fn builds_are_reproducible_across_paths_mtimes_and_caches() {
     };
     let d1 = build(&a, "c1", &[]);
     let d2 = build(&b, "c2", &[]);
-    assert_eq!(d1, d2);
+    assert_eq!(
+        d1,
+        d2,
+        "layers: {:?} vs {:?}",
+        layout_layers(&kiln.ws.join("c1/oci")),
+        layout_layers(&kiln.ws.join("c2/oci"))
+    );
     let d3 = build(&b, "c2", &[("SOURCE_DATE_EPOCH", "1700000000")]);
     assert_ne!(
         d3, d1,
         "SOURCE_DATE_EPOCH must change created and file times"
     );
     assert_eq!(build(&a, "c3", &[("SOURCE_DATE_EPOCH", "1700000000")]), d3);
+}
+
+/// Returns the layer digests and diffIDs of the only image in a layout, for failure messages.
+fn layout_layers(layout: &std::path::Path) -> String {
+    let v = kiln_image::validate_layout(layout, "local/repro:1").expect("valid layout");
+    format!("{} {:?}", v.manifest_digest, v.config.rootfs().diff_ids())
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -292,28 +304,33 @@ fn local_layout_archive_and_zstd() {
     assert_eq!(validated.layers, 3);
     let inspected =
         kiln_e2e::skopeo_inspect_with(&format!("oci:{}:local/app:zstd", layout.display()), &[]);
-    assert!(
-        inspected["LayersData"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|l| l["MIMEType"].as_str().unwrap().ends_with("zstd")),
-        "{inspected}"
+    assert_eq!(
+        inspected["Digest"],
+        validated.manifest_digest.to_string().as_str()
     );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(validated.manifest_digest.hex()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
 
     let podman = Podman::new();
-    let loaded = podman.load(&archive);
-    let image_id = loaded
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    podman.load(&archive);
+    // podman names an OCI archive's image after its ref.name annotation.
+    let image_id = "localhost/local/app:zstd";
+    assert_eq!(podman.image_config(image_id)["User"], "65532:65532");
     let port = free_port().to_string();
-    let _ctr = podman.run_detached(&image_id, &["-e", &format!("PORT={port}")]);
+    let _ctr = podman.run_detached(image_id, &["-e", &format!("PORT={port}")]);
     let body = wait_http(
         &format!("http://127.0.0.1:{port}/asset"),
         Duration::from_secs(30),

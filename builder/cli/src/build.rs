@@ -43,7 +43,7 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
     let project = ProjectDescriptor::load(&source_dir).map_err(|e| usage(e.into()))?;
     let user_env = parse_env_flags(&args.env).map_err(usage)?;
-    let cache_dir = env.cache_dir(args.cache_dir.as_ref()).map_err(usage)?;
+    let cache_dir = absolute(&env.cache_dir(args.cache_dir.as_ref()).map_err(usage)?)?;
     let source_date_epoch = env.source_date_epoch().map_err(usage)?;
     let compression = match args.compression {
         CompressionArg::Gzip => Compression::Gzip,
@@ -256,6 +256,16 @@ async fn resolve_run_image(
         image,
         digest,
         name: name.to_string(),
+    })
+}
+
+/// Returns `dir` as an absolute path (toolchains refuse relative cache paths).
+fn absolute(dir: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(dir).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            anyhow!("cache directory `{}`: {e}", dir.display()),
+        )
     })
 }
 

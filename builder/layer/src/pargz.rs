@@ -6,7 +6,8 @@
 //! deflated on a worker thread by a freshly reset compressor primed with the 32 KiB of
 //! input before it (the deflate window, so ratio barely suffers), and ends with a sync
 //! flush (an empty stored block, which byte-aligns the output) so the compressed blocks
-//! concatenate into one valid deflate stream; only the last one sets BFINAL. What a block
+//! concatenate into one valid deflate stream. A block is cut as soon as it is full, so the
+//! last block (the rest, possibly empty) is the only one finished with BFINAL. What a block
 //! compresses to depends only on the input bytes, never on the number of threads or on
 //! timing, so the output is identical for every thread count. The CRC-32 is computed on
 //! the writer's thread over the uncompressed stream.
@@ -232,22 +233,27 @@ fn stopped() -> io::Error {
 }
 
 fn worker(level: u32, jobs: &Mutex<Receiver<Job>>, done: &Sender<io::Result<Done>>) {
-    let mut compress = Compress::new(flate2::Compression::new(level), false);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        if done.send(compress_block(&mut compress, job)).is_err() {
+        if done.send(compress_block(level, job)).is_err() {
             return;
         }
     }
 }
 
-/// Deflates one block with a reset compressor: the result depends on the block and its
+/// Deflates one block with a new compressor: the result depends on the block and its
 /// dictionary only.
-fn compress_block(compress: &mut Compress, job: Job) -> io::Result<Done> {
+///
+/// A new compressor per block, not a reused one: after `Compress::reset`, zlib-rs (as
+/// zlib-ng) can still let leftover window bytes steer match selection, so a reused
+/// compressor's output depends on what that worker compressed before
+/// (trifectatechfoundation/zlib-rs#459, zlib-ng/zlib-ng#2100; seen here as different
+/// blobs run to run). A new one starts zeroed and costs about as much as the reset.
+fn compress_block(level: u32, job: Job) -> io::Result<Done> {
     let Job {
         seq,
         buf,
@@ -255,7 +261,7 @@ fn compress_block(compress: &mut Compress, job: Job) -> io::Result<Done> {
         last,
         mut out,
     } = job;
-    compress.reset();
+    let mut compress = Compress::new(flate2::Compression::new(level), false);
     if dict_len > 0 {
         compress
             .set_dictionary(&buf[..dict_len])
@@ -337,6 +343,90 @@ mod tests {
             .unwrap();
         assert_eq!(back, data);
         assert!(one.len() < data.len() / 2, "text blocks compress");
+    }
+
+    /// Tar-like input: short zero-padded headers and text padded to 512 bytes. Runs of
+    /// zeros next to text are what made a reused (reset) zlib-rs compressor emit
+    /// different bytes than a new one.
+    fn tar_like(len: usize) -> Vec<u8> {
+        let mut x: u64 = 7;
+        let mut out = Vec::with_capacity(len + 8192);
+        let mut i = 0usize;
+        while out.len() < len {
+            let mut header = format!("docs/d{:03}/note-{i}.txt", i / 100).into_bytes();
+            header.resize(512, 0);
+            out.extend_from_slice(&header);
+            let size = 200 + (i * 7919) % 3800;
+            let start = out.len();
+            while out.len() - start < size {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                out.extend_from_slice(format!("word{} ", (x >> 50) % 3000).as_bytes());
+            }
+            out.resize(out.len().next_multiple_of(512), 0);
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// The format spelled out independently: fixed blocks, each deflated by a new
+    /// compressor primed with the preceding 32 KiB, sync-flushed, the last one finished.
+    fn reference_gzip(data: &[u8], level: u32) -> Vec<u8> {
+        let mut out = vec![
+            0x1f,
+            0x8b,
+            8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            if level == 1 { 4 } else { 0 },
+            255,
+        ];
+        // Every full block is cut as soon as it fills; the last block holds the rest
+        // and may be empty.
+        let count = data.len() / BLOCK_SIZE + 1;
+        for i in 0..count {
+            let start = i * BLOCK_SIZE;
+            let block = &data[start..(start + BLOCK_SIZE).min(data.len())];
+            let mut c = Compress::new(flate2::Compression::new(level), false);
+            if start > 0 {
+                c.set_dictionary(&data[start.saturating_sub(WINDOW)..start])
+                    .unwrap();
+            }
+            let mut buf = Vec::with_capacity(2 * BLOCK_SIZE + 1024);
+            let flush = if i + 1 == count {
+                FlushCompress::Finish
+            } else {
+                FlushCompress::Sync
+            };
+            c.compress_vec(block, &mut buf, flush).unwrap();
+            assert_eq!(c.total_in(), block.len() as u64);
+            out.extend_from_slice(&buf);
+        }
+        let mut crc = Crc::new();
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn output_matches_the_reference_format() {
+        let data = tar_like(20 * BLOCK_SIZE + 999);
+        let expected = reference_gzip(&data, 1);
+        for threads in [1, 2, 3] {
+            assert!(
+                gzip(&data, threads, 100_000) == expected,
+                "threads={threads}"
+            );
+        }
+        let mut x = sample(3 * BLOCK_SIZE);
+        x.extend(tar_like(3 * BLOCK_SIZE));
+        assert!(gzip(&x, 2, 4096) == reference_gzip(&x, 1));
     }
 
     #[test]

@@ -131,6 +131,20 @@ fn thread_count_does_not_change_the_blob() {
             .collect();
         common::write(&root, &format!("data/blob-{i}.bin"), &data, 0o644);
     }
+    // Many small text files: zero-padded headers next to text, the shape of real layers.
+    for i in 0..400u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let line = format!("entry {i} value {} ", x >> 40);
+        let body = line.repeat(1 + (x >> 58) as usize * 20);
+        common::write(
+            &root,
+            &format!("docs/d{}/note-{i}.txt", i / 50),
+            body.as_bytes(),
+            0o644,
+        );
+    }
     let contents = contents_of(&root);
     for compression in [Compression::Gzip, Compression::Zstd] {
         let blobs: Vec<LayerBlob> = [1, 2, 3]

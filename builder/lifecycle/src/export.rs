@@ -128,7 +128,7 @@ impl Exporter<'_> {
         exec.set_user(Some(format!("{NONROOT_ID}:{NONROOT_ID}")));
         exec.set_working_dir(Some(self.workspace.to_string()));
         let mut all_labels = exec.labels().clone().unwrap_or_default();
-        all_labels.extend(labels.into_iter().map(|(k, v)| (k, v)));
+        all_labels.extend(labels);
         exec.set_labels(Some(all_labels.into_iter().collect()));
         config.set_config(Some(exec));
         config.set_created(Some(created.clone()));
