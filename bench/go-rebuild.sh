@@ -1,82 +1,115 @@
 #!/usr/bin/env bash
-# Go app rebuild with nothing changed, published to a local registry:
-# kiln against `ko build` (same app, same registry, same base) and a bare `go build`.
-# Prints medians of RUNS runs (default 5) after one warm-up, the ratios, and the layer
-# bytes kiln uploaded on the last rebuild (target: 0).
+# Go app rebuild with nothing changed, published to a local registry: kiln against
+# `ko build` (same app, same base, same registry, same Go flags) and a bare `go build`.
 #
-# Needs what .ci/setup installs. ko is installed with `go install` from the Go module proxy
-# into bench/out/bin if it is not on PATH. Everything started here is stopped on exit.
+#   bench/go-rebuild.sh            # RUNS=5 timed runs each, after WARMUP=1 untimed one
+#   RUNS=9 KO=/path/to/ko bench/go-rebuild.sh
+#
+# Prints median/min/max seconds (monotonic clock), kiln's time over each peer, kiln's
+# per-phase timings and the layer bytes it uploaded on the last rebuild.
+# Targets: kiln no slower than ko; 0 layer bytes uploaded, every layer reused.
+#
+# Needs what .ci/setup installs, plus python3. ko comes from $KO, else PATH, else
+# `go install github.com/google/ko@$KO_VERSION` into bench/out/bin. Go/kiln/ko caches are
+# kept in bench/out/go-rebuild-cache (delete it for a cold start); the registry is fresh
+# every run and stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
+WARMUP=${WARMUP:-1}
 KO_VERSION=${KO_VERSION:-v0.19.1}
 out=$PWD/bench/out/go-rebuild
-rm -rf "$out" && mkdir -p "$out"
+cache=$PWD/bench/out/go-rebuild-cache
+rm -rf "$out" && mkdir -p "$out" "$cache"
+
 reg_pid=""
-cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null || true; }
+cleanup() { if [ -n "$reg_pid" ]; then kill "$reg_pid" 2>/dev/null || true; wait "$reg_pid" 2>/dev/null || true; fi; }
 trap cleanup EXIT
+
+for tool in go python3 curl /usr/bin/docker-registry; do
+  command -v "$tool" >/dev/null || { echo "missing \`$tool\` (run .ci/setup)" >&2; exit 1; }
+done
 
 echo "building kiln (release)..." >&2
 cargo build -q --release -p kiln-cli --bin kiln
-kiln=$PWD/target/release/kiln
-ko=$(command -v ko || true)
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+kiln=$target_dir/release/kiln
+
+ko=${KO:-$(command -v ko || true)}
 if [ -z "$ko" ]; then
   ko=$PWD/bench/out/bin/ko
-  if [ ! -x "$ko" ]; then
+  if [ ! -x "$ko" ] || [ "$("$ko" version)" != "$KO_VERSION" ]; then
     echo "installing ko $KO_VERSION with go install..." >&2
     GOFLAGS= GOBIN=$PWD/bench/out/bin go install "github.com/google/ko@$KO_VERSION"
   fi
 fi
+ko_version=$("$ko" version)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$out/registry.yml" <<YML
+cat >"$out/registry.yml" <<YML
 version: 0.1
 log: { level: error }
 storage: { filesystem: { rootdirectory: $out/registry } }
 http: { addr: 127.0.0.1:$port }
 YML
-docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
+/usr/bin/docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
 reg_pid=$!
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$out/registry.log" >&2; exit 1; }
 reg=127.0.0.1:$port
 
-# One base for both: kiln's generated static base, pushed once.
-cp -r tests/fixtures/go-web "$out/app"
-"$kiln" build "$reg/base:1" --path tests/fixtures/go-multi --process api --publish \
-  --cache-dir "$out/kiln-cache" -q >/dev/null
-base="$reg/base:1"
+# One base for both, from this registry: a tiny image built by script, not by kiln.
+base_digest=$(python3 bench/tiny-base.py "$reg" base 1)
+base=$reg/base:1
+app=$out/app
+cp -r tests/fixtures/go-web "$app"
+# Outside any git repository (the checkout it sits in is not the app's): kiln and ko both ask git.
+export GIT_CEILING_DIRECTORIES=$out
 
-kiln_build() {
-  "$kiln" build "$reg/kiln/goweb:latest" --path "$out/app" --publish --run-image "$base" \
-    --cache-dir "$out/kiln-cache" --report "$out/report.json" -q >/dev/null
-}
-ko_build() {
-  (cd "$out/app" && KO_DOCKER_REPO="$reg/ko/goweb" KO_DEFAULTBASEIMAGE="$base" KOCACHE="$out/ko-cache" \
-    GOFLAGS=-buildvcs=false "$ko" build --bare --sbom=none --insecure-registry --platform=linux/amd64 . >/dev/null 2>&1)
-}
-go_build() {
-  (cd "$out/app" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags=-buildid= -o "$out/goweb-bin" .)
-}
+# The same Go setup for all three: reproducible flags (kiln passes -trimpath -buildvcs=false
+# -ldflags=-buildid= itself; ko passes -trimpath by default), static, the host's Go only.
+export GOFLAGS="-buildvcs=false -ldflags=-buildid=" GOTOOLCHAIN=local CGO_ENABLED=0
+gocache=$cache/go-build # go build and ko; kiln keeps its own under --cache-dir
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-time_runs() {
-  local fn=$1 t0 t1
-  "$fn" # warm-up: caches, first push
-  for _ in $(seq "$RUNS"); do
-    t0=$(date +%s.%N); "$fn"; t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-  done | median
+time_cmd() { # LABEL COMMAND... -> "median min max"; timed runs may not touch the network
+  python3 bench/timeit.py "$RUNS" "$WARMUP" "$out/$1.log" --env GOPROXY=off -- "${@:2}"
 }
+echo "timing go build, ko build, kiln build ($WARMUP warm-up + $RUNS runs each)..." >&2
+read -r go_med go_min go_max < <(time_cmd go env -C "$app" GOCACHE="$gocache" \
+  go build -trimpath -o "$out/goweb" .)
+read -r ko_med ko_min ko_max < <(time_cmd ko env -C "$app" GOCACHE="$gocache" \
+  KOCACHE="$cache/ko" KO_DOCKER_REPO="$reg/ko/goweb" KO_DEFAULTBASEIMAGE="$base" \
+  "$ko" build --bare --sbom=none --insecure-registry --platform=linux/amd64 .)
+read -r kl_med kl_min kl_max < <(time_cmd kiln "$kiln" build "$reg/kiln/goweb:latest" \
+  --path "$app" --publish --run-image "$base" --cache-dir "$cache/kiln" \
+  --report "$out/report.json" -q)
 
-t_go=$(time_runs go_build)
-t_ko=$(time_runs ko_build)
-t_kiln=$(time_runs kiln_build)
-uploaded=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["push"]["uploaded_bytes"])' "$out/report.json")
-reused=$(python3 -c 'import json,sys; print(all(l["reused"] for l in json.load(open(sys.argv[1]))["layers"]))' "$out/report.json")
+# ko's last run: blobs it pushed rather than found.
+ko_pushed=$(awk '/^=== timed run/ { n = 0 } /pushed blob/ { n++ } END { print n + 0 }' "$out/ko.log")
 
-printf '\nGo app rebuild, nothing changed, published to %s (median of %s runs)\n' "$reg" "$RUNS"
-printf '%-28s %10s %12s\n' "command" "seconds" "kiln/this"
-printf '%-28s %10.3f %12.2f\n' "go build (bare)" "$t_go" "$(echo "$t_kiln / $t_go" | bc -l)"
-printf '%-28s %10.3f %12.2f\n' "ko build --sbom=none" "$t_ko" "$(echo "$t_kiln / $t_ko" | bc -l)"
-printf '%-28s %10.3f %12s\n' "kiln build --publish" "$t_kiln" "1.00"
-printf 'kiln layer bytes uploaded on the last rebuild: %s (all layers reused: %s)\n' "$uploaded" "$reused"
+python3 - "$out/report.json" "$reg" "$RUNS" "$WARMUP" "$ko_version" "$base_digest" "$ko_pushed" \
+  "$go_med" "$go_min" "$go_max" "$ko_med" "$ko_min" "$ko_max" "$kl_med" "$kl_min" "$kl_max" <<'PY'
+import json, sys
+report, reg, runs, warmup, ko_version, base, ko_pushed = sys.argv[1:8]
+go, ko, kiln = (tuple(map(float, sys.argv[i:i + 3])) for i in (8, 11, 14))
+r = json.load(open(report))
+print(f"\nGo app rebuild, nothing changed (tests/fixtures/go-web), published to {reg}")
+print(f"base {reg}/base:1@{base[:19]}…; median/min/max of {runs} runs after {warmup} warm-up")
+print(f"{'command':<40} {'median s':>9} {'min':>7} {'max':>7} {'kiln/this':>10}")
+rows = [("go build -trimpath (no image)", go),
+        (f"ko {ko_version} build --bare --sbom=none", ko),
+        ("kiln build --publish", kiln)]
+for name, (med, lo, hi) in rows:
+    print(f"{name:<40} {med:9.3f} {lo:7.3f} {hi:7.3f} {kiln[0] / med:9.2f}x")
+t = r["timings"]
+print("kiln phases, last run (ms): " + ", ".join(
+    f"{k[:-3]} {t[k]}" for k in ("detect_ms", "build_ms", "export_ms", "push_ms", "total_ms")))
+uploaded = r["push"]["uploaded_bytes"]
+reused = all(l["reused"] for l in r["layers"])
+print(f"kiln layer bytes uploaded on the last rebuild: {uploaded} (target 0); "
+      f"all {len(r['layers'])} layers reused: {'yes' if reused else 'NO'}; "
+      f"ko blobs pushed on its last run: {ko_pushed}")
+print("targets: kiln/ko <= 1.00x: " + ("met" if kiln[0] <= ko[0] else "NOT met")
+      + "; 0 bytes uploaded: " + ("met" if uploaded == 0 and reused else "NOT met"))
+PY

@@ -83,3 +83,123 @@ pub fn host_arch() -> &'static str {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Read as _;
+
+    use super::*;
+
+    /// Per entry path: (mode, uid, gid, mtime, type, content).
+    type Entries = BTreeMap<String, (u32, u64, u64, u64, tar::EntryType, Vec<u8>)>;
+
+    fn entries(store: &BlobStore, image: &Image) -> Entries {
+        let layer = &image.layers[0];
+        let file = std::fs::File::open(store.path(&layer.digest)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut out = BTreeMap::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            assert_eq!(h.username_bytes(), Some(&b""[..]), "no user names");
+            assert_eq!(h.groupname_bytes(), Some(&b""[..]), "no group names");
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            let path = e.path().unwrap().display().to_string();
+            out.insert(
+                path,
+                (
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mtime().unwrap(),
+                    h.entry_type(),
+                    data,
+                ),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn static_base_layer_contents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path()).unwrap();
+        let epoch = 1_700_000_000;
+        let image = static_base(epoch, Compression::Gzip, &store).unwrap();
+        assert_eq!(image.layers.len(), 1);
+        assert_eq!(
+            image.config.rootfs().diff_ids(),
+            &vec![image.layers[0].diff_id.to_string()]
+        );
+        let exec = image.config.config().clone().unwrap();
+        assert_eq!(exec.user().as_deref(), Some("65532:65532"));
+        assert_eq!(
+            exec.env().clone().unwrap(),
+            vec![format!("PATH={DEFAULT_PATH}")]
+        );
+        let e = entries(&store, &image);
+        let mut names: Vec<_> = e.keys().map(|k| k.trim_end_matches('/')).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "etc",
+                "etc/group",
+                "etc/passwd",
+                "home",
+                "home/nonroot",
+                "root",
+                "tmp"
+            ]
+        );
+        let get = |name: &str| {
+            e.iter()
+                .find(|(k, _)| k.trim_end_matches('/') == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let passwd = String::from_utf8(get("etc/passwd").5).unwrap();
+        assert!(
+            passwd
+                .lines()
+                .any(|l| l.starts_with("nonroot:x:65532:65532:")),
+            "{passwd}"
+        );
+        assert!(String::from_utf8(get("etc/group").5)
+            .unwrap()
+            .contains("nonroot:x:65532:"));
+        let tmp_dir = get("tmp");
+        assert_eq!(tmp_dir.0 & 0o7777, 0o1777);
+        assert_eq!(tmp_dir.4, tar::EntryType::Directory);
+        let home = get("home/nonroot");
+        assert_eq!((home.1, home.2), (NONROOT_ID, NONROOT_ID));
+        assert_eq!(home.0 & 0o7777, 0o700);
+        assert_eq!((get("etc/passwd").1, get("etc/passwd").2), (0, 0));
+        for (path, (_, _, _, mtime, _, _)) in &e {
+            assert_eq!(*mtime, epoch as u64, "{path}");
+        }
+    }
+
+    #[test]
+    fn static_base_is_reproducible() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (sa, sb) = (
+            BlobStore::open(a.path()).unwrap(),
+            BlobStore::open(b.path()).unwrap(),
+        );
+        let one = static_base(1_000, Compression::Gzip, &sa).unwrap();
+        let two = static_base(1_000, Compression::Gzip, &sb).unwrap();
+        assert_eq!(one.layers, two.layers);
+        assert_eq!(
+            one.finalize().unwrap().manifest_digest,
+            two.finalize().unwrap().manifest_digest
+        );
+        let later = static_base(2_000, Compression::Gzip, &sa).unwrap();
+        assert_ne!(later.layers[0].diff_id, one.layers[0].diff_id);
+        let zstd = static_base(1_000, Compression::Zstd, &sa).unwrap();
+        assert_eq!(zstd.layers[0].diff_id, one.layers[0].diff_id);
+        assert_ne!(zstd.layers[0].digest, one.layers[0].digest);
+    }
+}

@@ -49,3 +49,55 @@ impl LayerCache {
         std::fs::rename(tmp, &self.path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kiln_layer::{Compression, LayerContents, Ownership, TarPolicy};
+
+    use super::*;
+
+    fn blob(store: &BlobStore, content: &[u8]) -> LayerBlob {
+        let mut c = LayerContents::new();
+        c.add_file("f", content.to_vec(), 0o644, None);
+        let policy = TarPolicy {
+            mtime: 1,
+            owner: Ownership::new(0, 0),
+        };
+        kiln_layer::write_layer(&c, &policy, Compression::Gzip, store).unwrap()
+    }
+
+    #[test]
+    fn survives_save_and_open_and_ignores_vanished_blobs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path().join("store")).unwrap();
+        let (a, b) = (blob(&store, b"a"), blob(&store, b"b"));
+        let (fa, fb) = (Digest::of(b"fa"), Digest::of(b"fb"));
+        let path = tmp.path().join("cache/dir/layers.json");
+        let mut cache = LayerCache::open(&path);
+        assert_eq!(cache.get(&fa, &store), None);
+        cache.insert(&fa, a.clone());
+        cache.insert(&fb, b.clone());
+        cache.save().unwrap();
+
+        let reopened = LayerCache::open(&path);
+        assert_eq!(reopened.get(&fa, &store), Some(a));
+        assert_eq!(reopened.get(&fb, &store), Some(b.clone()));
+
+        std::fs::remove_file(store.path(&b.digest)).unwrap();
+        assert_eq!(reopened.get(&fb, &store), None);
+        assert!(reopened.get(&fa, &store).is_some());
+    }
+
+    #[test]
+    fn unreadable_index_is_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path().join("store")).unwrap();
+        let path = tmp.path().join("layers.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let mut cache = LayerCache::open(&path);
+        assert_eq!(cache.get(&Digest::of(b"x"), &store), None);
+        cache.insert(&Digest::of(b"x"), blob(&store, b"x"));
+        cache.save().unwrap();
+        assert!(LayerCache::open(&path).get(&Digest::of(b"x"), &store).is_some());
+    }
+}

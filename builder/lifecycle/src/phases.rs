@@ -188,3 +188,135 @@ fn reset_dir(dir: &Path) -> Result<(), PhaseError> {
     }
     std::fs::create_dir_all(dir).map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn build_env_allow_lists_host_and_layers_project_then_user() {
+        let host = map(&[
+            ("PATH", "/usr/bin"),
+            ("GOPROXY", "https://proxy.example"),
+            ("GOFLAGS", "-mod=mod"),
+            ("HOME", "/home/u"),
+            ("REGISTRY_PASSWORD", "KILN_CANARY_1"),
+            ("DOCKER_CONFIG", "/home/u/.docker"),
+            ("AWS_SECRET_ACCESS_KEY", "KILN_CANARY_2"),
+            ("KILN_REGISTRY_TOKEN", "KILN_CANARY_3"),
+            ("CGO_ENABLED", "1"),
+        ]);
+        let project = ProjectDescriptor {
+            build_env: map(&[("GOFLAGS", "-tags=prod"), ("CGO_ENABLED", "0"), ("A", "p")]),
+            ..Default::default()
+        };
+        let user = map(&[("A", "u"), ("B", "u")]);
+        let env = build_env(&host, &project, &user);
+        assert_eq!(
+            env,
+            map(&[
+                ("A", "u"),
+                ("B", "u"),
+                ("CGO_ENABLED", "0"),
+                ("GOFLAGS", "-tags=prod"),
+                ("GOPROXY", "https://proxy.example"),
+                ("HOME", "/home/u"),
+                ("PATH", "/usr/bin"),
+            ])
+        );
+        assert!(!env.values().any(|v| v.contains("KILN_CANARY")), "{env:?}");
+        for secret in ["REGISTRY_PASSWORD", "DOCKER_CONFIG", "AWS_SECRET_ACCESS_KEY"] {
+            assert!(!ALLOWED_ENV.contains(&secret));
+        }
+        // Without a project or user value, the host's allow-listed value passes through.
+        let env = build_env(&host, &ProjectDescriptor::default(), &BTreeMap::new());
+        assert_eq!(env["GOFLAGS"], "-mod=mod");
+        assert!(!env.contains_key("CGO_ENABLED"));
+    }
+
+    /// A buildpack that passes when `marker` exists in the app dir.
+    struct Fake {
+        id: &'static str,
+        marker: &'static str,
+    }
+
+    impl Buildpack for Fake {
+        fn id(&self) -> &'static str {
+            self.id
+        }
+        fn looks_for(&self) -> &'static str {
+            self.marker
+        }
+        fn detect(&self, app_dir: &Path) -> Result<Option<Plan>, BuildpackError> {
+            Ok(app_dir.join(self.marker).exists().then(|| Plan {
+                facts: [("by".to_string(), self.id.to_string())].into(),
+            }))
+        }
+        fn build(&self, _: &BuildContext<'_>, _: &Plan) -> Result<BuildOutput, BuildpackError> {
+            unreachable!("detect tests never build")
+        }
+    }
+
+    fn fakes() -> Vec<Box<dyn Buildpack>> {
+        vec![
+            Box::new(Fake {
+                id: "kiln/go",
+                marker: "go.mod",
+            }),
+            Box::new(Fake {
+                id: "kiln/node",
+                marker: "package.json",
+            }),
+        ]
+    }
+
+    #[test]
+    fn detect_reports_nothing_ambiguity_and_honours_choice() {
+        let bps = fakes();
+        let dir = tempfile::tempdir().unwrap();
+        match detect(&bps, dir.path(), None) {
+            Err(PhaseError::NothingDetected { dir: d, looked_for }) => {
+                assert_eq!(d, dir.path());
+                assert_eq!(
+                    looked_for,
+                    vec![("kiln/go", "go.mod"), ("kiln/node", "package.json")]
+                );
+            }
+            other => panic!("expected NothingDetected, got {:?}", other.map(|(b, _)| b.id())),
+        }
+
+        std::fs::write(dir.path().join("go.mod"), "module x\n").unwrap();
+        let (bp, plan) = detect(&bps, dir.path(), None).unwrap();
+        assert_eq!(bp.id(), "kiln/go");
+        assert_eq!(plan.facts["by"], "kiln/go");
+
+        std::fs::write(dir.path().join("package.json"), "{}").unwrap();
+        match detect(&bps, dir.path(), None) {
+            Err(e @ PhaseError::Ambiguous { .. }) => {
+                let PhaseError::Ambiguous { ids, .. } = &e else {
+                    unreachable!()
+                };
+                assert_eq!(ids, &["kiln/go", "kiln/node"]);
+                assert!(e.to_string().contains("kiln/go, kiln/node"), "{e}");
+            }
+            other => panic!("expected Ambiguous, got {:?}", other.map(|(b, _)| b.id())),
+        }
+        let (bp, plan) = detect(&bps, dir.path(), Some("kiln/node")).unwrap();
+        assert_eq!(bp.id(), "kiln/node");
+        assert_eq!(plan.facts["by"], "kiln/node");
+
+        // Choosing a buildpack that does not pass is "nothing detected", listing them all.
+        std::fs::remove_file(dir.path().join("package.json")).unwrap();
+        assert!(matches!(
+            detect(&bps, dir.path(), Some("kiln/node")),
+            Err(PhaseError::NothingDetected { looked_for, .. }) if looked_for.len() == 2
+        ));
+    }
+}

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ignore::WalkBuilder;
-use ignore::overrides::OverrideBuilder;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::ProjectDescriptor;
 
@@ -58,7 +58,7 @@ pub fn copy_source(
         to: dst.to_path_buf(),
         message,
     };
-    let overrides = overrides(src, project)?;
+    let filter = std::sync::Arc::new(Filter::new(src, project)?);
     let mut walk = WalkBuilder::new(src);
     walk.hidden(false)
         .parents(false)
@@ -69,8 +69,7 @@ pub fn copy_source(
         .ignore(false)
         .follow_links(false)
         .sort_by_file_name(|a, b| a.cmp(b))
-        .overrides(overrides)
-        .filter_entry(|e| e.file_name() != ".git");
+        .filter_entry(move |e| filter.keeps(e));
     let mut stats = CopyStats::default();
     for entry in walk.build() {
         let entry = entry.map_err(|e| err(e.to_string()))?;
@@ -112,51 +111,90 @@ fn ensure_parent(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Builds the override set: project includes as whitelist, or excludes and `.dockerignore`
-/// lines as ignore patterns (`!` inverts a gitignore-style override).
-fn overrides(
-    src: &Path,
-    project: &ProjectDescriptor,
-) -> Result<ignore::overrides::Override, SourceError> {
-    let mut b = OverrideBuilder::new(src);
-    let add = |b: &mut OverrideBuilder, pattern: &str, origin: &'static str| {
-        b.add(pattern)
-            .map(|_| ())
-            .map_err(|e| SourceError::Pattern {
-                pattern: pattern.to_string(),
-                origin,
+/// Decides which walked entries enter the copy, on top of the walker's `.gitignore` rules.
+///
+/// Not an `ignore` override set: overrides take precedence over `.gitignore` (an include
+/// of `*` would bring a git-ignored `secrets.env` back), and a single whitelist glob in an
+/// override set ignores every file it does not match (so a `!keep` line in `.dockerignore`
+/// would drop the rest of the tree).
+struct Filter {
+    root: PathBuf,
+    /// `[io.buildpacks] include`: when set, only files matching it (or under a matching
+    /// directory) are kept.
+    include: Option<Gitignore>,
+    /// `[io.buildpacks] exclude` and `.dockerignore`, in gitignore form: last match wins.
+    exclude: Gitignore,
+}
+
+impl Filter {
+    fn new(src: &Path, project: &ProjectDescriptor) -> Result<Self, SourceError> {
+        let build = |patterns: &[(String, &'static str)]| {
+            let mut b = GitignoreBuilder::new(src);
+            for (p, origin) in patterns {
+                b.add_line(None, p).map_err(|e| SourceError::Pattern {
+                    pattern: p.clone(),
+                    origin,
+                    message: e.to_string(),
+                })?;
+            }
+            b.build().map_err(|e| SourceError::Pattern {
+                pattern: String::new(),
+                origin: "project.toml",
                 message: e.to_string(),
             })
-    };
-    for p in &project.include {
-        add(&mut b, p, "project.toml include")?;
-    }
-    let mut ignores: Vec<(String, &'static str)> = project
-        .exclude
-        .iter()
-        .map(|p| (p.clone(), "project.toml exclude"))
-        .collect();
-    if let Ok(text) = fs::read_to_string(src.join(".dockerignore")) {
-        ignores.extend(
-            dockerignore_patterns(&text)
-                .into_iter()
-                .map(|p| (p, ".dockerignore")),
-        );
-    }
-    for (p, origin) in ignores {
-        // In an override set a bare glob whitelists; `!glob` ignores, and `!!glob` (a negated
-        // dockerignore line) re-includes.
-        let pattern = match p.strip_prefix('!') {
-            Some(kept) => kept.to_string(),
-            None => format!("!{p}"),
         };
-        add(&mut b, &pattern, origin)?;
+        let include = if project.include.is_empty() {
+            None
+        } else {
+            let patterns: Vec<_> = project
+                .include
+                .iter()
+                .map(|p| (p.clone(), "project.toml include"))
+                .collect();
+            Some(build(&patterns)?)
+        };
+        let mut excludes: Vec<(String, &'static str)> = project
+            .exclude
+            .iter()
+            .map(|p| (p.clone(), "project.toml exclude"))
+            .collect();
+        if let Ok(text) = fs::read_to_string(src.join(".dockerignore")) {
+            excludes.extend(
+                dockerignore_patterns(&text)
+                    .into_iter()
+                    .map(|p| (p, ".dockerignore")),
+            );
+        }
+        Ok(Self {
+            root: src.to_path_buf(),
+            include,
+            exclude: build(&excludes)?,
+        })
     }
-    b.build().map_err(|e| SourceError::Pattern {
-        pattern: String::new(),
-        origin: "project.toml",
-        message: e.to_string(),
-    })
+
+    /// Returns whether the walker should keep (and, for a directory, descend into) `e`.
+    fn keeps(&self, e: &ignore::DirEntry) -> bool {
+        if e.file_name() == ".git" {
+            return false;
+        }
+        let Ok(rel) = e.path().strip_prefix(&self.root) else {
+            return true;
+        };
+        if rel.as_os_str().is_empty() {
+            return true;
+        }
+        let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+        // Excluded directories are pruned here, so matching the path itself covers the
+        // files below them.
+        if self.exclude.matched(rel, is_dir).is_ignore() {
+            return false;
+        }
+        match &self.include {
+            // Directories are always walked: an include like `cmd/app/*.go` needs `cmd`.
+            Some(include) if !is_dir => include.matched_path_or_any_parents(rel, false).is_ignore(),
+            _ => true,
+        }
+    }
 }
 
 /// Returns the patterns of a `.dockerignore`, converted to gitignore form: comments and
@@ -256,6 +294,94 @@ mod tests {
         assert_eq!(
             copied(src.path(), &project),
             vec!["main.go", "static/a.txt"]
+        );
+    }
+
+    #[test]
+    fn dockerignore_doublestar_and_nested_gitignore() {
+        let src = tree(&[
+            ("main.go", "x"),
+            (
+                ".dockerignore",
+                "**/*.log\n**/testdata\n/build/\n!**/keep.log\n",
+            ),
+            ("app.log", "x"),
+            ("keep.log", "x"),
+            ("a/b/deep.log", "x"),
+            ("a/b/keep.log", "x"),
+            ("a/b/code.go", "x"),
+            ("testdata/fixture.txt", "x"),
+            ("pkg/testdata/fixture.txt", "x"),
+            ("pkg/lib.go", "x"),
+            ("build/out.bin", "x"),
+            ("pkg/build/gen.go", "x"),
+            ("pkg/.gitignore", "*.pem\n/local/\n"),
+            ("pkg/key.pem", "KILN_CANARY"),
+            ("pkg/sub/key.pem", "KILN_CANARY"),
+            ("pkg/local/x.go", "x"),
+            ("local/y.go", "x"),
+            ("root.pem", "x"),
+        ]);
+        assert_eq!(
+            copied(src.path(), &ProjectDescriptor::default()),
+            vec![
+                ".dockerignore",
+                "a/b/code.go",
+                "a/b/keep.log",
+                "keep.log",
+                "local/y.go",
+                "main.go",
+                "pkg/.gitignore",
+                "pkg/build/gen.go",
+                "pkg/lib.go",
+                "root.pem",
+            ]
+        );
+    }
+
+    #[test]
+    fn include_list_never_brings_back_ignored_files() {
+        let src = tree(&[
+            (".gitignore", "secrets.env\n"),
+            ("secrets.env", "KILN_CANARY"),
+            (".dockerignore", "cmd/tool/\n"),
+            ("main.go", "x"),
+            ("cmd/app/main.go", "x"),
+            ("cmd/tool/main.go", "x"),
+            ("README.md", "x"),
+        ]);
+        let project = ProjectDescriptor {
+            include: vec!["*".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            copied(src.path(), &project),
+            vec![
+                ".dockerignore",
+                ".gitignore",
+                "README.md",
+                "cmd/app/main.go",
+                "main.go"
+            ]
+        );
+        let project = ProjectDescriptor {
+            include: vec!["cmd/".into(), "main.go".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            copied(src.path(), &project),
+            vec!["cmd/app/main.go", "main.go"]
+        );
+    }
+
+    #[test]
+    fn bad_pattern_names_its_origin() {
+        let src = tree(&[("main.go", "x"), (".dockerignore", "a{b\n")]);
+        let dst = tempfile::tempdir().unwrap();
+        let err = copy_source(src.path(), dst.path(), &ProjectDescriptor::default()).unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Pattern { origin: ".dockerignore", pattern, .. } if pattern == "/a{b"),
+            "{err}"
         );
     }
 
