@@ -67,20 +67,27 @@ cp -r tests/fixtures/go-web "$app"
 # Outside any git repository (the checkout it sits in is not the app's): kiln and ko both ask git.
 export GIT_CEILING_DIRECTORIES=$out
 
-# The same Go setup for all three: reproducible flags (kiln passes -trimpath -buildvcs=false
-# -ldflags=-buildid= itself; ko passes -trimpath by default), static, the host's Go only.
-export GOFLAGS="-buildvcs=false -ldflags=-buildid=" GOTOOLCHAIN=local CGO_ENABLED=0
+# The same Go environment for all: GOFLAGS as a user would set it, static, the host's Go
+# only. `go build` and ko add -trimpath (ko by default); kiln adds -trimpath -buildvcs=false
+# -ldflags=-buildid=. Stripping the build ID makes `go build -o` relink every time (go
+# cannot tell the output is up to date) and turns ko's layer cache off (keyed by build ID),
+# so the extra "same, kiln's -ldflags=-buildid=" row shows ko with that handicap too.
+export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local CGO_ENABLED=0
 gocache=$cache/go-build # go build and ko; kiln keeps its own under --cache-dir
 
 time_cmd() { # LABEL COMMAND... -> "median min max"; timed runs may not touch the network
   python3 bench/timeit.py "$RUNS" "$WARMUP" "$out/$1.log" --env GOPROXY=off -- "${@:2}"
 }
-echo "timing go build, ko build, kiln build ($WARMUP warm-up + $RUNS runs each)..." >&2
+echo "timing go build, ko build (twice), kiln build ($WARMUP warm-up + $RUNS runs each)..." >&2
 read -r go_med go_min go_max < <(time_cmd go env -C "$app" GOCACHE="$gocache" \
   go build -trimpath -o "$out/goweb" .)
 read -r ko_med ko_min ko_max < <(time_cmd ko env -C "$app" GOCACHE="$gocache" \
   KOCACHE="$cache/ko" KO_DOCKER_REPO="$reg/ko/goweb" KO_DEFAULTBASEIMAGE="$base" \
-  "$ko" build --bare --sbom=none --insecure-registry --platform=linux/amd64 .)
+  "$ko" build --bare --sbom=none --insecure-registry --platform=linux/amd64 --tags=latest .)
+read -r kb_med kb_min kb_max < <(time_cmd ko-nobuildid env -C "$app" GOCACHE="$gocache" \
+  KOCACHE="$cache/ko-nobuildid" GOFLAGS="-buildvcs=false -ldflags=-buildid=" \
+  KO_DOCKER_REPO="$reg/ko/goweb" KO_DEFAULTBASEIMAGE="$base" \
+  "$ko" build --bare --sbom=none --insecure-registry --platform=linux/amd64 --tags=nobuildid .)
 read -r kl_med kl_min kl_max < <(time_cmd kiln "$kiln" build "$reg/kiln/goweb:latest" \
   --path "$app" --publish --run-image "$base" --cache-dir "$cache/kiln" \
   --report "$out/report.json" -q)
@@ -89,19 +96,21 @@ read -r kl_med kl_min kl_max < <(time_cmd kiln "$kiln" build "$reg/kiln/goweb:la
 ko_pushed=$(awk '/^=== timed run/ { n = 0 } /pushed blob/ { n++ } END { print n + 0 }' "$out/ko.log")
 
 python3 - "$out/report.json" "$reg" "$RUNS" "$WARMUP" "$ko_version" "$base_digest" "$ko_pushed" \
-  "$go_med" "$go_min" "$go_max" "$ko_med" "$ko_min" "$ko_max" "$kl_med" "$kl_min" "$kl_max" <<'PY'
+  "$go_med" "$go_min" "$go_max" "$ko_med" "$ko_min" "$ko_max" "$kb_med" "$kb_min" "$kb_max" \
+  "$kl_med" "$kl_min" "$kl_max" <<'PY'
 import json, sys
 report, reg, runs, warmup, ko_version, base, ko_pushed = sys.argv[1:8]
-go, ko, kiln = (tuple(map(float, sys.argv[i:i + 3])) for i in (8, 11, 14))
+go, ko, ko_nobuildid, kiln = (tuple(map(float, sys.argv[i:i + 3])) for i in (8, 11, 14, 17))
 r = json.load(open(report))
 print(f"\nGo app rebuild, nothing changed (tests/fixtures/go-web), published to {reg}")
 print(f"base {reg}/base:1@{base[:19]}…; median/min/max of {runs} runs after {warmup} warm-up")
-print(f"{'command':<40} {'median s':>9} {'min':>7} {'max':>7} {'kiln/this':>10}")
+print(f"{'command':<44} {'median s':>9} {'min':>7} {'max':>7} {'kiln/this':>10}")
 rows = [("go build -trimpath (no image)", go),
         (f"ko {ko_version} build --bare --sbom=none", ko),
+        ("  same, kiln's -ldflags=-buildid= (no cache)", ko_nobuildid),
         ("kiln build --publish", kiln)]
 for name, (med, lo, hi) in rows:
-    print(f"{name:<40} {med:9.3f} {lo:7.3f} {hi:7.3f} {kiln[0] / med:9.2f}x")
+    print(f"{name:<44} {med:9.3f} {lo:7.3f} {hi:7.3f} {kiln[0] / med:9.2f}x")
 t = r["timings"]
 print("kiln phases, last run (ms): " + ", ".join(
     f"{k[:-3]} {t[k]}" for k in ("detect_ms", "build_ms", "export_ms", "push_ms", "total_ms")))

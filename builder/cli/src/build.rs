@@ -129,6 +129,9 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         ui.debug(&format!("could not save the layer cache index: {e}"));
     }
     for l in &exported {
+        for w in &l.warnings {
+            ui.warn(&format!("layer {}: {w}", l.name));
+        }
         let how = if l.reused { "reused" } else { "written" };
         ui.info(&format!(
             "layer {} {} ({}, {how})",

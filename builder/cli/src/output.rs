@@ -49,6 +49,11 @@ impl Ui {
         }
     }
 
+    /// Prints a warning (even with `-q`: it names something left out of the image).
+    pub fn warn(&self, line: &str) {
+        eprintln!("warning: {line}");
+    }
+
     /// Prints a debug line (with `-v`).
     pub fn debug(&self, line: &str) {
         if self.verbosity == Verbosity::Verbose {

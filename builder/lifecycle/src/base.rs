@@ -167,9 +167,11 @@ mod tests {
                 .any(|l| l.starts_with("nonroot:x:65532:65532:")),
             "{passwd}"
         );
-        assert!(String::from_utf8(get("etc/group").5)
-            .unwrap()
-            .contains("nonroot:x:65532:"));
+        assert!(
+            String::from_utf8(get("etc/group").5)
+                .unwrap()
+                .contains("nonroot:x:65532:")
+        );
         let tmp_dir = get("tmp");
         assert_eq!(tmp_dir.0 & 0o7777, 0o1777);
         assert_eq!(tmp_dir.4, tar::EntryType::Directory);

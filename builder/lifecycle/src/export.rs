@@ -56,6 +56,8 @@ pub struct ExportedLayer {
     pub blob: LayerBlob,
     /// Whether the blob was reused from an earlier build without re-tarring.
     pub reused: bool,
+    /// Files left out of the layer (sockets, FIFOs, devices), one sentence each.
+    pub warnings: Vec<String>,
 }
 
 /// Turns a build's launch layers into an image on a run image.
@@ -176,20 +178,26 @@ impl Exporter<'_> {
     ) -> Result<ExportedLayer, ExportError> {
         let mut contents = LayerContents::new();
         contents.add_tree(dir, "")?;
+        let warnings = contents
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let fingerprint = contents.fingerprint(policy, self.compression)?;
-        if let Some(blob) = cache.get(&fingerprint, self.store) {
-            return Ok(ExportedLayer {
-                name: name.to_string(),
-                blob,
-                reused: true,
-            });
-        }
-        let blob = kiln_layer::write_layer(&contents, policy, self.compression, self.store)?;
-        cache.insert(&fingerprint, blob.clone());
+        let (blob, reused) = match cache.get(&fingerprint, self.store) {
+            Some(blob) => (blob, true),
+            None => {
+                let blob =
+                    kiln_layer::write_layer(&contents, policy, self.compression, self.store)?;
+                cache.insert(&fingerprint, blob.clone());
+                (blob, false)
+            }
+        };
         Ok(ExportedLayer {
             name: name.to_string(),
             blob,
-            reused: false,
+            reused,
+            warnings,
         })
     }
 }

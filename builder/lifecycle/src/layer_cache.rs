@@ -98,6 +98,10 @@ mod tests {
         assert_eq!(cache.get(&Digest::of(b"x"), &store), None);
         cache.insert(&Digest::of(b"x"), blob(&store, b"x"));
         cache.save().unwrap();
-        assert!(LayerCache::open(&path).get(&Digest::of(b"x"), &store).is_some());
+        assert!(
+            LayerCache::open(&path)
+                .get(&Digest::of(b"x"), &store)
+                .is_some()
+        );
     }
 }

@@ -20,7 +20,6 @@ pub const ALLOWED_ENV: &[&str] = &[
     "GOPRIVATE",
     "GONOPROXY",
     "GONOSUMDB",
-    "GONOSUMCHECK",
     "GOSUMDB",
     "GOFLAGS",
     "GOINSECURE",
@@ -232,7 +231,11 @@ mod tests {
             ])
         );
         assert!(!env.values().any(|v| v.contains("KILN_CANARY")), "{env:?}");
-        for secret in ["REGISTRY_PASSWORD", "DOCKER_CONFIG", "AWS_SECRET_ACCESS_KEY"] {
+        for secret in [
+            "REGISTRY_PASSWORD",
+            "DOCKER_CONFIG",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
             assert!(!ALLOWED_ENV.contains(&secret));
         }
         // Without a project or user value, the host's allow-listed value passes through.
@@ -289,7 +292,10 @@ mod tests {
                     vec![("kiln/go", "go.mod"), ("kiln/node", "package.json")]
                 );
             }
-            other => panic!("expected NothingDetected, got {:?}", other.map(|(b, _)| b.id())),
+            other => panic!(
+                "expected NothingDetected, got {:?}",
+                other.map(|(b, _)| b.id())
+            ),
         }
 
         std::fs::write(dir.path().join("go.mod"), "module x\n").unwrap();

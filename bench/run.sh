@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs kiln's benchmarks and prints a table for each (see bench/README.md).
+#
+#   bench/run.sh          # both
+#   bench/run.sh layer    # layer export: kiln's one-pass tar/hash/compress vs a shell pipeline
+#   bench/run.sh go       # Go app rebuild, nothing changed, published: kiln vs ko vs go build
+#
+# Environment knobs are the scripts' own: BENCH_BIG, BENCH_REPEAT (layer); RUNS, WARMUP,
+# KO, KO_VERSION (go). Scratch goes to bench/out (gitignored).
+set -euo pipefail
+cd "$(dirname "$0")"
+what=${1:-all}
+case $what in
+  all) bash ./layer-export.sh; echo; bash ./go-rebuild.sh ;;
+  layer) bash ./layer-export.sh ;;
+  go) bash ./go-rebuild.sh ;;
+  *) echo "usage: bench/run.sh [all|layer|go]" >&2; exit 2 ;;
+esac

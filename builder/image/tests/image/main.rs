@@ -1,0 +1,11 @@
+//! kiln-image against real parts: OCI layouts and archives read back by kiln and by
+//! `skopeo`, the validator against tampered layouts, and push/pull against Debian's
+//! `docker-registry` started per test on 127.0.0.1.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod archive;
+mod layout;
+mod remote;
+mod validate;
