@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Go app rebuild with nothing changed, published to a local registry: kiln against
-# `ko build` (same app, same base, same registry, same Go flags) and a bare `go build`.
+# `ko build` (same app, base, registry and Go environment) and a bare `go build`.
 #
 #   bench/go-rebuild.sh            # RUNS=5 timed runs each, after WARMUP=1 untimed one
 #   RUNS=9 KO=/path/to/ko bench/go-rebuild.sh

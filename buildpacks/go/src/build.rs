@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use kiln_lifecycle::{BuildContext, BuildOutput, BuildpackError, LaunchLayer, Plan, Process};
 
 use crate::detect::{MANIFEST, MODULE, TOOLCHAIN, VERSION, WORK_USE};
+use crate::link_cache::LinkCache;
 use crate::packages::{self, LIST_FORMAT, Selection};
 use crate::toolchain::Go;
 use crate::version::GoVersion;
@@ -62,13 +63,27 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     let workspace_rel = ctx.workspace.trim_start_matches('/');
     let app_layer = ctx.layers_dir.join("app");
     let bin_dir = app_layer.join(workspace_rel).join("bin");
+    let links = LinkCache::new(ctx.cache_dir);
     for binary in &selection.binaries {
         let out = bin_dir.join(&binary.name);
+        let key = LinkCache::key(&go, &binary.import_path, &BUILD_FLAGS);
+        if let Some(key) = &key
+            && links.restore(&binary.import_path, key, &out)
+        {
+            (ctx.output)(&format!(
+                "kiln: `{}` is up to date; reusing its last link",
+                binary.import_path
+            ));
+            continue;
+        }
         go.run(
             &format!("`go build` of `{}`", binary.import_path),
             build_args(&out, &binary.import_path),
             true,
         )?;
+        if let Some(key) = &key {
+            links.store(&binary.import_path, key, &out);
+        }
     }
 
     let mut layers = Vec::new();

@@ -10,6 +10,7 @@ mod build;
 mod detect;
 mod failure;
 mod gomod;
+mod link_cache;
 mod packages;
 mod toolchain;
 mod version;

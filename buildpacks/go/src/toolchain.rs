@@ -74,6 +74,32 @@ impl<'a> Go<'a> {
         &self.app_dir
     }
 
+    /// Returns the path of the `go` executable.
+    pub(crate) fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// Returns the environment the tool runs with (exactly this, nothing inherited).
+    pub(crate) fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// Runs `go args…` in the app directory without showing anything; returns stdout, or
+    /// `None` if the tool failed (its own words are left for a later, visible run).
+    pub(crate) fn run_quiet(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new(&self.exe)
+            .args(args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(&self.app_dir)
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Returns the host Go's version, `None` for a development build (which has none).
     pub(crate) fn version(&self) -> Result<Option<GoVersion>, BuildpackError> {
         let out = self.run("go env GOVERSION", ["env", "GOVERSION"], false)?;

@@ -395,3 +395,43 @@ fn builds_from_two_checkouts_are_byte_identical() {
         "the two builds produced different binaries"
     );
 }
+
+/// An unchanged app reuses its last link (identical bytes, no `go build`); a change in a
+/// dependency's function body — which leaves the main package's own compile output alone —
+/// still relinks.
+#[test]
+fn unchanged_binaries_reuse_their_link_and_dependency_changes_relink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let app = scratch_copy("go-multi", tmp.path());
+    let bin = |layers: &Path| layers.join("app/workspace/bin/api");
+    let run = |n: &str| {
+        let layers = tmp.path().join(n);
+        let built = build_with(&app, &layers, &cache, &host_env(), Some("api"));
+        let lines = built.lines.clone();
+        built.result.unwrap();
+        (fs::read(bin(&layers)).unwrap(), lines)
+    };
+    let (first, lines) = run("l1");
+    assert!(!lines.iter().any(|l| l.contains("up to date")), "{lines:?}");
+    let (second, lines) = run("l2");
+    assert_eq!(first, second, "a reused link must be byte-identical");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("`example.com/multi/cmd/api` is up to date")),
+        "{lines:?}"
+    );
+
+    let greet = app.join("internal/greet/greet.go");
+    let code = fs::read_to_string(&greet)
+        .unwrap()
+        .replace("fmt.Println(name)", "fmt.Println(\"changed\", name)");
+    fs::write(&greet, code).unwrap();
+    let (third, lines) = run("l3");
+    assert_ne!(third, first, "a dependency change must relink");
+    assert!(
+        !lines.iter().any(|l| l.contains("cmd/api` is up to date")),
+        "{lines:?}"
+    );
+}
