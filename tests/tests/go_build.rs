@@ -526,3 +526,97 @@ fn errors_have_exit_codes_messages_and_hints() {
         r.stderr
     );
 }
+
+/// In a git checkout, `created` and every file time come from the commit, and the labels name
+/// the revision and the remote (with any credentials in its URL removed).
+#[test]
+fn git_checkouts_stamp_revision_source_and_commit_time() {
+    let kiln = Kiln::new();
+    let app = kiln.fixture("go-multi", "repo");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&app)
+            .args(args)
+            .env("GIT_AUTHOR_DATE", "@1600000000 +0000")
+            .env("GIT_COMMITTER_DATE", "@1600000000 +0000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://someone:secret-token@git.example.com/team/multi.git",
+    ]);
+    git(&["add", "."]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-qm",
+        "init",
+    ]);
+    let revision = git(&["rev-parse", "HEAD"]);
+    let cache = kiln.ws.mkdir("cache");
+    kiln.run(&[
+        "build",
+        "local/git:1",
+        "--path",
+        app.to_str().unwrap(),
+        "--process",
+        "api",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ])
+    .ok();
+    let validated = kiln_image::validate_layout(&cache.join("oci"), "local/git:1").unwrap();
+    let config = serde_json::to_value(&validated.config).unwrap();
+    let labels = &config["config"]["Labels"];
+    assert_eq!(
+        labels["org.opencontainers.image.revision"],
+        revision.as_str()
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        "https://git.example.com/team/multi.git"
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.created"],
+        "2020-09-13T12:26:40Z"
+    );
+    assert_eq!(config["created"], "2020-09-13T12:26:40Z");
+    assert!(!config.to_string().contains("secret-token"));
+}
+
+/// kiln's own failure during build (here: no `go` on `PATH`) exits 52 and says what to do.
+#[test]
+fn missing_toolchain_is_a_kiln_build_failure() {
+    let kiln = Kiln::new();
+    let app = kiln.fixture("go-multi", "app");
+    let empty_path = kiln.ws.mkdir("empty-bin");
+    let r = kiln.run_with(
+        &[
+            "build",
+            "local/x",
+            "--path",
+            app.to_str().unwrap(),
+            "--cache-dir",
+            kiln.ws.mkdir("cache").to_str().unwrap(),
+        ],
+        None,
+        &[("PATH", empty_path.to_str().unwrap())],
+    );
+    assert_eq!(r.code, 52, "{}", r.stderr);
+    assert!(r.stderr.contains("`go` not found"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: install Go"), "{}", r.stderr);
+}

@@ -6,9 +6,8 @@ use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
 use kiln_oci::{Digest, Reference, Sha256Writer, media_types};
 use kiln_registry::Client;
 
-use crate::ImageError;
-use crate::layout::{REF_NAME, verify_file};
-use crate::model::oci_layer_type;
+use crate::layout::{REF_NAME, layers_of, verify_file};
+use crate::{ImageError, Origin};
 
 /// What a validation checked.
 #[derive(Clone, Debug)]
@@ -125,26 +124,16 @@ fn validate_blobs(
         .map_err(|e| ImageError::io("reading config", &config_path, e))?;
     let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
         .map_err(|e| ImageError::json(format!("parsing config `{config_digest}`"), e))?;
-    let diff_ids = config.rootfs().diff_ids();
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(ImageError::Mismatch {
-            what: "layer count of the config",
-            expected: manifest.layers().len().to_string(),
-            found: diff_ids.len().to_string(),
-        });
-    }
-    for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
-        let digest =
-            Digest::try_from(desc.digest()).map_err(|e| ImageError::Unsupported(e.to_string()))?;
-        let path = blob_path(&digest);
-        verify_file(&path, &digest, desc.size())?;
-        let media_type = oci_layer_type(desc.media_type().as_ref())?;
-        let found = diff_id_of(&path, &media_type)
+    let layers = layers_of(&manifest, &config, Origin::Local)?;
+    for layer in &layers {
+        let path = blob_path(&layer.digest);
+        verify_file(&path, &layer.digest, layer.size)?;
+        let found = diff_id_of(&path, &layer.media_type)
             .map_err(|e| ImageError::io("decompressing layer", &path, e))?;
-        if found.to_string() != *diff_id {
+        if found != layer.diff_id {
             return Err(ImageError::Mismatch {
                 what: "layer diffID",
-                expected: diff_id.clone(),
+                expected: layer.diff_id.to_string(),
                 found: found.to_string(),
             });
         }
@@ -152,7 +141,7 @@ fn validate_blobs(
     Ok(Validated {
         manifest_digest,
         config,
-        layers: manifest.layers().len(),
+        layers: layers.len(),
     })
 }
 

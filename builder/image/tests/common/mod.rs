@@ -1,110 +1,24 @@
-//! Test kit: a real registry (Debian's `docker-registry`, distribution 2.8) on 127.0.0.1,
-//! killed on drop, and images made of real deterministic layers.
+//! Test kit: images made of real deterministic layers, and a kiln-registry client for
+//! `kiln_e2e::Registry` (Debian's `docker-registry` on 127.0.0.1, killed on drop).
 
 #![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use kiln_e2e::Registry;
 use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, TarPolicy};
 use kiln_oci::Reference;
 use kiln_oci::spec::{Arch, ConfigBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
 use kiln_registry::{Client, RegistrySettings, RetryPolicy};
-use tempfile::TempDir;
 
-/// A running `docker-registry`.
-pub struct Registry {
-    /// `127.0.0.1:<port>`.
-    pub host: String,
-    child: Child,
-    dir: TempDir,
-}
+pub use kiln_e2e::noise;
 
-/// Returns a port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Registry {
-    /// Starts a registry with filesystem storage in a temp dir and waits until `/v2/` answers.
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let host = format!("127.0.0.1:{}", free_port());
-        let yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
-            dir.path().join("data").display()
-        );
-        let config = dir.path().join("config.yml");
-        std::fs::write(&config, yaml).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start /usr/bin/docker-registry");
-        let mut reg = Self { host, child, dir };
-        reg.wait_ready();
-        reg
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("docker-registry exited with {status}: {}", self.log());
-            }
-            if answers(&self.host) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not answer: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Returns what the registry logged.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// Returns `127.0.0.1:<port>/<repo>` (with a tag or digest if `repo` has one).
-    pub fn reference(&self, repo: &str) -> Reference {
-        format!("{}/{repo}", self.host).parse().unwrap()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        // `Child::kill` signals exactly this PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn answers(host: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect(host) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 5];
-    s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/"
+/// Returns `127.0.0.1:<port>/<repo>` on `reg` (with a tag or digest if `repo` has one).
+pub fn reference(reg: &Registry, repo: &str) -> Reference {
+    reg.reference(repo).parse().unwrap()
 }
 
 /// Returns a client with tiny retry delays and no credentials.
@@ -123,20 +37,6 @@ pub fn client() -> Client {
 /// Returns a blob store in `dir`.
 pub fn store(dir: &Path) -> BlobStore {
     BlobStore::open(dir).unwrap()
-}
-
-/// Returns `n` bytes of deterministic noise seeded by `seed` (incompressible, so layer
-/// sizes are not trivially small).
-pub fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Writes a real layer holding `files` into `store` and returns it as a local layer.

@@ -2,17 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::process::Command;
 
+use kiln_e2e::skopeo;
 use kiln_image::{Blobs, write_archive};
 use kiln_oci::Digest;
 use serde_json::Value;
 
 use crate::common::{image, store};
-
-fn skopeo(args: &[&str]) -> std::process::Output {
-    Command::new("/usr/bin/skopeo").args(args).output().unwrap()
-}
 
 #[tokio::test]
 async fn skopeo_reads_the_archive_by_its_ref_name() {

@@ -1,7 +1,5 @@
 //! `write_layout` / `read_layout`: round trip, `index.json` names, and `skopeo` reading it.
 
-use std::process::Command;
-
 use kiln_image::{Blobs, ImageError, Origin, read_layout, validate_layout, write_layout};
 use serde_json::Value;
 
@@ -69,17 +67,8 @@ async fn round_trip_into_a_fresh_store() {
     );
 
     // A real OCI tool reads the layout.
-    let out = Command::new("/usr/bin/skopeo")
-        .arg("inspect")
-        .arg(format!("oci:{}:app", dir.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `skopeo_inspect_with` panics with skopeo's stderr unless it exits 0.
+    let v = kiln_e2e::skopeo_inspect_with(&format!("oci:{}:app", dir.display()), &[]);
     assert_eq!(v["Digest"], fin.manifest_digest.to_string());
 }
 

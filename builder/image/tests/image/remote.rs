@@ -10,7 +10,9 @@ use kiln_layer::Compression;
 use kiln_oci::spec::Arch;
 use kiln_oci::{Digest, media_types};
 
-use crate::common::{Registry, client, config, image, layer, noise, store};
+use kiln_e2e::Registry;
+
+use crate::common::{client, config, image, layer, noise, reference, store};
 
 #[derive(Default)]
 struct Record(Mutex<Vec<(Digest, BlobOutcome)>>);
@@ -26,12 +28,12 @@ impl PushObserver for Record {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_pull_validate_and_push_again() {
-    let reg = Registry::start();
+    let reg = Registry::anonymous();
     let tmp = tempfile::tempdir().unwrap();
     let c = client();
     let blobs = Blobs::new(store(&tmp.path().join("store")), Some(c.clone()));
     let fin = image(blobs.store(), 1).finalize().unwrap();
-    let target = reg.reference("team/app:v1");
+    let target = reference(&reg, "team/app:v1");
 
     let seen = Record::default();
     let report = push_image(&c, &target, &fin, &blobs, &seen).await.unwrap();
@@ -98,11 +100,11 @@ async fn push_pull_validate_and_push_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_layers_from_another_repository_are_mounted() {
-    let reg = Registry::start();
+    let reg = Registry::anonymous();
     let tmp = tempfile::tempdir().unwrap();
     let c = client();
     let base_blobs = Blobs::new(store(&tmp.path().join("base")), Some(c.clone()));
-    let base_ref = reg.reference("golden/run:1");
+    let base_ref = reference(&reg, "golden/run:1");
     let base_fin = image(base_blobs.store(), 7).finalize().unwrap();
     push_image(&c, &base_ref, &base_fin, &base_blobs, &())
         .await
@@ -119,7 +121,7 @@ async fn base_layers_from_another_repository_are_mounted() {
     );
     app.layers.push(app_layer.clone());
     let fin = app.finalize().unwrap();
-    let target = reg.reference("team/app:v1");
+    let target = reference(&reg, "team/app:v1");
     let report = push_image(&c, &target, &fin, &app_blobs, &())
         .await
         .unwrap();
@@ -143,7 +145,7 @@ async fn base_layers_from_another_repository_are_mounted() {
     assert_eq!(validate_remote(&c, &target).await.unwrap().layers, 3);
 
     // Blobs that are also in the local store are still mounted rather than re-sent.
-    let target2 = reg.reference("team/other:v1");
+    let target2 = reference(&reg, "team/other:v1");
     let mut app2 = base.clone();
     app2.layers.push(app_layer.clone());
     let both = Blobs::new(base_blobs.store().clone(), Some(c.clone()));
@@ -163,7 +165,7 @@ async fn base_layers_from_another_repository_are_mounted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_run_image_resolves_to_linux_amd64() {
-    let reg = Registry::start();
+    let reg = Registry::anonymous();
     let tmp = tempfile::tempdir().unwrap();
     let c = client();
     let blobs = Blobs::new(store(&tmp.path().join("store")), Some(c.clone()));
@@ -171,7 +173,7 @@ async fn an_index_run_image_resolves_to_linux_amd64() {
     let mut arm = image(blobs.store(), 2);
     arm.config = config(Arch::ARM64, "/workspace/bin/app");
     let arm64 = arm.finalize().unwrap();
-    let repo = reg.reference("golden/multi");
+    let repo = reference(&reg, "golden/multi");
     push_image(&c, &repo.with_tag("amd64"), &amd64, &blobs, &())
         .await
         .unwrap();

@@ -9,13 +9,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kiln_oci::media_types::OCI_MANIFEST;
 use kiln_registry::{BlobPush, Client, RegistrySettings, login};
 
-use crate::common::{Options, Registry, blob, docker_config, htpasswd, manifest, noise, settings};
+use kiln_e2e::Registry;
 
-fn auth_registry(dir: &Path) -> Registry {
-    Registry::start(Options {
-        htpasswd: Some(htpasswd(dir, "kiln", "s3cr3t-pw")),
-        ..Options::default()
-    })
+use crate::common::{blob, docker_config, manifest, noise, reference, settings};
+
+fn auth_registry() -> Registry {
+    Registry::htpasswd("kiln", "s3cr3t-pw")
 }
 
 /// Pushes a blob and a manifest with `s`, then pulls the manifest back.
@@ -25,7 +24,7 @@ async fn push_image(
     dir: &Path,
 ) -> Result<(), kiln_registry::RegistryError> {
     let c = Client::new(s).unwrap();
-    let repo = reg.reference("private/app");
+    let repo = reference(reg, "private/app");
     let bytes = noise(2048, 9);
     let (path, d) = blob(dir, "layer", &bytes);
     let got = c.push_blob(&repo, &d, 2048, &path, None, &|_| {}).await?;
@@ -42,7 +41,7 @@ async fn push_image(
 #[tokio::test]
 async fn basic_auth_from_docker_and_podman_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let reg = auth_registry(tmp.path());
+    let reg = auth_registry();
 
     let err = push_image(&reg, settings(), tmp.path()).await.unwrap_err();
     assert_eq!(err.status(), Some(401), "{err}");
@@ -52,11 +51,14 @@ async fn basic_auth_from_docker_and_podman_files() {
         "{err}"
     );
     let hint = err.hint().unwrap();
-    assert!(hint.contains(&format!("kiln login {}", reg.host)), "{hint}");
+    assert!(
+        hint.contains(&format!("kiln login {}", reg.host())),
+        "{hint}"
+    );
 
     let docker = tmp.path().join("docker");
     std::fs::create_dir(&docker).unwrap();
-    docker_config(&docker, &reg.host, "kiln", "s3cr3t-pw");
+    docker_config(&docker, &reg.host(), "kiln", "s3cr3t-pw");
     let s = RegistrySettings {
         docker_config_dir: Some(docker),
         ..settings()
@@ -70,7 +72,7 @@ async fn basic_auth_from_docker_and_podman_files() {
         &podman,
         format!(
             r#"{{"auths":{{"http://{}":{{"auth":"{auth}"}}}}}}"#,
-            reg.host
+            reg.host()
         ),
     )
     .unwrap();
@@ -83,7 +85,7 @@ async fn basic_auth_from_docker_and_podman_files() {
     // Wrong credentials: still a 401, never the password in the message.
     let bad = tmp.path().join("bad");
     std::fs::create_dir(&bad).unwrap();
-    docker_config(&bad, &reg.host, "kiln", "wrong-pw");
+    docker_config(&bad, &reg.host(), "kiln", "wrong-pw");
     let s = RegistrySettings {
         docker_config_dir: Some(bad),
         ..settings()
@@ -96,7 +98,7 @@ async fn basic_auth_from_docker_and_podman_files() {
 #[tokio::test]
 async fn login_checks_and_stores_credentials() {
     let tmp = tempfile::tempdir().unwrap();
-    let reg = auth_registry(tmp.path());
+    let reg = auth_registry();
     let docker = tmp.path().join("docker");
     std::fs::create_dir(&docker).unwrap();
     let original = r#"{"experimental":"enabled","auths":{"other.example":{"auth":"eDp5"}}}"#;
@@ -106,7 +108,7 @@ async fn login_checks_and_stores_credentials() {
         ..settings()
     };
 
-    let err = login(&s, &reg.host, "kiln", "nope").await.unwrap_err();
+    let err = login(&s, &reg.host(), "kiln", "nope").await.unwrap_err();
     assert_eq!(err.status(), Some(401), "{err}");
     assert!(!format!("{err} {err:?}").contains("nope"));
     assert_eq!(
@@ -114,12 +116,12 @@ async fn login_checks_and_stores_credentials() {
         original
     );
 
-    login(&s, &reg.host, "kiln", "s3cr3t-pw").await.unwrap();
+    login(&s, &reg.host(), "kiln", "s3cr3t-pw").await.unwrap();
     let path = docker.join("config.json");
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(
-        written["auths"][&reg.host]["auth"],
+        written["auths"][&reg.host()]["auth"],
         B64.encode("kiln:s3cr3t-pw")
     );
     assert_eq!(written["auths"]["other.example"]["auth"], "eDp5");
@@ -158,14 +160,14 @@ esac
 #[tokio::test]
 async fn credential_helpers_get_and_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let reg = auth_registry(tmp.path());
+    let reg = auth_registry();
     let bin = tmp.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    helper(&bin, &reg.host);
+    helper(&bin, &reg.host());
 
     let docker = tmp.path().join("docker");
     std::fs::create_dir(&docker).unwrap();
-    let config = format!(r#"{{"credHelpers":{{"{}":"kilntest"}}}}"#, reg.host);
+    let config = format!(r#"{{"credHelpers":{{"{}":"kilntest"}}}}"#, reg.host());
     std::fs::write(docker.join("config.json"), &config).unwrap();
     let s = RegistrySettings {
         docker_config_dir: Some(docker.clone()),
@@ -184,10 +186,10 @@ async fn credential_helpers_get_and_store() {
         ..settings()
     };
     push_image(&reg, s.clone(), tmp.path()).await.unwrap();
-    login(&s, &reg.host, "kiln", "s3cr3t-pw").await.unwrap();
+    login(&s, &reg.host(), "kiln", "s3cr3t-pw").await.unwrap();
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bin.join("stored.json")).unwrap()).unwrap();
-    assert_eq!(stored["ServerURL"], reg.host.as_str());
+    assert_eq!(stored["ServerURL"], reg.host().as_str());
     assert_eq!(stored["Username"], "kiln");
     assert_eq!(stored["Secret"], "s3cr3t-pw");
     assert_eq!(

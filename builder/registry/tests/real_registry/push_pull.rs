@@ -6,7 +6,9 @@ use kiln_oci::Digest;
 use kiln_oci::media_types::OCI_MANIFEST;
 use kiln_registry::{BlobPush, Client, RegistrySettings};
 
-use crate::common::{Options, Registry, blob, manifest, noise, settings};
+use kiln_e2e::Registry;
+
+use crate::common::{blob, manifest, noise, reference, settings};
 
 fn client(s: RegistrySettings) -> Client {
     Client::new(s).unwrap()
@@ -14,10 +16,10 @@ fn client(s: RegistrySettings) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_and_pulls_back_an_image() {
-    let reg = Registry::start(Options::default());
+    let reg = Registry::anonymous();
     let tmp = tempfile::tempdir().unwrap();
     let c = client(settings());
-    let repo = reg.reference("team/app");
+    let repo = reference(&reg, "team/app");
     let config_bytes =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let layer_bytes = noise(300 * 1024, 1);
@@ -86,11 +88,12 @@ async fn pushes_and_pulls_back_an_image() {
     );
 
     // An independent client reads back exactly what kiln pushed.
-    let out = std::process::Command::new("/usr/bin/skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{}:v1", repo.name()))
-        .output()
-        .unwrap();
+    let out = kiln_e2e::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}:v1", repo.name()),
+    ]);
     assert!(
         out.status.success(),
         "skopeo: {}",
@@ -101,10 +104,10 @@ async fn pushes_and_pulls_back_an_image() {
 
 #[tokio::test]
 async fn second_push_finds_the_blob() {
-    let reg = Registry::start(Options::default());
+    let reg = Registry::anonymous();
     let tmp = tempfile::tempdir().unwrap();
     let c = client(settings());
-    let repo = reg.reference("app");
+    let repo = reference(&reg, "app");
     let bytes = noise(4096, 2);
     let (path, d) = blob(tmp.path(), "b", &bytes);
     let first = c
@@ -121,13 +124,13 @@ async fn second_push_finds_the_blob() {
 
 #[tokio::test]
 async fn mounts_across_repositories_and_falls_back() {
-    let reg = Registry::start(Options::default());
+    let reg = Registry::anonymous();
     let tmp = tempfile::tempdir().unwrap();
     let c = client(settings());
     let (a, b, other) = (
-        reg.reference("base/a"),
-        reg.reference("app/b"),
-        reg.reference("app/c"),
+        reference(&reg, "base/a"),
+        reference(&reg, "app/b"),
+        reference(&reg, "app/c"),
     );
     let bytes = noise(10_000, 3);
     let (path, d) = blob(tmp.path(), "b", &bytes);
@@ -152,7 +155,7 @@ async fn mounts_across_repositories_and_falls_back() {
     assert_eq!(c.get_blob_bytes(&other, &d, 10_000).await.unwrap(), bytes);
 
     // `mount_blob` alone: declined where the source lacks the blob, done where it has it.
-    let elsewhere = reg.reference("app/d");
+    let elsewhere = reference(&reg, "app/d");
     assert!(!c.mount_blob(&elsewhere, &d, "base/a").await.unwrap());
     assert_eq!(c.blob_exists(&elsewhere, &d).await.unwrap(), None);
     assert!(c.mount_blob(&elsewhere, &d, "app/c").await.unwrap());
@@ -161,13 +164,13 @@ async fn mounts_across_repositories_and_falls_back() {
 
 #[tokio::test]
 async fn uploads_in_chunks() {
-    let reg = Registry::start(Options::default());
+    let reg = Registry::anonymous();
     let tmp = tempfile::tempdir().unwrap();
     let c = client(RegistrySettings {
         chunk_size: Some(16 * 1024),
         ..settings()
     });
-    let repo = reg.reference("chunked");
+    let repo = reference(&reg, "chunked");
     let bytes = noise(100_000, 5);
     let (path, d) = blob(tmp.path(), "b", &bytes);
     let seen = std::sync::Mutex::new(Vec::new());
@@ -193,10 +196,10 @@ async fn uploads_in_chunks() {
 
 #[tokio::test]
 async fn unknown_manifest_keeps_the_registry_code() {
-    let reg = Registry::start(Options::default());
+    let reg = Registry::anonymous();
     let c = client(settings());
     let err = c
-        .get_manifest(&reg.reference("app"), "nope")
+        .get_manifest(&reference(&reg, "app"), "nope")
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(404));
@@ -207,7 +210,7 @@ async fn unknown_manifest_keeps_the_registry_code() {
     assert!(
         err.to_string().starts_with(&format!(
             "pulling manifest `nope` from `{}/app`: registry said 404",
-            reg.host
+            reg.host()
         )),
         "{err}"
     );
