@@ -16,6 +16,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     put("kiln-registry", &["kiln-oci"]);
     put("kiln-image", &["kiln-oci", "kiln-layer", "kiln-registry"]);
     put("kiln-lifecycle", &["kiln-oci", "kiln-layer", "kiln-image"]);
+    put("kiln-debian", &["kiln-oci", "kiln-layer", "kiln-image"]);
     put("kiln-buildpack-go", &["kiln-lifecycle"]);
     put(
         "kiln-cli",
@@ -25,6 +26,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "kiln-registry",
             "kiln-image",
             "kiln-lifecycle",
+            "kiln-debian",
             "kiln-buildpack-go",
         ],
     );
@@ -101,6 +103,7 @@ fn libraries_neither_print_nor_read_the_environment() {
         "builder/registry",
         "builder/image",
         "builder/lifecycle",
+        "builder/debian",
         "buildpacks/go",
     ] {
         let mut stack = vec![root.join(dir).join("src")];
