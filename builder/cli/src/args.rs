@@ -20,6 +20,62 @@ pub enum Command {
     Build(BuildArgs),
     /// Store registry credentials the way `docker login` does.
     Login(LoginArgs),
+    /// Maintain golden base images built from signed Debian packages.
+    #[command(subcommand)]
+    Base(BaseCommand),
+}
+
+/// `kiln base …`.
+#[derive(Debug, Subcommand)]
+pub enum BaseCommand {
+    /// Resolve a base definition against the signed archive and write its lockfile.
+    Lock(BaseLockArgs),
+    /// Re-resolve, print what changed (package old → new), then write the new lockfile.
+    Update(BaseLockArgs),
+    /// Build the base image strictly from its lockfile.
+    Build(BaseBuildArgs),
+}
+
+/// Options shared by `kiln base` commands.
+#[derive(Debug, Args)]
+pub struct BaseCommon {
+    /// The base definition, e.g. `golden-base/static.toml`.
+    #[arg(value_name = "DEF")]
+    pub definition: PathBuf,
+    /// The Debian mirror URL (default: the machine's apt sources).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Where kiln keeps downloaded packages and images.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `kiln base lock` / `kiln base update`.
+#[derive(Debug, Args)]
+pub struct BaseLockArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: BaseCommon,
+}
+
+/// `kiln base build`.
+#[derive(Debug, Args)]
+pub struct BaseBuildArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: BaseCommon,
+    /// Push the base to this image reference.
+    #[arg(long, value_name = "IMAGE")]
+    pub publish: Option<String>,
+    /// Also write an OCI archive.
+    #[arg(long, value_name = "FILE.tar")]
+    pub output: Option<PathBuf>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t)]
+    pub compression: CompressionArg,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Layer compression.

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use kiln_buildpack_go::GoBuildpack;
 use kiln_image::{
-    Blobs, Image, fetch_remote, push_image, read_layout, write_archive, write_layout,
+    Blobs, Image, fetch_remote, read_layout,
 };
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
@@ -21,6 +21,7 @@ use crate::failure::{Failure, exit};
 use crate::output::{Ui, human_bytes};
 use crate::report::{Report, Timings};
 use crate::settings::{Environment, parse_env_flags};
+use crate::sink::Sinks;
 
 /// The image directory apps run in.
 const WORKSPACE: &str = "/workspace";
@@ -144,56 +145,13 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let export_ms = t.elapsed().as_millis();
 
     let t = Instant::now();
-    let mut push = None;
-    if args.publish {
-        ui.phase("PUSHING");
-        let progress = ui.push_progress();
-        let report = runtime
-            .block_on(push_image(
-                &client,
-                &target,
-                &final_image,
-                &blobs,
-                &progress,
-            ))
-            .map_err(|e| {
-                let hint = e.hint();
-                Failure::new(
-                    exit::EXPORT,
-                    anyhow!(e).context(format!("pushing `{target}`")),
-                )
-                .hint(hint)
-            })?;
-        ui.info(&format!(
-            "uploaded {} of layers",
-            human_bytes(report.uploaded_bytes)
-        ));
-        push = Some(report);
-    } else {
-        runtime
-            .block_on(write_layout(&store_dir, &final_image, &args.image, &blobs))
-            .map_err(|e| export_err(e.into()))?;
-        ui.info(&format!(
-            "saved to the OCI layout `{}` as `{}`\n  run it:  podman run --rm oci:{}:{}\n  copy it: skopeo copy oci:{}:{} docker://{}",
-            store_dir.display(),
-            args.image,
-            store_dir.display(),
-            args.image,
-            store_dir.display(),
-            args.image,
-            target.name()
-        ));
+    let push = Sinks {
+        publish: args.publish.then_some(&target),
+        store_dir: &store_dir,
+        name: &args.image,
+        output: args.output.as_deref(),
     }
-    if let Some(path) = &args.output {
-        runtime
-            .block_on(write_archive(path, &final_image, &args.image, &blobs))
-            .map_err(|e| export_err(e.into()))?;
-        ui.info(&format!(
-            "wrote OCI archive `{}` (podman load -i {})",
-            path.display(),
-            path.display()
-        ));
-    }
+    .deliver(&runtime, &client, &final_image, &blobs, ui)?;
     let push_ms = t.elapsed().as_millis();
 
     if let Some(path) = &args.report {

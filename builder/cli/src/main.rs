@@ -2,12 +2,14 @@
 //! exits with the documented code (see [`failure::exit`]).
 
 mod args;
+mod base;
 mod build;
 mod failure;
 mod login;
 mod output;
 mod report;
 mod settings;
+mod sink;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
             build::run(args, &env, &Ui::new(verbosity))
         }
         Command::Login(args) => login::run(args, &env),
+        Command::Base(cmd) => base::run(cmd, &env, &Ui::new(Verbosity::Normal)),
     };
     match result {
         Ok(()) => ExitCode::from(failure::exit::OK),

@@ -2,6 +2,36 @@
 //! (`InRelease` → `Release` → `Packages`), dependency resolution, and `.deb` packages
 //! transformed tar→tar into image layers with `/var/lib/dpkg/status.d` entries.
 //!
+//! Locking: [`Definition::load`] → [`Keyring::load`] → [`lock()`] → [`Lockfile::write`];
+//! [`diff`] compares two locks for `kiln base update`; [`fetch_deb`] fills the `.deb` cache
+//! for `kiln base build`. Nothing here prints, reads the environment or the clock: the CLI
+//! passes the mirror (see [`apt_sources::default_mirror`]) and the time in.
+//!
 //! Spec: Debian repository format (<https://wiki.debian.org/DebianRepository/Format>).
 
+pub mod apt_sources;
+pub mod base_image;
+pub mod control;
 pub mod deb;
+pub mod definition;
+pub mod depends;
+mod error;
+pub mod fetch;
+pub mod inrelease;
+pub mod keyring;
+mod lock;
+pub mod lockfile;
+pub mod packages;
+pub mod release;
+pub mod resolve;
+pub mod version;
+
+pub use definition::Definition;
+pub use error::DebianError;
+pub use fetch::{FetchError, fetch_deb};
+pub use inrelease::{InRelease, InReleaseError};
+pub use keyring::{Keyring, KeyringError};
+pub use lock::{Change, diff, lock};
+pub use lockfile::{LockedPackage, Lockfile, LockfileError};
+pub use resolve::{INSTALL_TIME, Resolution, resolve};
+pub use version::Version;

@@ -72,6 +72,30 @@ pub enum LayerError {
         /// The host path.
         path: PathBuf,
     },
+    /// Reading the bytes of a streamed entry failed.
+    #[error("reading the contents of `{path}` for a layer: {source}")]
+    EntrySource {
+        /// The in-layer path of the entry.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A streamed entry's reader ended before the size its header promised.
+    #[error(
+        "reading the contents of `{path}` for a layer: it ended after {actual} of the \
+         {expected} bytes its entry promised"
+    )]
+    ShortEntry {
+        /// The in-layer path of the entry.
+        path: String,
+        /// The size given for the entry.
+        expected: u64,
+        /// The bytes the reader gave before it ended.
+        actual: u64,
+    },
+    /// A [`crate::LayerWriter`] was used again after one of its calls failed.
+    #[error("writing a layer: an earlier entry failed, so the layer cannot be completed")]
+    WriterFailed,
     /// Writing, compressing or committing a blob failed.
     #[error("writing a blob into `{path}`: {source}")]
     Write {

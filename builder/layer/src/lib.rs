@@ -8,6 +8,10 @@
 //! not depend on the number of threads. The same contents from any checkout path, umask
 //! or file times give byte-identical blobs.
 //!
+//! [`LayerWriter`] is the same pipeline for tar→tar transforms: entries come one at a
+//! time from the caller (e.g. a Debian `data.tar`), in the caller's order, with file
+//! bodies streamed from readers.
+//!
 //! Everything here is synchronous CPU and file work; async callers run it on blocking
 //! threads. Nothing prints: skipped files come back as [`Warning`]s.
 //!
@@ -22,6 +26,7 @@ mod contents;
 mod error;
 mod fingerprint;
 mod header;
+mod layer_writer;
 mod pargz;
 mod plan;
 mod policy;
@@ -34,6 +39,7 @@ pub use blob_store::{BlobStore, BlobWriter};
 pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_OVERLAP_LOG};
 pub use contents::LayerContents;
 pub use error::{LayerError, SkippedKind, Warning};
+pub use layer_writer::LayerWriter;
 pub use pargz::{BLOCK_SIZE as GZIP_BLOCK_SIZE, ParallelGzEncoder};
 pub use policy::{Ownership, TarPolicy};
 pub use write::{LayerBlob, WriteOptions, write_layer, write_layer_with};

@@ -1,6 +1,6 @@
 //! Streaming planned entries out as one tar.
 
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use crate::LayerError;
@@ -75,6 +75,63 @@ impl<W: Write> TarStream<W> {
             })?;
             header::pad(&mut self.pending, size);
         }
+        if self.pending.len() >= 64 * 1024 {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Appends one regular file whose `size` content bytes are read from `reader`, in
+    /// chunks of at most [`COPY_BUF`] bytes. Fails if `reader` ends early; bytes past
+    /// `size` are never read.
+    pub(crate) fn append_reader(
+        &mut self,
+        fields: &HeaderFields<'_>,
+        reader: &mut dyn Read,
+    ) -> Result<(), LayerError> {
+        header::encode(fields, &mut self.pending);
+        let size = fields.size;
+        let mut remaining = size;
+        while remaining > 0 {
+            let want = self
+                .buf
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let n = loop {
+                match reader.read(&mut self.buf[..want]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => {
+                        return Err(LayerError::EntrySource {
+                            path: fields.name.to_string(),
+                            source,
+                        });
+                    }
+                    Ok(n) => break n,
+                }
+            };
+            if n == 0 {
+                return Err(LayerError::ShortEntry {
+                    path: fields.name.to_string(),
+                    expected: size,
+                    actual: size - remaining,
+                });
+            }
+            if !self.pending.is_empty() {
+                self.flush_pending()?;
+            }
+            write(&mut self.out, &self.buf[..n], &self.dest)?;
+            remaining -= n as u64;
+        }
+        header::pad(&mut self.pending, size);
+        if self.pending.len() >= 64 * 1024 {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Appends one entry without content (directory, symlink, hardlink).
+    pub(crate) fn append_header(&mut self, fields: &HeaderFields<'_>) -> Result<(), LayerError> {
+        header::encode(fields, &mut self.pending);
         if self.pending.len() >= 64 * 1024 {
             self.flush_pending()?;
         }

@@ -119,13 +119,17 @@ pub fn write_layer_with(
 }
 
 /// The compression stage of the pipeline.
-enum Compressor {
+pub(crate) enum Compressor {
     Gzip(ParallelGzEncoder<BlobWriter>),
     Zstd(zstd::stream::Encoder<'static, BlobWriter>),
 }
 
 impl Compressor {
-    fn new(compression: Compression, out: BlobWriter, threads: usize) -> io::Result<Self> {
+    pub(crate) fn new(
+        compression: Compression,
+        out: BlobWriter,
+        threads: usize,
+    ) -> io::Result<Self> {
         Ok(match compression {
             Compression::Gzip => Self::Gzip(ParallelGzEncoder::new(out, GZIP_LEVEL, threads)?),
             Compression::Zstd => {
@@ -145,7 +149,7 @@ impl Compressor {
         })
     }
 
-    fn finish(self) -> io::Result<BlobWriter> {
+    pub(crate) fn finish(self) -> io::Result<BlobWriter> {
         match self {
             Self::Gzip(enc) => enc.finish(),
             Self::Zstd(enc) => enc.finish(),

@@ -1,0 +1,264 @@
+//! Assembles a golden base image strictly from its definition, its lockfile and the
+//! hash-checked `.deb` files.
+//!
+//! Layering rule (so bases share layers): bottom first,
+//! 1. the merged-`/usr` root symlinks (identical for every base of an architecture);
+//! 2. one layer per definition in the include chain, deepest first: the packages of the
+//!    lockfile that the included definition's own lockfile also holds (`base` = `static`'s
+//!    packages, then its own), so `base` reuses `static`'s package layer byte for byte
+//!    whenever both were locked against the same archive;
+//! 3. one layer of what kiln generates: `/etc/passwd`, `/etc/group`, the definition's files
+//!    and directories, and `/etc/ssl/certs/ca-certificates.crt` assembled from the
+//!    certificates `ca-certificates` ships (Debian builds it in a maintainer script, which
+//!    kiln never runs).
+//!
+//! Every time in the image is the `Release` file's `Date`, so the same lockfile gives the
+//! same digest on any machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use kiln_image::{Image, Layer, Origin};
+use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy};
+use kiln_oci::spec::{ConfigBuilder, History, HistoryBuilder, ImageConfigurationBuilder, RootFsBuilder};
+
+use crate::deb::{DebError, DebInfo, PathTracker, read_data_files, write_merged_usr_layer, write_packages_layer};
+use crate::{Definition, LockedPackage, Lockfile};
+
+/// The CA bundle path programs and `SSL_CERT_FILE` use.
+pub const CA_BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+/// Where `ca-certificates` ships its certificates.
+const CA_SOURCE_DIR: &str = "usr/share/ca-certificates/";
+/// More certificate data than this in one package is not a certificate store.
+const CA_MAX_BYTES: u64 = 16 << 20;
+
+/// Why a base could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseImageError {
+    /// A package could not be turned into a layer.
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    /// Writing the generated layer failed.
+    #[error(transparent)]
+    Layer(#[from] kiln_layer::LayerError),
+    /// The lockfile has no packages for the architecture.
+    #[error("the lockfile of `{definition}` has no packages for `{arch}`; run `kiln base lock` with that architecture in the definition")]
+    NoArchitecture {
+        /// The definition.
+        definition: String,
+        /// The architecture.
+        arch: String,
+    },
+    /// A locked package has no downloaded `.deb`.
+    #[error("no downloaded `.deb` for `{0}`")]
+    MissingDeb(String),
+    /// The lockfile's `Release` date is not an RFC 2822 date.
+    #[error("the lockfile's release date `{0}` is not a date like `Sat, 12 Sep 2026 07:55:41 UTC`")]
+    Date(String),
+}
+
+/// Inputs of [`build_base`].
+pub struct BaseBuild<'a> {
+    /// The definition, includes merged.
+    pub definition: &'a Definition,
+    /// Its lockfile.
+    pub lock: &'a Lockfile,
+    /// The lockfiles of the included definitions, deepest first (for the layer groups).
+    pub included: &'a [Lockfile],
+    /// The Debian architecture to build (`amd64`).
+    pub arch: &'a str,
+    /// Package name → hash-checked `.deb` path.
+    pub debs: &'a BTreeMap<String, PathBuf>,
+    /// Where layers go.
+    pub store: &'a BlobStore,
+    /// Layer compression.
+    pub compression: Compression,
+}
+
+/// Returns the unix time of the lockfile's `Release` date.
+pub fn release_epoch(lock: &Lockfile) -> Result<i64, BaseImageError> {
+    let text = lock.release_date.trim().replace(" UTC", " +0000");
+    chrono::DateTime::parse_from_rfc2822(&text)
+        .map(|d| d.timestamp())
+        .map_err(|_| BaseImageError::Date(lock.release_date.clone()))
+}
+
+/// Returns the package groups of [`BaseBuild`], one per layer, bottom first (see the module docs).
+pub fn layer_groups<'l>(
+    name: &str,
+    packages: &'l [LockedPackage],
+    included: &[Lockfile],
+    arch: &str,
+) -> Vec<(String, Vec<&'l LockedPackage>)> {
+    let mut taken = BTreeSet::new();
+    let mut groups = Vec::new();
+    for inc in included {
+        let names: BTreeSet<&str> = inc
+            .packages
+            .get(arch)
+            .map(|p| p.iter().map(|p| p.name.as_str()).collect())
+            .unwrap_or_default();
+        let group: Vec<&LockedPackage> = packages
+            .iter()
+            .filter(|p| names.contains(p.name.as_str()) && !taken.contains(&p.name))
+            .collect();
+        taken.extend(group.iter().map(|p| p.name.clone()));
+        if !group.is_empty() {
+            groups.push((inc.definition.clone(), group));
+        }
+    }
+    let rest: Vec<&LockedPackage> = packages.iter().filter(|p| !taken.contains(&p.name)).collect();
+    if !rest.is_empty() {
+        groups.push((name.to_string(), rest));
+    }
+    groups
+}
+
+/// Builds the base image for one architecture.
+pub fn build_base(b: &BaseBuild<'_>) -> Result<Image, BaseImageError> {
+    let epoch = release_epoch(b.lock)?;
+    let policy = TarPolicy {
+        mtime: epoch.max(0) as u64,
+        owner: Ownership { uid: 0, gid: 0 },
+    };
+    let packages = b.lock.packages.get(b.arch).ok_or_else(|| BaseImageError::NoArchitecture {
+        definition: b.definition.name.clone(),
+        arch: b.arch.to_string(),
+    })?;
+    let mut seen = PathTracker::new();
+    let mut blobs: Vec<(String, LayerBlob)> = Vec::new();
+    blobs.push((
+        "merged-usr".into(),
+        write_merged_usr_layer(b.arch, &mut seen, &policy, b.compression, b.store)?,
+    ));
+    for (group, pkgs) in layer_groups(&b.definition.name, packages, b.included, b.arch) {
+        let debs = pkgs
+            .iter()
+            .map(|p| {
+                let path = b.debs.get(&p.name).ok_or_else(|| BaseImageError::MissingDeb(p.name.clone()))?;
+                Ok((DebInfo::from(*p), path.clone()))
+            })
+            .collect::<Result<Vec<_>, BaseImageError>>()?;
+        let blob = write_packages_layer(&debs, &mut seen, &policy, b.compression, b.store)?;
+        blobs.push((format!("packages of {group}"), blob));
+    }
+    let generated = generated_layer(b)?;
+    blobs.push((
+        "generated by kiln".into(),
+        kiln_layer::write_layer(&generated, &policy, b.compression, b.store)?,
+    ));
+    Ok(assemble(b, epoch, blobs))
+}
+
+/// Returns `/etc/passwd`, `/etc/group`, the definition's files and directories, and the CA bundle.
+fn generated_layer(b: &BaseBuild<'_>) -> Result<LayerContents, BaseImageError> {
+    let root = Some(Ownership { uid: 0, gid: 0 });
+    let mut c = LayerContents::new();
+    let d = b.definition;
+    let passwd: String = d
+        .users
+        .iter()
+        .map(|u| format!("{}:x:{}:{}:{}:{}:{}\n", u.name, u.uid, u.gid, u.gecos, u.home, u.shell))
+        .collect();
+    let group: String = d
+        .groups
+        .iter()
+        .map(|g| format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(",")))
+        .collect();
+    if !passwd.is_empty() {
+        c.add_file("etc/passwd", passwd.into_bytes(), 0o644, root);
+    }
+    if !group.is_empty() {
+        c.add_file("etc/group", group.into_bytes(), 0o644, root);
+    }
+    for dir in &d.directories {
+        let owner = Some(Ownership { uid: dir.uid.into(), gid: dir.gid.into() });
+        c.add_dir(dir.path.trim_start_matches('/'), dir.mode, owner);
+    }
+    for f in &d.files {
+        let owner = Some(Ownership { uid: f.uid.into(), gid: f.gid.into() });
+        c.add_file(f.path.trim_start_matches('/'), f.content.clone().into_bytes(), f.mode, owner);
+    }
+    if let Some(deb) = b.debs.get("ca-certificates") {
+        let mut certs = read_data_files(
+            deb,
+            &|p| p.starts_with(CA_SOURCE_DIR) && p.ends_with(".crt"),
+            CA_MAX_BYTES,
+        )?;
+        // update-ca-certificates concatenates in /etc/ca-certificates.conf order, which is
+        // the sorted list of the shipped certificates.
+        certs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut bundle = Vec::new();
+        for (_, mut pem) in certs {
+            if !pem.ends_with(b"\n") {
+                pem.push(b'\n');
+            }
+            bundle.extend_from_slice(&pem);
+        }
+        c.add_file(CA_BUNDLE, bundle, 0o644, root);
+    }
+    Ok(c)
+}
+
+/// Returns the image: config (user, env, labels, created) and layers.
+fn assemble(b: &BaseBuild<'_>, epoch: i64, blobs: Vec<(String, LayerBlob)>) -> Image {
+    let d = b.definition;
+    let created = chrono::DateTime::from_timestamp(epoch, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let mut labels = d.labels.clone();
+    labels.insert("io.buildpacks.base.id".into(), format!("kiln/{}", d.name));
+    labels.insert("io.buildpacks.base.distro.name".into(), "debian".into());
+    if let Some(v) = &b.lock.release_version {
+        labels.insert("io.buildpacks.base.distro.version".into(), v.clone());
+    }
+    labels.insert("io.buildpacks.rebasable".into(), "true".into());
+    labels.insert("org.opencontainers.image.created".into(), created.clone());
+    labels.insert(
+        "org.opencontainers.image.description".into(),
+        d.description.clone().unwrap_or_else(|| format!("kiln golden base {}", d.name)),
+    );
+    labels.insert("org.opencontainers.image.version".into(), format!("{}-{}", b.lock.codename, b.lock.release_date));
+    let env: Vec<String> = d.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut config = ConfigBuilder::default().env(env).labels(labels.into_iter().collect::<std::collections::HashMap<_, _>>());
+    if let Some(user) = &d.user {
+        config = config.user(user.clone());
+    }
+    let history: Vec<History> = blobs
+        .iter()
+        .map(|(what, _)| {
+            HistoryBuilder::default()
+                .created(created.clone())
+                .created_by(format!("kiln base build: {what}"))
+                .build()
+                .expect("history fields are valid")
+        })
+        .collect();
+    let layers: Vec<Layer> = blobs
+        .into_iter()
+        .map(|(_, blob)| Layer {
+            media_type: blob.media_type.to_string(),
+            digest: blob.digest,
+            size: blob.size,
+            diff_id: blob.diff_id,
+            origin: Origin::Local,
+        })
+        .collect();
+    let config = ImageConfigurationBuilder::default()
+        .created(created)
+        .architecture(kiln_oci::spec::Arch::from(b.arch))
+        .os(kiln_oci::spec::Os::Linux)
+        .config(config.build().expect("config fields are valid"))
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+                .build()
+                .expect("rootfs fields are valid"),
+        )
+        .history(history)
+        .build()
+        .expect("image config fields are valid");
+    Image { config, layers }
+}
