@@ -87,8 +87,13 @@ fn mirror(common: &BaseCommon, env: &Environment) -> Result<Url, Failure> {
         }
     }
     default_mirror(files.iter().map(|(f, t)| (*f, t.as_str()))).ok_or_else(|| {
-        Failure::new(exit::USAGE, anyhow!("no Debian mirror found in the apt sources"))
-            .hint(Some("pass `--mirror URL` or set `KILN_DEBIAN_MIRROR`".into()))
+        Failure::new(
+            exit::USAGE,
+            anyhow!("no Debian mirror found in the apt sources"),
+        )
+        .hint(Some(
+            "pass `--mirror URL` or set `KILN_DEBIAN_MIRROR`".into(),
+        ))
     })
 }
 
@@ -108,7 +113,10 @@ fn relock(
     let def = load_definition(&common.definition)?;
     let keyring = Keyring::load(&def.keyrings).map_err(|e| Failure::new(exit::FAILURE, e))?;
     let mirror = mirror(common, env)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     ui.phase(&format!("LOCKING {} ({})", def.name, def.suite));
     let new = runtime
         .block_on(lock(&def, &mirror, &keyring, now, &http_client()?))
@@ -118,7 +126,9 @@ fn relock(
 
 fn write_lock(def_path: &Path, lockfile: &Lockfile, ui: &Ui) -> Result<(), Failure> {
     let path = lock_path(def_path);
-    lockfile.write(&path).map_err(|e| Failure::new(exit::FAILURE, e))?;
+    lockfile
+        .write(&path)
+        .map_err(|e| Failure::new(exit::FAILURE, e))?;
     let count: usize = lockfile.packages.values().map(Vec::len).sum();
     ui.info(&format!(
         "locked {count} packages from {} ({}) into `{}`",
@@ -150,13 +160,23 @@ fn build(
         .map(|name| Lockfile::read(&dir.join(format!("{name}.lock"))))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::new(exit::FAILURE, e))?;
-    let arch = lockfile.architectures.first().cloned().unwrap_or_else(|| "amd64".into());
-    let cache_dir = std::path::absolute(env.cache_dir(a.common.cache_dir.as_ref()).map_err(|e| Failure::new(exit::USAGE, e))?)
-        .context("resolving the cache directory")?;
+    let arch = lockfile
+        .architectures
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "amd64".into());
+    let cache_dir = std::path::absolute(
+        env.cache_dir(a.common.cache_dir.as_ref())
+            .map_err(|e| Failure::new(exit::USAGE, e))?,
+    )
+    .context("resolving the cache directory")?;
     let mirror = mirror(&a.common, env)?;
     let http = http_client()?;
 
-    ui.phase(&format!("FETCHING {} packages", lockfile.packages.get(&arch).map_or(0, Vec::len)));
+    ui.phase(&format!(
+        "FETCHING {} packages",
+        lockfile.packages.get(&arch).map_or(0, Vec::len)
+    ));
     let deb_cache = cache_dir.join("debian");
     let mut debs = BTreeMap::new();
     for p in lockfile.packages.get(&arch).into_iter().flatten() {
@@ -183,7 +203,9 @@ fn build(
         compression,
     })
     .map_err(|e| Failure::new(exit::EXPORT, e))?;
-    let final_image = image.finalize().map_err(|e| Failure::new(exit::EXPORT, e))?;
+    let final_image = image
+        .finalize()
+        .map_err(|e| Failure::new(exit::EXPORT, e))?;
     for l in &final_image.layers {
         ui.info(&format!("layer {} ({})", l.digest, human_bytes(l.size)));
     }
@@ -196,7 +218,10 @@ fn build(
     let target: Option<Reference> = a
         .publish
         .as_deref()
-        .map(|r| r.parse().map_err(|e| Failure::new(exit::USAGE, anyhow!("--publish: {e}"))))
+        .map(|r| {
+            r.parse()
+                .map_err(|e| Failure::new(exit::USAGE, anyhow!("--publish: {e}")))
+        })
         .transpose()?;
     let local_name = format!("kiln-base/{}", def.name);
     let name = a.publish.as_deref().unwrap_or(&local_name);

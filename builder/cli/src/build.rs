@@ -5,9 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use kiln_buildpack_go::GoBuildpack;
-use kiln_image::{
-    Blobs, Image, fetch_remote, read_layout,
-};
+use kiln_image::{Blobs, Image, fetch_remote, read_layout};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
     BuildPhase, Buildpack, BuildpackError, Exporter, LayerCache, PhaseError, ProjectDescriptor,

@@ -20,9 +20,13 @@ use std::path::PathBuf;
 
 use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy};
-use kiln_oci::spec::{ConfigBuilder, History, HistoryBuilder, ImageConfigurationBuilder, RootFsBuilder};
+use kiln_oci::spec::{
+    ConfigBuilder, History, HistoryBuilder, ImageConfigurationBuilder, RootFsBuilder,
+};
 
-use crate::deb::{DebError, DebInfo, PathTracker, read_data_files, write_merged_usr_layer, write_packages_layer};
+use crate::deb::{
+    DebError, DebInfo, PathTracker, read_data_files, write_merged_usr_layer, write_packages_layer,
+};
 use crate::{Definition, LockedPackage, Lockfile};
 
 /// The CA bundle path programs and `SSL_CERT_FILE` use.
@@ -35,14 +39,16 @@ const CA_MAX_BYTES: u64 = 16 << 20;
 /// Why a base could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BaseImageError {
-    /// A package could not be turned into a layer.
+    /// A package could not be turned into a layer (boxed: the error is large).
     #[error(transparent)]
-    Deb(#[from] DebError),
+    Deb(#[from] Box<DebError>),
     /// Writing the generated layer failed.
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
     /// The lockfile has no packages for the architecture.
-    #[error("the lockfile of `{definition}` has no packages for `{arch}`; run `kiln base lock` with that architecture in the definition")]
+    #[error(
+        "the lockfile of `{definition}` has no packages for `{arch}`; run `kiln base lock` with that architecture in the definition"
+    )]
     NoArchitecture {
         /// The definition.
         definition: String,
@@ -107,7 +113,10 @@ pub fn layer_groups<'l>(
             groups.push((inc.definition.clone(), group));
         }
     }
-    let rest: Vec<&LockedPackage> = packages.iter().filter(|p| !taken.contains(&p.name)).collect();
+    let rest: Vec<&LockedPackage> = packages
+        .iter()
+        .filter(|p| !taken.contains(&p.name))
+        .collect();
     if !rest.is_empty() {
         groups.push((name.to_string(), rest));
     }
@@ -121,25 +130,34 @@ pub fn build_base(b: &BaseBuild<'_>) -> Result<Image, BaseImageError> {
         mtime: epoch.max(0) as u64,
         owner: Ownership { uid: 0, gid: 0 },
     };
-    let packages = b.lock.packages.get(b.arch).ok_or_else(|| BaseImageError::NoArchitecture {
-        definition: b.definition.name.clone(),
-        arch: b.arch.to_string(),
-    })?;
+    let packages = b
+        .lock
+        .packages
+        .get(b.arch)
+        .ok_or_else(|| BaseImageError::NoArchitecture {
+            definition: b.definition.name.clone(),
+            arch: b.arch.to_string(),
+        })?;
     let mut seen = PathTracker::new();
     let mut blobs: Vec<(String, LayerBlob)> = Vec::new();
     blobs.push((
         "merged-usr".into(),
-        write_merged_usr_layer(b.arch, &mut seen, &policy, b.compression, b.store)?,
+        write_merged_usr_layer(b.arch, &mut seen, &policy, b.compression, b.store)
+            .map_err(Box::new)?,
     ));
     for (group, pkgs) in layer_groups(&b.definition.name, packages, b.included, b.arch) {
         let debs = pkgs
             .iter()
             .map(|p| {
-                let path = b.debs.get(&p.name).ok_or_else(|| BaseImageError::MissingDeb(p.name.clone()))?;
+                let path = b
+                    .debs
+                    .get(&p.name)
+                    .ok_or_else(|| BaseImageError::MissingDeb(p.name.clone()))?;
                 Ok((DebInfo::from(*p), path.clone()))
             })
             .collect::<Result<Vec<_>, BaseImageError>>()?;
-        let blob = write_packages_layer(&debs, &mut seen, &policy, b.compression, b.store)?;
+        let blob = write_packages_layer(&debs, &mut seen, &policy, b.compression, b.store)
+            .map_err(Box::new)?;
         blobs.push((format!("packages of {group}"), blob));
     }
     let generated = generated_layer(b)?;
@@ -158,7 +176,12 @@ fn generated_layer(b: &BaseBuild<'_>) -> Result<LayerContents, BaseImageError> {
     let passwd: String = d
         .users
         .iter()
-        .map(|u| format!("{}:x:{}:{}:{}:{}:{}\n", u.name, u.uid, u.gid, u.gecos, u.home, u.shell))
+        .map(|u| {
+            format!(
+                "{}:x:{}:{}:{}:{}:{}\n",
+                u.name, u.uid, u.gid, u.gecos, u.home, u.shell
+            )
+        })
         .collect();
     let group: String = d
         .groups
@@ -172,19 +195,31 @@ fn generated_layer(b: &BaseBuild<'_>) -> Result<LayerContents, BaseImageError> {
         c.add_file("etc/group", group.into_bytes(), 0o644, root);
     }
     for dir in &d.directories {
-        let owner = Some(Ownership { uid: dir.uid.into(), gid: dir.gid.into() });
+        let owner = Some(Ownership {
+            uid: dir.uid.into(),
+            gid: dir.gid.into(),
+        });
         c.add_dir(dir.path.trim_start_matches('/'), dir.mode, owner);
     }
     for f in &d.files {
-        let owner = Some(Ownership { uid: f.uid.into(), gid: f.gid.into() });
-        c.add_file(f.path.trim_start_matches('/'), f.content.clone().into_bytes(), f.mode, owner);
+        let owner = Some(Ownership {
+            uid: f.uid.into(),
+            gid: f.gid.into(),
+        });
+        c.add_file(
+            f.path.trim_start_matches('/'),
+            f.content.clone().into_bytes(),
+            f.mode,
+            owner,
+        );
     }
     if let Some(deb) = b.debs.get("ca-certificates") {
         let mut certs = read_data_files(
             deb,
             &|p| p.starts_with(CA_SOURCE_DIR) && p.ends_with(".crt"),
             CA_MAX_BYTES,
-        )?;
+        )
+        .map_err(Box::new)?;
         // update-ca-certificates concatenates in /etc/ca-certificates.conf order, which is
         // the sorted list of the shipped certificates.
         certs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -217,11 +252,20 @@ fn assemble(b: &BaseBuild<'_>, epoch: i64, blobs: Vec<(String, LayerBlob)>) -> I
     labels.insert("org.opencontainers.image.created".into(), created.clone());
     labels.insert(
         "org.opencontainers.image.description".into(),
-        d.description.clone().unwrap_or_else(|| format!("kiln golden base {}", d.name)),
+        d.description
+            .clone()
+            .unwrap_or_else(|| format!("kiln golden base {}", d.name)),
     );
-    labels.insert("org.opencontainers.image.version".into(), format!("{}-{}", b.lock.codename, b.lock.release_date));
+    labels.insert(
+        "org.opencontainers.image.version".into(),
+        format!("{}-{}", b.lock.codename, b.lock.release_date),
+    );
     let env: Vec<String> = d.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut config = ConfigBuilder::default().env(env).labels(labels.into_iter().collect::<std::collections::HashMap<_, _>>());
+    let mut config = ConfigBuilder::default().env(env).labels(
+        labels
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
     if let Some(user) = &d.user {
         config = config.user(user.clone());
     }
@@ -253,7 +297,12 @@ fn assemble(b: &BaseBuild<'_>, epoch: i64, blobs: Vec<(String, LayerBlob)>) -> I
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
-                .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+                .diff_ids(
+                    layers
+                        .iter()
+                        .map(|l| l.diff_id.to_string())
+                        .collect::<Vec<_>>(),
+                )
                 .build()
                 .expect("rootfs fields are valid"),
         )

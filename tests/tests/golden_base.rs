@@ -1,0 +1,235 @@
+//! `kiln base lock | update | build` against the machine's configured Debian mirror, a real
+//! registry and podman: the `static` golden base, and a Go app running on it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Kiln, client, label_json, validate_pushed};
+use kiln_e2e::{
+    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config,
+    wait_http, workspace_root,
+};
+
+/// Copies `golden-base/<name>.toml` (and what it includes) with the keyrings into `dir`.
+fn definitions(kiln: &Kiln, dir: &str) -> std::path::PathBuf {
+    let dst = kiln.ws.mkdir(dir);
+    kiln_e2e::copy_dir(
+        &workspace_root().join("golden-base/keyrings"),
+        &dst.join("keyrings"),
+    )
+    .unwrap();
+    for name in ["static", "base"] {
+        std::fs::copy(
+            workspace_root().join(format!("golden-base/{name}.toml")),
+            dst.join(format!("{name}.toml")),
+        )
+        .unwrap();
+    }
+    dst
+}
+
+#[test]
+fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
+    ensure_containers_conf();
+    let registry = Registry::anonymous();
+    let kiln = Kiln::new();
+    let cache = Kiln::shared_cache();
+    let cache = cache.to_str().unwrap();
+
+    // Lock against the signed archive, then update: nothing changed in between.
+    let defs = definitions(&kiln, "one/golden-base");
+    let def = defs.join("static.toml");
+    let lock = kiln.run(&["base", "lock", def.to_str().unwrap()]);
+    assert_eq!(lock.code, 0, "{}", lock.stderr);
+    let lockfile = std::fs::read_to_string(defs.join("static.lock")).unwrap();
+    for pkg in [
+        "name = \"ca-certificates\"",
+        "name = \"tzdata\"",
+        "name = \"netbase\"",
+        "name = \"base-files\"",
+    ] {
+        assert!(
+            lockfile.contains(pkg),
+            "`{pkg}` missing from the lock:\n{lockfile}"
+        );
+    }
+    assert!(
+        !lockfile.contains("name = \"libc6\""),
+        "static has no libc:\n{lockfile}"
+    );
+    let update = kiln.run(&["base", "update", def.to_str().unwrap()]);
+    assert_eq!(update.code, 0, "{}", update.stderr);
+    assert!(
+        update.stderr.contains("no package changed"),
+        "{}",
+        update.stderr
+    );
+
+    // Build twice from different directories: same digest. Publish the first.
+    let image = registry.reference("golden/static:13");
+    let pinned = kiln
+        .run(&[
+            "base",
+            "build",
+            def.to_str().unwrap(),
+            "--publish",
+            &image,
+            "--cache-dir",
+            cache,
+        ])
+        .ok();
+    let other = definitions(&kiln, "two/elsewhere");
+    std::fs::copy(defs.join("static.lock"), other.join("static.lock")).unwrap();
+    let local = kiln
+        .run(&[
+            "base",
+            "build",
+            other.join("static.toml").to_str().unwrap(),
+            "--cache-dir",
+            kiln.ws.mkdir("cache2").to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(
+        pinned.rsplit_once('@').unwrap().1,
+        local.rsplit_once('@').unwrap().1,
+        "same lock, same digest"
+    );
+
+    let client = client(None, None);
+    let validated = validate_pushed(&client, &pinned);
+    let config = serde_json::to_value(&validated.config).unwrap();
+    assert_eq!(config["config"]["User"], "65532:65532");
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["io.buildpacks.rebasable"], "true");
+    assert_eq!(labels["io.buildpacks.base.distro.name"], "debian");
+    let files: Vec<String> = common::layer_files(&client, &pinned)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    for f in [
+        "etc/ssl/certs/ca-certificates.crt",
+        "usr/share/zoneinfo/Asia/Seoul",
+        "etc/os-release",
+        "etc/passwd",
+        "var/lib/dpkg/status.d/tzdata",
+        "var/lib/dpkg/status.d/ca-certificates",
+    ] {
+        assert!(
+            files.iter().any(|p| p == f || p.ends_with(f)),
+            "`{f}` missing: {files:?}"
+        );
+    }
+
+    // A Go app on it: CA bundle and time zones work, and it runs as nonroot.
+    let app = kiln.fixture("go-web", "app");
+    let app_image = registry.reference("app-on-static:1");
+    let app_pinned = kiln
+        .run(&[
+            "build",
+            &app_image,
+            "--path",
+            app.to_str().unwrap(),
+            "--run-image",
+            &pinned,
+            "--publish",
+            "--cache-dir",
+            cache,
+        ])
+        .ok();
+    let app_config = skopeo_inspect_config(&format!("docker://{app_pinned}"), false);
+    let lifecycle = label_json(&app_config, "io.buildpacks.lifecycle.metadata");
+    assert_eq!(
+        lifecycle["runImage"]["reference"],
+        pinned.rsplit_once('@').unwrap().1
+    );
+    let podman = Podman::new();
+    podman.pull(&app_pinned, false);
+    let port = free_port().to_string();
+    let ctr = podman.run_detached(&app_pinned, &["-e", &format!("PORT={port}")]);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{base}/"), Duration::from_secs(30));
+    let certs: usize = http_get(&format!("{base}/certs"))
+        .unwrap()
+        .text()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        certs > 100,
+        "the system pool should hold Debian's CA bundle, got {certs}"
+    );
+    assert_eq!(
+        http_get(&format!("{base}/tz?name=Asia/Seoul"))
+            .unwrap()
+            .text()
+            .trim(),
+        "+0900"
+    );
+    assert_eq!(ctr.process_uid(), 65532);
+}
+
+/// `base` = `static` + glibc and libssl: it reuses `static`'s layers byte for byte, and its
+/// dynamic loader resolves libssl's dependencies inside the image.
+#[test]
+fn base_golden_base_shares_static_layers_and_runs_glibc() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let defs = definitions(&kiln, "golden-base");
+    let cache = kiln.ws.mkdir("cache");
+    let layers = |name: &str| {
+        let def = defs.join(format!("{name}.toml"));
+        assert_eq!(kiln.run(&["base", "lock", def.to_str().unwrap()]).code, 0);
+        let archive = kiln.ws.join(format!("{name}.tar"));
+        kiln.run(&[
+            "base",
+            "build",
+            def.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--output",
+            archive.to_str().unwrap(),
+        ])
+        .ok();
+        let v =
+            kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}")).unwrap();
+        v.config.rootfs().diff_ids().clone()
+    };
+    let stat = layers("static");
+    let base = layers("base");
+    assert_eq!(
+        base.len(),
+        stat.len() + 1,
+        "base adds one package layer: {base:?}"
+    );
+    assert_eq!(
+        &base[..2],
+        &stat[..2],
+        "merged-usr and static's packages are shared"
+    );
+    assert_eq!(base.last(), stat.last(), "the generated layer is shared");
+
+    let podman = Podman::new();
+    // podman names an OCI archive's image after its ref.name (`oci:DIR` would derive a name
+    // from the directory, which podman refuses when it has capitals, as temp dirs do).
+    podman.load(&kiln.ws.join("base.tar"));
+    let image = "localhost/kiln-base/base".to_string();
+    let out = podman.run_once(
+        &image,
+        &[
+            "/lib64/ld-linux-x86-64.so.2",
+            "--list",
+            "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("libc.so.6 =>") && stdout.contains("libcrypto.so.3 =>"),
+        "{stdout}"
+    );
+}
