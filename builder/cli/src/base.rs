@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
-use kiln_debian::apt_sources::{SourcesFormat, default_mirror};
 use kiln_debian::base_image::{BaseBuild, build_base};
 use kiln_debian::{Definition, Keyring, Lockfile, diff, fetch_deb, lock};
 use kiln_image::Blobs;
@@ -62,36 +61,9 @@ fn load_definition(path: &Path) -> Result<Definition, Failure> {
     Definition::load(path).map_err(|e| Failure::new(exit::USAGE, e))
 }
 
-/// Returns `--mirror`, else `KILN_DEBIAN_MIRROR`, else the machine's apt sources.
 fn mirror(common: &BaseCommon, env: &Environment) -> Result<Url, Failure> {
-    let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
-    if let Some(m) = common.mirror.as_deref().or(env.get("KILN_DEBIAN_MIRROR")) {
-        return Url::parse(m).map_err(|e| usage(anyhow!("mirror `{m}` is not a URL: {e}")));
-    }
-    let mut files: Vec<(SourcesFormat, String)> = Vec::new();
-    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
-        files.push((SourcesFormat::OneLine, t));
-    }
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut paths: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for p in paths {
-            let format = match p.extension().and_then(|e| e.to_str()) {
-                Some("sources") => SourcesFormat::Deb822,
-                Some("list") => SourcesFormat::OneLine,
-                _ => continue,
-            };
-            if let Ok(t) = std::fs::read_to_string(&p) {
-                files.push((format, t));
-            }
-        }
-    }
-    default_mirror(files.iter().map(|(f, t)| (*f, t.as_str()))).ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            anyhow!("no Debian mirror found in the apt sources"),
-        )
-        .hint(Some(
+    env.debian_mirror(common.mirror.as_deref()).map_err(|e| {
+        Failure::new(exit::USAGE, e).hint(Some(
             "pass `--mirror URL` or set `KILN_DEBIAN_MIRROR`".into(),
         ))
     })

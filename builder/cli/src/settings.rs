@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use kiln_debian::apt_sources::{SourcesFormat, default_mirror};
 use kiln_registry::RegistrySettings;
 
 use crate::args::RegistryArgs;
@@ -111,6 +112,36 @@ impl Environment {
             user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
             ..RegistrySettings::default()
         }
+    }
+}
+
+impl Environment {
+    /// Returns the Debian mirror for golden bases: `--mirror`, else `KILN_DEBIAN_MIRROR`,
+    /// else the first Debian archive in the machine's apt sources.
+    pub fn debian_mirror(&self, flag: Option<&str>) -> anyhow::Result<url::Url> {
+        if let Some(m) = flag.or(self.get("KILN_DEBIAN_MIRROR")) {
+            return url::Url::parse(m).with_context(|| format!("mirror `{m}` is not a URL"));
+        }
+        let mut files: Vec<(SourcesFormat, String)> = Vec::new();
+        if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
+            files.push((SourcesFormat::OneLine, t));
+        }
+        if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+            let mut paths: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for p in paths {
+                let format = match p.extension().and_then(|e| e.to_str()) {
+                    Some("sources") => SourcesFormat::Deb822,
+                    Some("list") => SourcesFormat::OneLine,
+                    _ => continue,
+                };
+                if let Ok(t) = std::fs::read_to_string(&p) {
+                    files.push((format, t));
+                }
+            }
+        }
+        default_mirror(files.iter().map(|(f, t)| (*f, t.as_str())))
+            .context("no Debian mirror found in the apt sources (`/etc/apt/sources.list*`)")
     }
 }
 
