@@ -27,7 +27,7 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
         .context("starting the async runtime")?;
     match cmd {
         BaseCommand::Lock(a) => {
-            let (_, new) = relock(&a.common, env, &runtime, ui)?;
+            let new = relock(&a.common, env, &runtime, ui)?;
             write_lock(&a.common.definition, &new, ui)
         }
         BaseCommand::Update(a) => {
@@ -38,7 +38,7 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
                     a.common.definition.display()
                 )))
             })?;
-            let (_, new) = relock(&a.common, env, &runtime, ui)?;
+            let new = relock(&a.common, env, &runtime, ui)?;
             let changes = diff(&old, &new);
             if changes.is_empty() {
                 ui.info("no package changed");
@@ -81,7 +81,7 @@ fn relock(
     env: &Environment,
     runtime: &tokio::runtime::Runtime,
     ui: &Ui,
-) -> Result<(Definition, Lockfile), Failure> {
+) -> Result<Lockfile, Failure> {
     let def = load_definition(&common.definition)?;
     let keyring = Keyring::load(&def.keyrings).map_err(|e| Failure::new(exit::FAILURE, e))?;
     let mirror = mirror(common, env)?;
@@ -93,7 +93,7 @@ fn relock(
     let new = runtime
         .block_on(lock(&def, &mirror, &keyring, now, &http_client()?))
         .map_err(|e| Failure::new(exit::FAILURE, e))?;
-    Ok((def, new))
+    Ok(new)
 }
 
 fn write_lock(def_path: &Path, lockfile: &Lockfile, ui: &Ui) -> Result<(), Failure> {

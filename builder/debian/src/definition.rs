@@ -47,6 +47,10 @@ pub struct Definition {
     pub files: Vec<FileSpec>,
     /// Extra directories.
     pub directories: Vec<DirSpec>,
+    /// Extra symbolic links (what `update-alternatives` would make).
+    pub links: Vec<LinkSpec>,
+    /// The Java trust store to generate from the CA certificates, if any.
+    pub java_keystore: Option<KeystoreSpec>,
     /// The image config's `User`, if set (`65532`).
     pub user: Option<String>,
     /// The image config's environment.
@@ -125,6 +129,31 @@ pub struct DirSpec {
     pub gid: u32,
 }
 
+/// A symbolic link the base adds.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// The absolute path of the link in the image.
+    pub path: String,
+    /// What it points to, stored verbatim.
+    pub target: String,
+}
+
+/// A Java KeyStore (JKS) of the CA certificates the base trusts, as `ca-certificates-java`
+/// would build it: every certificate of the CA bundle, aliased `debian:<file>`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeystoreSpec {
+    /// The absolute path in the image (`/etc/ssl/certs/java/cacerts`).
+    pub path: String,
+    /// The store password (`changeit`, the JDK's and Debian's).
+    #[serde(default = "default_store_password")]
+    pub password: String,
+}
+
+fn default_store_password() -> String {
+    "changeit".to_owned()
+}
 fn default_shell() -> String {
     "/usr/sbin/nologin".to_owned()
 }
@@ -158,6 +187,9 @@ struct RawDefinition {
     files: Vec<FileSpec>,
     #[serde(default)]
     directories: Vec<DirSpec>,
+    #[serde(default)]
+    links: Vec<LinkSpec>,
+    java_keystore: Option<KeystoreSpec>,
     user: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -333,6 +365,15 @@ impl Definition {
                 ));
             }
         }
+        for l in &self.links {
+            check_path(&l.path)?;
+            if l.target.is_empty() || l.target.contains(['\0', '\n']) {
+                return Err(format!("link `{}` needs a target without NUL or newline", l.path));
+            }
+        }
+        if let Some(k) = &self.java_keystore {
+            check_path(&k.path)?;
+        }
         for d in &self.directories {
             check_path(&d.path)?;
             if d.mode > 0o7777 {
@@ -366,6 +407,8 @@ fn merge(
         users: Vec::new(),
         files: Vec::new(),
         directories: Vec::new(),
+        links: Vec::new(),
+        java_keystore: None,
         user: None,
         env: BTreeMap::new(),
         labels: BTreeMap::new(),
@@ -403,6 +446,8 @@ fn merge(
     replace_by(&mut def.users, raw.users, |u| u.name.clone());
     replace_by(&mut def.files, raw.files, |f| f.path.clone());
     replace_by(&mut def.directories, raw.directories, |d| d.path.clone());
+    replace_by(&mut def.links, raw.links, |l| l.path.clone());
+    def.java_keystore = raw.java_keystore.or(def.java_keystore);
     def.user = raw.user.or(def.user);
     def.env.extend(raw.env);
     def.labels.extend(raw.labels);
@@ -559,6 +604,15 @@ content = "hosts: files dns\n"
             .unwrap_err()
             .to_string();
         assert!(err.contains("no group"), "{err}");
+        let link = format!("{STATIC}\n[[links]]\npath = \"/usr/bin/java\"\ntarget = \"/j/java\"\n");
+        assert_eq!(Definition::parse("x", dir, &link).unwrap().links[0].target, "/j/java");
+        let bad_link = link.replace("/usr/bin/java", "usr/bin/java");
+        assert!(Definition::parse("x", dir, &bad_link).is_err());
+        let store = format!("{STATIC}\n[java-keystore]\npath = \"/etc/cacerts\"\n");
+        let def = Definition::parse("x", dir, &store).unwrap();
+        assert_eq!(def.java_keystore.unwrap().password, "changeit");
+        let typo = store.replace("path =", "paht =");
+        assert!(Definition::parse("x", dir, &typo).is_err());
         let both = STATIC.replace("exclude = [\"openssl\"]", "exclude = [\"tzdata\"]");
         assert!(Definition::parse("x", dir, &both).is_err());
     }

@@ -18,6 +18,7 @@ pub mod depends;
 mod error;
 pub mod fetch;
 pub mod inrelease;
+pub mod jks;
 pub mod keyring;
 mod lock;
 pub mod lockfile;

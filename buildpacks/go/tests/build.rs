@@ -14,30 +14,13 @@ use std::time::{Duration, Instant};
 use kiln_buildpack_go::GoBuildpack;
 use kiln_lifecycle::{BuildContext, BuildOutput, Buildpack, BuildpackError, Plan};
 
-/// The variables the lifecycle would let through from the host.
-const ALLOWED: &[&str] = &[
-    "PATH",
-    "HOME",
-    "GOPROXY",
-    "GOPRIVATE",
-    "GONOSUMDB",
-    "GONOPROXY",
-    "GOFLAGS",
-    "GOSUMDB",
-    "GOINSECURE",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-];
-
+/// The host environment as the lifecycle lets it through to toolchains.
 fn host_env() -> BTreeMap<String, String> {
-    ALLOWED
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-        .collect()
+    kiln_lifecycle::build_env(
+        &std::env::vars().collect(),
+        &Default::default(),
+        &BTreeMap::new(),
+    )
 }
 
 /// A Go cache shared by the tests of this run and kept between runs, so each package compiles once.
