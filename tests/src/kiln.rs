@@ -19,6 +19,22 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Returns the Cargo target dir the running test binary lives in
+/// (`<target>/<profile>/deps/<test>`); panics when the test was not started by cargo.
+pub fn target_dir() -> PathBuf {
+    let exe = env::current_exe().expect("locating the test binary");
+    exe.ancestors()
+        .find(|dir| dir.file_name().is_some_and(|n| n == "deps"))
+        .and_then(|deps| deps.parent()?.parent())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{}` is not under `<target>/<profile>/deps`; run the tests with cargo",
+                exe.display()
+            )
+        })
+        .to_path_buf()
+}
+
 /// Builds `kiln` once per test process (`$CARGO build -p kiln-cli --bin kiln`) and
 /// returns `<target dir>/debug/kiln`.
 ///
@@ -27,18 +43,7 @@ pub fn workspace_root() -> PathBuf {
 pub fn kiln_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let exe = env::current_exe().expect("locating the test binary");
-        let target_dir = exe
-            .ancestors()
-            .find(|dir| dir.file_name().is_some_and(|n| n == "deps"))
-            .and_then(|deps| deps.parent()?.parent())
-            .unwrap_or_else(|| {
-                panic!(
-                    "`{}` is not under `<target>/<profile>/deps`; run the tests with cargo",
-                    exe.display()
-                )
-            })
-            .to_path_buf();
+        let target_dir = target_dir();
         let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         run_checked(
             Command::new(cargo)

@@ -19,13 +19,16 @@ mod openssl;
 mod podman;
 mod registry;
 mod skopeo;
+mod syft;
 mod token;
 mod workspace;
 
 pub use cmd::{command_line, run_checked, run_output};
 pub use go::{go_bin, go_build_static};
 pub use http::{HttpResponse, http_get, wait_http};
-pub use kiln::{containers_conf_problems, ensure_containers_conf, kiln_bin, workspace_root};
+pub use kiln::{
+    containers_conf_problems, ensure_containers_conf, kiln_bin, target_dir, workspace_root,
+};
 pub use noise::noise;
 pub use oci_image::UmociImage;
 pub use podman::{Podman, RunningContainer};
@@ -34,5 +37,6 @@ pub use skopeo::{
     skopeo, skopeo_copy, skopeo_copy_with, skopeo_inspect, skopeo_inspect_config,
     skopeo_inspect_raw, skopeo_inspect_with,
 };
+pub use syft::{SYFT_VERSION, syft_bin, syft_scan};
 pub use token::{Access, TokenIssuer, TokenRequest};
 pub use workspace::{Workspace, copy_dir, free_port};

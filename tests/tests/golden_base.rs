@@ -96,6 +96,26 @@ fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
         "same lock, same digest"
     );
 
+    // The Go stack's default run image is the curated static base once it is in kiln's store.
+    let cache2 = kiln.ws.join("cache2");
+    let app_dir = kiln.fixture("go-multi", "stacked");
+    kiln.run(&[
+        "build",
+        "local/stacked:1",
+        "--path",
+        app_dir.to_str().unwrap(),
+        "--process",
+        "api",
+        "--cache-dir",
+        cache2.to_str().unwrap(),
+    ])
+    .ok();
+    let stacked = kiln_image::validate_layout(&cache2.join("oci"), "local/stacked:1").unwrap();
+    let stacked = serde_json::to_value(&stacked.config).unwrap();
+    let run_image = label_json(&stacked, "io.buildpacks.lifecycle.metadata")["runImage"].clone();
+    assert_eq!(run_image["image"], "kiln-base/static");
+    assert_eq!(run_image["reference"], local.rsplit_once('@').unwrap().1);
+
     let client = client(None, None);
     let validated = validate_pushed(&client, &pinned);
     let config = serde_json::to_value(&validated.config).unwrap();

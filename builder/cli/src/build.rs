@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use kiln_buildpack_go::GoBuildpack;
-use kiln_image::{Blobs, Image, fetch_remote, read_layout};
+use kiln_image::{Blobs, Image, fetch_remote, layout_has, read_layout};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
     BuildPhase, Buildpack, BuildpackError, Exporter, LayerCache, PhaseError, ProjectDescriptor,
-    RunImage, SourceFacts, build_env, build_epoch, detect, git_info, host_arch, static_base,
+    RunImage, SourceFacts, build_env, build_epoch, detect, git_info, host_arch, stack_for,
+    static_base,
 };
 use kiln_oci::{Digest, Reference};
 use kiln_registry::Client;
@@ -99,9 +100,13 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let export_err = |e: anyhow::Error| Failure::new(exit::EXPORT, e);
     let git = git_info(&source_dir);
     let (epoch, _) = build_epoch(source_date_epoch, &git);
+    let run_choice = match args.run_image.as_deref().or(project.run_image.as_deref()) {
+        Some(name) => RunChoice::Named(name.to_string()),
+        None => stack_default(buildpack.id(), &store_dir, ui),
+    };
     let run = runtime
         .block_on(resolve_run_image(
-            args.run_image.as_deref(),
+            run_choice,
             &client,
             &blobs,
             epoch,
@@ -175,46 +180,93 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     Ok(())
 }
 
-/// Returns the run image: the generated static base, an `oci:` layout, or a registry image.
+/// Where the run image comes from.
+enum RunChoice {
+    /// `--run-image`, `[io.kiln] run-image` or the stack's registry reference, or `oci:PATH[:NAME]`.
+    Named(String),
+    /// The stack's base, found by name in kiln's local image store.
+    Stored(String),
+    /// kiln's generated minimal base.
+    Generated,
+}
+
+/// Returns the stack's run image for `buildpack`: a registry reference as named, a local
+/// store name if the store has it, else kiln's generated minimal base (saying so).
+fn stack_default(buildpack: &str, store_dir: &Path, ui: &Ui) -> RunChoice {
+    let Some(stack) = stack_for(buildpack) else {
+        return RunChoice::Generated;
+    };
+    let first = stack.run_image.split('/').next().unwrap_or_default();
+    let names_a_registry = stack.run_image.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost");
+    if names_a_registry {
+        return RunChoice::Named(stack.run_image);
+    }
+    if layout_has(store_dir, &stack.run_image) {
+        return RunChoice::Stored(stack.run_image);
+    }
+    ui.info(&format!(
+        "the curated base `{}` is not in kiln's store; using kiln's minimal generated base.\n  \
+         build the curated one once: kiln base build golden-base/static.toml\n  \
+         or name one: --run-image REF, or [io.kiln] run-image = \"REF\" in project.toml",
+        stack.run_image
+    ));
+    RunChoice::Generated
+}
+
+/// Returns the run image: kiln's generated base, an image in the local store, an `oci:`
+/// layout, or a registry image.
 async fn resolve_run_image(
-    name: Option<&str>,
+    choice: RunChoice,
     client: &Client,
     blobs: &Blobs,
     epoch: i64,
     compression: Compression,
 ) -> Result<RunImage, Failure> {
     let fail = |e: anyhow::Error| Failure::new(exit::EXPORT, e);
-    let Some(name) = name else {
-        let image = static_base(epoch, compression, blobs.store()).map_err(|e| fail(e.into()))?;
-        let digest = image
-            .finalize()
-            .map_err(|e| fail(e.into()))?
-            .manifest_digest;
-        return Ok(RunImage {
-            image,
-            digest,
-            name: "kiln:static".into(),
-        });
-    };
-    let (image, digest): (Image, Digest) = if let Some(rest) = name.strip_prefix("oci:") {
-        let (path, ref_name) = split_layout_ref(rest);
-        read_layout(Path::new(&path), ref_name.as_deref(), blobs)
-            .map_err(|e| fail(anyhow!(e).context(format!("reading run image `{name}`"))))?
-    } else {
-        let reference: Reference = name
-            .parse()
-            .map_err(|e| Failure::new(exit::USAGE, anyhow!("--run-image: {e}")))?;
-        fetch_remote(client, &reference, "linux", host_arch())
-            .await
-            .map_err(|e| {
-                let hint = e.hint();
-                fail(anyhow!(e).context(format!("reading run image `{name}`"))).hint(hint)
-            })?
+    let (image, digest, name): (Image, Digest, String) = match choice {
+        RunChoice::Generated => {
+            let image =
+                static_base(epoch, compression, blobs.store()).map_err(|e| fail(e.into()))?;
+            let digest = image
+                .finalize()
+                .map_err(|e| fail(e.into()))?
+                .manifest_digest;
+            (image, digest, "kiln:static".into())
+        }
+        RunChoice::Stored(name) => {
+            let (image, digest) =
+                read_layout(blobs.store().root(), Some(&name), blobs).map_err(|e| {
+                    fail(
+                        anyhow!(e).context(format!("reading run image `{name}` from kiln's store")),
+                    )
+                })?;
+            (image, digest, name)
+        }
+        RunChoice::Named(name) => {
+            let name = name.as_str();
+            let (image, digest) = if let Some(rest) = name.strip_prefix("oci:") {
+                let (path, ref_name) = split_layout_ref(rest);
+                read_layout(Path::new(&path), ref_name.as_deref(), blobs)
+                    .map_err(|e| fail(anyhow!(e).context(format!("reading run image `{name}`"))))?
+            } else {
+                let reference: Reference = name
+                    .parse()
+                    .map_err(|e| Failure::new(exit::USAGE, anyhow!("--run-image: {e}")))?;
+                fetch_remote(client, &reference, "linux", host_arch())
+                    .await
+                    .map_err(|e| {
+                        let hint = e.hint();
+                        fail(anyhow!(e).context(format!("reading run image `{name}`"))).hint(hint)
+                    })?
+            };
+            (image, digest, name.to_string())
+        }
     };
     Ok(RunImage {
         image,
         digest,
-        name: name.to_string(),
+        name,
     })
 }
 

@@ -368,7 +368,10 @@ impl Definition {
         for l in &self.links {
             check_path(&l.path)?;
             if l.target.is_empty() || l.target.contains(['\0', '\n']) {
-                return Err(format!("link `{}` needs a target without NUL or newline", l.path));
+                return Err(format!(
+                    "link `{}` needs a target without NUL or newline",
+                    l.path
+                ));
             }
         }
         if let Some(k) = &self.java_keystore {
@@ -605,7 +608,10 @@ content = "hosts: files dns\n"
             .to_string();
         assert!(err.contains("no group"), "{err}");
         let link = format!("{STATIC}\n[[links]]\npath = \"/usr/bin/java\"\ntarget = \"/j/java\"\n");
-        assert_eq!(Definition::parse("x", dir, &link).unwrap().links[0].target, "/j/java");
+        assert_eq!(
+            Definition::parse("x", dir, &link).unwrap().links[0].target,
+            "/j/java"
+        );
         let bad_link = link.replace("/usr/bin/java", "usr/bin/java");
         assert!(Definition::parse("x", dir, &bad_link).is_err());
         let store = format!("{STATIC}\n[java-keystore]\npath = \"/etc/cacerts\"\n");

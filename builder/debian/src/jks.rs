@@ -148,7 +148,14 @@ mod tests {
         let bytes = write_jks(&entries, "changeit", 1_700_000_000_000);
         let back = parse(&bytes, "changeit");
         assert_eq!(back.len(), 2);
-        assert_eq!(back[0], ("debian:a.crt".into(), 1_700_000_000_000, entries[0].1.clone()));
+        assert_eq!(
+            back[0],
+            (
+                "debian:a.crt".into(),
+                1_700_000_000_000,
+                entries[0].1.clone()
+            )
+        );
         // NUL and é are two bytes each in modified UTF-8 (NUL is C0 80, not 00).
         let mut utf = Vec::new();
         write_utf(&mut utf, "b\u{0}é");
@@ -200,7 +207,10 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
         assert!(text.contains("2 entries"), "{text}");
-        assert!(text.contains("debian:a.crt") && text.contains("debian:b.crt"), "{text}");
+        assert!(
+            text.contains("debian:a.crt") && text.contains("debian:b.crt"),
+            "{text}"
+        );
         assert!(text.contains("trustedCertEntry"), "{text}");
     }
 }

@@ -59,6 +59,20 @@ pub async fn write_layout(
     write_file(&index_path, &bytes)
 }
 
+/// Returns whether the OCI layout at `dir` names an image `ref_name` in its `index.json`.
+pub fn layout_has(dir: &Path, ref_name: &str) -> bool {
+    let Ok(bytes) = fs::read(dir.join("index.json")) else {
+        return false;
+    };
+    let Ok(index) = serde_json::from_slice::<Value>(&bytes) else {
+        return false;
+    };
+    index["manifests"].as_array().is_some_and(|m| {
+        m.iter()
+            .any(|d| d["annotations"][REF_NAME].as_str() == Some(ref_name))
+    })
+}
+
 /// Reads the image named `ref_name` (or the only image, if `None`) from the OCI layout at
 /// `dir`, importing its layer blobs into the store. Returns the image and its manifest digest.
 pub fn read_layout(

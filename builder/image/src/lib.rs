@@ -20,7 +20,7 @@ mod validate;
 pub use archive::write_archive;
 pub use blobs::Blobs;
 pub use error::ImageError;
-pub use layout::{read_layout, write_layout};
+pub use layout::{layout_has, read_layout, write_layout};
 pub use model::{FinalImage, Image, Layer, Origin};
 pub use remote::{BlobOutcome, PushObserver, PushReport, fetch_remote, push_image};
 pub use validate::{Validated, validate_layout, validate_remote};

@@ -14,6 +14,7 @@ mod metadata;
 mod phases;
 mod project;
 mod source;
+mod stack;
 
 pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
 pub use buildpack::{
@@ -25,3 +26,4 @@ pub use layer_cache::LayerCache;
 pub use phases::{ALLOWED_ENV, BuildPhase, BuildResult, PhaseError, build_env, detect};
 pub use project::{ProjectDescriptor, ProjectError};
 pub use source::{CopyStats, SourceError, copy_source};
+pub use stack::{Stack, stack_for};

@@ -18,6 +18,8 @@ pub struct ProjectDescriptor {
     pub build_env: BTreeMap<String, String>,
     /// `[io.kiln] process`: the default process when the app has several.
     pub process: Option<String>,
+    /// `[io.kiln] run-image`: the run image, unless `--run-image` says otherwise.
+    pub run_image: Option<String>,
 }
 
 /// Why `project.toml` could not be read.
@@ -86,6 +88,8 @@ struct RawEnv {
 #[serde(deny_unknown_fields)]
 struct RawKiln {
     process: Option<String>,
+    #[serde(rename = "run-image")]
+    run_image: Option<String>,
 }
 
 impl ProjectDescriptor {
@@ -125,6 +129,7 @@ impl ProjectDescriptor {
                 .map(|e| (e.name, e.value))
                 .collect(),
             process: raw.io.kiln.process,
+            run_image: raw.io.kiln.run_image,
         })
     }
 }
@@ -150,6 +155,7 @@ value = "-tags=prod"
 
 [io.kiln]
 process = "api"
+run-image = "registry.example.com/bases/static:13"
 "#,
             "project.toml",
         )
@@ -157,6 +163,10 @@ process = "api"
         assert_eq!(p.exclude, vec!["docs/", "*.md"]);
         assert_eq!(p.build_env["GOFLAGS"], "-tags=prod");
         assert_eq!(p.process.as_deref(), Some("api"));
+        assert_eq!(
+            p.run_image.as_deref(),
+            Some("registry.example.com/bases/static:13")
+        );
     }
 
     #[test]
