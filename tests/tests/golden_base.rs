@@ -19,7 +19,7 @@ fn definitions(kiln: &Kiln, dir: &str) -> std::path::PathBuf {
         &dst.join("keyrings"),
     )
     .unwrap();
-    for name in ["static", "base"] {
+    for name in ["static", "base", "node"] {
         std::fs::copy(
             workspace_root().join(format!("golden-base/{name}.toml")),
             dst.join(format!("{name}.toml")),
@@ -252,4 +252,54 @@ fn base_golden_base_shares_static_layers_and_runs_glibc() {
         stdout.contains("libc.so.6 =>") && stdout.contains("libcrypto.so.3 =>"),
         "{stdout}"
     );
+}
+
+/// `node` = `base` + Debian's Node.js: `node -e` runs as nonroot, with OpenSSL's crypto, on
+/// `base`'s layers.
+#[test]
+fn node_golden_base_runs_node() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let defs = definitions(&kiln, "golden-base");
+    let cache = kiln.ws.mkdir("cache");
+    let mut diff_ids = Vec::new();
+    for name in ["static", "base", "node"] {
+        let def = defs.join(format!("{name}.toml"));
+        assert_eq!(kiln.run(&["base", "lock", def.to_str().unwrap()]).code, 0);
+        let archive = kiln.ws.join(format!("{name}.tar"));
+        kiln.run(&[
+            "base",
+            "build",
+            def.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--output",
+            archive.to_str().unwrap(),
+        ])
+        .ok();
+        let v =
+            kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}")).unwrap();
+        diff_ids.push(v.config.rootfs().diff_ids().clone());
+    }
+    let (base, node) = (&diff_ids[1], &diff_ids[2]);
+    assert_eq!(node.len(), base.len() + 1);
+    assert_eq!(&node[..3], &base[..3], "node sits on base's layers");
+    let lock = std::fs::read_to_string(defs.join("node.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"nodejs\"") && !lock.contains("name = \"npm\""),
+        "{lock}"
+    );
+
+    let podman = Podman::new();
+    podman.load(&kiln.ws.join("node.tar"));
+    let script = "console.log(process.getuid(), require('crypto').createHash('sha256').update('kiln').digest('hex'))";
+    let out = podman.run_once("localhost/kiln-base/node", &["/usr/bin/node", "-e", script]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = format!("65532 {}", kiln_oci::Digest::of(b"kiln").hex());
+    assert_eq!(stdout.trim(), expected);
 }
