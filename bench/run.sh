@@ -4,15 +4,17 @@
 #   bench/run.sh          # both
 #   bench/run.sh layer    # layer export: kiln's one-pass tar/hash/compress vs a shell pipeline
 #   bench/run.sh go       # Go app rebuild, nothing changed, published: kiln vs ko vs go build
+#   bench/run.sh base     # java17 base build from a warm .deb cache vs dpkg-deb|gzip|sha256sum
 #
 # Environment knobs are the scripts' own: BENCH_BIG, BENCH_REPEAT (layer); RUNS, WARMUP,
-# KO, KO_VERSION (go). Scratch goes to bench/out (gitignored).
+# KO, KO_VERSION (go); RUNS (base). Scratch goes to bench/out (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-all}
 case $what in
-  all) bash ./layer-export.sh; echo; bash ./go-rebuild.sh ;;
+  all) bash ./layer-export.sh; echo; bash ./go-rebuild.sh; echo; bash ./base-build.sh ;;
   layer) bash ./layer-export.sh ;;
   go) bash ./go-rebuild.sh ;;
-  *) echo "usage: bench/run.sh [all|layer|go]" >&2; exit 2 ;;
+  base) bash ./base-build.sh ;;
+  *) echo "usage: bench/run.sh [all|layer|go|base]" >&2; exit 2 ;;
 esac

@@ -253,3 +253,66 @@ fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("PKIX path building failed"), "{stderr}");
 }
+
+/// `java21` (trixie) = `base` + OpenJDK 21: `java` and the generated keystore work as nonroot,
+/// on `base`'s layers.
+#[test]
+fn java21_runs_as_nonroot_with_its_generated_keystore() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let defs = kiln.ws.mkdir("golden-base");
+    kiln_e2e::copy_dir(
+        &workspace_root().join("golden-base/keyrings"),
+        &defs.join("keyrings"),
+    )
+    .unwrap();
+    for name in ["static", "base", "java21"] {
+        std::fs::copy(
+            workspace_root().join(format!("golden-base/{name}.toml")),
+            defs.join(format!("{name}.toml")),
+        )
+        .unwrap();
+    }
+    let def = defs.join("java21.toml");
+    let lock = kiln.run(&["base", "lock", def.to_str().unwrap()]);
+    assert_eq!(lock.code, 0, "{}", lock.stderr);
+    for name in ["static", "base"] {
+        std::fs::copy(
+            workspace_root().join(format!("golden-base/{name}.lock")),
+            defs.join(format!("{name}.lock")),
+        )
+        .unwrap();
+    }
+    let cache = Kiln::shared_cache();
+    let archive = kiln.ws.join("java21.tar");
+    kiln.run(&[
+        "base",
+        "build",
+        def.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--output",
+        archive.to_str().unwrap(),
+    ])
+    .ok();
+    kiln_image::validate_layout(&cache.join("oci"), "kiln-base/java21").unwrap();
+    let podman = Podman::new();
+    podman.load(&archive);
+    let image = "localhost/kiln-base/java21";
+    let out = podman.run_once(image, &["java", "-XshowSettings:properties", "-version"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("openjdk version \"21."), "{stderr}");
+    assert!(stderr.contains("user.name = nonroot"), "{stderr}");
+    let out = podman.run_once(
+        image,
+        &["keytool", "-list", "-cacerts", "-storepass", "changeit"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.matches("trustedCertEntry").count() > 100, "{stdout}");
+}
