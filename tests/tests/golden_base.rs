@@ -7,26 +7,12 @@ use std::time::Duration;
 
 use common::{Kiln, client, label_json, validate_pushed};
 use kiln_e2e::{
-    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config,
-    wait_http, workspace_root,
+    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
 
-/// Copies `golden-base/<name>.toml` (and what it includes) with the keyrings into `dir`.
+/// Copies the definitions these tests build, with the keyrings, into `dir`.
 fn definitions(kiln: &Kiln, dir: &str) -> std::path::PathBuf {
-    let dst = kiln.ws.mkdir(dir);
-    kiln_e2e::copy_dir(
-        &workspace_root().join("golden-base/keyrings"),
-        &dst.join("keyrings"),
-    )
-    .unwrap();
-    for name in ["static", "base", "node"] {
-        std::fs::copy(
-            workspace_root().join(format!("golden-base/{name}.toml")),
-            dst.join(format!("{name}.toml")),
-        )
-        .unwrap();
-    }
-    dst
+    kiln.golden_definitions(dir, &["static", "base", "node"])
 }
 
 #[test]
@@ -199,21 +185,8 @@ fn base_golden_base_shares_static_layers_and_runs_glibc() {
     let cache = kiln.ws.mkdir("cache");
     let layers = |name: &str| {
         let def = defs.join(format!("{name}.toml"));
-        assert_eq!(kiln.run(&["base", "lock", def.to_str().unwrap()]).code, 0);
-        let archive = kiln.ws.join(format!("{name}.tar"));
-        kiln.run(&[
-            "base",
-            "build",
-            def.to_str().unwrap(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--output",
-            archive.to_str().unwrap(),
-        ])
-        .ok();
-        let v =
-            kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}")).unwrap();
-        v.config.rootfs().diff_ids().clone()
+        kiln.lock_base(&def);
+        kiln.build_base(&def, &cache).1
     };
     let stat = layers("static");
     let base = layers("base");
@@ -265,21 +238,8 @@ fn node_golden_base_runs_node() {
     let mut diff_ids = Vec::new();
     for name in ["static", "base", "node"] {
         let def = defs.join(format!("{name}.toml"));
-        assert_eq!(kiln.run(&["base", "lock", def.to_str().unwrap()]).code, 0);
-        let archive = kiln.ws.join(format!("{name}.tar"));
-        kiln.run(&[
-            "base",
-            "build",
-            def.to_str().unwrap(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--output",
-            archive.to_str().unwrap(),
-        ])
-        .ok();
-        let v =
-            kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}")).unwrap();
-        diff_ids.push(v.config.rootfs().diff_ids().clone());
+        kiln.lock_base(&def);
+        diff_ids.push(kiln.build_base(&def, &cache).1);
     }
     let (base, node) = (&diff_ids[1], &diff_ids[2]);
     assert_eq!(node.len(), base.len() + 1);

@@ -4,48 +4,17 @@
 mod common;
 
 use common::Kiln;
-use kiln_e2e::{Podman, ensure_containers_conf, workspace_root};
+use kiln_e2e::{Podman, ensure_containers_conf};
 
 #[test]
 fn build_image_runs_every_toolchain_as_nonroot() {
     ensure_containers_conf();
     let kiln = Kiln::new();
-    let defs = kiln.ws.mkdir("golden-base");
-    kiln_e2e::copy_dir(
-        &workspace_root().join("golden-base/keyrings"),
-        &defs.join("keyrings"),
-    )
-    .unwrap();
-    for name in ["static", "base", "java21", "build"] {
-        std::fs::copy(
-            workspace_root().join(format!("golden-base/{name}.toml")),
-            defs.join(format!("{name}.toml")),
-        )
-        .unwrap();
-    }
+    let defs = kiln.golden_definitions("golden-base", &["static", "base", "java21", "build"]);
     let def = defs.join("build.toml");
-    let lock = kiln.run(&["base", "lock", def.to_str().unwrap()]);
-    assert_eq!(lock.code, 0, "{}", lock.stderr);
-    for name in ["static", "base", "java21"] {
-        std::fs::copy(
-            workspace_root().join(format!("golden-base/{name}.lock")),
-            defs.join(format!("{name}.lock")),
-        )
-        .unwrap();
-    }
-    let cache = kiln.ws.mkdir("cache");
-    let archive = kiln.ws.join("build.tar");
-    kiln.run(&[
-        "base",
-        "build",
-        def.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--output",
-        archive.to_str().unwrap(),
-    ])
-    .ok();
-    kiln_image::validate_layout(&cache.join("oci"), "kiln-base/build").unwrap();
+    kiln.lock_base(&def);
+    kiln.committed_locks(&defs, &["static", "base", "java21"]);
+    let (archive, _) = kiln.build_base(&def, &kiln.ws.mkdir("cache"));
 
     let podman = Podman::new();
     podman.load(&archive);

@@ -173,12 +173,7 @@ fn tls_check(dir: &Path) -> PathBuf {
 fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
     ensure_containers_conf();
     let kiln = Kiln::new();
-    let defs = kiln.ws.mkdir("golden-base");
-    kiln_e2e::copy_dir(
-        &workspace_root().join("golden-base/keyrings"),
-        &defs.join("keyrings"),
-    )
-    .unwrap();
+    let defs = kiln.golden_definitions("golden-base", &[]);
     let java17 = std::fs::read_to_string(workspace_root().join("golden-base/java17.toml")).unwrap();
     std::fs::write(defs.join("java17.toml"), &java17).unwrap();
 
@@ -198,21 +193,8 @@ fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
     let podman = Podman::new();
     for name in ["java17", "java17tls"] {
         let def = defs.join(format!("{name}.toml"));
-        let lock = kiln.run(&["base", "lock", def.to_str().unwrap()]);
-        assert_eq!(lock.code, 0, "{}", lock.stderr);
-        let archive = kiln.ws.join(format!("{name}.tar"));
-        kiln.run(&[
-            "base",
-            "build",
-            def.to_str().unwrap(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--output",
-            archive.to_str().unwrap(),
-        ])
-        .ok();
-        kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}")).unwrap();
-        podman.load(&archive);
+        kiln.lock_base(&def);
+        podman.load(&kiln.build_base(&def, &cache).0);
     }
     let image = "localhost/kiln-base/java17";
     assert_eq!(podman.image_config(image)["User"], "65532:65532");
@@ -260,42 +242,11 @@ fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
 fn java21_runs_as_nonroot_with_its_generated_keystore() {
     ensure_containers_conf();
     let kiln = Kiln::new();
-    let defs = kiln.ws.mkdir("golden-base");
-    kiln_e2e::copy_dir(
-        &workspace_root().join("golden-base/keyrings"),
-        &defs.join("keyrings"),
-    )
-    .unwrap();
-    for name in ["static", "base", "java21"] {
-        std::fs::copy(
-            workspace_root().join(format!("golden-base/{name}.toml")),
-            defs.join(format!("{name}.toml")),
-        )
-        .unwrap();
-    }
+    let defs = kiln.golden_definitions("golden-base", &["static", "base", "java21"]);
     let def = defs.join("java21.toml");
-    let lock = kiln.run(&["base", "lock", def.to_str().unwrap()]);
-    assert_eq!(lock.code, 0, "{}", lock.stderr);
-    for name in ["static", "base"] {
-        std::fs::copy(
-            workspace_root().join(format!("golden-base/{name}.lock")),
-            defs.join(format!("{name}.lock")),
-        )
-        .unwrap();
-    }
-    let cache = Kiln::shared_cache();
-    let archive = kiln.ws.join("java21.tar");
-    kiln.run(&[
-        "base",
-        "build",
-        def.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--output",
-        archive.to_str().unwrap(),
-    ])
-    .ok();
-    kiln_image::validate_layout(&cache.join("oci"), "kiln-base/java21").unwrap();
+    kiln.lock_base(&def);
+    kiln.committed_locks(&defs, &["static", "base"]);
+    let (archive, _) = kiln.build_base(&def, &Kiln::shared_cache());
     let podman = Podman::new();
     podman.load(&archive);
     let image = "localhost/kiln-base/java21";

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::Kiln;
-use kiln_e2e::{syft_bin, syft_scan, workspace_root};
+use kiln_e2e::{syft_bin, syft_scan};
 
 /// Locks and builds `golden-base/<name>.toml` (definitions and keyrings copied to a temp
 /// dir) into an OCI archive, scans it with syft and compares its `deb` packages with the
@@ -16,41 +16,16 @@ fn scan_matches_lock(name: &str) {
     // Build syft first (minutes, once per target dir) so its failure is not a base's.
     syft_bin();
     let kiln = Kiln::new();
-    let defs = kiln.ws.mkdir("golden-base");
-    kiln_e2e::copy_dir(
-        &workspace_root().join("golden-base/keyrings"),
-        &defs.join("keyrings"),
-    )
-    .unwrap();
-    for def in ["static", "base"] {
-        std::fs::copy(
-            workspace_root().join(format!("golden-base/{def}.toml")),
-            defs.join(format!("{def}.toml")),
-        )
-        .unwrap();
-    }
+    let defs = kiln.golden_definitions("golden-base", &["static", "base"]);
     // `base` includes `static`, whose lock its build reads: lock `static` first.
     let mut to_lock = vec!["static"];
     if name != "static" {
         to_lock.push(name);
     }
     for def in to_lock {
-        let def = defs.join(format!("{def}.toml"));
-        let lock = kiln.run(&["base", "lock", def.to_str().unwrap()]);
-        assert_eq!(lock.code, 0, "{}", lock.stderr);
+        kiln.lock_base(&defs.join(format!("{def}.toml")));
     }
-    let def = defs.join(format!("{name}.toml"));
-    let archive = kiln.ws.join(format!("{name}.tar"));
-    kiln.run(&[
-        "base",
-        "build",
-        def.to_str().unwrap(),
-        "--cache-dir",
-        kiln.ws.mkdir("cache").to_str().unwrap(),
-        "--output",
-        archive.to_str().unwrap(),
-    ])
-    .ok();
+    let (archive, _) = kiln.build_base(&defs.join(format!("{name}.toml")), &kiln.ws.mkdir("cache"));
 
     let lockfile = std::fs::read_to_string(defs.join(format!("{name}.lock"))).unwrap();
     let lockfile: toml::Value = toml::from_str(&lockfile).unwrap();

@@ -212,3 +212,63 @@ pub fn label_json(config: &serde_json::Value, key: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("label `{key}` missing in {config}"));
     serde_json::from_str(text).unwrap()
 }
+
+impl Kiln {
+    /// Copies `golden-base/<name>.toml` for each of `names`, and the pinned keyrings, into
+    /// `<workspace>/<dir>`; returns that directory.
+    pub fn golden_definitions(&self, dir: &str, names: &[&str]) -> PathBuf {
+        let dst = self.ws.mkdir(dir);
+        copy_dir(
+            &workspace_root().join("golden-base/keyrings"),
+            &dst.join("keyrings"),
+        )
+        .expect("copying keyrings");
+        for name in names {
+            std::fs::copy(
+                workspace_root().join(format!("golden-base/{name}.toml")),
+                dst.join(format!("{name}.toml")),
+            )
+            .expect("copying a definition");
+        }
+        dst
+    }
+
+    /// Copies the committed `golden-base/<name>.lock` of each of `names` into `dir` (for the
+    /// includes whose locks a build reads, without re-locking them).
+    pub fn committed_locks(&self, dir: &Path, names: &[&str]) {
+        for name in names {
+            std::fs::copy(
+                workspace_root().join(format!("golden-base/{name}.lock")),
+                dir.join(format!("{name}.lock")),
+            )
+            .expect("copying a lock");
+        }
+    }
+
+    /// Runs `kiln base lock DEF` and panics with its output unless it succeeds.
+    pub fn lock_base(&self, def: &Path) {
+        let lock = self.run(&["base", "lock", def.to_str().unwrap()]);
+        assert_eq!(lock.code, 0, "{}", lock.stderr);
+    }
+
+    /// Runs `kiln base build DEF --cache-dir CACHE --output <workspace>/<name>.tar`, validates
+    /// the image saved as `kiln-base/<name>` in the cache's store, and returns the archive and
+    /// the image's diffIDs.
+    pub fn build_base(&self, def: &Path, cache: &Path) -> (PathBuf, Vec<String>) {
+        let name = def.file_stem().unwrap().to_str().unwrap();
+        let archive = self.ws.join(format!("{name}.tar"));
+        self.run(&[
+            "base",
+            "build",
+            def.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--output",
+            archive.to_str().unwrap(),
+        ])
+        .ok();
+        let v = kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}"))
+            .unwrap_or_else(|e| panic!("validating `kiln-base/{name}`: {e}"));
+        (archive, v.config.rootfs().diff_ids().clone())
+    }
+}
