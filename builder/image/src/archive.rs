@@ -6,30 +6,32 @@ use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::json;
 
 use crate::layout::REF_NAME;
-use crate::{Blobs, FinalImage, ImageError};
+use crate::{Artifact, Blobs, ImageError};
 
-/// Writes `image` as an OCI archive: a tar of an OCI image layout holding just this image,
-/// named `ref_name`, as `podman load` and `skopeo copy oci-archive:` read it.
+/// Writes `artifact` (an image or a multi-platform index) as an OCI archive: a tar of an OCI
+/// image layout holding just it, named `ref_name`, as `podman load` and `skopeo copy
+/// oci-archive:` read it.
 ///
 /// Written to a temp file beside `path` and renamed, so a failed export never leaves a
 /// truncated archive under the requested name.
-pub async fn write_archive(
+pub async fn write_archive<'a>(
     path: &Path,
-    image: &FinalImage,
+    artifact: impl Into<Artifact<'a>>,
     ref_name: &str,
     blobs: &Blobs,
 ) -> Result<(), ImageError> {
+    let artifact = artifact.into();
     let mut layer_paths = Vec::new();
-    for layer in &image.layers {
+    for layer in artifact.unique_layers() {
         layer_paths.push((layer.digest.clone(), blobs.local_path(layer).await?));
     }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media_types::OCI_INDEX,
         "manifests": [{
-            "mediaType": media_types::OCI_MANIFEST,
-            "digest": image.manifest_digest.to_string(),
-            "size": image.manifest_bytes.len(),
+            "mediaType": artifact.media_type(),
+            "digest": artifact.digest().to_string(),
+            "size": artifact.bytes().len(),
             "annotations": { REF_NAME: ref_name },
         }],
     });
@@ -42,23 +44,14 @@ pub async fn write_archive(
     append_dir(&mut tar, "blobs/sha256/").map_err(io)?;
     append_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
     append_bytes(&mut tar, "index.json", &index).map_err(io)?;
-    append_bytes(
-        &mut tar,
-        &blob_name(&image.manifest_digest),
-        &image.manifest_bytes,
-    )
-    .map_err(io)?;
-    append_bytes(
-        &mut tar,
-        &blob_name(&image.config_digest),
-        &image.config_bytes,
-    )
-    .map_err(io)?;
-    let mut seen = std::collections::BTreeSet::new();
-    for (digest, src) in layer_paths {
-        if !seen.insert(digest.clone()) {
-            continue;
+    append_bytes(&mut tar, &blob_name(artifact.digest()), artifact.bytes()).map_err(io)?;
+    let mut written = std::collections::BTreeSet::from([artifact.digest()]);
+    for (digest, bytes) in artifact.json_blobs() {
+        if written.insert(digest) {
+            append_bytes(&mut tar, &blob_name(digest), bytes).map_err(io)?;
         }
+    }
+    for (digest, src) in layer_paths {
         let mut f = File::open(&src).map_err(|e| ImageError::io("opening blob", &src, e))?;
         let len = f
             .metadata()

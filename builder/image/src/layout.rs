@@ -5,29 +5,33 @@ use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
 use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::{Value, json};
 
+use crate::index::{is_index, pick_platform};
 use crate::model::oci_layer_type;
-use crate::{Blobs, FinalImage, Image, ImageError, Layer, Origin};
+use crate::{Artifact, Blobs, Image, ImageError, Layer, Origin};
 
 /// The annotation that names an image inside an OCI layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// Writes `image` into the OCI image layout at `dir` under `ref_name`, replacing any image of
-/// the same name in `index.json` and keeping the others. Blobs are hard-linked from the store
-/// when possible, copied otherwise.
-pub async fn write_layout(
+/// Writes `artifact` (an image or a multi-platform index) into the OCI image layout at `dir`
+/// under `ref_name`, replacing any entry of the same name in `index.json` and keeping the
+/// others. Blobs are hard-linked from the store when possible, copied otherwise.
+pub async fn write_layout<'a>(
     dir: &Path,
-    image: &FinalImage,
+    artifact: impl Into<Artifact<'a>>,
     ref_name: &str,
     blobs: &Blobs,
 ) -> Result<(), ImageError> {
+    let artifact = artifact.into();
     let blob_dir = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blob_dir).map_err(|e| ImageError::io("creating layout", &blob_dir, e))?;
-    for layer in &image.layers {
+    for layer in artifact.unique_layers() {
         let src = blobs.local_path(layer).await?;
         place_blob(&src, &blob_dir.join(layer.digest.hex()))?;
     }
-    write_blob(&blob_dir, &image.config_digest, &image.config_bytes)?;
-    write_blob(&blob_dir, &image.manifest_digest, &image.manifest_bytes)?;
+    for (digest, bytes) in artifact.json_blobs() {
+        write_blob(&blob_dir, digest, bytes)?;
+    }
+    write_blob(&blob_dir, artifact.digest(), artifact.bytes())?;
     write_file(
         &dir.join("oci-layout"),
         br#"{"imageLayoutVersion":"1.0.0"}"#,
@@ -45,9 +49,9 @@ pub async fn write_layout(
     };
     manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(ref_name));
     manifests.push(json!({
-        "mediaType": media_types::OCI_MANIFEST,
-        "digest": image.manifest_digest.to_string(),
-        "size": image.manifest_bytes.len(),
+        "mediaType": artifact.media_type(),
+        "digest": artifact.digest().to_string(),
+        "size": artifact.bytes().len(),
         "annotations": { REF_NAME: ref_name },
     }));
     let index = json!({
@@ -74,10 +78,12 @@ pub fn layout_has(dir: &Path, ref_name: &str) -> bool {
 }
 
 /// Reads the image named `ref_name` (or the only image, if `None`) from the OCI layout at
-/// `dir`, importing its layer blobs into the store. Returns the image and its manifest digest.
+/// `dir`, importing its layer blobs into the store; when the name is an index, the image for
+/// `os`/`arch`. Returns the image and its manifest digest.
 pub fn read_layout(
     dir: &Path,
     ref_name: Option<&str>,
+    (os, arch): (&str, &str),
     blobs: &Blobs,
 ) -> Result<(Image, Digest), ImageError> {
     let index_path = dir.join("index.json");
@@ -114,9 +120,15 @@ pub fn read_layout(
             )));
         }
     };
-    let manifest_digest =
+    let mut manifest_digest =
         Digest::try_from(desc.digest()).map_err(|e| ImageError::Unsupported(e.to_string()))?;
-    let manifest_bytes = read_blob(dir, &manifest_digest, Some(desc.size()))?;
+    let mut manifest_bytes = read_blob(dir, &manifest_digest, Some(desc.size()))?;
+    if is_index(desc.media_type().as_ref()) {
+        let what = format!("oci:{}:{}", dir.display(), ref_name.unwrap_or_default());
+        let (digest, size) = pick_platform(&manifest_bytes, os, arch, &what)?;
+        manifest_bytes = read_blob(dir, &digest, Some(size))?;
+        manifest_digest = digest;
+    }
     let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| ImageError::json(format!("parsing manifest `{manifest_digest}`"), e))?;
     let config_digest = Digest::try_from(manifest.config().digest())

@@ -12,6 +12,7 @@
 mod archive;
 mod blobs;
 mod error;
+mod index;
 mod layout;
 mod model;
 mod remote;
@@ -20,7 +21,11 @@ mod validate;
 pub use archive::write_archive;
 pub use blobs::Blobs;
 pub use error::ImageError;
+pub use index::{Artifact, FinalIndex, Platform};
 pub use layout::{layout_has, read_layout, write_layout};
 pub use model::{FinalImage, Image, Layer, Origin};
 pub use remote::{BlobOutcome, PushObserver, PushReport, fetch_remote, push_image};
-pub use validate::{Validated, validate_layout, validate_remote};
+pub use validate::{
+    Validated, ValidatedIndex, validate_layout, validate_layout_index, validate_remote,
+    validate_remote_index,
+};

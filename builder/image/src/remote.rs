@@ -1,10 +1,11 @@
 use futures_util::{StreamExt, TryStreamExt, stream};
-use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
+use kiln_oci::spec::{ImageConfiguration, ImageManifest};
 use kiln_oci::{Digest, Reference, media_types};
 use kiln_registry::{BlobPush, Client};
 
+use crate::index::{is_index, pick_platform};
 use crate::layout::layers_of;
-use crate::{Blobs, FinalImage, Image, ImageError, Layer, Origin};
+use crate::{Artifact, Blobs, Image, ImageError, Layer, Origin};
 
 /// Largest config blob kiln reads; real configs are a few KiB.
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
@@ -24,23 +25,7 @@ pub async fn fetch_remote(
         .get_manifest(reference, &reference.manifest_ref())
         .await?;
     if is_index(&pulled.media_type) {
-        let index: ImageIndex = serde_json::from_slice(&pulled.bytes)
-            .map_err(|e| ImageError::json(format!("parsing index of `{reference}`"), e))?;
-        let chosen = index
-            .manifests()
-            .iter()
-            .find(|m| {
-                m.platform().as_ref().is_some_and(|p| {
-                    p.os().to_string() == os && p.architecture().to_string() == arch
-                })
-            })
-            .ok_or_else(|| {
-                ImageError::Unsupported(format!(
-                    "`{reference}` has no image for platform `{os}/{arch}`"
-                ))
-            })?;
-        let digest = Digest::try_from(chosen.digest())
-            .map_err(|e| ImageError::Unsupported(e.to_string()))?;
+        let (digest, _) = pick_platform(&pulled.bytes, os, arch, &reference.to_string())?;
         pulled = client.get_manifest(reference, &digest.to_string()).await?;
     }
     if !matches!(
@@ -63,10 +48,6 @@ pub async fn fetch_remote(
         .map_err(|e| ImageError::json(format!("parsing config of `{reference}`"), e))?;
     let layers = layers_of(&manifest, &config, Origin::Remote(reference.clone()))?;
     Ok((Image { config, layers }, pulled.digest))
-}
-
-fn is_index(media_type: &str) -> bool {
-    media_type == media_types::OCI_INDEX || media_type == media_types::DOCKER_MANIFEST_LIST
 }
 
 /// How a blob reached the target repository.
@@ -99,7 +80,7 @@ impl PushObserver for () {}
 /// What a push did.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PushReport {
-    /// The pushed manifest's digest.
+    /// The pushed manifest's (or index's) digest.
     pub digest: Digest,
     /// Per layer, bottom first: digest and how it got there.
     pub layers: Vec<(Digest, BlobOutcome)>,
@@ -107,54 +88,59 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
 }
 
-/// Pushes `image` to `target`: layers (skipping what the registry has, mounting what lives in
-/// another repository of the same registry), then the config, then the manifest under
-/// `target`'s tag (or `latest`).
-pub async fn push_image(
+/// Pushes `artifact` to `target`: layers (skipping what the registry has, mounting what lives
+/// in another repository of the same registry), then configs, then, for an index, each
+/// platform's manifest by digest, and last the manifest or index under `target`'s tag (or
+/// `latest`), so the tag never names something incomplete.
+pub async fn push_image<'a>(
     client: &Client,
     target: &Reference,
-    image: &FinalImage,
+    artifact: impl Into<Artifact<'a>>,
     blobs: &Blobs,
     observer: &dyn PushObserver,
 ) -> Result<PushReport, ImageError> {
-    let mut unique: Vec<&Layer> = Vec::new();
-    for layer in &image.layers {
-        if !unique.iter().any(|l| l.digest == layer.digest) {
-            unique.push(layer);
-        }
-    }
-    let outcomes: Vec<(Digest, BlobOutcome)> = stream::iter(unique)
+    let artifact = artifact.into();
+    let unique = artifact.unique_layers();
+    let outcomes: Vec<(Digest, BlobOutcome)> = stream::iter(unique.iter().copied())
         .map(|layer| push_layer(client, target, layer, blobs, observer))
         .buffered(PUSH_CONCURRENCY)
         .try_collect()
         .await?;
-    let config_path = blobs.store().path(&image.config_digest);
-    if !blobs.store().contains(&image.config_digest) {
-        blobs.put(&image.config_bytes)?;
+    for image in artifact.images() {
+        let config_path = blobs.store().path(&image.config_digest);
+        if !blobs.store().contains(&image.config_digest) {
+            blobs.put(&image.config_bytes)?;
+        }
+        client
+            .push_blob(
+                target,
+                &image.config_digest,
+                image.config_bytes.len() as u64,
+                &config_path,
+                None,
+                &|_| {},
+            )
+            .await?;
+        if let Artifact::Index(_) = artifact {
+            let by_digest = image.manifest_digest.to_string();
+            client
+                .push_manifest(
+                    target,
+                    &by_digest,
+                    media_types::OCI_MANIFEST,
+                    &image.manifest_bytes,
+                )
+                .await?;
+        }
     }
-    client
-        .push_blob(
-            target,
-            &image.config_digest,
-            image.config_bytes.len() as u64,
-            &config_path,
-            None,
-            &|_| {},
-        )
-        .await?;
     let tag = target.tag().unwrap_or("latest");
     let digest = client
-        .push_manifest(
-            target,
-            tag,
-            media_types::OCI_MANIFEST,
-            &image.manifest_bytes,
-        )
+        .push_manifest(target, tag, artifact.media_type(), artifact.bytes())
         .await?;
-    if digest != image.manifest_digest {
+    if digest != *artifact.digest() {
         return Err(ImageError::Mismatch {
             what: "pushed manifest",
-            expected: image.manifest_digest.to_string(),
+            expected: artifact.digest().to_string(),
             found: digest.to_string(),
         });
     }
@@ -165,9 +151,12 @@ pub async fn push_image(
             _ => 0,
         })
         .sum();
-    let layers = image
-        .layers
-        .iter()
+    let listed: Vec<&Layer> = match artifact {
+        Artifact::Image(image) => image.layers.iter().collect(),
+        Artifact::Index(_) => unique,
+    };
+    let layers = listed
+        .into_iter()
         .map(|l| {
             let outcome = outcomes
                 .iter()

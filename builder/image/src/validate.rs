@@ -7,7 +7,7 @@ use kiln_oci::{Digest, Reference, Sha256Writer, media_types};
 use kiln_registry::Client;
 
 use crate::layout::{REF_NAME, layers_of, verify_file};
-use crate::{ImageError, Origin};
+use crate::{ImageError, Origin, Platform};
 
 /// What a validation checked.
 #[derive(Clone, Debug)]
@@ -24,6 +24,46 @@ pub struct Validated {
 /// at `dir`: the manifest against its index descriptor, the config and every layer against
 /// their manifest descriptors, and each decompressed layer against the config's diffIDs.
 pub fn validate_layout(dir: &Path, ref_name: &str) -> Result<Validated, ImageError> {
+    let (digest, _) = layout_entry(dir, ref_name)?;
+    let blob_dir = dir.join("blobs/sha256");
+    let manifest_bytes = std::fs::read(blob_dir.join(digest.hex()))
+        .map_err(|e| ImageError::io("reading manifest", blob_dir.join(digest.hex()), e))?;
+    validate_blobs(&manifest_bytes, digest, &|d| blob_dir.join(d.hex()))
+}
+
+/// What validating a multi-platform index checked.
+#[derive(Clone, Debug)]
+pub struct ValidatedIndex {
+    /// The index digest.
+    pub index_digest: Digest,
+    /// Each platform's image, in index order.
+    pub images: Vec<(Platform, Validated)>,
+}
+
+/// Validates the index named `ref_name` in the OCI layout at `dir`: the index against its
+/// `index.json` descriptor, then each platform's image like [`validate_layout`], and that
+/// each image's config names the platform its index entry claims.
+pub fn validate_layout_index(dir: &Path, ref_name: &str) -> Result<ValidatedIndex, ImageError> {
+    let (digest, media_type) = layout_entry(dir, ref_name)?;
+    if media_type != media_types::OCI_INDEX {
+        return Err(ImageError::Unsupported(format!(
+            "`{ref_name}` in `{}` is a `{media_type}`, not an image index",
+            dir.display()
+        )));
+    }
+    let blob_dir = dir.join("blobs/sha256");
+    let path = |d: &Digest| blob_dir.join(d.hex());
+    let bytes = std::fs::read(path(&digest))
+        .map_err(|e| ImageError::io("reading index", path(&digest), e))?;
+    let manifests = |d: &Digest| {
+        std::fs::read(path(d)).map_err(|e| ImageError::io("reading manifest", path(d), e))
+    };
+    validate_index(&bytes, digest, &manifests, &path)
+}
+
+/// Returns the digest and media type of the `index.json` entry named `ref_name`, after
+/// checking the blob it points to against the entry's size and digest.
+fn layout_entry(dir: &Path, ref_name: &str) -> Result<(Digest, String), ImageError> {
     let index_path = dir.join("index.json");
     let bytes =
         std::fs::read(&index_path).map_err(|e| ImageError::io("reading", &index_path, e))?;
@@ -46,11 +86,81 @@ pub fn validate_layout(dir: &Path, ref_name: &str) -> Result<Validated, ImageErr
         })?;
     let digest =
         Digest::try_from(desc.digest()).map_err(|e| ImageError::Unsupported(e.to_string()))?;
-    let blob_dir = dir.join("blobs/sha256");
-    verify_file(&blob_dir.join(digest.hex()), &digest, desc.size())?;
-    let manifest_bytes = std::fs::read(blob_dir.join(digest.hex()))
-        .map_err(|e| ImageError::io("reading manifest", blob_dir.join(digest.hex()), e))?;
-    validate_blobs(&manifest_bytes, digest, &|d| blob_dir.join(d.hex()))
+    verify_file(
+        &dir.join("blobs/sha256").join(digest.hex()),
+        &digest,
+        desc.size(),
+    )?;
+    Ok((digest, desc.media_type().to_string()))
+}
+
+/// Validates the index `index_bytes`: its digest, then every entry's manifest (read with
+/// `manifest`, which must check it against its digest) and blobs (at `blob_path`), and that
+/// each config names the entry's platform.
+fn validate_index(
+    index_bytes: &[u8],
+    index_digest: Digest,
+    manifest: &dyn Fn(&Digest) -> Result<Vec<u8>, ImageError>,
+    blob_path: &dyn Fn(&Digest) -> PathBuf,
+) -> Result<ValidatedIndex, ImageError> {
+    if Digest::of(index_bytes) != index_digest {
+        return Err(ImageError::Mismatch {
+            what: "index",
+            expected: index_digest.to_string(),
+            found: Digest::of(index_bytes).to_string(),
+        });
+    }
+    let index: serde_json::Value = serde_json::from_slice(index_bytes)
+        .map_err(|e| ImageError::json(format!("parsing index `{index_digest}`"), e))?;
+    let mut images = Vec::new();
+    for entry in index["manifests"].as_array().into_iter().flatten() {
+        let claimed = Platform::of_entry(entry).ok_or_else(|| {
+            ImageError::Unsupported(format!(
+                "an entry of index `{index_digest}` names no platform"
+            ))
+        })?;
+        let digest: Digest = entry["digest"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| {
+                ImageError::Unsupported(format!("an entry of index `{index_digest}` has no digest"))
+            })?;
+        if entry["mediaType"] != media_types::OCI_MANIFEST {
+            return Err(ImageError::Unsupported(format!(
+                "entry `{digest}` of index `{index_digest}` is a `{}`, not an OCI image manifest",
+                entry["mediaType"]
+            )));
+        }
+        let bytes = manifest(&digest)?;
+        if Some(bytes.len() as u64) != entry["size"].as_u64() {
+            return Err(ImageError::Mismatch {
+                what: "index entry size",
+                expected: entry["size"].to_string(),
+                found: bytes.len().to_string(),
+            });
+        }
+        let validated = validate_blobs(&bytes, digest, blob_path)?;
+        let config = serde_json::to_vec(&validated.config)
+            .map_err(|e| ImageError::json("re-reading a config", e))?;
+        let actual = Platform::of_config(&config)?;
+        if actual != claimed {
+            return Err(ImageError::Mismatch {
+                what: "index entry platform",
+                expected: claimed.to_string(),
+                found: actual.to_string(),
+            });
+        }
+        images.push((claimed, validated));
+    }
+    if images.is_empty() {
+        return Err(ImageError::Unsupported(format!(
+            "index `{index_digest}` lists no image"
+        )));
+    }
+    Ok(ValidatedIndex {
+        index_digest,
+        images,
+    })
 }
 
 /// Pulls `reference` (manifest, config, every layer) into a temporary directory and validates
@@ -71,10 +181,65 @@ pub async fn validate_remote(
             pulled.media_type
         )));
     }
-    let manifest: ImageManifest = serde_json::from_slice(&pulled.bytes)
-        .map_err(|e| ImageError::json(format!("parsing manifest of `{reference}`"), e))?;
     let tmp = tempfile::tempdir()
         .map_err(|e| ImageError::io("creating temp dir", std::env::temp_dir(), e))?;
+    pull_blobs(client, reference, &pulled.bytes, tmp.path()).await?;
+    let dir: PathBuf = tmp.path().to_path_buf();
+    let (digest, bytes) = (pulled.digest, pulled.bytes);
+    blocking(move || validate_blobs(&bytes, digest, &|d| dir.join(d.hex()))).await
+}
+
+/// Pulls the index `reference` points to, each platform's manifest, config and layers into a
+/// temporary directory, and validates them like [`validate_layout_index`].
+pub async fn validate_remote_index(
+    client: &Client,
+    reference: &Reference,
+) -> Result<ValidatedIndex, ImageError> {
+    let pulled = client
+        .get_manifest(reference, &reference.manifest_ref())
+        .await?;
+    if pulled.media_type != media_types::OCI_INDEX {
+        return Err(ImageError::Unsupported(format!(
+            "`{reference}` is a `{}`, not an image index",
+            pulled.media_type
+        )));
+    }
+    let index: serde_json::Value = serde_json::from_slice(&pulled.bytes)
+        .map_err(|e| ImageError::json(format!("parsing index of `{reference}`"), e))?;
+    let tmp = tempfile::tempdir()
+        .map_err(|e| ImageError::io("creating temp dir", std::env::temp_dir(), e))?;
+    let mut manifests = std::collections::BTreeMap::new();
+    for entry in index["manifests"].as_array().into_iter().flatten() {
+        let Some(digest) = entry["digest"].as_str() else {
+            continue;
+        };
+        let m = client.get_manifest(reference, digest).await?;
+        pull_blobs(client, reference, &m.bytes, tmp.path()).await?;
+        manifests.insert(m.digest, m.bytes);
+    }
+    let dir: PathBuf = tmp.path().to_path_buf();
+    let (digest, bytes) = (pulled.digest, pulled.bytes);
+    blocking(move || {
+        let manifest = |d: &Digest| {
+            manifests
+                .get(d)
+                .cloned()
+                .ok_or_else(|| ImageError::MissingBlob(d.clone()))
+        };
+        validate_index(&bytes, digest, &manifest, &|d| dir.join(d.hex()))
+    })
+    .await
+}
+
+/// Downloads the config and layers of the manifest `manifest_bytes` into `dir`, by hex digest.
+async fn pull_blobs(
+    client: &Client,
+    reference: &Reference,
+    manifest_bytes: &[u8],
+    dir: &Path,
+) -> Result<(), ImageError> {
+    let manifest: ImageManifest = serde_json::from_slice(manifest_bytes)
+        .map_err(|e| ImageError::json(format!("parsing manifest of `{reference}`"), e))?;
     let mut blobs = vec![(manifest.config().digest().clone(), manifest.config().size())];
     blobs.extend(
         manifest
@@ -84,22 +249,23 @@ pub async fn validate_remote(
     );
     for (d, size) in blobs {
         let d = Digest::try_from(&d).map_err(|e| ImageError::Unsupported(e.to_string()))?;
-        let dest = tmp.path().join(d.hex());
+        let dest = dir.join(d.hex());
         if !dest.exists() {
             client
                 .get_blob_to_file(reference, &d, Some(size), &dest)
                 .await?;
         }
     }
-    let dir: PathBuf = tmp.path().to_path_buf();
-    let digest = pulled.digest.clone();
-    let bytes = pulled.bytes.clone();
-    let result =
-        tokio::task::spawn_blocking(move || validate_blobs(&bytes, digest, &|d| dir.join(d.hex())))
-            .await
-            .map_err(|e| ImageError::Unsupported(format!("validation task failed: {e}")))?;
-    drop(tmp);
-    result
+    Ok(())
+}
+
+/// Runs the CPU-bound `f` (hashing, decompressing) on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
+) -> Result<T, ImageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ImageError::Unsupported(format!("validation task failed: {e}")))?
 }
 
 fn validate_blobs(

@@ -45,7 +45,7 @@ async fn round_trip_into_a_fresh_store() {
     for l in &fin.layers {
         assert!(!fresh.store().contains(&l.digest));
     }
-    let (read, digest) = read_layout(&dir, Some("app"), &fresh).unwrap();
+    let (read, digest) = read_layout(&dir, Some("app"), ("linux", "amd64"), &fresh).unwrap();
     assert_eq!(digest, fin.manifest_digest);
     assert_eq!(read.layers, fin.layers);
     assert!(read.layers.iter().all(|l| l.origin == Origin::Local));
@@ -62,7 +62,9 @@ async fn round_trip_into_a_fresh_store() {
     assert_eq!(again.manifest_digest, fin.manifest_digest);
     // A single image is found without a name.
     assert_eq!(
-        read_layout(&dir, None, &fresh).unwrap().1,
+        read_layout(&dir, None, ("linux", "amd64"), &fresh)
+            .unwrap()
+            .1,
         fin.manifest_digest
     );
 
@@ -98,22 +100,26 @@ async fn index_keeps_other_names_and_replaces_the_same_name() {
     validate_layout(&dir, "b").unwrap();
     let fresh = Blobs::new(store(&tmp.path().join("fresh")), None);
     assert_eq!(
-        read_layout(&dir, Some("a"), &fresh).unwrap().1,
+        read_layout(&dir, Some("a"), ("linux", "amd64"), &fresh)
+            .unwrap()
+            .1,
         c.manifest_digest
     );
     assert_eq!(
-        read_layout(&dir, Some("b"), &fresh).unwrap().1,
+        read_layout(&dir, Some("b"), ("linux", "amd64"), &fresh)
+            .unwrap()
+            .1,
         b.manifest_digest
     );
 
-    let err = read_layout(&dir, None, &fresh).unwrap_err();
+    let err = read_layout(&dir, None, ("linux", "amd64"), &fresh).unwrap_err();
     assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
     assert!(
         err.to_string()
             .contains(&format!("oci:{}:NAME", dir.display())),
         "{err}"
     );
-    let err = read_layout(&dir, Some("nope"), &fresh).unwrap_err();
+    let err = read_layout(&dir, Some("nope"), ("linux", "amd64"), &fresh).unwrap_err();
     assert!(err.to_string().contains("`nope`"), "{err}");
 }
 
@@ -126,7 +132,7 @@ async fn read_layout_refuses_a_tampered_layer() {
     write_layout(&dir, &fin, "app", &blobs).await.unwrap();
     crate::common::flip_byte(&dir.join("blobs/sha256").join(fin.layers[1].digest.hex()));
     let fresh = Blobs::new(store(&tmp.path().join("fresh")), None);
-    let err = read_layout(&dir, Some("app"), &fresh).unwrap_err();
+    let err = read_layout(&dir, Some("app"), ("linux", "amd64"), &fresh).unwrap_err();
     assert!(matches!(err, ImageError::Mismatch { .. }), "{err:?}");
     assert!(!fresh.store().contains(&fin.layers[1].digest));
 }
