@@ -30,7 +30,7 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
 KILN=$TARGET_DIR/release/kiln
 
 build() { # NAME: kiln base build into DIR's local store
-    "$KILN" base build "golden-base/$1.toml" --cache-dir "$DIR" >>"$LOG" 2>&1 ||
+    "$KILN" base build "golden-base/$1.toml" --platform linux/amd64 --cache-dir "$DIR" >>"$LOG" 2>&1 ||
         { tail -30 "$LOG" >&2; exit 1; }
 }
 
@@ -58,6 +58,8 @@ import os, sys, tomllib
 cache = sys.argv[1]
 lock = tomllib.load(open("golden-base/java17.lock", "rb"))
 for arch, pkgs in lock["packages"].items():
+    if arch != "amd64":  # kiln builds linux/amd64 only here
+        continue
     for p in pkgs:
         path = os.path.join(cache, p["sha256"])
         if not os.path.isfile(path):
@@ -76,7 +78,7 @@ EOF
 # as a cold-store one and write the same layers.
 cpu() { # user+sys seconds of one kiln build of java17 into DIR
     /usr/bin/time -f '%U %S' -o "$OUT/base-build.time" "$KILN" base build \
-        golden-base/java17.toml --cache-dir "$DIR" >>"$LOG" 2>&1
+        golden-base/java17.toml --platform linux/amd64 --cache-dir "$DIR" >>"$LOG" 2>&1
     awk '{ printf "%.2f", $1 + $2 }' "$OUT/base-build.time"
 }
 CPU_WARM=$(cpu)
@@ -88,7 +90,7 @@ CPU_COLD=$(cpu)
 # Timed: kiln into the existing store; kiln into an empty store (DIR/oci deleted before each
 # run, outside the timing, DIR/debian kept); the peer.
 read -r KW_MED KW_MIN KW_MAX < <(python3 bench/timeit.py "$RUNS" 0 "$LOG" -- \
-    "$KILN" base build golden-base/java17.toml --cache-dir "$DIR")
+    "$KILN" base build golden-base/java17.toml --platform linux/amd64 --cache-dir "$DIR")
 read -r KC_MED KC_MIN KC_MAX < <(python3 - "$RUNS" "$DIR" "$LOG" "$KILN" <<'EOF'
 import shutil, statistics, subprocess, sys, time
 runs, cache, log, kiln = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -97,7 +99,8 @@ for _ in range(runs):
     shutil.rmtree(f"{cache}/oci", ignore_errors=True)
     with open(log, "ab") as out:
         t0 = time.monotonic()
-        rc = subprocess.run([kiln, "base", "build", "golden-base/java17.toml", "--cache-dir", cache],
+        rc = subprocess.run([kiln, "base", "build", "golden-base/java17.toml",
+                             "--platform", "linux/amd64", "--cache-dir", cache],
                             stdout=out, stderr=subprocess.STDOUT).returncode
         times.append(time.monotonic() - t0)
     if rc:

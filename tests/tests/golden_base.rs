@@ -3,12 +3,14 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
-use common::{Kiln, client, label_json, validate_pushed};
+use common::{Kiln, client, label_json, validate_pushed_index};
 use kiln_e2e::{
     Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
+use kiln_image::Validated;
 
 /// Copies the definitions these tests build, with the keyrings, into `dir`.
 fn definitions(kiln: &Kiln, dir: &str) -> std::path::PathBuf {
@@ -100,10 +102,27 @@ fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
     let stacked = serde_json::to_value(&stacked.config).unwrap();
     let run_image = label_json(&stacked, "io.buildpacks.lifecycle.metadata")["runImage"].clone();
     assert_eq!(run_image["image"], "kiln-base/static");
-    assert_eq!(run_image["reference"], local.rsplit_once('@').unwrap().1);
 
+    // The lock has amd64 and arm64, so the base is an index of both; the app runs on (and
+    // records) the amd64 image.
     let client = client(None, None);
-    let validated = validate_pushed(&client, &pinned);
+    let index = validate_pushed_index(&client, &pinned);
+    let platforms: Vec<String> = index.images.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+    let validated = index.images[0].1.clone();
+    assert_eq!(
+        run_image["reference"],
+        validated.manifest_digest.to_string()
+    );
+    let arm64 = serde_json::to_value(&index.images[1].1.config).unwrap();
+    assert_eq!(arm64["architecture"], "arm64");
+    assert_eq!(arm64["variant"], "v8");
+    let index_ref = pinned.clone();
+    let pinned = format!(
+        "{}@{}",
+        pinned.rsplit_once('@').unwrap().0,
+        validated.manifest_digest
+    );
     let config = serde_json::to_value(&validated.config).unwrap();
     assert_eq!(config["config"]["User"], "65532:65532");
     let labels = &config["config"]["Labels"];
@@ -137,7 +156,7 @@ fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
             "--path",
             app.to_str().unwrap(),
             "--run-image",
-            &pinned,
+            &index_ref,
             "--publish",
             "--cache-dir",
             cache,
@@ -176,7 +195,8 @@ fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
 }
 
 /// `base` = `static` + glibc and libssl: it reuses `static`'s layers byte for byte, and its
-/// dynamic loader resolves libssl's dependencies inside the image.
+/// dynamic loader resolves libssl's dependencies inside the image. syft lists exactly the
+/// locked Debian packages of both.
 #[test]
 fn base_golden_base_shares_static_layers_and_runs_glibc() {
     ensure_containers_conf();
@@ -201,6 +221,12 @@ fn base_golden_base_shares_static_layers_and_runs_glibc() {
         "merged-usr and static's packages are shared"
     );
     assert_eq!(base.last(), stat.last(), "the generated layer is shared");
+    for name in ["static", "base"] {
+        kiln.assert_syft_matches_lock(
+            &kiln.ws.join(format!("{name}.tar")),
+            &defs.join(format!("{name}.lock")),
+        );
+    }
 
     let podman = Podman::new();
     // podman names an OCI archive's image after its ref.name (`oci:DIR` would derive a name
@@ -228,7 +254,7 @@ fn base_golden_base_shares_static_layers_and_runs_glibc() {
 }
 
 /// `node` = `base` + Debian's Node.js: `node -e` runs as nonroot, with OpenSSL's crypto, on
-/// `base`'s layers.
+/// `base`'s layers; syft lists exactly its locked Debian packages.
 #[test]
 fn node_golden_base_runs_node() {
     ensure_containers_conf();
@@ -249,6 +275,7 @@ fn node_golden_base_runs_node() {
         lock.contains("name = \"nodejs\"") && !lock.contains("name = \"npm\""),
         "{lock}"
     );
+    kiln.assert_syft_matches_lock(&kiln.ws.join("node.tar"), &defs.join("node.lock"));
 
     let podman = Podman::new();
     podman.load(&kiln.ws.join("node.tar"));
@@ -262,4 +289,165 @@ fn node_golden_base_runs_node() {
     );
     let expected = format!("65532 {}", kiln_oci::Digest::of(b"kiln").hex());
     assert_eq!(stdout.trim(), expected);
+}
+
+/// `--platform` picks architectures of the lock: `base` for arm64 alone is byte for byte the
+/// arm64 entry of the amd64+arm64 index, its glibc is AArch64 code under the arm64 multiarch
+/// path, and `java17` resolves `{arch}` to arm64 paths in its links and environment.
+#[test]
+fn arm64_bases_build_from_the_same_locks() {
+    let kiln = Kiln::new();
+    let defs = kiln.golden_definitions("golden-base", &["static", "base", "java17"]);
+    kiln.committed_locks(&defs, &["static", "base", "java17"]);
+    let cache = kiln.ws.mkdir("arm");
+    let build = |def: &str, platform: &str, cache: &Path| {
+        let pinned = kiln
+            .run(&[
+                "base",
+                "build",
+                defs.join(format!("{def}.toml")).to_str().unwrap(),
+                "--platform",
+                platform,
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ])
+            .ok();
+        pinned.rsplit_once('@').unwrap().1.to_string()
+    };
+
+    let both = build("base", "linux/amd64,linux/arm64", &kiln.ws.mkdir("multi"));
+    let index = kiln_image::validate_layout_index(&kiln.ws.join("multi/oci"), "kiln-base/base")
+        .expect("a valid index");
+    assert_eq!(index.index_digest.to_string(), both);
+    let arm_only = build("base", "linux/arm64", &cache);
+    assert_eq!(
+        index.images[1].1.manifest_digest.to_string(),
+        arm_only,
+        "the arm64 image does not depend on which other platforms are built"
+    );
+
+    let store = cache.join("oci");
+    let arm = kiln_image::validate_layout(&store, "kiln-base/base").unwrap();
+    let config = serde_json::to_value(&arm.config).unwrap();
+    assert_eq!(config["architecture"], "arm64");
+    let files = store_files(&store, &arm);
+    let libc = files
+        .iter()
+        .find(|(p, _)| p == "usr/lib/aarch64-linux-gnu/libc.so.6")
+        .unwrap_or_else(|| panic!("no arm64 libc in {:?}", names(&files)));
+    // ELF e_machine (little endian, offset 18): 183 is EM_AARCH64.
+    assert_eq!(&libc.1[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([libc.1[18], libc.1[19]]), 183);
+    assert!(
+        !files.iter().any(|(p, _)| p.contains("x86_64")),
+        "amd64 files in the arm64 image: {:?}",
+        names(&files)
+    );
+
+    build("java17", "linux/arm64", &cache);
+    let java = kiln_image::validate_layout(&store, "kiln-base/java17").unwrap();
+    let config = serde_json::to_value(&java.config).unwrap();
+    let env: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"JAVA_HOME=/usr/lib/jvm/java-17-openjdk-arm64"),
+        "{env:?}"
+    );
+    let links = store_symlinks(&store, &java);
+    let target = &links
+        .iter()
+        .find(|(p, _)| p == "usr/bin/java")
+        .expect("a /usr/bin/java link")
+        .1;
+    assert_eq!(target, "/usr/lib/jvm/java-17-openjdk-arm64/bin/java");
+    let files = store_files(&store, &java);
+    assert!(
+        files
+            .iter()
+            .any(|(p, _)| p == "usr/lib/jvm/java-17-openjdk-arm64/bin/java"),
+        "the link's target is in the image"
+    );
+}
+
+/// Returns the regular files of every layer (from kiln's store) of the image `validated`.
+fn store_files(store: &Path, validated: &Validated) -> Vec<(String, Vec<u8>)> {
+    layer_blobs(store, validated)
+        .iter()
+        .flat_map(|blob| common::tar_files(blob, "gzip"))
+        .collect()
+}
+
+/// Returns the symlinks (path, target) of every layer of the image `validated`.
+fn store_symlinks(store: &Path, validated: &Validated) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for blob in layer_blobs(store, validated) {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            if entry.header().entry_type().is_symlink() {
+                let path = entry.path().unwrap().display().to_string();
+                let target = entry.link_name().unwrap().unwrap().display().to_string();
+                out.push((path, target));
+            }
+        }
+    }
+    out
+}
+
+/// Returns the compressed layer blobs of the image `validated`, read from the layout `store`.
+fn layer_blobs(store: &Path, validated: &Validated) -> Vec<Vec<u8>> {
+    let blob = |hex: &str| std::fs::read(store.join("blobs/sha256").join(hex)).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(validated.manifest_digest.hex())).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| blob(&l["digest"].as_str().unwrap()["sha256:".len()..]))
+        .collect()
+}
+
+fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
+    files.iter().map(|(p, _)| p.as_str()).collect()
+}
+
+/// A lock remembers what its definition asked for: adding a package to the definition without
+/// relocking stops `kiln base build` before it downloads anything, with the command to run.
+#[test]
+fn a_stale_lock_is_refused() {
+    let kiln = Kiln::new();
+    let defs = kiln.golden_definitions("golden-base", &["static"]);
+    kiln.committed_locks(&defs, &["static"]);
+    let def = defs.join("static.toml");
+    let text = std::fs::read_to_string(&def).unwrap();
+    let edited = text.replace("\"tzdata\"]", "\"tzdata\", \"libc6\"]");
+    assert_ne!(edited, text, "the package list moved; update this test");
+    std::fs::write(&def, edited).unwrap();
+    let cache = kiln.ws.mkdir("cache");
+    let out = kiln.run(&[
+        "base",
+        "build",
+        def.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("static.lock` is stale"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("kiln base update"),
+        "the hint names the fix: {}",
+        out.stderr
+    );
+    assert!(
+        !cache.join("debian").exists(),
+        "nothing was downloaded before the refusal"
+    );
 }

@@ -1,5 +1,5 @@
 //! The `build` golden base: the toolchains kiln drives (Go, JDK + Maven, Node + npm) for
-//! Kubernetes build pods, runnable as nonroot.
+//! Kubernetes build pods, runnable as nonroot; syft lists exactly its locked Debian packages.
 
 mod common;
 
@@ -15,6 +15,7 @@ fn build_image_runs_every_toolchain_as_nonroot() {
     kiln.lock_base(&def);
     kiln.committed_locks(&defs, &["static", "base", "java21"]);
     let (archive, _) = kiln.build_base(&def, &kiln.ws.mkdir("cache"));
+    kiln.assert_syft_matches_lock(&archive, &defs.join("build.lock"));
 
     let podman = Podman::new();
     podman.load(&archive);

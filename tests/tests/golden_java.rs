@@ -1,7 +1,7 @@
 //! The `java17` golden base (bookworm, OpenJDK 17 headless): `java` on PATH and at
 //! `/usr/bin/java` as the non-root user, and a `cacerts` trust store kiln generated that a
 //! TLS client uses: a test CA added through the definition is trusted, and without it the
-//! handshake fails.
+//! handshake fails. syft lists exactly the locked Debian packages of `java17` and `java21`.
 
 mod common;
 
@@ -196,6 +196,7 @@ fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
         kiln.lock_base(&def);
         podman.load(&kiln.build_base(&def, &cache).0);
     }
+    kiln.assert_syft_matches_lock(&kiln.ws.join("java17.tar"), &defs.join("java17.lock"));
     let image = "localhost/kiln-base/java17";
     assert_eq!(podman.image_config(image)["User"], "65532:65532");
 
@@ -237,7 +238,7 @@ fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
 }
 
 /// `java21` (trixie) = `base` + OpenJDK 21: `java` and the generated keystore work as nonroot,
-/// on `base`'s layers.
+/// on `base`'s layers; syft lists exactly its locked Debian packages.
 #[test]
 fn java21_runs_as_nonroot_with_its_generated_keystore() {
     ensure_containers_conf();
@@ -247,6 +248,7 @@ fn java21_runs_as_nonroot_with_its_generated_keystore() {
     kiln.lock_base(&def);
     kiln.committed_locks(&defs, &["static", "base"]);
     let (archive, _) = kiln.build_base(&def, &Kiln::shared_cache());
+    kiln.assert_syft_matches_lock(&archive, &defs.join("java21.lock"));
     let podman = Podman::new();
     podman.load(&archive);
     let image = "localhost/kiln-base/java21";

@@ -45,6 +45,10 @@ pub struct BaseCommon {
     /// The Debian mirror URL (default: the machine's apt sources).
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+    /// The Debian security archive URL, for `*-security` suites (default: the apt sources'
+    /// source of a `-security` suite).
+    #[arg(long, value_name = "URL")]
+    pub security_mirror: Option<String>,
     /// Where kiln keeps downloaded packages and images.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -70,6 +74,10 @@ pub struct BaseBuildArgs {
     /// Also write an OCI archive.
     #[arg(long, value_name = "FILE.tar")]
     pub output: Option<PathBuf>,
+    /// The platforms to build, comma-separated (`linux/amd64,linux/arm64`); each must be
+    /// locked. Default: every architecture of the lockfile. Several make an image index.
+    #[arg(long, value_name = "OS/ARCH,...", value_delimiter = ',')]
+    pub platform: Vec<String>,
     /// Layer compression.
     #[arg(long, value_enum, default_value_t)]
     pub compression: CompressionArg,

@@ -5,19 +5,25 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use kiln_debian::base_image::{BaseBuild, build_base};
-use kiln_debian::{Definition, Keyring, Lockfile, diff, fetch_deb, lock};
-use kiln_image::Blobs;
+use kiln_debian::platform::debian_arch;
+use kiln_debian::{
+    DebianError, Definition, Keyring, LockedPackage, Lockfile, Mirrors, diff, fetch_deb, lock,
+};
+use kiln_image::{Artifact, Blobs, FinalImage, FinalIndex};
 use kiln_layer::{BlobStore, Compression};
 use kiln_oci::Reference;
 use kiln_registry::Client;
-use url::Url;
 
 use crate::args::{BaseBuildArgs, BaseCommand, BaseCommon, CompressionArg};
 use crate::failure::{Failure, exit};
 use crate::output::{Ui, human_bytes};
 use crate::settings::Environment;
 use crate::sink::Sinks;
+
+/// `.deb` downloads in flight at once.
+const FETCH_CONCURRENCY: usize = 4;
 
 /// Runs a `kiln base` subcommand.
 pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure> {
@@ -61,12 +67,20 @@ fn load_definition(path: &Path) -> Result<Definition, Failure> {
     Definition::load(path).map_err(|e| Failure::new(exit::USAGE, e))
 }
 
-fn mirror(common: &BaseCommon, env: &Environment) -> Result<Url, Failure> {
-    env.debian_mirror(common.mirror.as_deref()).map_err(|e| {
-        Failure::new(exit::USAGE, e).hint(Some(
-            "pass `--mirror URL` or set `KILN_DEBIAN_MIRROR`".into(),
-        ))
-    })
+fn mirrors(common: &BaseCommon, env: &Environment) -> Result<Mirrors, Failure> {
+    env.debian_mirrors(common.mirror.as_deref(), common.security_mirror.as_deref())
+        .map_err(|e| {
+            Failure::new(exit::USAGE, e).hint(Some(
+                "pass `--mirror URL` (and `--security-mirror URL`) or set `KILN_DEBIAN_MIRROR` (and `KILN_DEBIAN_SECURITY_MIRROR`)".into(),
+            ))
+        })
+}
+
+/// Turns a missing security archive into a usage error with the flag to pass.
+fn no_mirror(e: kiln_debian::mirrors::NoSecurityMirror) -> Failure {
+    Failure::new(exit::USAGE, e).hint(Some(
+        "pass `--security-mirror URL`, set `KILN_DEBIAN_SECURITY_MIRROR`, or add a `-security` suite to the apt sources".into(),
+    ))
 }
 
 fn http_client() -> Result<reqwest::Client, Failure> {
@@ -84,15 +98,18 @@ fn relock(
 ) -> Result<Lockfile, Failure> {
     let def = load_definition(&common.definition)?;
     let keyring = Keyring::load(&def.keyrings).map_err(|e| Failure::new(exit::FAILURE, e))?;
-    let mirror = mirror(common, env)?;
+    let mirrors = mirrors(common, env)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     ui.phase(&format!("LOCKING {} ({})", def.name, def.suite));
     let new = runtime
-        .block_on(lock(&def, &mirror, &keyring, now, &http_client()?))
-        .map_err(|e| Failure::new(exit::FAILURE, e))?;
+        .block_on(lock(&def, &mirrors, &keyring, now, &http_client()?))
+        .map_err(|e| match e {
+            DebianError::NoMirror(e) => no_mirror(e),
+            e => Failure::new(exit::FAILURE, e),
+        })?;
     Ok(new)
 }
 
@@ -125,6 +142,7 @@ fn build(
             a.common.definition.display()
         )))
     })?;
+    check_fresh(&def, &lockfile, &a.common.definition, &lock_file, ui)?;
     let dir = a.common.definition.parent().unwrap_or(Path::new("."));
     let included = def
         .includes
@@ -132,55 +150,41 @@ fn build(
         .map(|name| Lockfile::read(&dir.join(format!("{name}.lock"))))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::new(exit::FAILURE, e))?;
-    let arch = lockfile
-        .architectures
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "amd64".into());
+    let archs = platforms(&a.platform, &lockfile, &a.common.definition)?;
     let cache_dir = std::path::absolute(
         env.cache_dir(a.common.cache_dir.as_ref())
             .map_err(|e| Failure::new(exit::USAGE, e))?,
     )
     .context("resolving the cache directory")?;
-    let mirror = mirror(&a.common, env)?;
-    let http = http_client()?;
-
-    ui.phase(&format!(
-        "FETCHING {} packages",
-        lockfile.packages.get(&arch).map_or(0, Vec::len)
-    ));
-    let deb_cache = cache_dir.join("debian");
-    let mut debs = BTreeMap::new();
-    for p in lockfile.packages.get(&arch).into_iter().flatten() {
-        let path = runtime
-            .block_on(fetch_deb(&http, &mirror, p, &deb_cache))
-            .map_err(|e| Failure::new(exit::FAILURE, e))?;
-        debs.insert(p.name.clone(), path);
-    }
-
-    ui.phase("BUILDING");
     let store_dir = cache_dir.join("oci");
     let store = BlobStore::open(&store_dir).map_err(|e| Failure::new(exit::FAILURE, e))?;
     let compression = match a.compression {
         CompressionArg::Gzip => Compression::Gzip,
         CompressionArg::Zstd => Compression::Zstd,
     };
-    let image = build_base(&BaseBuild {
-        definition: &def,
+
+    let job = PlatformBuild {
+        def: &def,
         lock: &lockfile,
         included: &included,
-        arch: &arch,
-        debs: &debs,
+        http: &http_client()?,
+        mirrors: &mirrors(&a.common, env)?,
+        deb_cache: &cache_dir.join("debian"),
         store: &store,
         compression,
-    })
-    .map_err(|e| Failure::new(exit::EXPORT, e))?;
-    let final_image = image
-        .finalize()
-        .map_err(|e| Failure::new(exit::EXPORT, e))?;
-    for l in &final_image.layers {
-        ui.info(&format!("layer {} ({})", l.digest, human_bytes(l.size)));
-    }
+    };
+    let images = archs
+        .iter()
+        .map(|arch| job.build(arch, runtime, ui))
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = match images.len() {
+        1 => None,
+        _ => Some(FinalIndex::new(images.clone()).map_err(|e| Failure::new(exit::EXPORT, e))?),
+    };
+    let artifact = match &index {
+        Some(index) => Artifact::Index(index),
+        None => Artifact::Image(&images[0]),
+    };
 
     let client = Client::new(env.registry_settings(&a.registry)).map_err(|e| {
         let hint = e.hint();
@@ -203,11 +207,161 @@ fn build(
         name,
         output: a.output.as_deref(),
     }
-    .deliver(runtime, &client, &final_image, &blobs, ui)?;
+    .deliver(runtime, &client, artifact, &blobs, ui)?;
     let pinned = match &target {
-        Some(t) => format!("{}@{}", t.name(), final_image.manifest_digest),
-        None => format!("{name}@{}", final_image.manifest_digest),
+        Some(t) => format!("{}@{}", t.name(), artifact.digest()),
+        None => format!("{name}@{}", artifact.digest()),
     };
     println!("{pinned}");
     Ok(())
+}
+
+/// What building one platform's image of a base needs.
+struct PlatformBuild<'a> {
+    def: &'a Definition,
+    lock: &'a Lockfile,
+    included: &'a [Lockfile],
+    http: &'a reqwest::Client,
+    mirrors: &'a Mirrors,
+    deb_cache: &'a Path,
+    store: &'a BlobStore,
+    compression: Compression,
+}
+
+impl PlatformBuild<'_> {
+    /// Fetches the `.deb`s locked for `arch` and builds and finalizes its image.
+    fn build(
+        &self,
+        arch: &str,
+        runtime: &tokio::runtime::Runtime,
+        ui: &Ui,
+    ) -> Result<FinalImage, Failure> {
+        let locked = self.lock.packages.get(arch).map_or(&[][..], Vec::as_slice);
+        ui.phase(&format!("FETCHING {} packages for {arch}", locked.len()));
+        let debs = runtime.block_on(fetch_all(
+            self.http,
+            self.mirrors,
+            &self.lock.suite,
+            locked,
+            self.deb_cache,
+        ))?;
+        ui.phase(&format!("BUILDING {arch}"));
+        let image = build_base(&BaseBuild {
+            definition: self.def,
+            lock: self.lock,
+            included: self.included,
+            arch,
+            debs: &debs,
+            store: self.store,
+            compression: self.compression,
+        })
+        .map_err(|e| Failure::new(exit::EXPORT, e))?;
+        let final_image = image
+            .finalize()
+            .map_err(|e| Failure::new(exit::EXPORT, e))?;
+        for l in &final_image.layers {
+            ui.info(&format!("layer {} ({})", l.digest, human_bytes(l.size)));
+        }
+        Ok(final_image)
+    }
+}
+
+/// Refuses a lock made from a definition whose suite, architectures, packages or exclusions
+/// have changed since: building it would silently leave the edit out.
+fn check_fresh(
+    def: &Definition,
+    lock: &Lockfile,
+    def_path: &Path,
+    lock_path: &Path,
+    ui: &Ui,
+) -> Result<(), Failure> {
+    match &lock.inputs_sha256 {
+        Some(recorded) if *recorded != def.lock_inputs_sha256() => Err(Failure::new(
+            exit::FAILURE,
+            anyhow!(
+                "`{}` is stale: the suite, architectures, packages or exclusions of `{}` changed since it was locked",
+                lock_path.display(),
+                def_path.display()
+            ),
+        )
+        .hint(Some(format!(
+            "review and relock: kiln base update {}",
+            def_path.display()
+        )))),
+        Some(_) => Ok(()),
+        None => {
+            ui.warn(&format!(
+                "`{}` does not record what it was locked from, so kiln cannot tell whether `{}` changed since; relock it with `kiln base update`",
+                lock_path.display(),
+                def_path.display()
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// Returns the Debian architectures to build: those of `--platform`, each of which must be in
+/// the lock, or every architecture the lock has.
+fn platforms(wanted: &[String], lock: &Lockfile, def: &Path) -> Result<Vec<String>, Failure> {
+    if wanted.is_empty() {
+        if lock.architectures.is_empty() {
+            return Err(Failure::new(
+                exit::FAILURE,
+                anyhow!("the lock of `{}` names no architecture", def.display()),
+            )
+            .hint(Some(format!("relock it: kiln base lock {}", def.display()))));
+        }
+        return Ok(lock.architectures.clone());
+    }
+    let mut archs: Vec<String> = Vec::new();
+    for platform in wanted {
+        let arch = debian_arch(platform.trim())
+            .map_err(|e| Failure::new(exit::USAGE, anyhow!("--platform: {e}")))?;
+        if !lock.packages.contains_key(arch) {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow!(
+                    "`{platform}` (Debian `{arch}`) is not in the lock of `{}`",
+                    def.display()
+                ),
+            )
+            .hint(Some(format!(
+                "add \"{arch}\" to `architectures` in the definition and run `kiln base update {}`",
+                def.display()
+            ))));
+        }
+        if !archs.iter().any(|a| a == arch) {
+            archs.push(arch.to_owned());
+        }
+    }
+    Ok(archs)
+}
+
+/// Downloads (or finds in the cache) every `.deb` of `locked`, a few at a time, each checked
+/// against its locked size and SHA-256. Returns package name → cached path.
+async fn fetch_all(
+    http: &reqwest::Client,
+    mirrors: &Mirrors,
+    suite: &str,
+    locked: &[LockedPackage],
+    cache: &Path,
+) -> Result<BTreeMap<String, PathBuf>, Failure> {
+    for p in locked {
+        mirrors
+            .for_suite(p.suite.as_deref().unwrap_or(suite))
+            .map_err(no_mirror)?;
+    }
+    let fetched: Vec<(String, PathBuf)> = stream::iter(locked)
+        .map(|p| async move {
+            let mirror = mirrors
+                .for_suite(p.suite.as_deref().unwrap_or(suite))
+                .unwrap_or(&mirrors.main);
+            let path = fetch_deb(http, mirror, p, cache).await?;
+            Ok::<_, kiln_debian::FetchError>((p.name.clone(), path))
+        })
+        .buffer_unordered(FETCH_CONCURRENCY)
+        .try_collect()
+        .await
+        .map_err(|e| Failure::new(exit::FAILURE, e))?;
+    Ok(fetched.into_iter().collect())
 }

@@ -235,20 +235,28 @@ async fn resolve_run_image(
             (image, digest, "kiln:static".into())
         }
         RunChoice::Stored(name) => {
-            let (image, digest) =
-                read_layout(blobs.store().root(), Some(&name), blobs).map_err(|e| {
-                    fail(
-                        anyhow!(e).context(format!("reading run image `{name}` from kiln's store")),
-                    )
-                })?;
+            let (image, digest) = read_layout(
+                blobs.store().root(),
+                Some(&name),
+                ("linux", host_arch()),
+                blobs,
+            )
+            .map_err(|e| {
+                fail(anyhow!(e).context(format!("reading run image `{name}` from kiln's store")))
+            })?;
             (image, digest, name)
         }
         RunChoice::Named(name) => {
             let name = name.as_str();
             let (image, digest) = if let Some(rest) = name.strip_prefix("oci:") {
                 let (path, ref_name) = split_layout_ref(rest);
-                read_layout(Path::new(&path), ref_name.as_deref(), blobs)
-                    .map_err(|e| fail(anyhow!(e).context(format!("reading run image `{name}`"))))?
+                read_layout(
+                    Path::new(&path),
+                    ref_name.as_deref(),
+                    ("linux", host_arch()),
+                    blobs,
+                )
+                .map_err(|e| fail(anyhow!(e).context(format!("reading run image `{name}`"))))?
             } else {
                 let reference: Reference = name
                     .parse()

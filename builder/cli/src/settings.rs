@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use kiln_debian::apt_sources::{SourcesFormat, default_mirror};
+use kiln_debian::Mirrors;
+use kiln_debian::apt_sources::{SourcesFormat, default_mirror, default_security_mirror};
 use kiln_registry::RegistrySettings;
 
 use crate::args::RegistryArgs;
@@ -113,35 +114,30 @@ impl Environment {
             ..RegistrySettings::default()
         }
     }
-}
 
-impl Environment {
-    /// Returns the Debian mirror for golden bases: `--mirror`, else `KILN_DEBIAN_MIRROR`,
-    /// else the first Debian archive in the machine's apt sources.
-    pub fn debian_mirror(&self, flag: Option<&str>) -> anyhow::Result<url::Url> {
-        if let Some(m) = flag.or(self.get("KILN_DEBIAN_MIRROR")) {
-            return url::Url::parse(m).with_context(|| format!("mirror `{m}` is not a URL"));
-        }
-        let mut files: Vec<(SourcesFormat, String)> = Vec::new();
-        if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
-            files.push((SourcesFormat::OneLine, t));
-        }
-        if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-            let mut paths: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
-            paths.sort();
-            for p in paths {
-                let format = match p.extension().and_then(|e| e.to_str()) {
-                    Some("sources") => SourcesFormat::Deb822,
-                    Some("list") => SourcesFormat::OneLine,
-                    _ => continue,
-                };
-                if let Ok(t) = std::fs::read_to_string(&p) {
-                    files.push((format, t));
-                }
-            }
-        }
-        default_mirror(files.iter().map(|(f, t)| (*f, t.as_str())))
-            .context("no Debian mirror found in the apt sources (`/etc/apt/sources.list*`)")
+    /// Returns the Debian archives to use: the main mirror from `--mirror`, else
+    /// `KILN_DEBIAN_MIRROR`, else the machine's apt sources; the security archive from
+    /// `--security-mirror`, else `KILN_DEBIAN_SECURITY_MIRROR`, else the apt sources' source
+    /// of a `*-security` suite (none is fine until a definition needs one).
+    pub fn debian_mirrors(
+        &self,
+        flag: Option<&str>,
+        security_flag: Option<&str>,
+    ) -> anyhow::Result<Mirrors> {
+        let parse =
+            |m: &str| url::Url::parse(m).with_context(|| format!("mirror `{m}` is not a URL"));
+        let files = apt_source_files();
+        let files = || files.iter().map(|(f, t)| (*f, t.as_str()));
+        let main = match flag.or(self.get("KILN_DEBIAN_MIRROR")) {
+            Some(m) => parse(m)?,
+            None => default_mirror(files())
+                .context("no Debian mirror found in the apt sources (`/etc/apt/sources.list*`)")?,
+        };
+        let security = match security_flag.or(self.get("KILN_DEBIAN_SECURITY_MIRROR")) {
+            Some(m) => Some(parse(m)?),
+            None => default_security_mirror(files()),
+        };
+        Ok(Mirrors { main, security })
     }
 }
 
@@ -154,4 +150,27 @@ pub fn parse_env_flags(values: &[String]) -> anyhow::Result<BTreeMap<String, Str
             _ => bail!("`--env {kv}` is not `NAME=VALUE`"),
         })
         .collect()
+}
+
+/// Returns the texts of `/etc/apt/sources.list` and `/etc/apt/sources.list.d/*.{list,sources}`,
+/// in apt's order.
+fn apt_source_files() -> Vec<(SourcesFormat, String)> {
+    let mut files: Vec<(SourcesFormat, String)> = Vec::new();
+    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
+        files.push((SourcesFormat::OneLine, t));
+    }
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some(format) = SourcesFormat::from_file_name(name) else {
+                continue;
+            };
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                files.push((format, t));
+            }
+        }
+    }
+    files
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use kiln_image::{Blobs, FinalImage, PushReport, push_image, write_archive, write_layout};
+use kiln_image::{Artifact, Blobs, PushReport, push_image, write_archive, write_layout};
 use kiln_oci::Reference;
 use kiln_registry::Client;
 use tokio::runtime::Runtime;
@@ -25,15 +25,17 @@ pub struct Sinks<'a> {
 }
 
 impl Sinks<'_> {
-    /// Delivers `image`; returns the push report when it was pushed.
-    pub fn deliver(
+    /// Delivers `image` (one image or a multi-platform index); returns the push report when
+    /// it was pushed.
+    pub fn deliver<'i>(
         &self,
         runtime: &Runtime,
         client: &Client,
-        image: &FinalImage,
+        image: impl Into<Artifact<'i>>,
         blobs: &Blobs,
         ui: &Ui,
     ) -> Result<Option<PushReport>, Failure> {
+        let image = image.into();
         let export_err = |e: kiln_image::ImageError| {
             let hint = e.hint();
             Failure::new(exit::EXPORT, e).hint(hint)

@@ -88,6 +88,18 @@ pub fn default_mirror<'a>(
         .map(|s| s.uri.clone())
 }
 
+/// Returns the Debian security archive of the machine's apt sources: the first enabled `deb`
+/// source serving a suite ending in `-security` (any release's: the archive serves them
+/// all). `None` when there is none.
+pub fn default_security_mirror<'a>(
+    files: impl IntoIterator<Item = (SourcesFormat, &'a str)>,
+) -> Option<Url> {
+    parse_sources(files)
+        .into_iter()
+        .find(|s| s.suites.iter().any(|x| x.ends_with("-security")))
+        .map(|s| s.uri)
+}
+
 fn parse_deb822(text: &str, out: &mut Vec<AptSource>) {
     let mut stanza: Vec<(String, String)> = Vec::new();
     let mut flush = |stanza: &mut Vec<(String, String)>| {
@@ -218,6 +230,16 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 ";
         let url = default_mirror([(SourcesFormat::Deb822, text)]).unwrap();
         assert_eq!(url.as_str(), "http://mirror.example.org/debian/");
+        let security = default_security_mirror([(SourcesFormat::Deb822, text)]).unwrap();
+        assert_eq!(
+            security.as_str(),
+            "http://security.example.org/debian-security/"
+        );
+        let none = default_security_mirror([(
+            SourcesFormat::Deb822,
+            &text[text.find("Types: deb-src").unwrap()..],
+        )]);
+        assert_eq!(none, None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! with the same name or path are replaced by the including definition's; `env` and
 //! `labels` are merged key by key, the including definition winning. `suite`, `components`
 //! and `architectures` are inherited unless set, and a different `suite` is an error (an
-//! include must describe the same archive).
+//! include must describe the same archive); `extra-suites` are concatenated like lists.
 //!
 //! Keyring paths are relative to the definition's directory (`keyrings/…gpg` next to
 //! `golden-base/*.toml`); [`Definition::keyrings`] holds them joined to it.
@@ -29,6 +29,9 @@ pub struct Definition {
     pub includes: Vec<String>,
     /// The Debian suite or codename (`trixie`).
     pub suite: String,
+    /// Suites layered over `suite`, named `<suite>-<kind>` (`trixie-security`,
+    /// `trixie-updates`): a package's newest version across all of them is locked.
+    pub extra_suites: Vec<String>,
     /// The archive components (`main`).
     pub components: Vec<String>,
     /// The Debian architectures (`amd64`, `arm64`).
@@ -58,6 +61,9 @@ pub struct Definition {
     /// The image config's labels.
     pub labels: BTreeMap<String, String>,
 }
+
+/// What [`Definition::for_arch`] replaces with the Debian architecture.
+pub const ARCH_PLACEHOLDER: &str = "{arch}";
 
 /// A group of `/etc/group`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -171,6 +177,8 @@ struct RawDefinition {
     description: Option<String>,
     include: Option<String>,
     suite: Option<String>,
+    #[serde(default)]
+    extra_suites: Vec<String>,
     components: Option<Vec<String>>,
     architectures: Option<Vec<String>>,
     #[serde(default)]
@@ -312,12 +320,62 @@ impl Definition {
         Ok(def)
     }
 
+    /// Returns the definition as it applies to the Debian architecture `arch`: `{arch}` in
+    /// link paths and targets, `env` values and `labels` values replaced by `arch`
+    /// (`JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-{arch}"`), since Debian puts some
+    /// architecture names into paths.
+    pub fn for_arch(&self, arch: &str) -> Definition {
+        let sub = |s: &str| s.replace(ARCH_PLACEHOLDER, arch);
+        let mut def = self.clone();
+        for l in &mut def.links {
+            l.path = sub(&l.path);
+            l.target = sub(&l.target);
+        }
+        for v in def.env.values_mut().chain(def.labels.values_mut()) {
+            *v = sub(v);
+        }
+        def
+    }
+
+    /// Returns the lower-case hex SHA-256 of what the definition says about resolution: suites,
+    /// components, architectures, and the package and exclusion sets. Recorded in the lock, so
+    /// a build notices a definition edited since (users, files or env may change freely).
+    pub fn lock_inputs_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v.join(" ")
+        };
+        let text = format!(
+            "suite {}\nextra-suites {}\ncomponents {}\narchitectures {}\npackages {}\nexclude {}\n",
+            self.suite,
+            self.extra_suites.join(" "),
+            self.components.join(" "),
+            self.architectures.join(" "),
+            sorted(&self.packages),
+            sorted(&self.exclude),
+        );
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.keyrings.is_empty() {
             return Err("`keyrings` is empty: name the Debian archive keyrings that sign the suite (e.g. `keyrings/debian-archive-trixie-automatic.gpg`)".into());
         }
         if self.packages.is_empty() {
             return Err("`packages` is empty".into());
+        }
+        for extra in &self.extra_suites {
+            let kind = extra
+                .strip_prefix(self.suite.as_str())
+                .and_then(|k| k.strip_prefix('-'));
+            if !kind.is_some_and(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase())) {
+                return Err(format!(
+                    "extra suite `{extra}` must be `{}-<kind>`, like `{}-security` or `{}-updates`",
+                    self.suite, self.suite, self.suite
+                ));
+            }
         }
         for p in self.packages.iter().chain(&self.exclude) {
             if !is_package_name(p) {
@@ -366,7 +424,7 @@ impl Definition {
             }
         }
         for l in &self.links {
-            check_path(&l.path)?;
+            check_path(&l.path.replace(ARCH_PLACEHOLDER, "arch"))?;
             if l.target.is_empty() || l.target.contains(['\0', '\n']) {
                 return Err(format!(
                     "link `{}` needs a target without NUL or newline",
@@ -401,6 +459,7 @@ fn merge(
         description: None,
         includes: Vec::new(),
         suite: raw.suite.clone().unwrap_or_else(|| "trixie".to_owned()),
+        extra_suites: Vec::new(),
         components: vec!["main".to_owned()],
         architectures: vec!["amd64".to_owned()],
         keyrings: Vec::new(),
@@ -443,6 +502,7 @@ fn merge(
         &mut def.keyrings,
         raw.keyrings.into_iter().map(|k| dir.join(k)),
     );
+    extend_unique(&mut def.extra_suites, raw.extra_suites);
     extend_unique(&mut def.packages, raw.packages);
     extend_unique(&mut def.exclude, raw.exclude);
     replace_by(&mut def.groups, raw.groups, |g| g.name.clone());
@@ -614,6 +674,25 @@ content = "hosts: files dns\n"
         );
         let bad_link = link.replace("/usr/bin/java", "usr/bin/java");
         assert!(Definition::parse("x", dir, &bad_link).is_err());
+        let arch_link = link.replace("/j/java", "/j-{arch}/java");
+        let def = Definition::parse("x", dir, &arch_link).unwrap();
+        assert_eq!(def.for_arch("arm64").links[0].target, "/j-arm64/java");
+        let base = Definition::parse("x", dir, STATIC).unwrap();
+        let reordered = STATIC.replace("[\"tzdata\", \"netbase\"]", "[\"netbase\", \"tzdata\"]");
+        let same = Definition::parse("x", dir, &reordered).unwrap();
+        assert_eq!(same.lock_inputs_sha256(), base.lock_inputs_sha256());
+        let more = STATIC.replace("\"netbase\"]", "\"netbase\", \"libc6\"]");
+        let more = Definition::parse("x", dir, &more).unwrap();
+        assert_ne!(more.lock_inputs_sha256(), base.lock_inputs_sha256());
+        let user = Definition::parse("x", dir, &STATIC.replace("\"65532\"", "\"1000\"")).unwrap();
+        assert_eq!(user.lock_inputs_sha256(), base.lock_inputs_sha256());
+        let security = format!("extra-suites = [\"trixie-security\"]\n{STATIC}");
+        let def = Definition::parse("x", dir, &security).unwrap();
+        assert_eq!(def.extra_suites, ["trixie-security"]);
+        assert_ne!(def.lock_inputs_sha256(), base.lock_inputs_sha256());
+        let other_archive = security.replace("trixie-security", "bookworm-security");
+        let err = Definition::parse("x", dir, &other_archive).unwrap_err();
+        assert!(err.to_string().contains("trixie-<kind>"), "{err}");
         let store = format!("{STATIC}\n[java-keystore]\npath = \"/etc/cacerts\"\n");
         let def = Definition::parse("x", dir, &store).unwrap();
         assert_eq!(def.java_keystore.unwrap().password, "changeit");

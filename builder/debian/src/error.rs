@@ -31,6 +31,9 @@ pub enum DebianError {
         /// Why it was refused.
         source: InReleaseError,
     },
+    /// A suite's archive is not configured.
+    #[error(transparent)]
+    NoMirror(#[from] crate::mirrors::NoSecurityMirror),
     /// The verified `Release` is not the suite that was asked for.
     #[error(
         "`{url}` is the signed `Release` of `{found}`, not of `{wanted}`; the mirror serves the \

@@ -1,5 +1,6 @@
-//! `kiln base lock` and `kiln base update`: verified `InRelease` → hash-checked
-//! `Packages.xz` per architecture and component → resolution → [`Lockfile`]; and the
+//! `kiln base lock` and `kiln base update`: verified `InRelease` (of the suite and its extra
+//! suites) → hash-checked `Packages.xz` per architecture and component → the extra suites'
+//! newer packages laid over the suite's → resolution → [`Lockfile`]; and the
 //! package-level difference between two lockfiles.
 
 use std::fmt;
@@ -11,70 +12,40 @@ use crate::error::DebianError;
 use crate::fetch::{fetch_index, fetch_inrelease, mirror_url, redact};
 use crate::inrelease::InRelease;
 use crate::keyring::Keyring;
-use crate::lockfile::{LOCK_VERSION, LockedPackage, Lockfile};
+use crate::lockfile::{LOCK_VERSION, LockedPackage, LockedSuite, Lockfile};
+use crate::mirrors::Mirrors;
 use crate::packages::{PackageIndex, parse_packages_xz};
-use crate::release::{ReleaseError, format_date};
+use crate::release::{Release, ReleaseError, format_date};
 use crate::resolve::resolve;
 use crate::version::Version;
 
-/// Locks `def` against `mirror`: downloads and verifies `dists/<suite>/InRelease` with
-/// `keyring` at time `now` (Unix seconds), downloads each architecture's `Packages.xz` of
-/// every component, checks it against the signed `Release`, resolves the definition's
-/// packages and returns the lockfile (not yet written).
+/// Locks `def` against `mirrors`: downloads and verifies `dists/<suite>/InRelease` of the
+/// suite and of each extra suite with `keyring` at time `now` (Unix seconds), downloads each
+/// architecture's `Packages.xz` of every component, checks it against the signed `Release`,
+/// lays the extra suites' packages over the suite's (newest version wins), resolves the
+/// definition's packages and returns the lockfile (not yet written).
 pub async fn lock(
     def: &Definition,
-    mirror: &Url,
+    mirrors: &Mirrors,
     keyring: &Keyring,
     now: i64,
     http: &reqwest::Client,
 ) -> Result<Lockfile, DebianError> {
-    let inrelease_url = redact(&mirror_url(
-        mirror,
-        &format!("dists/{}/InRelease", def.suite),
-    )?);
-    let bytes = fetch_inrelease(http, mirror, &def.suite).await?;
-    let verified =
-        InRelease::verify(&bytes, keyring, now).map_err(|source| DebianError::InRelease {
-            url: inrelease_url.clone(),
-            source,
-        })?;
-    let release = &verified.release;
-    let names = [release.suite.as_deref(), release.codename.as_deref()];
-    if !names.contains(&Some(def.suite.as_str())) {
-        return Err(DebianError::WrongSuite {
-            url: inrelease_url,
-            wanted: def.suite.clone(),
-            found: release.name().to_owned(),
-        });
+    let main = verified_suite(http, &mirrors.main, &def.suite, keyring, now).await?;
+    let mut extras = Vec::new();
+    for suite in &def.extra_suites {
+        let mirror = mirrors.for_suite(suite)?;
+        extras.push(verified_suite(http, mirror, suite, keyring, now).await?);
     }
     let mut packages = std::collections::BTreeMap::new();
     for arch in &def.architectures {
-        if !release.architectures.contains(arch) {
-            return Err(ReleaseError::NoArchitecture {
-                suite: release.name().to_owned(),
-                arch: arch.clone(),
-                available: release.architectures.join(" "),
+        let mut index = read_indexes(http, &main, &def.components, arch).await?;
+        let mut origin = std::collections::BTreeMap::new();
+        for extra in &extras {
+            let overlay = read_indexes(http, extra, &def.components, arch).await?;
+            for name in index.overlay(overlay) {
+                origin.insert(name, extra.suite.clone());
             }
-            .into());
-        }
-        let mut index = PackageIndex::default();
-        for component in &def.components {
-            let xz_file = release.packages_xz(component, arch)?.clone();
-            let plain = release
-                .file(&format!("{component}/binary-{arch}/Packages"))
-                .ok()
-                .cloned();
-            let xz = fetch_index(http, mirror, &def.suite, release, &xz_file).await?;
-            let task = format!("reading `{}`", xz_file.path);
-            let parsed = tokio::task::spawn_blocking(move || {
-                parse_packages_xz(&xz, &xz_file, plain.as_ref())
-            })
-            .await
-            .map_err(|e| DebianError::Task {
-                task,
-                reason: e.to_string(),
-            })??;
-            index.merge(parsed);
         }
         let resolution = resolve(&index, arch, &def.packages, &def.exclude).map_err(|source| {
             DebianError::Resolve {
@@ -86,13 +57,18 @@ pub async fn lock(
         let list: Vec<LockedPackage> = resolution
             .packages
             .values()
-            .map(LockedPackage::from)
+            .map(|entry| LockedPackage {
+                suite: origin.get(&entry.package).cloned(),
+                ..LockedPackage::from(entry)
+            })
             .collect();
         packages.insert(arch.clone(), list);
     }
+    let release = &main.release;
     Ok(Lockfile {
         version: LOCK_VERSION,
         definition: def.name.clone(),
+        inputs_sha256: Some(def.lock_inputs_sha256()),
         suite: def.suite.clone(),
         codename: release
             .codename
@@ -100,10 +76,97 @@ pub async fn lock(
             .unwrap_or_else(|| def.suite.clone()),
         release_version: release.version.clone(),
         release_date: format_date(release.date),
-        inrelease_sha256: verified.sha256,
+        inrelease_sha256: main.sha256,
         architectures: def.architectures.clone(),
+        extra_suites: extras
+            .into_iter()
+            .map(|x| LockedSuite {
+                release_date: format_date(x.release.date),
+                suite: x.suite,
+                inrelease_sha256: x.sha256,
+            })
+            .collect(),
         packages,
     })
+}
+
+/// A suite whose `InRelease` was verified.
+struct VerifiedSuite {
+    suite: String,
+    mirror: Url,
+    release: Release,
+    sha256: String,
+}
+
+/// Downloads `dists/<suite>/InRelease` from `mirror`, verifies it with `keyring` at `now`,
+/// and checks that it is the `Release` of `suite`.
+async fn verified_suite(
+    http: &reqwest::Client,
+    mirror: &Url,
+    suite: &str,
+    keyring: &Keyring,
+    now: i64,
+) -> Result<VerifiedSuite, DebianError> {
+    let inrelease_url = redact(&mirror_url(mirror, &format!("dists/{suite}/InRelease"))?);
+    let bytes = fetch_inrelease(http, mirror, suite).await?;
+    let verified =
+        InRelease::verify(&bytes, keyring, now).map_err(|source| DebianError::InRelease {
+            url: inrelease_url.clone(),
+            source,
+        })?;
+    let release = verified.release;
+    let names = [release.suite.as_deref(), release.codename.as_deref()];
+    if !names.contains(&Some(suite)) {
+        return Err(DebianError::WrongSuite {
+            url: inrelease_url,
+            wanted: suite.to_owned(),
+            found: release.name().to_owned(),
+        });
+    }
+    Ok(VerifiedSuite {
+        suite: suite.to_owned(),
+        mirror: mirror.clone(),
+        release,
+        sha256: verified.sha256,
+    })
+}
+
+/// Downloads, checks and parses the `Packages.xz` of `arch` for every component of `suite`,
+/// merged (the first component listed wins a name).
+async fn read_indexes(
+    http: &reqwest::Client,
+    suite: &VerifiedSuite,
+    components: &[String],
+    arch: &str,
+) -> Result<PackageIndex, DebianError> {
+    let release = &suite.release;
+    if !release.architectures.iter().any(|a| a == arch) {
+        return Err(ReleaseError::NoArchitecture {
+            suite: release.name().to_owned(),
+            arch: arch.to_owned(),
+            available: release.architectures.join(" "),
+        }
+        .into());
+    }
+    let mut index = PackageIndex::default();
+    for component in components {
+        let xz_file = release.packages_xz(component, arch)?.clone();
+        let plain = release
+            .file(&format!("{component}/binary-{arch}/Packages"))
+            .ok()
+            .cloned();
+        let xz = fetch_index(http, &suite.mirror, &suite.suite, release, &xz_file).await?;
+        let task = format!("reading `{}`", xz_file.path);
+        let parsed =
+            tokio::task::spawn_blocking(move || parse_packages_xz(&xz, &xz_file, plain.as_ref()))
+                .await
+                .map_err(|e| DebianError::Task {
+                    task,
+                    reason: e.to_string(),
+                })??;
+        index.merge(parsed);
+    }
+    Ok(index)
 }
 
 /// One package-level difference between two lockfiles.
@@ -288,17 +351,20 @@ mod tests {
                 size: 1,
                 sha256: sha.repeat(64),
                 installed_size: 1,
+                suite: None,
             })
             .collect();
         Lockfile {
             version: LOCK_VERSION,
             definition: "base".into(),
+            inputs_sha256: None,
             suite: "trixie".into(),
             codename: "trixie".into(),
             release_version: None,
             release_date: String::new(),
             inrelease_sha256: String::new(),
             architectures: vec!["amd64".into()],
+            extra_suites: Vec::new(),
             packages: [("amd64".to_owned(), list)].into(),
         }
     }

@@ -25,6 +25,13 @@ pub struct Lockfile {
     pub version: u32,
     /// The definition's name.
     pub definition: String,
+    /// [`Definition::lock_inputs_sha256`] of the definition when it was locked: a build
+    /// refuses a lock whose definition has since changed what it resolves. Absent in locks
+    /// written before kiln recorded it.
+    ///
+    /// [`Definition::lock_inputs_sha256`]: crate::Definition::lock_inputs_sha256
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_sha256: Option<String>,
     /// The suite the definition names (`trixie`).
     pub suite: String,
     /// `Codename` of the `Release` (`trixie`).
@@ -38,8 +45,23 @@ pub struct Lockfile {
     pub inrelease_sha256: String,
     /// The architectures locked, in the definition's order.
     pub architectures: Vec<String>,
+    /// The `Release` of each extra suite (`trixie-security`), in the definition's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_suites: Vec<LockedSuite>,
     /// Per architecture, the packages sorted by name.
     pub packages: BTreeMap<String, Vec<LockedPackage>>,
+}
+
+/// The `Release` an extra suite was locked from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedSuite {
+    /// The suite as the definition names it (`trixie-security`).
+    pub suite: String,
+    /// `Date` of its `Release`, as written there.
+    pub release_date: String,
+    /// The lower-case hex SHA-256 of its `InRelease`.
+    pub inrelease_sha256: String,
 }
 
 /// One locked package.
@@ -65,6 +87,9 @@ pub struct LockedPackage {
     pub sha256: String,
     /// `Installed-Size` in KiB: the bound on what the package may expand to.
     pub installed_size: u64,
+    /// The extra suite the package comes from (`trixie-security`); absent for the main suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
 }
 
 impl From<&PackageEntry> for LockedPackage {
@@ -79,6 +104,7 @@ impl From<&PackageEntry> for LockedPackage {
             size: e.size,
             sha256: e.sha256.clone(),
             installed_size: e.installed_size,
+            suite: None,
         }
     }
 }
@@ -175,6 +201,14 @@ impl Lockfile {
                 self.version
             ));
         }
+        for (i, extra) in self.extra_suites.iter().enumerate() {
+            if self.extra_suites[..i]
+                .iter()
+                .any(|s| s.suite == extra.suite)
+            {
+                return Err(format!("extra suite `{}` is listed twice", extra.suite));
+            }
+        }
         for arch in &self.architectures {
             if !self.packages.contains_key(arch) {
                 return Err(format!(
@@ -195,6 +229,14 @@ impl Lockfile {
                 }
             }
             for p in list {
+                if let Some(suite) = &p.suite
+                    && !self.extra_suites.iter().any(|s| s.suite == *suite)
+                {
+                    return Err(format!(
+                        "`{}` comes from `{suite}`, which `extra-suites` does not list",
+                        p.name
+                    ));
+                }
                 let hex = p.sha256.len() == 64
                     && p.sha256
                         .bytes()
@@ -231,16 +273,19 @@ mod tests {
             size: 10,
             sha256: "ab".repeat(32),
             installed_size: 20,
+            suite: None,
         };
         Lockfile {
             version: LOCK_VERSION,
             definition: "static".into(),
+            inputs_sha256: None,
             suite: "trixie".into(),
             codename: "trixie".into(),
             release_version: Some("13.7".into()),
             release_date: "Sat, 12 Sep 2026 07:55:41 UTC".into(),
             inrelease_sha256: "cd".repeat(32),
             architectures: vec!["amd64".into()],
+            extra_suites: Vec::new(),
             packages: BTreeMap::from([(
                 "amd64".to_owned(),
                 vec![pkg("tzdata", "2026c-0"), pkg("netbase", "6.5")],

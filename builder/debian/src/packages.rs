@@ -72,6 +72,29 @@ impl PackageIndex {
     }
 }
 
+impl PackageIndex {
+    /// Lays `other` (an extra suite's index) over this one: each package of `other` that is
+    /// absent here or has a later version replaces this index's entry, as apt prefers the
+    /// newest candidate among equally pinned suites. Returns the names taken from `other`.
+    pub fn overlay(&mut self, other: PackageIndex) -> Vec<String> {
+        let mut taken = Vec::new();
+        for (name, entry) in other.packages {
+            let newer = match self.packages.get(&name) {
+                None => true,
+                Some(old) => match (Version::parse(&entry.version), Version::parse(&old.version)) {
+                    (Ok(new), Ok(old)) => new > old,
+                    _ => false,
+                },
+            };
+            if newer {
+                self.packages.insert(name.clone(), entry);
+                taken.push(name);
+            }
+        }
+        taken
+    }
+}
+
 /// Why a `Packages` index was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -302,6 +325,39 @@ Size: 2000000
 SHA256: 0000000000000000000000000000000000000000000000000000000000000001
 Description: Secure Sockets Layer toolkit - shared libraries
 ";
+
+    #[test]
+    fn an_overlay_takes_newer_and_new_packages_only() {
+        let mut main = parse_packages(SAMPLE, "Packages").unwrap();
+        let security = SAMPLE
+            .replace("Version: 3.5.1-1+b1", "Version: 3.5.1-1+deb13u1")
+            .replace("Version: 20250419", "Version: 20240203")
+            .replace("Package: ca-certificates", "Package: ca-certificates-old");
+        let mut security = parse_packages(&security, "Packages").unwrap();
+        let older = parse_packages(
+            &SAMPLE
+                .replace("Package: libssl3t64", "Package: keep")
+                .replace(
+                    "Package: ca-certificates\nVersion: 20250419",
+                    "Package: ca-certificates\nVersion: 20200601",
+                ),
+            "Packages",
+        )
+        .unwrap();
+        security.packages.extend(
+            older
+                .packages
+                .into_iter()
+                .filter(|(n, _)| n == "ca-certificates"),
+        );
+        let taken = main.overlay(security);
+        assert_eq!(taken, ["ca-certificates-old", "libssl3t64"]);
+        assert_eq!(main.packages["libssl3t64"].version, "3.5.1-1+deb13u1");
+        assert_eq!(
+            main.packages["ca-certificates"].version, "20250419",
+            "an older version in the overlay never wins"
+        );
+    }
 
     #[test]
     fn stanzas_become_entries() {

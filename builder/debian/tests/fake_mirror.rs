@@ -9,7 +9,9 @@ use std::path::Path;
 
 use kiln_debian::fetch::deb_cache_path;
 use kiln_debian::packages::PackagesError;
-use kiln_debian::{DebianError, Definition, FetchError, LockedPackage, fetch_deb, lock};
+use kiln_debian::{
+    DebianError, Definition, FetchError, InReleaseError, LockedPackage, Mirrors, fetch_deb, lock,
+};
 use sha2::{Digest, Sha256};
 use support::{FakeMirror, NOW, key, keyring, sign};
 
@@ -89,9 +91,15 @@ async fn lock_verifies_fetches_by_hash_and_resolves() {
     let k = key(7);
     let xz = publish(&mirror, &k, "trixie");
     let http = reqwest::Client::new();
-    let lock = lock(&definition(), &mirror.url, &keyring(&[&k]), NOW, &http)
-        .await
-        .unwrap();
+    let lock = lock(
+        &definition(),
+        &Mirrors::main_only(mirror.url.clone()),
+        &keyring(&[&k]),
+        NOW,
+        &http,
+    )
+    .await
+    .unwrap();
     let names: Vec<&str> = lock.packages["amd64"]
         .iter()
         .map(|p| p.name.as_str())
@@ -109,6 +117,126 @@ async fn lock_verifies_fetches_by_hash_and_resolves() {
     );
 }
 
+/// Serves `dists/trixie-security/` signed with `key`, listing `packages`.
+fn publish_security(mirror: &FakeMirror, key: &pgp::composed::SignedSecretKey, packages: &str) {
+    let xz = liblzma::encode_all(packages.as_bytes(), 6).unwrap();
+    let release = format!(
+        "Origin: Debian\nSuite: stable-security\nCodename: trixie-security\nDate: Sat, 12 Sep 2026 08:00:00 UTC\n\
+Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages.xz\n",
+        sha(&xz),
+        xz.len()
+    );
+    mirror.put("dists/trixie-security/InRelease", sign(&release, key));
+    mirror.put(
+        &format!(
+            "dists/trixie-security/main/binary-amd64/by-hash/SHA256/{}",
+            sha(&xz)
+        ),
+        xz,
+    );
+}
+
+const SECURITY_PACKAGES: &str = "\
+Package: ca-certificates
+Version: 20250419+deb13u1
+Installed-Size: 390
+Architecture: all
+Depends: openssl (>= 1.1.1), debconf (>= 0.5) | debconf-2.0
+Filename: pool/updates/main/c/ca-certificates/ca-certificates_20250419+deb13u1_all.deb
+Size: 6
+SHA256: 5555555555555555555555555555555555555555555555555555555555555555
+";
+
+fn with_security() -> Definition {
+    Definition::parse(
+        "static",
+        Path::new("/nonexistent"),
+        "extra-suites = [\"trixie-security\"]\nkeyrings = [\"test.gpg\"]\npackages = [\"ca-certificates\"]\nexclude = [\"openssl\"]\n",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_security_update_is_locked_from_the_security_archive() {
+    let mirror = FakeMirror::start().await;
+    let k = key(7);
+    publish(&mirror, &k, "trixie");
+    publish_security(&mirror, &k, SECURITY_PACKAGES);
+    let mirrors = Mirrors {
+        main: mirror.url.clone(),
+        security: Some(mirror.url.clone()),
+    };
+    let lock = lock(
+        &with_security(),
+        &mirrors,
+        &keyring(&[&k]),
+        NOW,
+        &reqwest::Client::new(),
+    )
+    .await
+    .unwrap();
+    let ca = &lock.packages["amd64"][0];
+    assert_eq!(ca.version, "20250419+deb13u1");
+    assert_eq!(ca.suite.as_deref(), Some("trixie-security"));
+    assert!(ca.filename.starts_with("pool/updates/"), "{ca:?}");
+    assert_eq!(lock.extra_suites[0].suite, "trixie-security");
+    assert_eq!(
+        lock.extra_suites[0].release_date,
+        "Sat, 12 Sep 2026 08:00:00 UTC"
+    );
+
+    // An older version in the security suite never wins over the release's.
+    publish_security(
+        &mirror,
+        &k,
+        &SECURITY_PACKAGES.replace("20250419+deb13u1", "20240101"),
+    );
+    let lock = lock_with(&mirrors, &k).await.unwrap();
+    assert_eq!(lock.packages["amd64"][0].version, "20250419");
+    assert_eq!(lock.packages["amd64"][0].suite, None);
+}
+
+async fn lock_with(
+    mirrors: &Mirrors,
+    k: &pgp::composed::SignedSecretKey,
+) -> Result<kiln_debian::Lockfile, DebianError> {
+    lock(
+        &with_security(),
+        mirrors,
+        &keyring(&[k]),
+        NOW,
+        &reqwest::Client::new(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_security_suite_signed_by_an_unknown_key_is_refused() {
+    let mirror = FakeMirror::start().await;
+    let (k, stranger) = (key(7), key(8));
+    publish(&mirror, &k, "trixie");
+    publish_security(&mirror, &stranger, SECURITY_PACKAGES);
+    let mirrors = Mirrors {
+        main: mirror.url.clone(),
+        security: Some(mirror.url.clone()),
+    };
+    let err = lock_with(&mirrors, &k).await.unwrap_err();
+    match &err {
+        DebianError::InRelease { url, source } => {
+            assert!(url.ends_with("dists/trixie-security/InRelease"), "{url}");
+            assert!(
+                matches!(source, InReleaseError::UnknownKey { .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let err = lock_with(&Mirrors::main_only(mirror.url.clone()), &k)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DebianError::NoMirror(_)), "{err}");
+}
+
 #[tokio::test]
 async fn a_packages_xz_that_differs_from_release_is_refused() {
     let mirror = FakeMirror::start().await;
@@ -123,7 +251,7 @@ async fn a_packages_xz_that_differs_from_release_is_refused() {
     );
     let err = lock(
         &definition(),
-        &mirror.url,
+        &Mirrors::main_only(mirror.url.clone()),
         &keyring(&[&k]),
         NOW,
         &reqwest::Client::new(),
@@ -149,7 +277,7 @@ async fn another_suite_served_under_the_asked_name_is_refused() {
     mirror.put("dists/trixie/InRelease", support::sign(release, &k));
     let err = lock(
         &definition(),
-        &mirror.url,
+        &Mirrors::main_only(mirror.url.clone()),
         &keyring(&[&k]),
         NOW,
         &reqwest::Client::new(),
@@ -170,6 +298,7 @@ fn locked(body: &[u8], sha256: String) -> LockedPackage {
         size: body.len() as u64,
         sha256,
         installed_size: 35,
+        suite: None,
     }
 }
 

@@ -6,12 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_debian::apt_sources::{SourcesFormat, default_mirror};
+use kiln_debian::apt_sources::{SourcesFormat, default_mirror, default_security_mirror};
 use kiln_debian::fetch::fetch_inrelease;
-use kiln_debian::{Definition, InRelease, Keyring, Lockfile, lock};
-use url::Url;
+use kiln_debian::{Definition, InRelease, Keyring, Lockfile, Mirrors, Version, lock};
 
-fn configured_mirror() -> Option<Url> {
+fn configured_mirrors() -> Option<Mirrors> {
     let mut files: Vec<(SourcesFormat, String)> = Vec::new();
     if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
         files.push((SourcesFormat::OneLine, text));
@@ -29,11 +28,15 @@ fn configured_mirror() -> Option<Url> {
             files.push((format, text));
         }
     }
-    default_mirror(files.iter().map(|(f, t)| (*f, t.as_str())))
+    let files = || files.iter().map(|(f, t)| (*f, t.as_str()));
+    Some(Mirrors {
+        main: default_mirror(files())?,
+        security: default_security_mirror(files()),
+    })
 }
 
-fn mirror_or_skip(test: &str) -> Option<Url> {
-    let mirror = configured_mirror();
+fn mirror_or_skip(test: &str) -> Option<Mirrors> {
+    let mirror = configured_mirrors();
     if mirror.is_none() {
         eprintln!(
             "skipping {test}: no `deb` source in /etc/apt/sources.list or /etc/apt/sources.list.d; \
@@ -61,7 +64,7 @@ async fn the_live_trixie_inrelease_verifies_against_the_pinned_keyrings() {
     };
     let def = Definition::load(&golden_base().join("static.toml")).unwrap();
     let keyring = Keyring::load(&def.keyrings).unwrap();
-    let bytes = fetch_inrelease(&reqwest::Client::new(), &mirror, "trixie")
+    let bytes = fetch_inrelease(&reqwest::Client::new(), &mirror.main, "trixie")
         .await
         .unwrap();
     let verified = InRelease::verify(&bytes, &keyring, now()).unwrap();
@@ -121,7 +124,69 @@ async fn static_and_base_lock_to_small_closures() {
         );
     }
     for p in &locks[1].packages["amd64"] {
-        assert!(p.filename.starts_with("pool/main/"), "{p:?}");
+        let pool = match p.suite.as_deref() {
+            Some(s) if s.ends_with("-security") => "pool/updates/main/",
+            _ => "pool/main/",
+        };
+        assert!(p.filename.starts_with(pool), "{p:?}");
         assert!(p.size > 0 && p.installed_size > 0, "{p:?}");
     }
+}
+
+/// `extra-suites = ["trixie-security", "trixie-updates"]` of the curated `base`: the lock
+/// records their `Release`s, and each package it takes from them is newer than the release's own (the
+/// same definition locked without the extra suite), while every other package is the
+/// release's.
+#[tokio::test]
+async fn security_updates_are_laid_over_the_release() {
+    let Some(mirrors) = mirror_or_skip("the security lock test") else {
+        return;
+    };
+    if mirrors.security.is_none() {
+        eprintln!("skipping the security lock test: no `-security` suite in the apt sources");
+        return;
+    }
+    let http = reqwest::Client::new();
+    let def = Definition::load(&golden_base().join("base.toml")).unwrap();
+    assert!(def.extra_suites.iter().any(|s| s == "trixie-security"));
+    let keyring = Keyring::load(&def.keyrings).unwrap();
+    let with = lock(&def, &mirrors, &keyring, now(), &http).await.unwrap();
+    let suites: Vec<&str> = with.extra_suites.iter().map(|s| s.suite.as_str()).collect();
+    assert_eq!(suites, def.extra_suites);
+    assert!(
+        with.extra_suites
+            .iter()
+            .all(|s| s.inrelease_sha256.len() == 64)
+    );
+
+    let mut release_only = def.clone();
+    release_only.extra_suites.clear();
+    let without = lock(&release_only, &mirrors, &keyring, now(), &http)
+        .await
+        .unwrap();
+    for arch in ["amd64", "arm64"] {
+        for p in &with.packages[arch] {
+            let old = without.packages[arch].iter().find(|o| o.name == p.name);
+            match (&p.suite, old) {
+                (Some(suite), Some(old)) => {
+                    assert!(def.extra_suites.contains(suite), "{suite}");
+                    assert!(
+                        Version::parse(&p.version).unwrap() > Version::parse(&old.version).unwrap(),
+                        "{} {} from security is not newer than {}",
+                        p.name,
+                        p.version,
+                        old.version
+                    );
+                }
+                (Some(_), None) => {}
+                (None, Some(old)) => assert_eq!(p, old),
+                (None, None) => panic!("{} is in neither the release nor security", p.name),
+            }
+        }
+    }
+    let no_security = Mirrors::main_only(mirrors.main.clone());
+    let err = lock(&def, &no_security, &keyring, now(), &http)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no security mirror"), "{err}");
 }

@@ -4,7 +4,17 @@
 use serde::Deserialize;
 
 /// The stacks kiln ships, as `(file name, TOML text)`.
-const STACKS: &[(&str, &str)] = &[("stacks/go.toml", include_str!("../../../stacks/go.toml"))];
+const STACKS: &[(&str, &str)] = &[
+    ("stacks/go.toml", include_str!("../../../stacks/go.toml")),
+    (
+        "stacks/java.toml",
+        include_str!("../../../stacks/java.toml"),
+    ),
+    (
+        "stacks/node.toml",
+        include_str!("../../../stacks/node.toml"),
+    ),
+];
 
 /// One stack.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -32,9 +42,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_runs_on_the_static_golden_base() {
-        let s = stack_for("kiln/go").expect("a Go stack");
-        assert_eq!(s.run_image, "kiln-base/static");
+    fn each_language_runs_on_its_golden_base() {
+        let run_image = |bp| stack_for(bp).expect("a stack").run_image;
+        assert_eq!(run_image("kiln/go"), "kiln-base/static");
+        assert_eq!(run_image("kiln/java"), "kiln-base/java17");
+        assert_eq!(run_image("kiln/node"), "kiln-base/node");
         assert!(stack_for("kiln/cobol").is_none());
+    }
+
+    #[test]
+    fn every_stack_file_is_compiled_in_and_names_a_curated_base() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../stacks");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let file = format!("stacks/{}", path.file_name().unwrap().to_str().unwrap());
+            assert!(
+                STACKS.iter().any(|(f, _)| *f == file),
+                "`{file}` is not in STACKS"
+            );
+        }
+        for (file, text) in STACKS {
+            let stack: Stack = toml::from_str(text).unwrap();
+            let base = stack.run_image.strip_prefix("kiln-base/").unwrap();
+            let def = format!("{dir}/../golden-base/{base}.toml");
+            assert!(std::path::Path::new(&def).exists(), "{file}: no `{def}`");
+        }
     }
 }

@@ -147,7 +147,19 @@ pub fn client(docker_config: Option<&Path>, ca: Option<&Path>) -> kiln_registry:
     .expect("registry client")
 }
 
-/// Validates the pushed image (every digest, size and diffID) and returns its config.
+/// Pulls and validates the pushed multi-platform index `reference`: every platform's
+/// manifest, config and layers (digests, sizes, diffIDs) and the platforms it claims.
+pub fn validate_pushed_index(
+    client: &kiln_registry::Client,
+    reference: &str,
+) -> kiln_image::ValidatedIndex {
+    let reference: kiln_oci::Reference = reference.parse().expect("reference");
+    runtime()
+        .block_on(kiln_image::validate_remote_index(client, &reference))
+        .unwrap_or_else(|e| panic!("validating the index `{reference}`: {e}"))
+}
+
+/// Pulls and validates the pushed image `reference` (every digest, size and diffID).
 pub fn validate_pushed(client: &kiln_registry::Client, reference: &str) -> kiln_image::Validated {
     let reference: kiln_oci::Reference = reference.parse().expect("reference");
     runtime()
@@ -251,9 +263,10 @@ impl Kiln {
         assert_eq!(lock.code, 0, "{}", lock.stderr);
     }
 
-    /// Runs `kiln base build DEF --cache-dir CACHE --output <workspace>/<name>.tar`, validates
-    /// the image saved as `kiln-base/<name>` in the cache's store, and returns the archive and
-    /// the image's diffIDs.
+    /// Runs `kiln base build DEF --platform linux/amd64 --cache-dir CACHE --output
+    /// <workspace>/<name>.tar`, validates the image saved as `kiln-base/<name>` in the cache's
+    /// store, and returns the archive and the image's diffIDs. (The curated locks also hold
+    /// arm64; golden_base.rs builds that.)
     pub fn build_base(&self, def: &Path, cache: &Path) -> (PathBuf, Vec<String>) {
         let name = def.file_stem().unwrap().to_str().unwrap();
         let archive = self.ws.join(format!("{name}.tar"));
@@ -261,6 +274,8 @@ impl Kiln {
             "base",
             "build",
             def.to_str().unwrap(),
+            "--platform",
+            "linux/amd64",
             "--cache-dir",
             cache.to_str().unwrap(),
             "--output",
@@ -270,5 +285,69 @@ impl Kiln {
         let v = kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}"))
             .unwrap_or_else(|e| panic!("validating `kiln-base/{name}`: {e}"));
         (archive, v.config.rootfs().diff_ids().clone())
+    }
+}
+
+/// Returns the `(name, version)` pairs of the `[[packages.amd64]]` entries of the lockfile
+/// at `lock`; panics when there are none.
+pub fn locked_amd64_packages(lock: &Path) -> std::collections::BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(lock)
+        .unwrap_or_else(|e| panic!("reading `{}`: {e}", lock.display()));
+    let lockfile: toml::Value =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("parsing `{}`: {e}", lock.display()));
+    let locked: std::collections::BTreeSet<_> = lockfile["packages"]["amd64"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{}` has no amd64 packages", lock.display()))
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(!locked.is_empty(), "`{}` locks no package", lock.display());
+    locked
+}
+
+impl Kiln {
+    /// Scans the OCI archive `archive` with syft, a real SBOM tool, and panics unless the
+    /// `deb` packages it lists (read from `/var/lib/dpkg/status.d/`) are exactly the amd64
+    /// packages and versions of the lockfile `lock`, and its distro is Debian (from
+    /// `/etc/os-release`). Other artifact types (jars, npm and Go modules) are not compared.
+    pub fn assert_syft_matches_lock(&self, archive: &Path, lock: &Path) {
+        let locked = locked_amd64_packages(lock);
+        let name = archive.file_stem().unwrap().to_str().unwrap();
+        let sbom = kiln_e2e::syft_scan(
+            &format!("oci-archive:{}", archive.display()),
+            &self.ws.mkdir(format!("syft-{name}")),
+        );
+        let seen: std::collections::BTreeSet<(String, String)> = sbom["artifacts"]
+            .as_array()
+            .expect("syft's SBOM has artifacts")
+            .iter()
+            .filter(|a| a["type"] == "deb")
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_string(),
+                    a["version"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            locked,
+            "syft's deb packages in `{}` (left) differ from `{}`'s (right)\n\
+             only syft: {:?}\nonly lock: {:?}",
+            archive.display(),
+            lock.display(),
+            seen.difference(&locked).collect::<Vec<_>>(),
+            locked.difference(&seen).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            sbom["distro"]["id"], "debian",
+            "syft reads /etc/os-release: {}",
+            sbom["distro"]
+        );
     }
 }
