@@ -18,6 +18,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     put("kiln-lifecycle", &["kiln-oci", "kiln-layer", "kiln-image"]);
     put("kiln-debian", &["kiln-oci", "kiln-layer", "kiln-image"]);
     put("kiln-buildpack-go", &["kiln-lifecycle"]);
+    put("kiln-buildpack-java", &["kiln-lifecycle"]);
     put(
         "kiln-cli",
         &[

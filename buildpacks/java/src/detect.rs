@@ -1,0 +1,121 @@
+//! Detection: a Maven app has a `pom.xml` at its root. Files only, no programs.
+//!
+//! Gradle builds (`build.gradle`, `build.gradle.kts`) are not supported yet. No
+//! [`BuildpackError`] kind maps to exit 20 ("nothing detected"), so a Gradle-only app is not
+//! detected (`Ok(None)`) and [`gradle_hint`] gives the words to show with that outcome.
+
+use std::path::Path;
+
+use kiln_lifecycle::{BuildpackError, Plan};
+
+use crate::pom::java_release;
+
+/// Plan fact: how the app is built: `maven` (the host's `mvn`) or `mavenw` (the project's `./mvnw`).
+pub const BUILD_TOOL: &str = "java.build_tool";
+/// Plan fact: the Java release the `pom.xml` compiles for, when it says (`8`, `17`, `21`).
+pub const VERSION: &str = "java.version";
+
+/// Returns a plan if `app_dir` holds a `pom.xml`, `None` otherwise.
+pub(crate) fn detect(app_dir: &Path) -> Result<Option<Plan>, BuildpackError> {
+    let pom = app_dir.join("pom.xml");
+    if !pom.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&pom)
+        .map_err(|e| BuildpackError::io(format!("reading `{}`", pom.display()), e))?;
+    let mut plan = Plan::default();
+    // The wrapper is used whether or not its executable bit survived the checkout.
+    let tool = if app_dir.join("mvnw").is_file() {
+        "mavenw"
+    } else {
+        "maven"
+    };
+    plan.facts.insert(BUILD_TOOL.to_owned(), tool.to_owned());
+    if let Some(release) = java_release(&String::from_utf8_lossy(&bytes)) {
+        plan.facts.insert(VERSION.to_owned(), release.to_string());
+    }
+    Ok(Some(plan))
+}
+
+/// Returns why a Gradle app at `app_dir` is not detected, `None` when it is no Gradle app
+/// (or has a `pom.xml`, which wins).
+pub fn gradle_hint(app_dir: &Path) -> Option<String> {
+    if app_dir.join("pom.xml").is_file() {
+        return None;
+    }
+    let file = ["build.gradle.kts", "build.gradle"]
+        .into_iter()
+        .find(|f| app_dir.join(f).is_file())?;
+    Some(format!(
+        "found `{file}`: Gradle builds are not supported yet by `kiln/java`, only Maven \
+         (`pom.xml`); build the jar yourself or add a `pom.xml`"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    fn facts(files: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        let dir = dir_with(files);
+        detect(dir.path())
+            .unwrap()
+            .map(|p| p.facts.into_iter().collect())
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const POM: &str =
+        "<project><properties><java.version>1.8</java.version></properties></project>";
+
+    #[test]
+    fn pom_passes_with_tool_and_version() {
+        let want = pairs(&[(BUILD_TOOL, "maven"), (VERSION, "8")]);
+        assert_eq!(facts(&[("pom.xml", POM)]), Some(want));
+        let bare = pairs(&[(BUILD_TOOL, "maven")]);
+        assert_eq!(facts(&[("pom.xml", "<project/>")]), Some(bare));
+    }
+
+    #[test]
+    fn mvnw_makes_it_mavenw_even_without_the_exec_bit() {
+        let got = facts(&[("pom.xml", POM), ("mvnw", "#!/bin/sh\n")]).unwrap();
+        assert!(got.contains(&(BUILD_TOOL.to_owned(), "mavenw".to_owned())));
+    }
+
+    #[test]
+    fn others_are_not_detected() {
+        assert_eq!(facts(&[("go.mod", "module x\n")]), None);
+        assert_eq!(facts(&[]), None);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pom.xml")).unwrap();
+        assert_eq!(detect(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn gradle_is_not_detected_but_explained() {
+        for file in ["build.gradle", "build.gradle.kts"] {
+            let dir = dir_with(&[(file, "plugins { java }\n")]);
+            assert_eq!(detect(dir.path()).unwrap(), None);
+            let hint = gradle_hint(dir.path()).unwrap();
+            assert!(hint.contains(&format!("`{file}`")), "{hint}");
+            assert!(hint.contains("not supported yet"), "{hint}");
+        }
+        let both = dir_with(&[("build.gradle", ""), ("pom.xml", POM)]);
+        assert!(detect(both.path()).unwrap().is_some());
+        assert_eq!(gradle_hint(both.path()), None);
+        assert_eq!(gradle_hint(dir_with(&[]).path()), None);
+    }
+}
