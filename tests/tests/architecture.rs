@@ -29,6 +29,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "kiln-lifecycle",
             "kiln-debian",
             "kiln-buildpack-go",
+            "kiln-buildpack-java",
         ],
     );
     m

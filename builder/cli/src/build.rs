@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use kiln_buildpack_go::GoBuildpack;
+use kiln_buildpack_java::{JavaBuildpack, gradle_hint};
 use kiln_image::{Blobs, Image, fetch_remote, layout_has, read_layout};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
     BuildPhase, Buildpack, BuildpackError, Exporter, LayerCache, PhaseError, ProjectDescriptor,
-    RunImage, SourceFacts, build_env, build_epoch, detect, git_info, host_arch, stack_for,
-    static_base,
+    RUN_IMAGE_FACT, RunImage, SourceFacts, build_env, build_epoch, detect, git_info, host_arch,
+    stack_for, static_base,
 };
 use kiln_oci::{Digest, Reference};
 use kiln_registry::Client;
@@ -65,8 +66,15 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
 
     ui.phase("DETECTING");
     let t = Instant::now();
-    let buildpacks: Vec<Box<dyn Buildpack>> = vec![Box::new(GoBuildpack)];
-    let (buildpack, plan) = detect(&buildpacks, &source_dir, None).map_err(phase_failure)?;
+    let buildpacks: Vec<Box<dyn Buildpack>> = vec![Box::new(GoBuildpack), Box::new(JavaBuildpack)];
+    let (buildpack, plan) = detect(&buildpacks, &source_dir, None).map_err(|e| {
+        let gradle = gradle_hint(&source_dir);
+        let failure = phase_failure(e);
+        match gradle {
+            Some(why) if failure.code == exit::NOTHING_DETECTED => failure.hint(Some(why)),
+            _ => failure,
+        }
+    })?;
     ui.info(&format!("detected {}", buildpack.id()));
     let detect_ms = t.elapsed().as_millis();
 
@@ -102,7 +110,10 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let (epoch, _) = build_epoch(source_date_epoch, &git);
     let run_choice = match args.run_image.as_deref().or(project.run_image.as_deref()) {
         Some(name) => RunChoice::Named(name.to_string()),
-        None => stack_default(buildpack.id(), &store_dir, ui),
+        None => match plan.facts.get(RUN_IMAGE_FACT) {
+            Some(wanted) => stack_image(wanted, false, &store_dir, ui)?,
+            None => stack_default(buildpack.id(), &store_dir, ui)?,
+        },
     };
     let run = runtime
         .block_on(resolve_run_image(
@@ -190,28 +201,52 @@ enum RunChoice {
     Generated,
 }
 
-/// Returns the stack's run image for `buildpack`: a registry reference as named, a local
-/// store name if the store has it, else kiln's generated minimal base (saying so).
-fn stack_default(buildpack: &str, store_dir: &Path, ui: &Ui) -> RunChoice {
-    let Some(stack) = stack_for(buildpack) else {
-        return RunChoice::Generated;
-    };
-    let first = stack.run_image.split('/').next().unwrap_or_default();
-    let names_a_registry = stack.run_image.contains('/')
+/// Returns the stack's run image for `buildpack` (see [`stack_image`]); kiln's generated base
+/// when kiln has no stack for it.
+fn stack_default(buildpack: &str, store_dir: &Path, ui: &Ui) -> Result<RunChoice, Failure> {
+    match stack_for(buildpack) {
+        Some(stack) => stack_image(&stack.run_image, stack.static_fallback, store_dir, ui),
+        None => Ok(RunChoice::Generated),
+    }
+}
+
+/// Returns `run_image` as named when it is a registry reference, from kiln's store when the
+/// store has it; else kiln's generated minimal base if `static_fallback` (enough for static
+/// binaries), else an error saying how to get the curated base.
+fn stack_image(
+    run_image: &str,
+    static_fallback: bool,
+    store_dir: &Path,
+    ui: &Ui,
+) -> Result<RunChoice, Failure> {
+    let first = run_image.split('/').next().unwrap_or_default();
+    let names_a_registry = run_image.contains('/')
         && (first.contains('.') || first.contains(':') || first == "localhost");
     if names_a_registry {
-        return RunChoice::Named(stack.run_image);
+        return Ok(RunChoice::Named(run_image.to_owned()));
     }
-    if layout_has(store_dir, &stack.run_image) {
-        return RunChoice::Stored(stack.run_image);
+    if layout_has(store_dir, run_image) {
+        return Ok(RunChoice::Stored(run_image.to_owned()));
     }
-    ui.info(&format!(
-        "the curated base `{}` is not in kiln's store; using kiln's minimal generated base.\n  \
-         build the curated one once: kiln base build golden-base/static.toml\n  \
-         or name one: --run-image REF, or [io.kiln] run-image = \"REF\" in project.toml",
-        stack.run_image
-    ));
-    RunChoice::Generated
+    let definition = format!(
+        "golden-base/{}.toml",
+        run_image.strip_prefix("kiln-base/").unwrap_or(run_image)
+    );
+    let how = format!(
+        "build the curated one once: kiln base build {definition}\n  \
+         or name one: --run-image REF, or [io.kiln] run-image = \"REF\" in project.toml"
+    );
+    if static_fallback {
+        ui.info(&format!(
+            "the curated base `{run_image}` is not in kiln's store; using kiln's minimal generated base.\n  {how}"
+        ));
+        return Ok(RunChoice::Generated);
+    }
+    Err(Failure::new(
+        exit::EXPORT,
+        anyhow!("the run image `{run_image}` is not in kiln's store, and this app needs it"),
+    )
+    .hint(Some(how)))
 }
 
 /// Returns the run image: kiln's generated base, an image in the local store, an `oci:`

@@ -23,6 +23,10 @@ pub trait Buildpack: Send + Sync {
     fn build(&self, ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError>;
 }
 
+/// The plan fact in which a buildpack names the run image the app needs (`kiln-base/java21`
+/// for a Java 21 project), in place of its stack's default; `--run-image` still wins.
+pub const RUN_IMAGE_FACT: &str = "run-image";
+
 /// What detection found: free-form facts the buildpack passes itself from detect to build.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {

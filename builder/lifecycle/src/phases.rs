@@ -23,6 +23,8 @@ pub const ALLOWED_ENV: &[&str] = &[
     "GOSUMDB",
     "GOFLAGS",
     "GOINSECURE",
+    "JAVA_HOME",
+    "MAVEN_OPTS",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",

@@ -26,6 +26,10 @@ pub struct Stack {
     pub build_toolchain: String,
     /// The default run image: a registry reference, or a name in kiln's local image store.
     pub run_image: String,
+    /// Whether kiln's generated minimal base may stand in when `run_image` is not available
+    /// (only for apps that need nothing from a distribution: static binaries).
+    #[serde(default)]
+    pub static_fallback: bool,
 }
 
 /// Returns the stack of `buildpack`, if kiln ships one.
@@ -47,6 +51,8 @@ mod tests {
         assert_eq!(run_image("kiln/go"), "kiln-base/static");
         assert_eq!(run_image("kiln/java"), "kiln-base/java17");
         assert_eq!(run_image("kiln/node"), "kiln-base/node");
+        assert!(stack_for("kiln/go").unwrap().static_fallback);
+        assert!(!stack_for("kiln/java").unwrap().static_fallback);
         assert!(stack_for("kiln/cobol").is_none());
     }
 

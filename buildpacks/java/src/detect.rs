@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use kiln_lifecycle::{BuildpackError, Plan};
+use kiln_lifecycle::{BuildpackError, Plan, RUN_IMAGE_FACT};
 
-use crate::pom::java_release;
+use crate::pom::{base_for, java_release};
 
 /// Plan fact: how the app is built: `maven` (the host's `mvn`) or `mavenw` (the project's `./mvnw`).
 pub const BUILD_TOOL: &str = "java.build_tool";
@@ -33,6 +33,12 @@ pub(crate) fn detect(app_dir: &Path) -> Result<Option<Plan>, BuildpackError> {
     plan.facts.insert(BUILD_TOOL.to_owned(), tool.to_owned());
     if let Some(release) = java_release(&String::from_utf8_lossy(&bytes)) {
         plan.facts.insert(VERSION.to_owned(), release.to_string());
+        let base = base_for(release).map_err(|e| BuildpackError::Usage {
+            message: e.to_string(),
+            hint: Some("set `maven.compiler.release` to a Java kiln has a golden base for, or name a run image with `--run-image`".to_owned()),
+        })?;
+        plan.facts
+            .insert(RUN_IMAGE_FACT.to_owned(), base.to_owned());
     }
     Ok(Some(plan))
 }
@@ -83,10 +89,30 @@ mod tests {
 
     #[test]
     fn pom_passes_with_tool_and_version() {
-        let want = pairs(&[(BUILD_TOOL, "maven"), (VERSION, "8")]);
+        let want = pairs(&[
+            (BUILD_TOOL, "maven"),
+            (VERSION, "8"),
+            (RUN_IMAGE_FACT, "kiln-base/java17"),
+        ]);
         assert_eq!(facts(&[("pom.xml", POM)]), Some(want));
         let bare = pairs(&[(BUILD_TOOL, "maven")]);
         assert_eq!(facts(&[("pom.xml", "<project/>")]), Some(bare));
+    }
+
+    #[test]
+    fn a_java_newer_than_any_base_is_a_usage_error() {
+        let dir = dir_with(&[(
+            "pom.xml",
+            "<project><properties><maven.compiler.release>25</maven.compiler.release></properties></project>",
+        )]);
+        let err = detect(dir.path()).unwrap_err();
+        assert!(matches!(err, BuildpackError::Usage { .. }), "{err:?}");
+        let java21 = dir_with(&[(
+            "pom.xml",
+            "<project><properties><maven.compiler.release>21</maven.compiler.release></properties></project>",
+        )]);
+        let plan = detect(java21.path()).unwrap().unwrap();
+        assert_eq!(plan.facts[RUN_IMAGE_FACT], "kiln-base/java21");
     }
 
     #[test]

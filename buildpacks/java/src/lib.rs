@@ -1,16 +1,18 @@
-//! The Java buildpack of kiln (`kiln/java`), first slice: detects a Maven app (`pom.xml`),
-//! reads the Java release it needs and the golden base that runs it, vets the Maven
-//! wrapper's download, and inspects and explodes (confined) the jar a build produces.
-//! Building itself is not implemented yet: [`JavaBuildpack`]'s `build` returns an error.
+//! The Java buildpack of kiln (`kiln/java`): detects a Maven app (`pom.xml`), reads the Java
+//! release it needs and the golden base that runs it, vets the Maven wrapper's download,
+//! runs Maven, and turns the jar it produced into launch layers: a layered Spring Boot jar
+//! exploded (confined) by its `layers.idx`, any other executable jar as it is.
 //!
 //! It implements the [`kiln_lifecycle::Buildpack`] API, itself shaped after the CNB
 //! buildpack spec (<https://github.com/buildpacks/spec/blob/main/buildpack.md>).
 //! Synchronous throughout.
 
+mod build;
 mod detect;
 mod explode;
 mod jar;
 mod layers_idx;
+mod maven;
 mod pom;
 mod wrapper;
 
@@ -23,6 +25,7 @@ use std::path::Path;
 
 use kiln_lifecycle::{BuildContext, BuildOutput, Buildpack, BuildpackError, Plan};
 
+pub use build::JVM_OPTIONS;
 pub use detect::{BUILD_TOOL, VERSION, gradle_hint};
 pub use explode::{DEFAULT_LAYER, ExplodedLayer, Limits, explode};
 pub use jar::{JarError, JarKind, LAYERS_IDX, MANIFEST, inspect};
@@ -47,41 +50,14 @@ impl Buildpack for JavaBuildpack {
         detect::detect(app_dir)
     }
 
-    /// Returns an error: building Java apps is not implemented yet.
-    fn build(&self, _ctx: &BuildContext<'_>, _plan: &Plan) -> Result<BuildOutput, BuildpackError> {
-        Err(BuildpackError::Kiln {
-            message: "building a java app: the `kiln/java` build step is not implemented yet"
-                .to_owned(),
-            hint: Some("build the image of a java app with another tool for now".to_owned()),
-            source: None,
-        })
+    fn build(&self, ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError> {
+        build::build(ctx, plan)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-
-    #[test]
-    fn build_is_an_error_not_a_fake_success() {
-        let dir = tempfile::tempdir().unwrap();
-        let env = BTreeMap::new();
-        let ctx = BuildContext {
-            app_dir: dir.path(),
-            layers_dir: dir.path(),
-            cache_dir: dir.path(),
-            env: &env,
-            default_process: None,
-            workspace: "/workspace",
-            output: &|_| {},
-        };
-        let err = JavaBuildpack.build(&ctx, &Plan::default()).unwrap_err();
-        assert!(matches!(err, BuildpackError::Kiln { .. }), "{err:?}");
-        assert!(err.to_string().contains("not implemented"), "{err}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
 
     #[test]
     fn identity() {

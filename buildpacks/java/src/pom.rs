@@ -55,7 +55,7 @@ pub fn java_release(pom_xml: &str) -> Option<u32> {
 }
 
 /// Returns the major release in `version`: `1.8` → 8, `17` → 17, `21.0.2` → 21.
-fn normalize(version: &str) -> Option<u32> {
+pub(crate) fn normalize_release(version: &str) -> Option<u32> {
     let version = version.trim();
     let version = version.strip_prefix("1.").unwrap_or(version);
     version.split('.').next()?.parse().ok()
@@ -135,8 +135,8 @@ impl Pom {
     fn resolve(&self, value: &str) -> Option<u32> {
         let value = value.trim();
         match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-            Some(name) => normalize(self.properties.get(name)?),
-            None => normalize(value),
+            Some(name) => normalize_release(self.properties.get(name)?),
+            None => normalize_release(value),
         }
     }
 }
@@ -249,11 +249,11 @@ mod tests {
 
     #[test]
     fn normalizes_old_style_versions() {
-        assert_eq!(normalize("1.8"), Some(8));
-        assert_eq!(normalize("1.7"), Some(7));
-        assert_eq!(normalize("8"), Some(8));
-        assert_eq!(normalize("21.0.2"), Some(21));
-        assert_eq!(normalize(""), None);
+        assert_eq!(normalize_release("1.8"), Some(8));
+        assert_eq!(normalize_release("1.7"), Some(7));
+        assert_eq!(normalize_release("8"), Some(8));
+        assert_eq!(normalize_release("21.0.2"), Some(21));
+        assert_eq!(normalize_release(""), None);
     }
 
     #[test]

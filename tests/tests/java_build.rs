@@ -1,0 +1,249 @@
+//! `kiln build` on real Maven apps (host JDK 17 and Maven, dependencies from Maven Central
+//! through Maven's own configuration), on the `java17` golden base, pushed to a real registry
+//! and run by podman + runc.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Kiln, client, validate_pushed};
+use kiln_e2e::{
+    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
+};
+
+/// Builds the committed `java17` lock into `cache`'s store (as `kiln-base/java17`, what the
+/// Java stack runs on) and returns `cache`.
+fn cache_with_java17(kiln: &Kiln, name: &str) -> PathBuf {
+    let defs = kiln.golden_definitions(&format!("{name}-defs"), &["java17"]);
+    kiln.committed_locks(&defs, &["java17"]);
+    let cache = kiln.ws.mkdir(name);
+    kiln.run(&[
+        "base",
+        "build",
+        defs.join("java17.toml").to_str().unwrap(),
+        "--platform",
+        "linux/amd64",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ])
+    .ok();
+    cache
+}
+
+/// Runs `kiln build IMAGE --path APP --publish --cache-dir CACHE --report DIR/REPORT` and
+/// returns the pinned reference and the report.
+fn publish(
+    kiln: &Kiln,
+    image: &str,
+    app: &Path,
+    cache: &Path,
+    report: &str,
+) -> (String, serde_json::Value) {
+    let path = kiln.ws.join(report);
+    let run = kiln.run(&[
+        "build",
+        image,
+        "--path",
+        app.to_str().unwrap(),
+        "--publish",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    let pinned = run.ok();
+    let report = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (pinned, report)
+}
+
+/// Layer name → reused, from a `--report`.
+fn reuse(report: &serde_json::Value) -> Vec<(String, bool)> {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["reused"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The headline Java path: a Spring Boot web app becomes the layers of its `layers.idx` on
+/// `java17`, runs as nonroot with a heap sized from the container's memory limit, rebuilds
+/// to the same digest, and a one-line code change replaces only the application layer.
+#[test]
+fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
+    ensure_containers_conf();
+    let registry = Registry::anonymous();
+    let kiln = Kiln::new();
+    let cache = cache_with_java17(&kiln, "cache");
+    let app = kiln.fixture("java-spring", "src/spring");
+    let image = registry.reference("team/spring:1");
+
+    let (pinned, r1) = publish(&kiln, &image, &app, &cache, "r1.json");
+    assert_eq!(
+        reuse(&r1),
+        [
+            ("dependencies".to_owned(), false),
+            ("spring-boot-loader".to_owned(), false),
+            ("application".to_owned(), false),
+        ],
+        "the empty snapshot-dependencies layer is left out: {r1}"
+    );
+    let client = client(None, None);
+    validate_pushed(&client, &pinned);
+    let config = skopeo_inspect_config(&format!("docker://{pinned}"), false);
+    let c = &config["config"];
+    assert_eq!(c["User"], "65532:65532");
+    assert_eq!(c["WorkingDir"], "/workspace");
+    assert_eq!(
+        c["Entrypoint"],
+        serde_json::json!([
+            "/usr/bin/java",
+            "-cp",
+            "/workspace",
+            "org.springframework.boot.loader.launch.JarLauncher"
+        ])
+    );
+    let env: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"JAVA_TOOL_OPTIONS=-XX:MaxRAMPercentage=75 -XX:+ExitOnOutOfMemoryError"),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&"JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64"),
+        "{env:?}"
+    );
+
+    let podman = Podman::new();
+    podman.pull(&pinned, false);
+    let port = free_port().to_string();
+    let ctr = podman.run_detached(
+        &pinned,
+        &["--memory", "512m", "-e", &format!("PORT={port}")],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{base}/"), Duration::from_secs(90));
+    let get = |path: &str| {
+        http_get(&format!("{base}{path}"))
+            .unwrap()
+            .text()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(get("/"), "hello from kiln java");
+    assert_eq!(get("/user"), "65532");
+    assert_eq!(ctr.process_uid(), 65532);
+    // 75% of 512 MiB is 384 MiB; the JVM reports a little less (one survivor space).
+    let heap: u64 = get("/heap").parse().unwrap();
+    let mib = heap >> 20;
+    assert!(
+        (320..=384).contains(&mib),
+        "max heap {mib} MiB under a 512 MiB limit"
+    );
+    drop(ctr);
+
+    // Unchanged source: same digest, nothing uploaded.
+    let (again, r2) = publish(&kiln, &image, &app, &cache, "r2.json");
+    assert_eq!(again, pinned, "same source, same digest");
+    assert_eq!(r2["push"]["uploaded_bytes"], 0, "{r2}");
+
+    // One line of application code: only the application layer is rebuilt and uploaded.
+    let greeting = app.join("src/main/java/dev/kiln/fixture/Greeting.java");
+    let text = std::fs::read_to_string(&greeting).unwrap();
+    let changed = text.replace("hello from kiln java", "hello again from kiln java");
+    assert_ne!(
+        changed, text,
+        "the fixture's greeting moved; update this test"
+    );
+    std::fs::write(&greeting, changed).unwrap();
+    let (third, r3) = publish(&kiln, &image, &app, &cache, "r3.json");
+    assert_ne!(third, pinned);
+    assert_eq!(
+        reuse(&r3),
+        [
+            ("dependencies".to_owned(), true),
+            ("spring-boot-loader".to_owned(), true),
+            ("application".to_owned(), false),
+        ]
+    );
+    let uploaded = r3["push"]["uploaded_bytes"].as_u64().unwrap();
+    assert!(
+        uploaded > 0 && uploaded < 64 * 1024,
+        "a one-line change uploaded {uploaded} bytes"
+    );
+}
+
+/// A plain Maven app with a `Main-Class` and its dependencies in `target/lib`: the jar and
+/// its dependencies go in separate layers, and `java -jar` finds them through `Class-Path`.
+#[test]
+fn executable_jar_runs_with_its_dependencies_layer() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let cache = cache_with_java17(&kiln, "cache");
+    let app = kiln.fixture("java-plain", "src/plain");
+    let archive = kiln.ws.join("plain.tar");
+    let report = kiln.ws.join("report.json");
+    kiln.run(&[
+        "build",
+        "local/plain:1",
+        "--path",
+        app.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--output",
+        archive.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .ok();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let names: Vec<String> = reuse(&report).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["dependencies", "application"]);
+    let podman = Podman::new();
+    podman.load(&archive);
+    let out = podman.run_once("localhost/local/plain:1", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "plain ok Kiln");
+}
+
+/// A compile error is the app's failure (exit 51) with Maven's words; a Gradle project is not
+/// detected (exit 20) and says Gradle is not supported yet.
+#[test]
+fn broken_and_gradle_projects_fail_with_their_exit_codes() {
+    let kiln = Kiln::new();
+    let cache = kiln.ws.mkdir("cache");
+    let build = |fixture: &str| {
+        let app = kiln.fixture(fixture, &format!("src/{fixture}"));
+        kiln.run(&[
+            "build",
+            "local/x:1",
+            "--path",
+            app.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ])
+    };
+    let broken = build("java-broken");
+    assert_eq!(broken.code, 51, "{}", broken.stderr);
+    assert!(broken.stderr.contains("';' expected"), "{}", broken.stderr);
+    let gradle = build("java-gradle");
+    assert_eq!(gradle.code, 20, "{}", gradle.stderr);
+    assert!(gradle.stderr.contains("Gradle"), "{}", gradle.stderr);
+    assert!(gradle.stderr.contains("build.gradle"), "{}", gradle.stderr);
+}
