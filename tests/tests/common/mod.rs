@@ -82,11 +82,28 @@ impl Kiln {
         Self { ws, env }
     }
 
-    /// Returns the shared cache dir (Go module and build caches warm across tests).
+    /// Returns the shared cache dir (Go module and build caches warm across the tests of one
+    /// test binary): `<target>/e2e-shared/<pid>/cache`. A static outlives every destructor, so
+    /// each binary removes the directories of binaries that have exited instead; disk use
+    /// stays at one binary's cache however often the suite runs.
     pub fn shared_cache() -> PathBuf {
         static DIR: OnceLock<PathBuf> = OnceLock::new();
-        DIR.get_or_init(|| Workspace::new().keep().join("cache"))
-            .clone()
+        DIR.get_or_init(|| {
+            let root = kiln_e2e::target_dir().join("e2e-shared");
+            if let Ok(entries) = std::fs::read_dir(&root) {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let pid = name.to_str().and_then(|n| n.parse::<u32>().ok());
+                    if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+            let dir = root.join(std::process::id().to_string()).join("cache");
+            std::fs::create_dir_all(&dir).expect("creating the shared e2e cache");
+            dir
+        })
+        .clone()
     }
 
     /// Copies fixture `name` into this test's workspace under `dir` and returns its path.
