@@ -198,7 +198,7 @@ mod tests {
     use super::*;
 
     const SHA: &str = "4ec3f26fb1a692473aea0235c300bd20f0f9fe741947c82c1234cefd76ac3a3c";
-    const URL: &str = "https://repo.maven.apache.org/maven2/org/apache/maven/apache-maven/3.9.9/apache-maven-3.9.9-bin.zip";
+    const URL: &str = "https://maven.example.org/maven2/org/apache/maven/apache-maven/3.9.9/apache-maven-3.9.9-bin.zip";
 
     fn parse(text: &str) -> Result<MavenWrapper, WrapperError> {
         parse_wrapper(text, Path::new(WRAPPER_PROPERTIES))
