@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Runs kiln's benchmarks and prints a table for each (see bench/README.md).
 #
-#   bench/run.sh          # both
+#   bench/run.sh          # all of them
 #   bench/run.sh layer    # layer export: kiln's one-pass tar/hash/compress vs a shell pipeline
 #   bench/run.sh go       # Go app rebuild, nothing changed, published: kiln vs ko vs go build
 #   bench/run.sh base     # java17 base build from a warm .deb cache vs dpkg-deb|gzip|sha256sum
+#   bench/run.sh java     # Spring Boot: one-line-change rebuild vs Jib, cold build vs mvn package, sizes
 #
 # Environment knobs are the scripts' own: BENCH_BIG, BENCH_REPEAT (layer); RUNS, WARMUP,
-# KO, KO_VERSION (go); RUNS (base). Scratch goes to bench/out (gitignored).
+# KO, KO_VERSION (go); RUNS (base); RUNS, WARMUP, KILN, DISTROLESS_JAVA17_REF (java).
+# Scratch goes to bench/out (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-all}
 case $what in
-  all) bash ./layer-export.sh; echo; bash ./go-rebuild.sh; echo; bash ./base-build.sh ;;
+  all) bash ./layer-export.sh; echo; bash ./go-rebuild.sh; echo; bash ./base-build.sh; echo; bash ./java-rebuild.sh ;;
   layer) bash ./layer-export.sh ;;
   go) bash ./go-rebuild.sh ;;
   base) bash ./base-build.sh ;;
-  *) echo "usage: bench/run.sh [all|layer|go|base]" >&2; exit 2 ;;
+  java) bash ./java-rebuild.sh ;;
+  *) echo "usage: bench/run.sh [all|layer|go|base|java]" >&2; exit 2 ;;
 esac

@@ -4,73 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::java::{cache_with_base, publish, reuse};
 use common::{Kiln, client, validate_pushed};
 use kiln_e2e::{
     Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
-
-/// Builds the committed `java17` lock into `cache`'s store (as `kiln-base/java17`, what the
-/// Java stack runs on) and returns `cache`.
-fn cache_with_java17(kiln: &Kiln, name: &str) -> PathBuf {
-    let defs = kiln.golden_definitions(&format!("{name}-defs"), &["java17"]);
-    kiln.committed_locks(&defs, &["java17"]);
-    let cache = kiln.ws.mkdir(name);
-    kiln.run(&[
-        "base",
-        "build",
-        defs.join("java17.toml").to_str().unwrap(),
-        "--platform",
-        "linux/amd64",
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ])
-    .ok();
-    cache
-}
-
-/// Runs `kiln build IMAGE --path APP --publish --cache-dir CACHE --report DIR/REPORT` and
-/// returns the pinned reference and the report.
-fn publish(
-    kiln: &Kiln,
-    image: &str,
-    app: &Path,
-    cache: &Path,
-    report: &str,
-) -> (String, serde_json::Value) {
-    let path = kiln.ws.join(report);
-    let run = kiln.run(&[
-        "build",
-        image,
-        "--path",
-        app.to_str().unwrap(),
-        "--publish",
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--report",
-        path.to_str().unwrap(),
-    ]);
-    let pinned = run.ok();
-    let report = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    (pinned, report)
-}
-
-/// Layer name → reused, from a `--report`.
-fn reuse(report: &serde_json::Value) -> Vec<(String, bool)> {
-    report["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap().to_owned(),
-                l["reused"].as_bool().unwrap(),
-            )
-        })
-        .collect()
-}
 
 /// The headline Java path: a Spring Boot web app becomes the layers of its `layers.idx` on
 /// `java17`, runs as nonroot with a heap sized from the container's memory limit, rebuilds
@@ -80,7 +20,7 @@ fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
-    let cache = cache_with_java17(&kiln, "cache");
+    let cache = cache_with_base(&kiln, "cache", "java17");
     let app = kiln.fixture("java-spring", "src/spring");
     let image = registry.reference("team/spring:1");
 
@@ -183,13 +123,14 @@ fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
     );
 }
 
-/// A plain Maven app with a `Main-Class` and its dependencies in `target/lib`: the jar and
-/// its dependencies go in separate layers, and `java -jar` finds them through `Class-Path`.
+/// A plain Maven app with a `Main-Class` and one dependency it does not bundle: Maven's
+/// dependency plugin names the runtime classpath, the dependency goes in its own layer, and
+/// `java -cp` runs the main class with it.
 #[test]
 fn executable_jar_runs_with_its_dependencies_layer() {
     ensure_containers_conf();
     let kiln = Kiln::new();
-    let cache = cache_with_java17(&kiln, "cache");
+    let cache = cache_with_base(&kiln, "cache", "java17");
     let app = kiln.fixture("java-plain", "src/plain");
     let archive = kiln.ws.join("plain.tar");
     let report = kiln.ws.join("report.json");

@@ -42,7 +42,8 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         .hint(Some("pass the app's directory with `--path DIR`".into()))
     })?;
     let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
-    let project = ProjectDescriptor::load(&source_dir).map_err(|e| usage(e.into()))?;
+    let mut project = ProjectDescriptor::load(&source_dir).map_err(|e| usage(e.into()))?;
+    env.apply_buildpack_settings(&mut project).map_err(usage)?;
     let user_env = parse_env_flags(&args.env).map_err(usage)?;
     let cache_dir = absolute(&env.cache_dir(args.cache_dir.as_ref()).map_err(usage)?)?;
     let source_date_epoch = env.source_date_epoch().map_err(usage)?;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use kiln_debian::Mirrors;
 use kiln_debian::apt_sources::{SourcesFormat, default_mirror, default_security_mirror};
+use kiln_lifecycle::ProjectDescriptor;
 use kiln_registry::RegistrySettings;
 
 use crate::args::RegistryArgs;
@@ -42,6 +43,23 @@ impl Environment {
 
     fn home(&self) -> Option<PathBuf> {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
+    }
+
+    /// Lays kiln's environment settings for buildpacks over `project.toml`:
+    /// `KILN_MAVEN_SETTINGS` (a Maven `settings.xml`, made absolute against the working
+    /// directory) becomes `[io.kiln.java] maven-settings` when the project sets none.
+    pub fn apply_buildpack_settings(&self, project: &mut ProjectDescriptor) -> anyhow::Result<()> {
+        if let Some(path) = self.get("KILN_MAVEN_SETTINGS").filter(|p| !p.is_empty()) {
+            let path = std::path::absolute(path)
+                .with_context(|| format!("resolving KILN_MAVEN_SETTINGS `{path}`"))?;
+            project
+                .buildpack_settings
+                .entry("java".to_owned())
+                .or_default()
+                .entry("maven-settings")
+                .or_insert_with(|| toml::Value::String(path.display().to_string()));
+        }
+        Ok(())
     }
 
     /// Returns `--cache-dir`, else `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.

@@ -51,6 +51,33 @@ pub struct BuildContext<'a> {
     pub workspace: &'a str,
     /// Receives the toolchain's output, line by line, as it runs.
     pub output: &'a (dyn Fn(&str) + Sync),
+    /// The buildpack's own settings: the `[io.kiln.<language>]` table of `project.toml` for
+    /// the buildpack `kiln/<language>`, with the CLI's overrides; empty when there is none.
+    pub settings: &'a BuildpackSettings,
+}
+
+/// A buildpack's settings table (`[io.kiln.<language>]` of `project.toml`).
+pub type BuildpackSettings = toml::Table;
+
+impl BuildContext<'_> {
+    /// Returns the buildpack's settings read into `T` (a serde struct, usually with
+    /// `deny_unknown_fields`), or a usage error naming `[io.kiln.<language>]` and the problem.
+    pub fn settings_as<T: serde::de::DeserializeOwned>(
+        &self,
+        language: &str,
+    ) -> Result<T, BuildpackError> {
+        toml::Value::Table(self.settings.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| BuildpackError::Usage {
+                message: format!(
+                    "reading `[io.kiln.{language}]` of project.toml: {}",
+                    e.message()
+                ),
+                hint: Some(format!(
+                    "README.md lists the keys of `[io.kiln.{language}]`; fix or remove this one"
+                )),
+            })
+    }
 }
 
 /// A layer that goes into the image.

@@ -18,8 +18,8 @@ mod stack;
 
 pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
 pub use buildpack::{
-    BuildContext, BuildOutput, Buildpack, BuildpackError, LaunchLayer, Plan, Process,
-    RUN_IMAGE_FACT,
+    BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings, LaunchLayer, Plan,
+    Process, RUN_IMAGE_FACT,
 };
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};

@@ -163,7 +163,14 @@ impl BuildPhase<'_> {
             source,
         })?;
         let copied = copy_source(self.source_dir, &app_dir, self.project)?;
+        let no_settings = toml::Table::new();
+        let language = buildpack.id().rsplit('/').next().unwrap_or_default();
         let ctx = BuildContext {
+            settings: self
+                .project
+                .buildpack_settings
+                .get(language)
+                .unwrap_or(&no_settings),
             app_dir: &app_dir,
             layers_dir: &layers_dir,
             cache_dir: self.cache_dir,

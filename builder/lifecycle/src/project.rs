@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// What kiln uses from `project.toml`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProjectDescriptor {
     /// `[io.buildpacks] include`: if non-empty, only these gitignore-style patterns enter the build.
     pub include: Vec<String>,
@@ -20,6 +20,9 @@ pub struct ProjectDescriptor {
     pub process: Option<String>,
     /// `[io.kiln] run-image`: the run image, unless `--run-image` says otherwise.
     pub run_image: Option<String>,
+    /// `[io.kiln.<language>]` tables (`go`, `java`, `node`): each buildpack's own settings,
+    /// read by the buildpack whose id is `kiln/<language>`.
+    pub buildpack_settings: BTreeMap<String, toml::Table>,
 }
 
 /// Why `project.toml` could not be read.
@@ -90,6 +93,9 @@ struct RawKiln {
     process: Option<String>,
     #[serde(rename = "run-image")]
     run_image: Option<String>,
+    go: Option<toml::Table>,
+    java: Option<toml::Table>,
+    node: Option<toml::Table>,
 }
 
 impl ProjectDescriptor {
@@ -128,6 +134,14 @@ impl ProjectDescriptor {
                 .into_iter()
                 .map(|e| (e.name, e.value))
                 .collect(),
+            buildpack_settings: [
+                ("go", raw.io.kiln.go),
+                ("java", raw.io.kiln.java),
+                ("node", raw.io.kiln.node),
+            ]
+            .into_iter()
+            .filter_map(|(name, table)| Some((name.to_owned(), table?)))
+            .collect(),
             process: raw.io.kiln.process,
             run_image: raw.io.kiln.run_image,
         })
@@ -167,6 +181,23 @@ run-image = "registry.example.com/bases/static:13"
             p.run_image.as_deref(),
             Some("registry.example.com/bases/static:13")
         );
+    }
+
+    #[test]
+    fn keeps_each_language_table_for_its_buildpack() {
+        let p = ProjectDescriptor::parse(
+            "[io.kiln.java]\njar = \"app/target/app.jar\"\nmaven-args = [\"-Pprod\", \"package\"]\n",
+            "project.toml",
+        )
+        .unwrap();
+        let java = &p.buildpack_settings["java"];
+        assert_eq!(java["jar"].as_str(), Some("app/target/app.jar"));
+        assert_eq!(java["maven-args"].as_array().map(Vec::len), Some(2));
+        assert!(!p.buildpack_settings.contains_key("go"));
+        assert!(matches!(
+            ProjectDescriptor::parse("[io.kiln.python]\nx = 1", "p"),
+            Err(ProjectError::Parse { .. })
+        ));
     }
 
     #[test]

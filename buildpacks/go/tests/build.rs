@@ -80,6 +80,7 @@ fn build_with(
         default_process: process,
         workspace: "/workspace",
         output: &output,
+        settings: &Default::default(),
     };
     let result = GoBuildpack.build(&ctx, &plan);
     Built {

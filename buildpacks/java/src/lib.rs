@@ -1,19 +1,24 @@
 //! The Java buildpack of kiln (`kiln/java`): detects a Maven app (`pom.xml`), reads the Java
 //! release it needs and the golden base that runs it, vets the Maven wrapper's download,
 //! runs Maven, and turns the jar it produced into launch layers: a layered Spring Boot jar
-//! exploded (confined) by its `layers.idx`, any other executable jar as it is.
+//! exploded (confined) by its `layers.idx`, any other jar beside the runtime dependencies
+//! it does not bundle. Settings come from `[io.kiln.java]` of `project.toml` ([`JavaSettings`]).
 //!
 //! It implements the [`kiln_lifecycle::Buildpack`] API, itself shaped after the CNB
 //! buildpack spec (<https://github.com/buildpacks/spec/blob/main/buildpack.md>).
 //! Synchronous throughout.
 
 mod build;
+mod classpath;
 mod detect;
 mod explode;
 mod jar;
+mod jdk;
 mod layers_idx;
 mod maven;
 mod pom;
+mod select;
+mod settings;
 mod wrapper;
 
 #[cfg(test)]
@@ -26,11 +31,13 @@ use std::path::Path;
 use kiln_lifecycle::{BuildContext, BuildOutput, Buildpack, BuildpackError, Plan};
 
 pub use build::JVM_OPTIONS;
+pub use classpath::{CLASSPATH_FILE, Dependency, build_classpath_args, runtime_dependencies};
 pub use detect::{BUILD_TOOL, VERSION, gradle_hint};
 pub use explode::{DEFAULT_LAYER, ExplodedLayer, Limits, explode};
 pub use jar::{JarError, JarKind, LAYERS_IDX, MANIFEST, inspect};
 pub use layers_idx::LayersIdx;
 pub use pom::{BaseError, JAVA17_BASE, JAVA21_BASE, base_for, java_release};
+pub use settings::{DEFAULT_MAVEN_ARGS, JavaSettings};
 pub use wrapper::{MavenWrapper, WRAPPER_PROPERTIES, WrapperError, parse_wrapper, read_wrapper};
 
 /// The Java buildpack (`kiln/java`).

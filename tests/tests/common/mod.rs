@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use kiln_e2e::{Workspace, copy_dir, kiln_bin, workspace_root};
 
+pub mod java;
+
 /// The canary a test writes into `secrets.env`; it must appear in no layer.
 pub const CANARY: &str = "KILN_CANARY=do-not-ship-7f3a9c";
 
