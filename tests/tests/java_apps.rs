@@ -86,6 +86,7 @@ fn multi_module_web_app_runs_with_module_and_dependency_layers() {
 /// server password appears in no layer, config, output or report.
 #[test]
 fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
+    ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
     let cache = cache_with_base(&kiln, "cache", "java17");
