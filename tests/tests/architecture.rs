@@ -19,6 +19,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     put("kiln-debian", &["kiln-oci", "kiln-layer", "kiln-image"]);
     put("kiln-buildpack-go", &["kiln-lifecycle"]);
     put("kiln-buildpack-java", &["kiln-lifecycle"]);
+    put("kiln-buildpack-node", &["kiln-lifecycle"]);
     put(
         "kiln-cli",
         &[
@@ -30,6 +31,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "kiln-debian",
             "kiln-buildpack-go",
             "kiln-buildpack-java",
+            "kiln-buildpack-node",
         ],
     );
     m
@@ -107,6 +109,8 @@ fn libraries_neither_print_nor_read_the_environment() {
         "builder/lifecycle",
         "builder/debian",
         "buildpacks/go",
+        "buildpacks/java",
+        "buildpacks/node",
     ] {
         let mut stack = vec![root.join(dir).join("src")];
         while let Some(d) = stack.pop() {

@@ -6,33 +6,16 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
-use common::java::{cache_with_base, publish, reuse};
+use common::cache_with_base;
 use common::{Kiln, client, layer_files, validate_pushed};
-use kiln_e2e::{
-    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
-};
+use common::{publish, reuse};
+use kiln_e2e::{Podman, Registry, ensure_containers_conf, skopeo_inspect_config};
 
 /// Runs a pushed web image with podman under a 512 MiB limit and returns `GET path` for
 /// each of `paths`.
 fn run_web(pinned: &str, paths: &[&str]) -> Vec<String> {
-    let podman = Podman::new();
-    podman.pull(pinned, false);
-    let port = free_port().to_string();
-    let _ctr = podman.run_detached(pinned, &["--memory", "512m", "-e", &format!("PORT={port}")]);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_http(&format!("{base}/"), Duration::from_secs(90));
-    paths
-        .iter()
-        .map(|p| {
-            http_get(&format!("{base}{p}"))
-                .unwrap()
-                .text()
-                .trim()
-                .to_owned()
-        })
-        .collect()
+    common::run_web(pinned, &["--memory", "512m"], paths).0
 }
 
 fn entrypoint(pinned: &str) -> Vec<String> {
@@ -185,7 +168,7 @@ fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
 #[test]
 fn zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry() {
     let kiln = Kiln::new();
-    let cache = kiln.ws.mkdir("cache");
+    let cache = cache_with_base(&kiln, "cache", "java17");
     let manifest: &[u8] = b"Manifest-Version: 1.0\r\nMain-Class: org.springframework.boot.loader.launch.JarLauncher\r\nStart-Class: x.App\r\n";
     let index: &[u8] = b"- \"application\":\n  - \"BOOT-INF/\"\n  - \"META-INF/\"\n";
     let zeros = vec![0u8; 64 << 20];
@@ -253,8 +236,8 @@ fn java21_app_needs_a_new_enough_jdk_and_runs_on_the_java21_base() {
             cache.display().to_string(),
         ]
     };
-    let old_cache = kiln.ws.mkdir("old");
-    let a = args(&old_cache);
+    let cache = cache_with_base(&kiln, "cache", "java21");
+    let a = args(&cache);
     let old = kiln.run_with(
         &a.iter().map(String::as_str).collect::<Vec<_>>(),
         None,
@@ -270,7 +253,6 @@ fn java21_app_needs_a_new_enough_jdk_and_runs_on_the_java21_base() {
     );
     assert!(old.stderr.contains("JAVA_HOME="), "{}", old.stderr);
 
-    let cache = cache_with_base(&kiln, "cache", "java21");
     let a = args(&cache);
     let run = kiln.run_with(
         &a.iter().map(String::as_str).collect::<Vec<_>>(),

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::java::{cache_with_base, publish, reuse};
+use common::cache_with_base;
 use common::{Kiln, client, validate_pushed};
+use common::{publish, reuse};
 use kiln_e2e::{
     Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
@@ -168,7 +169,7 @@ fn executable_jar_runs_with_its_dependencies_layer() {
 #[test]
 fn broken_and_gradle_projects_fail_with_their_exit_codes() {
     let kiln = Kiln::new();
-    let cache = kiln.ws.mkdir("cache");
+    let cache = cache_with_base(&kiln, "cache", "java17");
     let build = |fixture: &str| {
         let app = kiln.fixture(fixture, &format!("src/{fixture}"));
         kiln.run(&[

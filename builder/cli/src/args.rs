@@ -128,6 +128,9 @@ pub struct BuildArgs {
     /// The default process when the app has several (e.g. one per `cmd/*`).
     #[arg(long, value_name = "NAME")]
     pub process: Option<String>,
+    /// The buildpack to use when several detect the app (`kiln/go`, `kiln/java`, `kiln/node`).
+    #[arg(long, value_name = "ID")]
+    pub buildpack: Option<String>,
     /// Where kiln keeps toolchain caches, layer blobs and the local image store.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

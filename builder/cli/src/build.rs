@@ -6,12 +6,13 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use kiln_buildpack_go::GoBuildpack;
 use kiln_buildpack_java::{JavaBuildpack, gradle_hint};
+use kiln_buildpack_node::NodeBuildpack;
 use kiln_image::{Blobs, Image, fetch_remote, layout_has, read_layout};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
     BuildPhase, Buildpack, BuildpackError, Exporter, LayerCache, PhaseError, ProjectDescriptor,
-    RUN_IMAGE_FACT, RunImage, SourceFacts, build_env, build_epoch, detect, git_info, host_arch,
-    stack_for, static_base,
+    RUN_IMAGE_FACT, RunImage, RunImageInfo, SourceFacts, build_env, build_epoch, detect, git_info,
+    host_arch, stack_for, static_base,
 };
 use kiln_oci::{Digest, Reference};
 use kiln_registry::Client;
@@ -67,8 +68,20 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
 
     ui.phase("DETECTING");
     let t = Instant::now();
-    let buildpacks: Vec<Box<dyn Buildpack>> = vec![Box::new(GoBuildpack), Box::new(JavaBuildpack)];
-    let (buildpack, plan) = detect(&buildpacks, &source_dir, None).map_err(|e| {
+    let buildpacks: Vec<Box<dyn Buildpack>> = vec![
+        Box::new(GoBuildpack),
+        Box::new(JavaBuildpack),
+        Box::new(NodeBuildpack),
+    ];
+    let chosen = args.buildpack.as_deref().or(project.buildpack.as_deref());
+    if let Some(id) = chosen.filter(|id| !buildpacks.iter().any(|b| b.id() == *id)) {
+        let ids: Vec<&str> = buildpacks.iter().map(|b| b.id()).collect();
+        return Err(
+            Failure::new(exit::USAGE, anyhow!("there is no buildpack `{id}`"))
+                .hint(Some(format!("kiln's buildpacks: {}", ids.join(", ")))),
+        );
+    }
+    let (buildpack, plan) = detect(&buildpacks, &source_dir, chosen).map_err(|e| {
         let gradle = gradle_hint(&source_dir);
         let failure = phase_failure(e);
         match gradle {
@@ -77,6 +90,29 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         }
     })?;
     ui.info(&format!("detected {}", buildpack.id()));
+
+    // The run image is known before the build, so a buildpack can check that the app will
+    // run on it (the Node version a Node base holds, its platform) before any work.
+    let git = git_info(&source_dir);
+    let (epoch, _) = build_epoch(source_date_epoch, &git);
+    let run_choice = match args.run_image.as_deref().or(project.run_image.as_deref()) {
+        Some(name) => RunChoice::Named(name.to_string()),
+        None => match plan.facts.get(RUN_IMAGE_FACT) {
+            Some(wanted) => stack_image(wanted, false, &store_dir, ui)?,
+            None => stack_default(buildpack.id(), &store_dir, ui)?,
+        },
+    };
+    let run = runtime
+        .block_on(resolve_run_image(
+            run_choice,
+            &client,
+            &blobs,
+            epoch,
+            compression,
+        ))
+        .map_err(|f| Failure::new(exit::EXPORT, f.error).hint(f.hint))?;
+    ui.info(&format!("run image {} ({})", run.name, run.digest));
+    let run_info = run_image_info(&run);
     let detect_ms = t.elapsed().as_millis();
 
     ui.phase("BUILDING");
@@ -99,33 +135,18 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         default_process: process,
         workspace: WORKSPACE,
         output: &print,
+        run_image: Some(&run_info),
     }
     .run(buildpack, &plan)
     .map_err(phase_failure)?;
+    for warning in &built.output.warnings {
+        ui.warn(warning);
+    }
     let build_ms = t.elapsed().as_millis();
 
     ui.phase("EXPORTING");
     let t = Instant::now();
     let export_err = |e: anyhow::Error| Failure::new(exit::EXPORT, e);
-    let git = git_info(&source_dir);
-    let (epoch, _) = build_epoch(source_date_epoch, &git);
-    let run_choice = match args.run_image.as_deref().or(project.run_image.as_deref()) {
-        Some(name) => RunChoice::Named(name.to_string()),
-        None => match plan.facts.get(RUN_IMAGE_FACT) {
-            Some(wanted) => stack_image(wanted, false, &store_dir, ui)?,
-            None => stack_default(buildpack.id(), &store_dir, ui)?,
-        },
-    };
-    let run = runtime
-        .block_on(resolve_run_image(
-            run_choice,
-            &client,
-            &blobs,
-            epoch,
-            compression,
-        ))
-        .map_err(|f| Failure::new(exit::EXPORT, f.error).hint(f.hint))?;
-    ui.info(&format!("run image {} ({})", run.name, run.digest));
     let mut cache = LayerCache::open(&cache_dir.join("layers.json"));
     let exporter = Exporter {
         store: blobs.store(),
@@ -314,6 +335,23 @@ async fn resolve_run_image(
     })
 }
 
+/// Returns what a buildpack may know of the run image: name, platform, labels.
+fn run_image_info(run: &RunImage) -> RunImageInfo {
+    let config = &run.image.config;
+    RunImageInfo {
+        name: run.name.clone(),
+        os: config.os().to_string(),
+        architecture: config.architecture().to_string(),
+        labels: config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// Returns `dir` as an absolute path (toolchains refuse relative cache paths).
 fn absolute(dir: &Path) -> Result<PathBuf, Failure> {
     std::path::absolute(dir).map_err(|e| {
@@ -346,7 +384,13 @@ fn phase_failure(e: PhaseError) -> Failure {
             );
             Failure::new(exit::NOTHING_DETECTED, e).hint(Some(hint))
         }
-        PhaseError::Ambiguous { .. } => Failure::new(exit::USAGE, e),
+        PhaseError::Ambiguous { ref ids, .. } => {
+            let hint = format!(
+                "pick one with `--buildpack {}` (or `[io.kiln] buildpack = \"{}\"` in project.toml)",
+                ids[0], ids[0]
+            );
+            Failure::new(exit::USAGE, e).hint(Some(hint))
+        }
         PhaseError::Buildpack(bp) => {
             let hint = bp.hint().map(str::to_string);
             let code = match bp {

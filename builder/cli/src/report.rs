@@ -11,7 +11,7 @@ use serde::Serialize;
 /// Phase durations in milliseconds.
 #[derive(Debug, Serialize)]
 pub struct Timings {
-    /// Detect phase.
+    /// Detect phase, and reading the run image.
     pub detect_ms: u128,
     /// Build phase (copy + toolchain).
     pub build_ms: u128,

@@ -314,6 +314,30 @@ fn generated_layer(b: &BaseBuild<'_>, epoch: i64) -> Result<LayerContents, BaseI
     Ok(c)
 }
 
+/// The label listing the definition's own packages with their locked versions, as a JSON
+/// object (`{"libc6":"2.41-12","nodejs":"20.19.2+dfsg-1+deb13u3"}`): what a buildpack checks
+/// against (the Node.js a Node app needs) without reading the base's layers.
+pub const PACKAGES_LABEL: &str = "io.kiln.base.packages";
+
+/// Returns the [`PACKAGES_LABEL`] value: each package the definition asks for (includes
+/// merged; not their dependencies) with its version locked for `arch`, keys sorted.
+fn wanted_packages(d: &Definition, lock: &Lockfile, arch: &str) -> String {
+    let locked = lock
+        .packages
+        .get(arch)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let wanted: BTreeMap<&str, &str> = d
+        .packages
+        .iter()
+        .filter_map(|name| {
+            let p = locked.iter().find(|p| &p.name == name)?;
+            Some((name.as_str(), p.version.as_str()))
+        })
+        .collect();
+    serde_json::to_string(&wanted).expect("a map of strings serializes")
+}
+
 /// Returns the image: config (user, env, labels, created) and layers.
 fn assemble(
     b: &BaseBuild<'_>,
@@ -333,6 +357,7 @@ fn assemble(
         labels.insert("io.buildpacks.base.distro.version".into(), v.clone());
     }
     labels.insert("io.buildpacks.rebasable".into(), "true".into());
+    labels.insert(PACKAGES_LABEL.into(), wanted_packages(d, b.lock, b.arch));
     labels.insert("org.opencontainers.image.created".into(), created.clone());
     labels.insert(
         "org.opencontainers.image.description".into(),

@@ -21,11 +21,24 @@ pub trait Buildpack: Send + Sync {
 
     /// Builds the app described by `plan` and returns the launch layers and processes.
     fn build(&self, ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError>;
+
+    /// Returns gitignore-style patterns kept out of the scratch copy on top of the project's
+    /// own ignore files: what the toolchain makes itself and must never take from the
+    /// developer's checkout (`node_modules/`, built for the developer's machine).
+    fn scratch_excludes(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// The plan fact in which a buildpack names the run image the app needs (`kiln-base/java21`
 /// for a Java 21 project), in place of its stack's default; `--run-image` still wins.
 pub const RUN_IMAGE_FACT: &str = "run-image";
+
+/// The plan fact in which a buildpack asks for an ancestor of the source directory to be
+/// the scratch copy's root (a workspace member whose lockfile lives at the workspace root):
+/// a relative path of `..` components only (`../..`). The build then runs in the member's
+/// directory inside that copy.
+pub const SOURCE_ROOT_FACT: &str = "source-root";
 
 /// What detection found: free-form facts the buildpack passes itself from detect to build.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,6 +50,7 @@ pub struct Plan {
 /// Everything a buildpack may use during build. Built by the lifecycle from plain settings.
 pub struct BuildContext<'a> {
     /// The scratch copy of the source (ignored files already left out). The toolchain runs here.
+    /// With [`SOURCE_ROOT_FACT`], the member's directory inside the copy of the ancestor.
     pub app_dir: &'a Path,
     /// An empty directory for this build's layers. Each launch layer is a sub-directory laid
     /// out as the image's root (`<layer dir>/workspace/bin/app` ends up at `/workspace/bin/app`).
@@ -54,6 +68,37 @@ pub struct BuildContext<'a> {
     /// The buildpack's own settings: the `[io.kiln.<language>]` table of `project.toml` for
     /// the buildpack `kiln/<language>`, with the CLI's overrides; empty when there is none.
     pub settings: &'a BuildpackSettings,
+    /// The run image the app will go on, when the lifecycle knows it before the build: its
+    /// platform and labels, for buildpacks that must check what the base provides.
+    pub run_image: Option<&'a RunImageInfo>,
+}
+
+/// What a buildpack may know of the run image: enough to check that the app can run on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunImageInfo {
+    /// How the user named it (`kiln-base/node`, `registry.example.com/bases/node:20`).
+    pub name: String,
+    /// OCI operating system (`linux`).
+    pub os: String,
+    /// OCI architecture (`amd64`, `arm64`).
+    pub architecture: String,
+    /// The image config's labels (a kiln golden base lists its packages in
+    /// [`BASE_PACKAGES_LABEL`]).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The label in which a kiln golden base lists the Debian packages its definition asked
+/// for, as a JSON object of name → version (`{"nodejs": "20.19.2+dfsg-1+deb13u3"}`).
+pub const BASE_PACKAGES_LABEL: &str = "io.kiln.base.packages";
+
+impl RunImageInfo {
+    /// Returns the version of Debian package `name` the run image says it holds, if it is a
+    /// kiln golden base that lists it.
+    pub fn package_version(&self, name: &str) -> Option<String> {
+        let listed: BTreeMap<String, String> =
+            serde_json::from_str(self.labels.get(BASE_PACKAGES_LABEL)?).ok()?;
+        listed.get(name).cloned()
+    }
 }
 
 /// A buildpack's settings table (`[io.kiln.<language>]` of `project.toml`).
@@ -87,6 +132,11 @@ pub struct LaunchLayer {
     pub name: String,
     /// Host directory laid out as the image root.
     pub dir: PathBuf,
+    /// What fully determines the directory's contents (say, a digest of the lockfile, the
+    /// toolchain version and the platform), when the buildpack knows it. The exporter then
+    /// reuses the blob written for the same key without reading the directory again; `None`
+    /// makes it fingerprint every file.
+    pub cache_key: Option<String>,
 }
 
 /// A process the image can run.
@@ -109,6 +159,12 @@ pub struct BuildOutput {
     pub processes: Vec<Process>,
     /// Environment variables for the image config.
     pub env: BTreeMap<String, String>,
+    /// Things the user should know about the build (it is not reproducible, a setting was
+    /// ignored), one sentence each.
+    pub warnings: Vec<String>,
+    /// The image's working directory when it is not the workspace itself (a workspace
+    /// member's directory under it).
+    pub working_dir: Option<String>,
 }
 
 /// Why a buildpack failed.

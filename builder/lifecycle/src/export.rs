@@ -2,7 +2,6 @@
 //! the image config (entrypoint, user, working dir, env, labels).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy};
@@ -12,7 +11,7 @@ use kiln_oci::spec::HistoryBuilder;
 use crate::base::{DEFAULT_PATH, NONROOT_ID};
 use crate::epoch::rfc3339;
 use crate::metadata::{LabelInputs, labels};
-use crate::{BuildOutput, LayerCache};
+use crate::{BuildOutput, LaunchLayer, LayerCache};
 
 /// Why export failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +88,7 @@ impl Exporter<'_> {
         };
         let mut exported = Vec::new();
         for layer in &output.layers {
-            exported.push(self.export_layer(&layer.name, &layer.dir, &policy, cache)?);
+            exported.push(self.export_layer(layer, &policy, cache)?);
         }
         let default = output
             .processes
@@ -128,7 +127,12 @@ impl Exporter<'_> {
         exec.set_entrypoint(Some(default.command.clone()));
         exec.set_cmd(None);
         exec.set_user(Some(format!("{NONROOT_ID}:{NONROOT_ID}")));
-        exec.set_working_dir(Some(self.workspace.to_string()));
+        exec.set_working_dir(Some(
+            output
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| self.workspace.to_string()),
+        ));
         let mut all_labels = exec.labels().clone().unwrap_or_default();
         all_labels.extend(labels);
         exec.set_labels(Some(all_labels.into_iter().collect()));
@@ -171,13 +175,27 @@ impl Exporter<'_> {
 
     fn export_layer(
         &self,
-        name: &str,
-        dir: &Path,
+        layer: &LaunchLayer,
         policy: &TarPolicy,
         cache: &mut LayerCache,
     ) -> Result<ExportedLayer, ExportError> {
+        let done = |blob, reused, warnings| ExportedLayer {
+            name: layer.name.clone(),
+            blob,
+            reused,
+            warnings,
+        };
+        // A buildpack's key stands for the directory's contents: the blob written for it
+        // is reused without walking, let alone reading, the directory.
+        let keyed = layer
+            .cache_key
+            .as_ref()
+            .map(|key| self.key_fingerprint(&layer.name, key, policy));
+        if let Some(blob) = keyed.as_ref().and_then(|k| cache.get(k, self.store)) {
+            return Ok(done(blob, true, Vec::new()));
+        }
         let mut contents = LayerContents::new();
-        contents.add_tree(dir, "")?;
+        contents.add_tree(&layer.dir, "")?;
         let warnings = contents
             .warnings()
             .iter()
@@ -193,12 +211,28 @@ impl Exporter<'_> {
                 (blob, false)
             }
         };
-        Ok(ExportedLayer {
-            name: name.to_string(),
-            blob,
-            reused,
-            warnings,
-        })
+        if let Some(k) = &keyed {
+            cache.insert(k, blob.clone());
+        }
+        Ok(done(blob, reused, warnings))
+    }
+
+    /// Returns the reuse-index key of a layer the buildpack keyed itself: the key, the
+    /// layer's name, the tar policy and compression, and kiln's version (which fixes the
+    /// tar format and the compression levels).
+    fn key_fingerprint(&self, name: &str, key: &str, policy: &TarPolicy) -> Digest {
+        Digest::of(
+            format!(
+                "kiln {} buildpack layer key\0{}\0{name}\0{key}\0{}\0{}:{}\0{}",
+                env!("CARGO_PKG_VERSION"),
+                self.buildpack.0,
+                policy.mtime,
+                policy.owner.uid,
+                policy.owner.gid,
+                self.compression.as_str()
+            )
+            .as_bytes(),
+        )
     }
 }
 

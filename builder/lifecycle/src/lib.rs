@@ -15,11 +15,12 @@ mod phases;
 mod project;
 mod source;
 mod stack;
+mod tool;
 
 pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
 pub use buildpack::{
-    BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings, LaunchLayer, Plan,
-    Process, RUN_IMAGE_FACT,
+    BASE_PACKAGES_LABEL, BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings,
+    LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo, SOURCE_ROOT_FACT,
 };
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};
@@ -28,3 +29,4 @@ pub use phases::{ALLOWED_ENV, BuildPhase, BuildResult, PhaseError, build_env, de
 pub use project::{ProjectDescriptor, ProjectError};
 pub use source::{CopyStats, SourceError, copy_source};
 pub use stack::{Stack, stack_for};
+pub use tool::{Tool, ToolRun, find_executable, for_each_line, prepend_path};

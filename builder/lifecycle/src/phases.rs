@@ -1,10 +1,13 @@
 //! The detect and build phases.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::source::{CopyStats, SourceError, copy_source};
-use crate::{BuildContext, BuildOutput, Buildpack, BuildpackError, Plan, ProjectDescriptor};
+use crate::{
+    BuildContext, BuildOutput, Buildpack, BuildpackError, Plan, ProjectDescriptor, RunImageInfo,
+    SOURCE_ROOT_FACT,
+};
 
 /// Host variables a toolchain may see. Everything else — registry credentials,
 /// `DOCKER_CONFIG`, cloud tokens — never reaches a build step.
@@ -25,6 +28,12 @@ pub const ALLOWED_ENV: &[&str] = &[
     "GOINSECURE",
     "JAVA_HOME",
     "MAVEN_OPTS",
+    // Where npm, pnpm and yarn find their registry and its CA: settings, never credentials
+    // (tokens live in `.npmrc` / `.yarnrc.yml`, which the package managers read themselves).
+    "NPM_CONFIG_REGISTRY",
+    "npm_config_registry",
+    "YARN_NPM_REGISTRY_SERVER",
+    "NODE_EXTRA_CA_CERTS",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",
@@ -140,6 +149,8 @@ pub struct BuildPhase<'a> {
     pub workspace: &'a str,
     /// Toolchain output sink.
     pub output: &'a (dyn Fn(&str) + Sync),
+    /// The run image, when known before the build.
+    pub run_image: Option<&'a RunImageInfo>,
 }
 
 /// What the build phase produced.
@@ -162,7 +173,13 @@ impl BuildPhase<'_> {
             path: self.cache_dir.to_path_buf(),
             source,
         })?;
-        let copied = copy_source(self.source_dir, &app_dir, self.project)?;
+        let mut project = self.project.clone();
+        project
+            .exclude
+            .extend(buildpack.scratch_excludes().iter().map(|p| (*p).to_owned()));
+        let (root, member) = source_root(self.source_dir, plan)?;
+        let copied = copy_source(&root, &app_dir, &project)?;
+        let app_dir = app_dir.join(member);
         let no_settings = toml::Table::new();
         let language = buildpack.id().rsplit('/').next().unwrap_or_default();
         let ctx = BuildContext {
@@ -178,10 +195,47 @@ impl BuildPhase<'_> {
             default_process: self.default_process,
             workspace: self.workspace,
             output: self.output,
+            run_image: self.run_image,
         };
         let output = buildpack.build(&ctx, plan)?;
         Ok(BuildResult { output, copied })
     }
+}
+
+/// Returns the directory to copy and the source directory's path inside it: the source
+/// itself, or the ancestor a buildpack asked for with [`SOURCE_ROOT_FACT`].
+fn source_root(source: &Path, plan: &Plan) -> Result<(PathBuf, PathBuf), PhaseError> {
+    let Some(up) = plan.facts.get(SOURCE_ROOT_FACT) else {
+        return Ok((source.to_path_buf(), PathBuf::new()));
+    };
+    let bad = |why: &str| {
+        PhaseError::Buildpack(BuildpackError::Kiln {
+            message: format!("the buildpack asked for the source root `{up}`, which {why}"),
+            hint: None,
+            source: None,
+        })
+    };
+    if up.is_empty()
+        || !Path::new(up)
+            .components()
+            .all(|c| c == Component::ParentDir)
+    {
+        return Err(bad("is not a path of `..` components"));
+    }
+    let source = source.canonicalize().map_err(|e| PhaseError::Scratch {
+        path: source.to_path_buf(),
+        source: e,
+    })?;
+    let root = source
+        .ancestors()
+        .nth(Path::new(up).components().count())
+        .ok_or_else(|| bad("is above the file system root"))?
+        .to_path_buf();
+    let member = source
+        .strip_prefix(&root)
+        .expect("an ancestor is a prefix")
+        .to_path_buf();
+    Ok((root, member))
 }
 
 fn reset_dir(dir: &Path) -> Result<(), PhaseError> {

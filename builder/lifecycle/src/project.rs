@@ -20,6 +20,8 @@ pub struct ProjectDescriptor {
     pub process: Option<String>,
     /// `[io.kiln] run-image`: the run image, unless `--run-image` says otherwise.
     pub run_image: Option<String>,
+    /// `[io.kiln] buildpack`: the buildpack to use when several detect the app.
+    pub buildpack: Option<String>,
     /// `[io.kiln.<language>]` tables (`go`, `java`, `node`): each buildpack's own settings,
     /// read by the buildpack whose id is `kiln/<language>`.
     pub buildpack_settings: BTreeMap<String, toml::Table>,
@@ -93,6 +95,7 @@ struct RawKiln {
     process: Option<String>,
     #[serde(rename = "run-image")]
     run_image: Option<String>,
+    buildpack: Option<String>,
     go: Option<toml::Table>,
     java: Option<toml::Table>,
     node: Option<toml::Table>,
@@ -144,6 +147,7 @@ impl ProjectDescriptor {
             .collect(),
             process: raw.io.kiln.process,
             run_image: raw.io.kiln.run_image,
+            buildpack: raw.io.kiln.buildpack,
         })
     }
 }
@@ -170,6 +174,7 @@ value = "-tags=prod"
 [io.kiln]
 process = "api"
 run-image = "registry.example.com/bases/static:13"
+buildpack = "kiln/go"
 "#,
             "project.toml",
         )
@@ -181,6 +186,7 @@ run-image = "registry.example.com/bases/static:13"
             p.run_image.as_deref(),
             Some("registry.example.com/bases/static:13")
         );
+        assert_eq!(p.buildpack.as_deref(), Some("kiln/go"));
     }
 
     #[test]

@@ -33,6 +33,7 @@ fn layer_dirs(root: &Path) -> BuildOutput {
             .map(|n| LaunchLayer {
                 name: n.to_string(),
                 dir: root.join(n),
+                cache_key: None,
             })
             .collect(),
         processes: vec![
@@ -48,6 +49,8 @@ fn layer_dirs(root: &Path) -> BuildOutput {
             },
         ],
         env: BTreeMap::from([("PORT".to_string(), "8080".to_string())]),
+        warnings: Vec::new(),
+        working_dir: None,
     }
 }
 

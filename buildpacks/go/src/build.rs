@@ -92,16 +92,20 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         layers.push(LaunchLayer {
             name: "workspace".to_owned(),
             dir: workspace_layer,
+            cache_key: None,
         });
     }
     layers.push(LaunchLayer {
         name: "app".to_owned(),
         dir: app_layer,
+        cache_key: None,
     });
     Ok(BuildOutput {
         layers,
         processes: processes(&selection, ctx.workspace),
         env: BTreeMap::new(),
+        warnings: Vec::new(),
+        working_dir: None,
     })
 }
 

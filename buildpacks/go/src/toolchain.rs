@@ -2,12 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use kiln_lifecycle::{BuildContext, BuildpackError};
+use kiln_lifecycle::{BuildContext, BuildpackError, find_executable, for_each_line};
 
 use crate::failure::{self, Stderr};
 use crate::version::GoVersion;
@@ -170,50 +168,5 @@ impl<'a> Go<'a> {
         } else {
             Err(failure::classify(doing, &status.to_string(), &log))
         }
-    }
-}
-
-/// Calls `f` with each line of `pipe` (lossily decoded, without its line ending).
-fn for_each_line(pipe: impl Read, mut f: impl FnMut(&str)) {
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf);
-                f(line.trim_end_matches(['\n', '\r']));
-            }
-        }
-    }
-}
-
-/// Returns the first executable file called `name` in the directories of `path`.
-fn find_executable(path: &str, name: &str) -> Option<PathBuf> {
-    std::env::split_paths(path)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_executables_only_on_absolute_path_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let go = dir.path().join("go");
-        std::fs::write(&go, "#!/bin/sh\n").unwrap();
-        let path = format!("relative:{}", dir.path().display());
-        assert_eq!(find_executable(&path, "go"), None, "not executable yet");
-        std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(find_executable(&path, "go"), Some(go));
-        assert_eq!(find_executable("", "go"), None);
     }
 }

@@ -81,6 +81,7 @@ fn build_with(
         workspace: "/workspace",
         output: &output,
         settings: &Default::default(),
+        run_image: None,
     };
     let result = GoBuildpack.build(&ctx, &plan);
     Built {

@@ -61,6 +61,7 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
                 out.layers.push(LaunchLayer {
                     dir: ctx.layers_dir.join(&layer.name),
                     name: layer.name,
+                    cache_key: None,
                 });
             }
             out.processes.push(Process {
@@ -123,6 +124,7 @@ fn jar_layers(
         out.layers.push(LaunchLayer {
             name: layer.to_owned(),
             dir,
+            cache_key: None,
         });
     }
     let dir = ctx.layers_dir.join("application");
@@ -132,6 +134,7 @@ fn jar_layers(
     out.layers.push(LaunchLayer {
         name: "application".to_owned(),
         dir,
+        cache_key: None,
     });
     Ok(())
 }

@@ -2,13 +2,11 @@
 //! the allow-listed environment, the local repository in kiln's cache, and the output
 //! streamed; a failed build becomes an app error carrying Maven's last lines.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use kiln_lifecycle::BuildpackError;
+use kiln_lifecycle::{BuildpackError, Tool, find_executable};
 
 use crate::wrapper::read_wrapper;
 
@@ -63,81 +61,25 @@ impl<'a> Maven<'a> {
     /// Runs Maven with `args` in the app directory. Every line goes to the build output; a
     /// failure is an app error (exit 51) quoting the last lines.
     pub(crate) fn run(&self, args: &[String]) -> Result<(), BuildpackError> {
-        let mut cmd = Command::new(&self.exe);
-        // env_clear: nothing but the allow-list reaches Maven, credentials above all.
-        cmd.args(args)
-            .env_clear()
-            .envs(self.env)
-            .current_dir(self.app_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let doing = format!("running `{}`", self.exe.display());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| BuildpackError::io(doing.clone(), e))?;
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let output = self.output;
-        let tail = std::thread::scope(|s| {
-            let err = s.spawn(move || {
-                let mut tail = VecDeque::new();
-                if let Some(pipe) = stderr {
-                    lines(pipe, |l| keep(&mut tail, l, output));
-                }
-                tail
-            });
-            let mut tail = VecDeque::new();
-            if let Some(pipe) = stdout {
-                lines(pipe, |l| keep(&mut tail, l, output));
-            }
-            tail.extend(err.join().unwrap_or_default());
-            tail
-        });
-        let status = child
-            .wait()
-            .map_err(|e| BuildpackError::io(doing.clone(), e))?;
-        if status.success() {
+        let tool = Tool {
+            exe: self.exe.clone(),
+            env: self.env.clone(),
+            dir: self.app_dir.to_path_buf(),
+            output: self.output,
+        };
+        let run = tool
+            .run(args, false, TAIL_LINES)
+            .map_err(|e| BuildpackError::io(format!("running `{}`", self.exe.display()), e))?;
+        if run.status.success() {
             return Ok(());
         }
-        let quoted: Vec<String> = tail.into_iter().collect();
         Err(BuildpackError::App {
             message: format!(
-                "the Maven build failed ({status}):\n{}",
-                quoted.join("\n")
+                "the Maven build failed ({}):\n{}",
+                run.status,
+                run.quoted_tail()
             ),
             hint: Some("fix the build error above; `mvn -B -DskipTests package` in the project reproduces it".to_owned()),
         })
     }
-}
-
-fn keep(tail: &mut VecDeque<String>, line: &str, output: &(dyn Fn(&str) + Sync)) {
-    output(line);
-    if tail.len() == TAIL_LINES {
-        tail.pop_front();
-    }
-    tail.push_back(line.to_owned());
-}
-
-/// Calls `f` with each line of `pipe` (lossily decoded, without its line ending).
-fn lines(pipe: impl Read, mut f: impl FnMut(&str)) {
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    while let Ok(n) = reader.read_until(b'\n', &mut buf) {
-        if n == 0 {
-            break;
-        }
-        f(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']));
-        buf.clear();
-    }
-}
-
-/// Returns the first executable file called `name` in the absolute directories of `path`.
-fn find_executable(path: &str, name: &str) -> Option<PathBuf> {
-    std::env::split_paths(path)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
-        .find(|c| {
-            c.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }

@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-use kiln_e2e::{Workspace, copy_dir, kiln_bin, workspace_root};
+use kiln_e2e::{
+    Podman, Workspace, copy_dir, free_port, http_get, kiln_bin, wait_http, workspace_root,
+};
 
-pub mod java;
+pub mod node;
 
 /// The canary a test writes into `secrets.env`; it must appear in no layer.
 pub const CANARY: &str = "KILN_CANARY=do-not-ship-7f3a9c";
@@ -369,4 +372,137 @@ impl Kiln {
             sbom["distro"]
         );
     }
+}
+
+/// Runs `kiln build IMAGE --path APP --publish --cache-dir CACHE --report DIR/REPORT` and
+/// returns the pinned reference and the report.
+pub fn publish(
+    kiln: &Kiln,
+    image: &str,
+    app: &Path,
+    cache: &Path,
+    report: &str,
+) -> (String, serde_json::Value) {
+    let path = kiln.ws.join(report);
+    let run = kiln.run(&[
+        "build",
+        image,
+        "--path",
+        app.to_str().unwrap(),
+        "--publish",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    let pinned = run.ok();
+    let report = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (pinned, report)
+}
+
+/// Layer name → reused, from a `--report`.
+pub fn reuse(report: &serde_json::Value) -> Vec<(String, bool)> {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["reused"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Builds the committed lock of golden base `base` (`node`, `java17`, `java21`) for
+/// `platform` once per test binary, into a shared cache dir whose store holds it as
+/// `kiln-base/<base>`, and returns that dir.
+pub fn shared_base(base: &str, platform: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let key = format!("{base}-{}", platform.replace('/', "-"));
+    // Held while building: a second test wanting the same base waits for this one.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = built.get(&key) {
+        return dir.clone();
+    }
+    // The definitions a base builds on (`java21` = `base` + OpenJDK, `base` = `static` + ...).
+    let chain: &[&str] = match base {
+        "java21" | "node" => &["static", "base", base],
+        other => &[other],
+    };
+    let dir = Kiln::shared_cache()
+        .parent()
+        .unwrap()
+        .join(format!("base-{key}"));
+    let kiln = Kiln::new();
+    let defs = kiln.golden_definitions("defs", chain);
+    kiln.committed_locks(&defs, chain);
+    kiln.run(&[
+        "base",
+        "build",
+        defs.join(format!("{base}.toml")).to_str().unwrap(),
+        "--platform",
+        platform,
+        "--cache-dir",
+        dir.to_str().unwrap(),
+    ])
+    .ok();
+    built.insert(key, dir.clone());
+    dir
+}
+
+/// Returns a new cache dir `name` in `kiln`'s workspace whose store holds the amd64 golden
+/// base `base` as `kiln-base/<base>`, what the stacks run on. Its blobs are hardlinks to
+/// the base built once per test binary ([`shared_base`]): the store writes through temp
+/// files and renames, so no test writes through a link, and no two tests share a cache.
+pub fn cache_with_base(kiln: &Kiln, name: &str, base: &str) -> PathBuf {
+    let cache = kiln.ws.mkdir(name);
+    link_tree(
+        &shared_base(base, "linux/amd64").join("oci"),
+        &cache.join("oci"),
+    );
+    cache
+}
+
+/// Copies a tree with every file hardlinked.
+fn link_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dst = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            link_tree(&entry.path(), &dst);
+        } else {
+            std::fs::hard_link(entry.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// Pulls a pushed web image, runs it with `PORT` on the host network and podman `options`,
+/// checks that its process runs as the nonroot user 65532, and returns `GET path` (trimmed)
+/// for each of `paths`, and that uid.
+pub fn run_web(pinned: &str, options: &[&str], paths: &[&str]) -> (Vec<String>, u32) {
+    let podman = Podman::new();
+    podman.pull(pinned, false);
+    let port = free_port().to_string();
+    let env = format!("PORT={port}");
+    let mut all = options.to_vec();
+    all.extend(["-e", env.as_str()]);
+    let ctr = podman.run_detached(pinned, &all);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{base}/"), Duration::from_secs(90));
+    let got = paths
+        .iter()
+        .map(|p| {
+            http_get(&format!("{base}{p}"))
+                .unwrap()
+                .text()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let uid = ctr.process_uid();
+    assert_eq!(uid, 65532, "`{pinned}` runs as uid {uid}");
+    (got, uid)
 }

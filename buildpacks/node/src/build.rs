@@ -1,0 +1,439 @@
+//! The build step: check the Node.js versions, install every dependency with the project's
+//! package manager, run the build script, prune to production dependencies, and lay out two
+//! layers: `node_modules` (reused whole while its key holds) and the app.
+
+use std::path::{Path, PathBuf};
+
+use kiln_lifecycle::{BuildContext, BuildOutput, BuildpackError, LaunchLayer, Plan, Process, Tool};
+
+use crate::detect::{LOCKFILE, MEMBER, PACKAGE_MANAGER, PINNED};
+use crate::lockfile::Lockfile;
+use crate::manager::{Manager, host_tools};
+use crate::modules_cache::{Entry, KeyInputs, Manifest, ModulesCache, key};
+use crate::native;
+use crate::node_version::{check, requirement, run_image_node};
+use crate::package_json::PackageJson;
+use crate::package_manager::{Kind, ManagerSpec};
+use crate::semver::Version;
+use crate::settings::NodeSettings;
+use crate::start;
+use crate::tree::{link_copy, module_dirs, move_modules, remove_any, strip_for_image};
+
+/// Files that configure (and may authenticate) the package managers: used for the install,
+/// never shipped.
+const INSTALL_ONLY: &[&str] = &[".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs"];
+/// Directories of the package managers' own state, never shipped.
+const INSTALL_ONLY_DIRS: &[&str] = &[".yarn", ".pnpm-store"];
+
+/// Builds the app: see the module docs.
+pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError> {
+    let settings = NodeSettings::of(ctx)?;
+    let member = plan.facts.get(MEMBER).cloned().unwrap_or_default();
+    let root = project_root(ctx.app_dir, &member);
+    let pkg = PackageJson::read(ctx.app_dir)?;
+    let mut out = BuildOutput::default();
+
+    let (node, npm) = host_tools(ctx.env)?;
+    let host = host_node(ctx, &node)?;
+    let run_node = ctx.run_image.and_then(run_image_node);
+    let run_name = ctx.run_image.map_or("the run image", |r| r.name.as_str());
+    let root_for_versions = (!member.is_empty()).then_some(root.as_path());
+    if let Some(req) = requirement(&pkg, ctx.app_dir, root_for_versions)? {
+        check(&req, host, run_node.map(|v| (v, run_name)))?;
+        if ctx.run_image.is_some() && run_node.is_none() {
+            out.warnings.push(format!(
+                "the run image `{run_name}` does not say which Node.js it has (kiln's golden bases do), so kiln could not check it against `{}`",
+                req.range
+            ));
+        }
+    }
+
+    let spec = plan
+        .facts
+        .get(PACKAGE_MANAGER)
+        .and_then(|f| ManagerSpec::parse(f).ok())
+        .ok_or_else(|| kiln_error("the plan names no package manager"))?;
+    let lockfile = plan
+        .facts
+        .get(LOCKFILE)
+        .and_then(|f| Lockfile::from_fact(f));
+    let manager = Manager::new(ctx, &spec, &root, (&node, &npm))?;
+    warn_about_pins(&spec, plan, lockfile, &manager, &mut out.warnings);
+
+    let build_script = match (settings.build_script.as_deref(), settings.build_script()) {
+        (Some(named), Some(script)) if pkg.script(script).is_none() => {
+            return Err(BuildpackError::Usage {
+                message: format!(
+                    "`[io.kiln.node] build-script` names `{named}`, which package.json's scripts lack"
+                ),
+                hint: Some("name a script of package.json, or `\"\"` for none".to_owned()),
+            });
+        }
+        (_, script) => script.filter(|s| pkg.script(s).is_some()),
+    };
+
+    let workspace = ctx.workspace.trim_start_matches('/');
+    let entry = match lockfile {
+        Some(lock) => {
+            let env = ctx.env;
+            let inputs = KeyInputs {
+                manager: &manager.identity(),
+                node: &host.to_string(),
+                env,
+                layout: (ctx.workspace, &member),
+            };
+            let k = key(&root, lock.file_name(), &inputs)
+                .map_err(|e| BuildpackError::io("reading the project's package files", e))?;
+            Some((ModulesCache::new(ctx.cache_dir), k))
+        }
+        None => None,
+    };
+    let reused = match &entry {
+        Some((cache, k)) => reuse_tree(&manager, ctx, &root, build_script, cache.entry(k))?,
+        None => None,
+    };
+    let (layer_dir, manifest) = match reused {
+        Some(done) => done,
+        None => {
+            let target = match &entry {
+                Some((cache, k)) => Target::Cached(cache.entry(k)),
+                None => Target::Once(ctx.layers_dir.join("node_modules")),
+            };
+            let manifest = install_tree(&manager, ctx, &root, build_script, &target, workspace)?;
+            (target.layer_dir(), manifest)
+        }
+    };
+    if let Some((cache, k)) = &entry {
+        cache.gc(&cache.entry(k));
+    }
+    native::check(
+        &manifest.addons,
+        ctx.run_image.map(|r| r.architecture.as_str()),
+        host.major,
+        run_node.map(|v| v.major),
+        run_name,
+    )?;
+
+    let command = start::command(&pkg, ctx.app_dir, settings.start_words().as_deref())?;
+    if !manifest.module_dirs.is_empty() {
+        out.layers.push(LaunchLayer {
+            name: "node_modules".to_owned(),
+            dir: layer_dir,
+            cache_key: entry.map(|(_, k)| k),
+        });
+    }
+    out.layers.push(app_layer(ctx, &root, workspace)?);
+    out.processes.push(Process {
+        name: "web".to_owned(),
+        command,
+        default: true,
+    });
+    out.env
+        .insert("NODE_ENV".to_owned(), "production".to_owned());
+    if !member.is_empty() {
+        out.working_dir = Some(format!("{}/{member}", ctx.workspace.trim_end_matches('/')));
+    }
+    Ok(out)
+}
+
+/// Where a fresh production tree goes.
+enum Target {
+    /// The cache entry of its key.
+    Cached(Entry),
+    /// A directory of this build only (no lockfile: nothing to key it by).
+    Once(PathBuf),
+}
+
+impl Target {
+    fn layer_dir(&self) -> PathBuf {
+        match self {
+            Self::Cached(e) => e.layer_dir(),
+            Self::Once(dir) => dir.clone(),
+        }
+    }
+}
+
+/// Serves the tree from the complete cache entry `e`: its production tree is the layer, and
+/// the build script (if any) runs against its full tree, moved into the project and back.
+/// `None` when the entry cannot serve (absent, incomplete, no full tree, or that tree gone
+/// to a concurrent build): installing afresh is then always right.
+fn reuse_tree(
+    manager: &Manager<'_>,
+    ctx: &BuildContext<'_>,
+    root: &Path,
+    build_script: Option<&str>,
+    e: Entry,
+) -> Result<Option<(PathBuf, Manifest)>, BuildpackError> {
+    let Some(manifest) = e.manifest() else {
+        return Ok(None);
+    };
+    if build_script.is_some() && !manifest.has_full {
+        return Ok(None);
+    }
+    if build_script.is_some() && move_modules(&e.full_dir(), root, &manifest.full_dirs).is_err() {
+        return Ok(None);
+    }
+    (ctx.output)(&format!(
+        "reusing node_modules installed by {} (same lockfile, package files, Node.js and platform)",
+        manager.identity()
+    ));
+    if let Some(script) = build_script {
+        let built = manager.run_script(ctx.app_dir, script);
+        move_modules(root, &e.full_dir(), &manifest.full_dirs)
+            .map_err(io("keeping node_modules"))?;
+        built?;
+    }
+    Ok(Some((e.layer_dir(), manifest)))
+}
+
+/// Installs, runs the build script, keeps the full tree (when there is a build script and
+/// a cache entry), prunes, and moves the production tree into `target`.
+fn install_tree(
+    manager: &Manager<'_>,
+    ctx: &BuildContext<'_>,
+    root: &Path,
+    build_script: Option<&str>,
+    target: &Target,
+    workspace: &str,
+) -> Result<Manifest, BuildpackError> {
+    let frozen = matches!(target, Target::Cached(_));
+    manager.install(frozen)?;
+    if let Some(script) = build_script {
+        manager.run_script(ctx.app_dir, script)?;
+    }
+    let dirs = module_dirs(root).map_err(io("finding node_modules"))?;
+    if let Target::Cached(e) = target {
+        e.begin()
+            .map_err(io("preparing kiln's node_modules cache"))?;
+    }
+    let keep_full = build_script.is_some() && matches!(target, Target::Cached(_));
+    if let (true, Target::Cached(e)) = (keep_full, target) {
+        for d in &dirs {
+            let to = e.full_dir().join(d).join("node_modules");
+            link_copy(&root.join(d).join("node_modules"), &to)
+                .map_err(io("keeping the full node_modules"))?;
+        }
+    }
+    manager.prune()?;
+    let full_dirs = dirs.clone();
+    let dirs: Vec<String> = dirs
+        .into_iter()
+        .filter(|d| root.join(d).join("node_modules").is_dir())
+        .collect();
+    let layer_root = target.layer_dir().join(workspace);
+    move_modules(root, &layer_root, &dirs).map_err(io("moving node_modules into its layer"))?;
+    for d in &dirs {
+        strip_for_image(&layer_root.join(d).join("node_modules"))
+            .map_err(io("cleaning node_modules"))?;
+    }
+    let manifest = Manifest {
+        addons: native::addons(&layer_root).map_err(io("looking for native addons"))?,
+        module_dirs: dirs,
+        has_full: keep_full,
+        full_dirs: if keep_full { full_dirs } else { Vec::new() },
+    };
+    if let Target::Cached(e) = target {
+        e.commit(&manifest)
+            .map_err(io("saving kiln's node_modules cache"))?;
+    }
+    Ok(manifest)
+}
+
+/// Moves the project (its dependencies already moved out) into the app layer, without
+/// the package managers' configuration (it may hold registry tokens), state and lockfiles
+/// (they list devDependencies, which scanners would report as shipped).
+fn app_layer(
+    ctx: &BuildContext<'_>,
+    root: &Path,
+    workspace: &str,
+) -> Result<LaunchLayer, BuildpackError> {
+    let dir = ctx.layers_dir.join("app");
+    let dest = dir.join(workspace);
+    std::fs::create_dir_all(dest.parent().unwrap_or(&dir)).map_err(io("creating the app layer"))?;
+    std::fs::rename(root, &dest).map_err(io("moving the app into its layer"))?;
+    for lock in [
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "pnpm-lock.yaml",
+        "yarn.lock",
+    ] {
+        remove_any(&dest.join(lock)).map_err(io("leaving the lockfile out"))?;
+    }
+    for d in INSTALL_ONLY_DIRS {
+        remove_any(&dest.join(d)).map_err(io("leaving package manager state out"))?;
+    }
+    let mut stack = vec![dest.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io("reading the app"))? {
+            let entry = entry.map_err(io("reading the app"))?;
+            let name = entry.file_name();
+            let ty = entry.file_type().map_err(io("reading the app"))?;
+            if name == "node_modules" || (ty.is_file() && INSTALL_ONLY.iter().any(|f| name == *f)) {
+                remove_any(&entry.path()).map_err(io("leaving install files out"))?;
+            } else if ty.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(LaunchLayer {
+        name: "app".to_owned(),
+        dir,
+        cache_key: None,
+    })
+}
+
+/// Returns the project root: `app_dir` without the member path.
+fn project_root(app_dir: &Path, member: &str) -> PathBuf {
+    let levels = member.split('/').filter(|s| !s.is_empty()).count();
+    app_dir
+        .ancestors()
+        .nth(levels)
+        .unwrap_or(app_dir)
+        .to_path_buf()
+}
+
+/// Returns the host's Node.js version (`node --version`).
+fn host_node(ctx: &BuildContext<'_>, node: &Path) -> Result<Version, BuildpackError> {
+    let tool = Tool {
+        exe: node.to_path_buf(),
+        env: ctx.env.clone(),
+        dir: ctx.app_dir.to_path_buf(),
+        output: ctx.output,
+    };
+    let run = tool
+        .run(["--version"], true, 5)
+        .map_err(|e| BuildpackError::io(format!("running `{} --version`", node.display()), e))?;
+    run.stdout
+        .trim()
+        .parse()
+        .ok()
+        .filter(|_| run.status.success())
+        .ok_or_else(|| {
+            kiln_error(&format!(
+                "`{} --version` printed `{}`",
+                node.display(),
+                run.stdout.trim()
+            ))
+        })
+}
+
+/// Adds the warnings a demanding user wants about pins: no lockfile, an unpinned pnpm or
+/// Yarn, an npm other than the pinned one.
+fn warn_about_pins(
+    spec: &ManagerSpec,
+    plan: &Plan,
+    lockfile: Option<Lockfile>,
+    manager: &Manager<'_>,
+    warnings: &mut Vec<String>,
+) {
+    let pinned = plan.facts.get(PINNED).is_some_and(|p| p == "true");
+    match lockfile {
+        None => warnings.push(format!(
+            "no lockfile: {} resolves the dependencies anew on every build, so this image is not reproducible; commit the lockfile `{} install` writes",
+            manager.identity(),
+            spec.kind.name()
+        )),
+        Some(lock) if !pinned && spec.kind != Kind::Npm => warnings.push(format!(
+            "`{}` without `packageManager` in package.json: kiln installs with {}; pin it with `\"packageManager\": \"{}\"`",
+            lock.file_name(),
+            manager.identity(),
+            manager.identity()
+        )),
+        _ => {}
+    }
+    if spec.kind == Kind::Npm && pinned && spec.is_exact() && spec.version != manager.version {
+        warnings.push(format!(
+            "`packageManager` pins npm@{}, but kiln installs with the host's npm@{}",
+            spec.version, manager.version
+        ));
+    }
+}
+
+fn kiln_error(message: &str) -> BuildpackError {
+    BuildpackError::Kiln {
+        message: message.to_owned(),
+        hint: None,
+        source: None,
+    }
+}
+
+fn io(doing: &'static str) -> impl Fn(std::io::Error) -> BuildpackError {
+    move |e| BuildpackError::io(doing, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn the_project_root_is_above_the_member() {
+        let app = Path::new("/w/app/packages/api");
+        assert_eq!(project_root(app, "packages/api"), Path::new("/w/app"));
+        assert_eq!(project_root(app, ""), app);
+    }
+
+    #[test]
+    fn the_app_layer_leaves_install_files_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("app");
+        for f in [
+            "server.js",
+            "package.json",
+            "package-lock.json",
+            ".npmrc",
+            "packages/a/.npmrc",
+            "packages/a/index.js",
+            "packages/a/node_modules/x/index.js",
+            ".yarn/cache/x.zip",
+            ".yarnrc.yml",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "x").unwrap();
+        }
+        let layers = tmp.path().join("layers");
+        let out = |_: &str| {};
+        let ctx = BuildContext {
+            app_dir: &root,
+            layers_dir: &layers,
+            cache_dir: tmp.path(),
+            env: &BTreeMap::new(),
+            default_process: None,
+            workspace: "/workspace",
+            output: &out,
+            settings: &Default::default(),
+            run_image: None,
+        };
+        let layer = app_layer(&ctx, &root, "workspace").unwrap();
+        assert_eq!(layer.dir, layers.join("app"));
+        let mut left = Vec::new();
+        let mut stack = vec![layer.dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    left.push(
+                        e.path()
+                            .strip_prefix(&layer.dir)
+                            .unwrap()
+                            .display()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "workspace/package.json",
+                "workspace/packages/a/index.js",
+                "workspace/server.js",
+            ]
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! The installed dependency trees of earlier builds, in kiln's cache, keyed by everything
+//! that decides them: lockfile, package.json files, package manager and its settings,
+//! Node.js version, platform and build environment. An entry holds the production tree,
+//! laid out as the `node_modules` layer, and (for apps with a build script) the full tree
+//! the build script runs against. A hit skips the install: nothing is installed, pruned,
+//! re-tarred or re-uploaded.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::native::Addon;
+
+/// Entries kept (a few apps or lockfile versions); older ones are removed after a build.
+const KEEP: usize = 6;
+/// The file that makes an entry complete; written last.
+const MANIFEST: &str = "kiln-modules.json";
+/// Variables that only say where a build runs, never what it installs.
+const VOLATILE_ENV: &[&str] = &["HOME", "USER", "TMPDIR", "LANG", "LC_ALL", "TZ"];
+/// Project files that change what a package manager installs, besides lockfiles and
+/// package.json files.
+const CONFIG_FILES: &[&str] = &[
+    ".npmrc",
+    ".yarnrc",
+    ".yarnrc.yml",
+    "pnpm-workspace.yaml",
+    ".pnpmfile.cjs",
+];
+/// Directories of patches applied at install time (pnpm/Yarn `patch:`, patch-package).
+const PATCH_DIRS: &[&str] = &["patches", ".yarn/patches"];
+
+/// What an entry holds, written when it is complete.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The project directories (relative, `""` for the root) that have a `node_modules`.
+    pub module_dirs: Vec<String>,
+    /// Whether the full tree (devDependencies included) is kept beside the production one.
+    pub has_full: bool,
+    /// The project directories whose full `node_modules` the entry keeps (pruning may have
+    /// emptied some of them out of `module_dirs`).
+    #[serde(default)]
+    pub full_dirs: Vec<String>,
+    /// The native addons of the production tree.
+    pub addons: Vec<Addon>,
+}
+
+/// What decides an installed tree, besides the project's files.
+pub struct KeyInputs<'a> {
+    /// The package manager and version (`pnpm@9.15.9`).
+    pub manager: &'a str,
+    /// The host's Node.js version.
+    pub node: &'a str,
+    /// The build environment (allow-listed variables and the user's).
+    pub env: &'a BTreeMap<String, String>,
+    /// The image directory the project goes to, and the app's path in the project.
+    pub layout: (&'a str, &'a str),
+}
+
+/// Returns the key of the tree that installing the project at `root` with `lockfile`
+/// gives: a hex SHA-256 of the inputs and of every file that decides it.
+pub fn key(root: &Path, lockfile: &str, inputs: &KeyInputs<'_>) -> io::Result<String> {
+    let mut h = Sha256::new();
+    let mut field = |name: &str, value: &[u8]| {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value);
+    };
+    field("kiln", env!("CARGO_PKG_VERSION").as_bytes());
+    field("manager", inputs.manager.as_bytes());
+    field("node", inputs.node.as_bytes());
+    let platform = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
+    field("platform", platform.as_bytes());
+    field("workspace", inputs.layout.0.as_bytes());
+    field("member", inputs.layout.1.as_bytes());
+    for (k, v) in inputs.env {
+        if !VOLATILE_ENV.contains(&k.as_str()) {
+            field(&format!("env:{k}"), v.as_bytes());
+        }
+    }
+    if let Some(home) = inputs.env.get("HOME") {
+        // The user's npm settings (registry, nodedir) change what is installed.
+        if let Ok(bytes) = std::fs::read(Path::new(home).join(".npmrc")) {
+            field("~/.npmrc", &bytes);
+        }
+    }
+    field(lockfile, &std::fs::read(root.join(lockfile))?);
+    for rel in project_files(root)? {
+        field(&rel, &std::fs::read(root.join(&rel))?);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Returns the project's package.json files, install config files and patches (relative,
+/// sorted), outside `node_modules`, `.git` and `.yarn/cache`.
+fn project_files(root: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(root.join(&rel))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ty = entry.file_type()?;
+            let in_patches = PATCH_DIRS
+                .iter()
+                .any(|d| path.starts_with(&format!("{d}/")));
+            if ty.is_dir() {
+                if !matches!(name.as_str(), "node_modules" | ".git") && path != ".yarn/cache" {
+                    stack.push(path);
+                }
+            } else if ty.is_file()
+                && (name == "package.json" || CONFIG_FILES.contains(&name.as_str()) || in_patches)
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The entries under `<cache>/modules`.
+pub struct ModulesCache {
+    root: PathBuf,
+}
+
+/// One key's entry.
+pub struct Entry {
+    dir: PathBuf,
+}
+
+impl ModulesCache {
+    /// Returns the cache under the buildpack's cache directory.
+    pub fn new(cache_dir: &Path) -> Self {
+        Self {
+            root: cache_dir.join("modules"),
+        }
+    }
+
+    /// Returns the entry of `key` (which may not exist yet).
+    pub fn entry(&self, key: &str) -> Entry {
+        Entry {
+            dir: self.root.join(key),
+        }
+    }
+
+    /// Removes all but the [`KEEP`] most recently used complete entries, and incomplete
+    /// ones other than `keep` (the current build's).
+    pub fn gc(&self, keep: &Entry) {
+        let Ok(read) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        let mut used: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+        for dir in read.flatten().map(|e| e.path()) {
+            match std::fs::metadata(dir.join(MANIFEST)).and_then(|m| m.modified()) {
+                Ok(t) => used.push((t, dir)),
+                Err(_) if dir != keep.dir => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                Err(_) => {}
+            }
+        }
+        used.sort();
+        used.reverse();
+        for (_, dir) in used.into_iter().skip(KEEP).filter(|(_, d)| *d != keep.dir) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Entry {
+    /// Returns the manifest when the entry is complete (and marks it used).
+    pub fn manifest(&self) -> Option<Manifest> {
+        let path = self.dir.join(MANIFEST);
+        let manifest = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        Some(manifest)
+    }
+
+    /// Returns the `node_modules` layer's directory (laid out as the image root).
+    pub fn layer_dir(&self) -> PathBuf {
+        self.dir.join("layer")
+    }
+
+    /// Returns where the full tree's `node_modules` directories are kept.
+    pub fn full_dir(&self) -> PathBuf {
+        self.dir.join("full")
+    }
+
+    /// Empties the entry for a new tree.
+    pub fn begin(&self) -> io::Result<()> {
+        crate::tree::remove_any(&self.dir)?;
+        std::fs::create_dir_all(&self.dir)
+    }
+
+    /// Marks the entry complete.
+    pub fn commit(&self, manifest: &Manifest) -> io::Result<()> {
+        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(manifest)?)?;
+        std::fs::rename(tmp, self.dir.join(MANIFEST))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    fn key_of(dir: &Path, env: &[(&str, &str)]) -> String {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let inputs = KeyInputs {
+            manager: "npm@11.0.0",
+            node: "20.20.2",
+            env: &env,
+            layout: ("/workspace", ""),
+        };
+        key(dir, "package-lock.json", &inputs).unwrap()
+    }
+
+    #[test]
+    fn the_key_follows_what_decides_the_tree_and_nothing_else() {
+        let p = project(&[
+            ("package.json", "{}"),
+            ("package-lock.json", "{\"a\":1}"),
+            ("server.js", "one"),
+            ("packages/x/package.json", "{}"),
+            ("node_modules/y/package.json", "{}"),
+        ]);
+        let d = p.path();
+        let base = key_of(d, &[("PATH", "/usr/bin"), ("HOME", "/h1")]);
+        assert_eq!(
+            base,
+            key_of(d, &[("PATH", "/usr/bin"), ("HOME", "/h2")]),
+            "HOME's path does not count"
+        );
+        std::fs::write(d.join("server.js"), "two").unwrap();
+        std::fs::write(d.join("node_modules/y/package.json"), "{\"v\":2}").unwrap();
+        assert_eq!(
+            base,
+            key_of(d, &[("PATH", "/usr/bin"), ("HOME", "/h1")]),
+            "app code does not count"
+        );
+        assert_ne!(base, key_of(d, &[("PATH", "/opt/bin"), ("HOME", "/h1")]));
+        for (file, text) in [
+            ("package-lock.json", "{\"a\":2}"),
+            ("packages/x/package.json", "{\"v\":1}"),
+            (".npmrc", "legacy-peer-deps=true"),
+            ("patches/y+1.0.0.patch", "diff"),
+        ] {
+            let before = key_of(d, &[("PATH", "/usr/bin")]);
+            std::fs::write(d.join(file), text).unwrap_or_else(|_| {
+                std::fs::create_dir_all(d.join(file).parent().unwrap()).unwrap();
+                std::fs::write(d.join(file), text).unwrap();
+            });
+            assert_ne!(before, key_of(d, &[("PATH", "/usr/bin")]), "{file}");
+        }
+    }
+
+    #[test]
+    fn entries_complete_on_commit_and_old_ones_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ModulesCache::new(tmp.path());
+        let entries: Vec<Entry> = (0..KEEP + 2)
+            .map(|i| cache.entry(&format!("k{i}")))
+            .collect();
+        for (i, e) in entries.iter().enumerate() {
+            e.begin().unwrap();
+            assert_eq!(e.manifest(), None);
+            let m = Manifest {
+                module_dirs: vec![String::new()],
+                has_full: i % 2 == 0,
+                full_dirs: vec![String::new()],
+                addons: Vec::new(),
+            };
+            e.commit(&m).unwrap();
+            assert_eq!(e.manifest(), Some(m));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let half = cache.entry("half");
+        half.begin().unwrap();
+        let current = cache.entry("current");
+        current.begin().unwrap();
+        cache.gc(&current);
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path().join("modules"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let newest: Vec<String> = (2..KEEP + 2).map(|i| format!("k{i}")).collect();
+        assert_eq!(left[0], "current");
+        assert_eq!(left[1..], newest[..]);
+    }
+}
