@@ -188,11 +188,7 @@ mod tests {
         let out = |l: &str| lines.lock().unwrap().push(l.to_owned());
         let tool = sh(dir.path(), &[("ONLY", "this")], &out);
         let run = tool
-            .run(
-                ["-c", "env | sort; pwd; for i in 1 2 3 4 5; do echo line$i; done; echo err >&2; exit 3"],
-                false,
-                3,
-            )
+            .run(["-c", "env | sort; pwd; echo err >&2; exit 3"], false, 50)
             .unwrap();
         assert_eq!(run.status.code(), Some(3));
         let seen = lines.into_inner().unwrap();
@@ -200,9 +196,21 @@ mod tests {
         assert!(!seen.iter().any(|l| l.starts_with("HOME=")), "{seen:?}");
         let real = dir.path().canonicalize().unwrap();
         assert!(seen.contains(&real.display().to_string()), "{seen:?}");
-        assert_eq!(run.tail.len(), 3);
-        assert!(run.tail.contains(&"err".to_owned()), "{:?}", run.tail);
+        // Both streams reach the output and the tail (in the order the readers got them).
+        assert!(seen.contains(&"err".to_owned()), "{seen:?}");
+        let mut tail = run.tail.clone();
+        let mut all = seen.clone();
+        tail.sort();
+        all.sort();
+        assert_eq!(tail, all);
         assert!(run.stdout.is_empty());
+
+        let out = |_: &str| {};
+        let tool = sh(dir.path(), &[], &out);
+        let run = tool
+            .run(["-c", "for i in 1 2 3 4 5; do echo line$i; done"], false, 3)
+            .unwrap();
+        assert_eq!(run.tail, ["line3", "line4", "line5"]);
     }
 
     #[test]
