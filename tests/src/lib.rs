@@ -19,6 +19,7 @@ mod openssl;
 mod podman;
 mod registry;
 mod skopeo;
+mod stall_proxy;
 mod syft;
 mod token;
 mod workspace;
@@ -37,6 +38,7 @@ pub use skopeo::{
     skopeo, skopeo_copy, skopeo_copy_with, skopeo_inspect, skopeo_inspect_config,
     skopeo_inspect_raw, skopeo_inspect_with,
 };
+pub use stall_proxy::StallProxy;
 pub use syft::{SYFT_VERSION, syft_bin, syft_scan};
 pub use token::{Access, TokenIssuer, TokenRequest};
 pub use workspace::{Workspace, copy_dir, free_port};

@@ -111,6 +111,30 @@ impl Podman {
         self.output(&args)
     }
 
+    /// Returns the bytes of the regular file `path` in `image`, read with `podman create` and
+    /// `podman cp` (so images without any tool inside, distroless ones, work too).
+    pub fn read_file(&self, image: &str, path: &str) -> Vec<u8> {
+        let id = self.checked(&["create", image]).trim().to_owned();
+        let out = self.output(&["cp", &format!("{id}:{path}"), "-"]);
+        let _ = self.output(&["rm", &id]);
+        assert!(
+            out.status.success(),
+            "podman cp {path} from {image}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // `podman cp … -` writes a tar of the one file.
+        let mut archive = tar::Archive::new(out.stdout.as_slice());
+        let mut entry = archive
+            .entries()
+            .expect("podman cp wrote a tar")
+            .next()
+            .expect("one entry")
+            .expect("a readable entry");
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("reading the entry");
+        bytes
+    }
+
     /// Starts `podman run -d --network host OPTIONS... IMAGE` (image's own entrypoint).
     ///
     /// `options` are `podman run` options placed before the image, e.g. `["-e", "PORT=8080"]`.

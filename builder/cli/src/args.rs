@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Detect the app's language, build it with the real toolchain, and export an image.
     Build(BuildArgs),
+    /// Put app images on a newer run image, registry-side: no rebuild, no layer bytes moved.
+    Rebase(RebaseArgs),
     /// Store registry credentials the way `docker login` does.
     Login(LoginArgs),
     /// Maintain golden base images built from signed Debian packages.
@@ -152,6 +154,40 @@ pub struct BuildArgs {
     /// Print debug details.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+/// `kiln rebase`.
+#[derive(Debug, Args)]
+pub struct RebaseArgs {
+    /// The app images to rebase (built by kiln or another CNB platform such as `pack`).
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+    /// The run image to put them on: a registry reference, `oci:PATH[:NAME]` or a name in
+    /// kiln's store. Default: the newest image of each app's base stream (its run image's
+    /// repository, same base id).
+    #[arg(long, value_name = "REF")]
+    pub run_image: Option<String>,
+    /// Push each rebased image under its own tag (otherwise it goes into kiln's local store).
+    #[arg(long)]
+    pub publish: bool,
+    /// Rebase even when the new run image's OS, architecture or base id differ from the app's.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would change and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where kiln keeps its local image store.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Write a JSON report: per image, old and new base, result, digest, bytes uploaded.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print only errors and the rebased references.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// `kiln login`.

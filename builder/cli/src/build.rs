@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use kiln_buildpack_go::GoBuildpack;
 use kiln_buildpack_java::{JavaBuildpack, gradle_hint};
 use kiln_buildpack_node::NodeBuildpack;
-use kiln_image::{Blobs, Image, fetch_remote, layout_has, read_layout};
+use kiln_image::{Blobs, layout_has};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
     BuildPhase, Buildpack, BuildpackError, Exporter, LayerCache, PhaseError, ProjectDescriptor,
@@ -21,6 +21,7 @@ use crate::args::{BuildArgs, CompressionArg};
 use crate::failure::{Failure, exit};
 use crate::output::{Ui, human_bytes};
 use crate::report::{Report, Timings};
+use crate::run_image::{names_a_registry, read_run_image};
 use crate::settings::{Environment, parse_env_flags};
 use crate::sink::Sinks;
 
@@ -215,10 +216,9 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
 
 /// Where the run image comes from.
 enum RunChoice {
-    /// `--run-image`, `[io.kiln] run-image` or the stack's registry reference, or `oci:PATH[:NAME]`.
+    /// `--run-image`, `[io.kiln] run-image` or the stack's base: a registry reference, a name
+    /// in kiln's local image store, or `oci:PATH[:NAME]`.
     Named(String),
-    /// The stack's base, found by name in kiln's local image store.
-    Stored(String),
     /// kiln's generated minimal base.
     Generated,
 }
@@ -232,23 +232,17 @@ fn stack_default(buildpack: &str, store_dir: &Path, ui: &Ui) -> Result<RunChoice
     }
 }
 
-/// Returns `run_image` as named when it is a registry reference, from kiln's store when the
-/// store has it; else kiln's generated minimal base if `static_fallback` (enough for static
-/// binaries), else an error saying how to get the curated base.
+/// Returns `run_image` as named when it is a registry reference or kiln's store has it;
+/// else kiln's generated minimal base if `static_fallback` (enough for static binaries),
+/// else an error saying how to get the curated base.
 fn stack_image(
     run_image: &str,
     static_fallback: bool,
     store_dir: &Path,
     ui: &Ui,
 ) -> Result<RunChoice, Failure> {
-    let first = run_image.split('/').next().unwrap_or_default();
-    let names_a_registry = run_image.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
-    if names_a_registry {
+    if names_a_registry(run_image) || layout_has(store_dir, run_image) {
         return Ok(RunChoice::Named(run_image.to_owned()));
-    }
-    if layout_has(store_dir, run_image) {
-        return Ok(RunChoice::Stored(run_image.to_owned()));
     }
     let definition = format!(
         "golden-base/{}.toml",
@@ -271,8 +265,8 @@ fn stack_image(
     .hint(Some(how)))
 }
 
-/// Returns the run image: kiln's generated base, an image in the local store, an `oci:`
-/// layout, or a registry image.
+/// Returns the run image: kiln's generated base, or the one named (for this host's
+/// platform).
 async fn resolve_run_image(
     choice: RunChoice,
     client: &Client,
@@ -280,59 +274,33 @@ async fn resolve_run_image(
     epoch: i64,
     compression: Compression,
 ) -> Result<RunImage, Failure> {
-    let fail = |e: anyhow::Error| Failure::new(exit::EXPORT, e);
-    let (image, digest, name): (Image, Digest, String) = match choice {
+    let name = match choice {
+        RunChoice::Named(name) => name,
         RunChoice::Generated => {
+            let fail = |e: anyhow::Error| Failure::new(exit::EXPORT, e);
             let image =
                 static_base(epoch, compression, blobs.store()).map_err(|e| fail(e.into()))?;
             let digest = image
                 .finalize()
                 .map_err(|e| fail(e.into()))?
                 .manifest_digest;
-            (image, digest, "kiln:static".into())
-        }
-        RunChoice::Stored(name) => {
-            let (image, digest) = read_layout(
-                blobs.store().root(),
-                Some(&name),
-                ("linux", host_arch()),
-                blobs,
-            )
-            .map_err(|e| {
-                fail(anyhow!(e).context(format!("reading run image `{name}` from kiln's store")))
-            })?;
-            (image, digest, name)
-        }
-        RunChoice::Named(name) => {
-            let name = name.as_str();
-            let (image, digest) = if let Some(rest) = name.strip_prefix("oci:") {
-                let (path, ref_name) = split_layout_ref(rest);
-                read_layout(
-                    Path::new(&path),
-                    ref_name.as_deref(),
-                    ("linux", host_arch()),
-                    blobs,
-                )
-                .map_err(|e| fail(anyhow!(e).context(format!("reading run image `{name}`"))))?
-            } else {
-                let reference: Reference = name
-                    .parse()
-                    .map_err(|e| Failure::new(exit::USAGE, anyhow!("--run-image: {e}")))?;
-                fetch_remote(client, &reference, "linux", host_arch())
-                    .await
-                    .map_err(|e| {
-                        let hint = e.hint();
-                        fail(anyhow!(e).context(format!("reading run image `{name}`"))).hint(hint)
-                    })?
-            };
-            (image, digest, name.to_string())
+            return Ok(RunImage {
+                image,
+                digest,
+                name: "kiln:static".into(),
+            });
         }
     };
-    Ok(RunImage {
-        image,
-        digest,
-        name,
-    })
+    let store = blobs.store().root().to_path_buf();
+    read_run_image(
+        &name,
+        client,
+        blobs,
+        &store,
+        ("linux", host_arch()),
+        exit::EXPORT,
+    )
+    .await
 }
 
 /// Returns what a buildpack may know of the run image: name, platform, labels.
@@ -360,14 +328,6 @@ fn absolute(dir: &Path) -> Result<PathBuf, Failure> {
             anyhow!("cache directory `{}`: {e}", dir.display()),
         )
     })
-}
-
-/// Splits `PATH[:NAME]` of an `oci:` reference; the path is everything up to the first `:`.
-fn split_layout_ref(rest: &str) -> (PathBuf, Option<String>) {
-    match rest.split_once(':') {
-        Some((p, n)) => (PathBuf::from(p), Some(n.to_string())),
-        None => (PathBuf::from(rest), None),
-    }
 }
 
 /// Maps a detect/build failure to its exit code and hint.

@@ -18,6 +18,8 @@ pub mod exit {
     pub const KILN_BUILD: u8 = 52;
     /// Export or push failed.
     pub const EXPORT: u8 = 62;
+    /// Rebase refused or failed.
+    pub const REBASE: u8 = 72;
 }
 
 /// A failure with its exit code and an optional hint.

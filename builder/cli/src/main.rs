@@ -3,11 +3,14 @@
 
 mod args;
 mod base;
+mod base_stream;
 mod build;
 mod failure;
 mod login;
 mod output;
+mod rebase;
 mod report;
+mod run_image;
 mod settings;
 mod sink;
 
@@ -36,6 +39,13 @@ fn main() -> ExitCode {
                     .init();
             }
             build::run(args, &env, &Ui::new(verbosity))
+        }
+        Command::Rebase(args) => {
+            let verbosity = match args.quiet {
+                true => Verbosity::Quiet,
+                false => Verbosity::Normal,
+            };
+            rebase::run(args, &env, &Ui::new(verbosity))
         }
         Command::Login(args) => login::run(args, &env),
         Command::Base(cmd) => base::run(cmd, &env, &Ui::new(Verbosity::Normal)),

@@ -39,7 +39,7 @@ impl Platform {
     }
 
     /// Reads the `platform` object of an index entry.
-    pub(crate) fn of_entry(entry: &Value) -> Option<Platform> {
+    pub fn of_entry(entry: &Value) -> Option<Platform> {
         let p = &entry["platform"];
         Some(Platform {
             os: p["os"].as_str()?.to_owned(),

@@ -24,7 +24,9 @@ pub use error::ImageError;
 pub use index::{Artifact, FinalIndex, Platform};
 pub use layout::{layout_has, read_layout, write_layout};
 pub use model::{FinalImage, Image, Layer, Origin};
-pub use remote::{BlobOutcome, PushObserver, PushReport, fetch_remote, push_image};
+pub use remote::{
+    BlobOutcome, PushObserver, PushReport, fetch_remote, fetch_remote_all, push_image,
+};
 pub use validate::{
     Validated, ValidatedIndex, validate_layout, validate_layout_index, validate_remote,
     validate_remote_index,

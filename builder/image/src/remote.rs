@@ -5,7 +5,7 @@ use kiln_registry::{BlobPush, Client};
 
 use crate::index::{is_index, pick_platform};
 use crate::layout::layers_of;
-use crate::{Artifact, Blobs, Image, ImageError, Layer, Origin};
+use crate::{Artifact, Blobs, Image, ImageError, Layer, Origin, Platform};
 
 /// Largest config blob kiln reads; real configs are a few KiB.
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
@@ -48,6 +48,45 @@ pub async fn fetch_remote(
         .map_err(|e| ImageError::json(format!("parsing config of `{reference}`"), e))?;
     let layers = layers_of(&manifest, &config, Origin::Remote(reference.clone()))?;
     Ok((Image { config, layers }, pulled.digest))
+}
+
+/// Reads every platform image of `reference`: the one image of a manifest, or each image an
+/// index lists for a real platform (attestation entries, `unknown/unknown`, are left out).
+/// Returns the images with their manifest digests, and whether `reference` is an index.
+pub async fn fetch_remote_all(
+    client: &Client,
+    reference: &Reference,
+) -> Result<(Vec<(Image, Digest)>, bool), ImageError> {
+    let pulled = client
+        .get_manifest(reference, &reference.manifest_ref())
+        .await?;
+    if !is_index(&pulled.media_type) {
+        let (image, digest) = fetch_remote(client, reference, "", "").await?;
+        return Ok((vec![(image, digest)], false));
+    }
+    let index: serde_json::Value = serde_json::from_slice(&pulled.bytes)
+        .map_err(|e| ImageError::json(format!("parsing the index of `{reference}`"), e))?;
+    let mut images = Vec::new();
+    for entry in index["manifests"].as_array().into_iter().flatten() {
+        let Some(platform) = Platform::of_entry(entry).filter(|p| p.os != "unknown") else {
+            continue;
+        };
+        let digest: Digest = entry["digest"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| {
+                ImageError::Unsupported(format!("an entry of `{reference}` has no valid digest"))
+            })?;
+        let (image, digest) = fetch_remote(
+            client,
+            &reference.with_digest(digest),
+            &platform.os,
+            &platform.architecture,
+        )
+        .await?;
+        images.push((image, digest));
+    }
+    Ok((images, true))
 }
 
 /// How a blob reached the target repository.

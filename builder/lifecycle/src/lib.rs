@@ -13,6 +13,7 @@ mod layer_cache;
 mod metadata;
 mod phases;
 mod project;
+mod rebase;
 mod source;
 mod stack;
 mod tool;
@@ -27,6 +28,10 @@ pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};
 pub use layer_cache::LayerCache;
 pub use phases::{ALLOWED_ENV, BuildPhase, BuildResult, PhaseError, build_env, detect};
 pub use project::{ProjectDescriptor, ProjectError};
+pub use rebase::{
+    LIFECYCLE_METADATA, REBASABLE, Rebase, RebaseError, Rebased, RecordedRunImage, base_id,
+    recorded_run_image,
+};
 pub use source::{CopyStats, SourceError, copy_source};
 pub use stack::{Stack, stack_for};
 pub use tool::{Tool, ToolRun, find_executable, for_each_line, prepend_path};

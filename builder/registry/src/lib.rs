@@ -23,6 +23,7 @@ mod push;
 mod request;
 mod retry;
 mod settings;
+mod tags;
 mod tls;
 mod upload;
 

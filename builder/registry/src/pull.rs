@@ -239,7 +239,11 @@ async fn next_chunk(
 }
 
 /// Reads the whole body of `resp`, failing past `max` bytes.
-async fn read_capped(t: &Target, mut resp: Response, max: u64) -> Result<Vec<u8>, RegistryError> {
+pub(crate) async fn read_capped(
+    t: &Target,
+    mut resp: Response,
+    max: u64,
+) -> Result<Vec<u8>, RegistryError> {
     if resp.content_length().is_some_and(|n| n > max) {
         return Err(RegistryError::TooLarge {
             action: t.action.clone(),

@@ -419,8 +419,19 @@ pub fn reuse(report: &serde_json::Value) -> Vec<(String, bool)> {
 /// `platform` once per test binary, into a shared cache dir whose store holds it as
 /// `kiln-base/<base>`, and returns that dir.
 pub fn shared_base(base: &str, platform: &str) -> PathBuf {
+    shared_base_version(base, platform, false)
+}
+
+/// Like [`shared_base`], for "version 2" of the base when `v2`: the same lock with one file
+/// more, `/etc/kiln-base-v2` holding `v2`, as a patched base a platform team rolls out.
+/// `platform` may name several (`linux/amd64,linux/arm64`: an index).
+pub fn shared_base_version(base: &str, platform: &str, v2: bool) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
-    let key = format!("{base}-{}", platform.replace('/', "-"));
+    let key = format!(
+        "{base}-{}{}",
+        platform.replace(['/', ','], "-"),
+        if v2 { "-v2" } else { "" }
+    );
     // Held while building: a second test wanting the same base waits for this one.
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(dir) = built.get(&key) {
@@ -431,13 +442,21 @@ pub fn shared_base(base: &str, platform: &str) -> PathBuf {
         "java21" | "node" => &["static", "base", base],
         other => &[other],
     };
-    let dir = Kiln::shared_cache()
-        .parent()
-        .unwrap()
-        .join(format!("base-{key}"));
+    let shared = Kiln::shared_cache().parent().unwrap().to_path_buf();
+    let dir = shared.join(format!("base-{key}"));
+    // Every build of the binary shares one `.deb` cache: v2 of a base downloads nothing.
+    std::fs::create_dir_all(shared.join("debian")).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::os::unix::fs::symlink(shared.join("debian"), dir.join("debian"));
     let kiln = Kiln::new();
     let defs = kiln.golden_definitions("defs", chain);
     kiln.committed_locks(&defs, chain);
+    if v2 {
+        let def = defs.join(format!("{base}.toml"));
+        let mut text = std::fs::read_to_string(&def).unwrap();
+        text.push_str("\n[[files]]\npath = \"/etc/kiln-base-v2\"\ncontent = \"v2\\n\"\n");
+        std::fs::write(&def, text).unwrap();
+    }
     kiln.run(&[
         "base",
         "build",
