@@ -8,21 +8,23 @@
 #   bench/run.sh java     # Spring Boot: one-line-change rebuild vs Jib, cold build vs mvn package, sizes
 #   bench/run.sh node     # Express: cold build vs npm ci + npm prune, one-line-change rebuild vs cold
 #   bench/run.sh rebase   # one app image between two bases, registry-side: kiln vs crane rebase
+#   bench/run.sh pod      # Spring Boot in a locked-down pod: second build with --cache-image vs cold
 #
 # Environment knobs are the scripts' own: BENCH_BIG, BENCH_REPEAT (layer); RUNS, WARMUP,
 # KO, KO_VERSION (go); RUNS (base); RUNS, WARMUP, KILN, DISTROLESS_JAVA17_REF (java);
-# RUNS, WARMUP (node); RUNS, WARMUP, CRANE, CRANE_VERSION (rebase).
+# RUNS, WARMUP (node); RUNS, WARMUP, CRANE, CRANE_VERSION (rebase); RUNS (pod).
 # Scratch goes to bench/out (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-all}
 case $what in
-  all) bash ./layer-export.sh; echo; bash ./go-rebuild.sh; echo; bash ./base-build.sh; echo; bash ./java-rebuild.sh; echo; bash ./node-build.sh; echo; bash ./rebase.sh ;;
+  all) bash ./layer-export.sh; echo; bash ./go-rebuild.sh; echo; bash ./base-build.sh; echo; bash ./java-rebuild.sh; echo; bash ./node-build.sh; echo; bash ./rebase.sh; echo; bash ./pod-cache.sh ;;
   layer) bash ./layer-export.sh ;;
   go) bash ./go-rebuild.sh ;;
   base) bash ./base-build.sh ;;
   java) bash ./java-rebuild.sh ;;
   node) bash ./node-build.sh ;;
   rebase) bash ./rebase.sh ;;
-  *) echo "usage: bench/run.sh [all|layer|go|base|java|node|rebase]" >&2; exit 2 ;;
+  pod) bash ./pod-cache.sh ;;
+  *) echo "usage: bench/run.sh [all|layer|go|base|java|node|rebase|pod]" >&2; exit 2 ;;
 esac

@@ -4,27 +4,36 @@ mod common;
 
 use common::Kiln;
 
-/// `go build -toolexec` runs a script of ours for every compile and link step, with exactly
-/// the environment kiln gave the go tool; the script records it.
+/// The `go` kiln finds on the allow-listed `PATH` is a script of ours that records its
+/// environment, then runs the real go: what it records is exactly what kiln gave the go
+/// tool, and every compiler and linker go starts inherits it.
 #[test]
 fn toolchain_gets_no_credentials_or_docker_config() {
     let kiln = Kiln::new();
-    // A tiny app: -toolexec defeats the build cache, so keep what gets compiled small.
     kiln.ws
         .write("app/go.mod", "module example.com/tiny\n\ngo 1.22\n");
     kiln.ws
         .write("app/main.go", "package main\n\nfunc main() {}\n");
     let app = kiln.ws.join("app");
     let dumps = kiln.ws.mkdir("dumps");
+    let bin = kiln.ws.mkdir("wrapper");
     let script = kiln.ws.write(
-        "toolexec.sh",
-        "#!/bin/sh\nenv > \"$KILN_ENV_DUMP/$$.env\"\nexec \"$@\"\n",
+        "wrapper/go",
+        format!(
+            "#!/bin/sh\nenv > \"$KILN_ENV_DUMP/$$.env\"\nexec {} \"$@\"\n",
+            kiln_e2e::go_bin().display()
+        ),
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let cache = kiln.ws.mkdir("cache");
-    let goflags = format!("GOFLAGS=-toolexec={}", script.display());
+    common::share_go_build_cache(&cache);
     let dump_env = format!("KILN_ENV_DUMP={}", dumps.display());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let run = kiln.run_with(
         &[
             "build",
@@ -34,12 +43,11 @@ fn toolchain_gets_no_credentials_or_docker_config() {
             "--cache-dir",
             cache.to_str().unwrap(),
             "--env",
-            &goflags,
-            "--env",
             &dump_env,
         ],
         None,
         &[
+            ("PATH", &path),
             ("REGISTRY_PASSWORD", "hunter2-canary"),
             ("AWS_SECRET_ACCESS_KEY", "aws-canary"),
             ("GOPRIVATE", "example.com/private"),
@@ -50,7 +58,7 @@ fn toolchain_gets_no_credentials_or_docker_config() {
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
-    assert!(!envs.is_empty(), "the toolexec script never ran");
+    assert!(!envs.is_empty(), "the go wrapper never ran");
     for env in &envs {
         for secret in [
             "hunter2-canary",

@@ -9,36 +9,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    Kiln, client, run_web, runtime, shared_base_version, validate_pushed, validate_pushed_index,
-};
+use common::{Kiln, client, run_web, runtime, validate_pushed, validate_pushed_index};
 use kiln_e2e::{
-    Podman, Registry, StallProxy, ensure_containers_conf, kiln_bin, skopeo_copy_with,
-    skopeo_inspect_raw,
+    Podman, Registry, StallProxy, ensure_containers_conf, kiln_bin, skopeo_inspect_raw,
 };
 
-/// Copies golden base `base` (v1 or v2) from the binary's shared store to `registry` as
-/// `bases/<base>:<tag>`, digests unchanged; returns the reference. `static` and `node` are
-/// indexes of amd64 and arm64 (as the curated bases are published), `java17` is amd64 only.
+/// Publishes golden base `base` (v1 or v2) as `bases/<base>:<tag>`: `static` and `node` as
+/// indexes of amd64 and arm64 (as the curated bases are published), `java17` amd64 only.
 fn publish_base(registry: &Registry, base: &str, v2: bool, tag: &str) -> String {
     let platform = match base {
         "java17" => "linux/amd64",
         _ => "linux/amd64,linux/arm64",
     };
-    let dir = shared_base_version(base, platform, v2);
-    let dest = registry.reference(&format!("bases/{base}:{tag}"));
-    let src = format!("oci:{}:kiln-base/{base}", dir.join("oci").display());
-    let out = skopeo_copy_with(
-        &src,
-        &dest,
-        &["--all", "--preserve-digests", "--dest-tls-verify=false"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dest
+    common::publish_base(registry, base, platform, v2, tag)
 }
 
 /// Returns `repo@digest` of the `arch` image of the index `reference`, or `reference` itself
@@ -65,6 +48,7 @@ fn platform_ref(reference: &str, arch: &str) -> String {
 fn build_app(kiln: &Kiln, fixture: &str, image: &str, run_image: &str) -> String {
     let app = kiln.fixture(fixture, &format!("src/{fixture}"));
     let cache = kiln.ws.mkdir(format!("cache-{fixture}"));
+    common::share_go_build_cache(&cache);
     kiln.run(&[
         "build",
         image,

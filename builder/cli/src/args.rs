@@ -83,6 +83,11 @@ pub struct BaseBuildArgs {
     /// Layer compression.
     #[arg(long, value_enum, default_value_t)]
     pub compression: CompressionArg,
+    /// Add a file of this machine to the image, `SOURCE:/path/in/image` (a builder image's
+    /// `kiln` binary), in a layer of its own: owned by root, 0755 if executable else 0644.
+    /// Repeatable.
+    #[arg(long, value_name = "SRC:DEST")]
+    pub add_file: Vec<String>,
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -136,6 +141,11 @@ pub struct BuildArgs {
     /// Where kiln keeps toolchain caches, layer blobs and the local image store.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Keep the buildpack's cache (module caches, Maven repository, npm cache,
+    /// `node_modules`) as this image in a registry: restored before the build, pushed after
+    /// it beside the app. For build pods without a persistent disk.
+    #[arg(long, value_name = "REF")]
+    pub cache_image: Option<String>,
     /// Layer compression.
     #[arg(long, value_enum, default_value_t)]
     pub compression: CompressionArg,

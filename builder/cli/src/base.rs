@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use kiln_debian::base_image::{BaseBuild, build_base};
+use kiln_debian::base_image::{BaseBuild, LocalFile, build_base};
 use kiln_debian::platform::debian_arch;
 use kiln_debian::{
     DebianError, Definition, Keyring, LockedPackage, Lockfile, Mirrors, diff, fetch_deb, lock,
@@ -172,6 +172,7 @@ fn build(
         deb_cache: &cache_dir.join("debian"),
         store: &store,
         compression,
+        local_files: &local_files(&a.add_file)?,
     };
     let images = archs
         .iter()
@@ -216,6 +217,35 @@ fn build(
     Ok(())
 }
 
+/// Returns the `--add-file SRC:DEST` files, checked: `DEST` absolute, `SRC` a file.
+fn local_files(specs: &[String]) -> Result<Vec<LocalFile>, Failure> {
+    specs
+        .iter()
+        .map(|spec| {
+            let usage = |why: String| {
+                Failure::new(exit::USAGE, anyhow!("--add-file `{spec}`: {why}")).hint(Some(
+                    "write it as SOURCE:/absolute/path/in/the/image, e.g. target/release/kiln:/usr/local/bin/kiln"
+                        .to_owned(),
+                ))
+            };
+            let (source, path) = spec
+                .rsplit_once(':')
+                .ok_or_else(|| usage("no `:` between the file and its path in the image".into()))?;
+            if !path.starts_with('/') || path.split('/').any(|p| p == "..") {
+                return Err(usage(format!("`{path}` is not an absolute path without `..`")));
+            }
+            let source = std::path::absolute(source).map_err(|e| usage(e.to_string()))?;
+            if !source.is_file() {
+                return Err(usage(format!("`{}` is not a file", source.display())));
+            }
+            Ok(LocalFile {
+                source,
+                path: path.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// What building one platform's image of a base needs.
 struct PlatformBuild<'a> {
     def: &'a Definition,
@@ -226,6 +256,7 @@ struct PlatformBuild<'a> {
     deb_cache: &'a Path,
     store: &'a BlobStore,
     compression: Compression,
+    local_files: &'a [LocalFile],
 }
 
 impl PlatformBuild<'_> {
@@ -254,6 +285,7 @@ impl PlatformBuild<'_> {
             debs: &debs,
             store: self.store,
             compression: self.compression,
+            local_files: self.local_files,
         })
         .map_err(|e| Failure::new(exit::EXPORT, e))?;
         let final_image = image

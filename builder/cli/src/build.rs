@@ -18,6 +18,7 @@ use kiln_oci::{Digest, Reference};
 use kiln_registry::Client;
 
 use crate::args::{BuildArgs, CompressionArg};
+use crate::build_cache;
 use crate::failure::{Failure, exit};
 use crate::output::{Ui, human_bytes};
 use crate::report::{Report, Timings};
@@ -116,15 +117,41 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let run_info = run_image_info(&run);
     let detect_ms = t.elapsed().as_millis();
 
+    let bp_cache = cache_dir
+        .join("buildpacks")
+        .join(buildpack.id().replace('/', "-"));
+    let cache_image: Option<Reference> = args
+        .cache_image
+        .as_deref()
+        .map(|r| {
+            r.parse()
+                .map_err(|e| Failure::new(exit::USAGE, anyhow!("--cache-image: {e}")))
+        })
+        .transpose()?;
+    let mut cache_report = None;
+    if let Some(reference) = &cache_image {
+        ui.phase("RESTORING CACHE");
+        let mut index = LayerCache::open(&cache_dir.join("layers.json"));
+        cache_report = Some(runtime.block_on(build_cache::restore(
+            &client,
+            &blobs,
+            reference,
+            buildpack.id(),
+            &bp_cache,
+            &mut index,
+            ui,
+        )));
+        if let Err(e) = index.save() {
+            ui.debug(&format!("could not save the layer cache index: {e}"));
+        }
+    }
+
     ui.phase("BUILDING");
     let t = Instant::now();
     let toolchain_env = build_env(env.vars(), &project, &user_env);
     let work_dir = cache_dir
         .join("work")
         .join(&Digest::of(source_dir.as_os_str().as_encoded_bytes()).hex()[..16]);
-    let bp_cache = cache_dir
-        .join("buildpacks")
-        .join(buildpack.id().replace('/', "-"));
     let process = args.process.as_deref().or(project.process.as_deref());
     let print = |line: &str| ui.toolchain(line);
     let built = BuildPhase {
@@ -163,6 +190,24 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let (image, exported) = exporter
         .export(&run, &built.output, &facts, &mut cache)
         .map_err(|e| export_err(e.into()))?;
+    // The cache image goes out beside the app image (on a thread of its own, driving the
+    // same runtime), not after it.
+    let cache_push = cache_image.as_ref().and_then(|target| {
+        let image = build_cache::pack(
+            &bp_cache,
+            buildpack.id(),
+            &blobs,
+            compression,
+            &mut cache,
+            ui,
+        )?;
+        let (handle, client, blobs) = (runtime.handle().clone(), client.clone(), blobs.clone());
+        let to = target.clone();
+        let thread = std::thread::spawn(move || {
+            handle.block_on(build_cache::push(client, blobs, to, image))
+        });
+        Some((target, thread))
+    });
     if let Err(e) = cache.save() {
         ui.debug(&format!("could not save the layer cache index: {e}"));
     }
@@ -189,6 +234,12 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         output: args.output.as_deref(),
     }
     .deliver(&runtime, &client, &final_image, &blobs, ui)?;
+    if let (Some((target, thread)), Some(report)) = (cache_push, cache_report.as_mut()) {
+        let outcome = thread
+            .join()
+            .unwrap_or_else(|_| Err("pushing the cache image: the push panicked".to_owned()));
+        build_cache::pushed(report, target, outcome, ui);
+    }
     let push_ms = t.elapsed().as_millis();
 
     if let Some(path) = &args.report {
@@ -197,6 +248,7 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
             &final_image,
             &exported,
             push.as_ref(),
+            cache_report.as_ref(),
             Timings {
                 detect_ms,
                 build_ms,

@@ -5,6 +5,7 @@ mod args;
 mod base;
 mod base_stream;
 mod build;
+mod build_cache;
 mod failure;
 mod login;
 mod output;

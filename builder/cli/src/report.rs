@@ -6,6 +6,8 @@ use anyhow::Context;
 use kiln_image::{FinalImage, PushReport};
 use kiln_lifecycle::ExportedLayer;
 use kiln_oci::Reference;
+
+use crate::build_cache::CacheReport;
 use serde::Serialize;
 
 /// Phase durations in milliseconds.
@@ -32,6 +34,8 @@ pub struct Report<'a> {
     layers: Vec<LayerReport<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     push: Option<&'a PushReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_image: Option<&'a CacheReport>,
     timings: Timings,
 }
 
@@ -52,6 +56,7 @@ impl<'a> Report<'a> {
         image: &FinalImage,
         layers: &'a [ExportedLayer],
         push: Option<&'a PushReport>,
+        cache_image: Option<&'a CacheReport>,
         timings: Timings,
     ) -> Self {
         Self {
@@ -70,6 +75,7 @@ impl<'a> Report<'a> {
                 })
                 .collect(),
             push,
+            cache_image,
             timings,
         }
     }

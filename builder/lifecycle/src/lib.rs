@@ -7,6 +7,7 @@
 
 mod base;
 mod buildpack;
+mod cache_image;
 mod epoch;
 mod export;
 mod layer_cache;
@@ -22,6 +23,10 @@ pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
 pub use buildpack::{
     BASE_PACKAGES_LABEL, BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings,
     LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo, SOURCE_ROOT_FACT,
+};
+pub use cache_image::{
+    CACHE_BUILDPACK_LABEL, CACHE_ENTRIES_LABEL, CacheEntry, CacheImageError, RestoreError,
+    Restored, cache_entries, entry_fingerprint, pack_cache, restore_entry,
 };
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};

@@ -35,7 +35,8 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     if let Some(needed) = plan.facts.get(VERSION).and_then(|v| v.parse::<u32>().ok()) {
         check_host_jdk(ctx.env, needed)?;
     }
-    let maven = Maven::find(ctx.app_dir, ctx.env, ctx.output)?;
+    let env = maven_env(ctx.env);
+    let maven = Maven::find(ctx.app_dir, &env, ctx.output)?;
     let repo = ctx.cache_dir.join("repository");
     let mut args = vec![
         "-B".to_owned(),
@@ -101,6 +102,28 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     Ok(out)
 }
 
+/// JVM flags for Maven's own JVM: a build is a short run, which the C1 compiler alone and
+/// the serial collector finish about a quarter sooner. They come first in `MAVEN_OPTS`, so
+/// the user's own (say `-XX:TieredStopAtLevel=4`) win.
+pub const MAVEN_JVM_FLAGS: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
+
+/// Returns the build environment with [`MAVEN_JVM_FLAGS`] before the user's `MAVEN_OPTS`.
+fn maven_env(
+    env: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut env = env.clone();
+    let opts = match env
+        .get("MAVEN_OPTS")
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+    {
+        Some(user) => format!("{MAVEN_JVM_FLAGS} {user}"),
+        None => MAVEN_JVM_FLAGS.to_owned(),
+    };
+    env.insert("MAVEN_OPTS".to_owned(), opts);
+    env
+}
+
 /// Lays out an executable or plain jar: released dependencies, then snapshot and module
 /// dependencies (each layer only when it has files), then the jar as `app.jar`.
 fn jar_layers(
@@ -149,5 +172,23 @@ fn jar_error(jar: &Path, e: JarError) -> BuildpackError {
     BuildpackError::App {
         message: format!("reading the built jar `{}`: {e}", jar.display()),
         hint: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn maven_gets_quick_jvm_flags_before_the_users() {
+        let none = maven_env(&BTreeMap::new());
+        assert_eq!(none["MAVEN_OPTS"], MAVEN_JVM_FLAGS);
+        let user = BTreeMap::from([("MAVEN_OPTS".to_owned(), "-Xmx2g".to_owned())]);
+        assert_eq!(
+            maven_env(&user)["MAVEN_OPTS"],
+            format!("{MAVEN_JVM_FLAGS} -Xmx2g")
+        );
     }
 }

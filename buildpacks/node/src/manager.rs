@@ -53,8 +53,8 @@ pub fn host_tools(env: &BTreeMap<String, String>) -> Result<(PathBuf, PathBuf), 
     Ok((find("node")?, find("npm")?))
 }
 
-/// Returns the environment npm runs with: the allow-list plus npm's cache in kiln's and
-/// npm's chatter off.
+/// Returns the environment npm runs with: the allow-list plus npm's cache in kiln's, and
+/// npm's chatter and log files off.
 pub fn npm_env(ctx: &BuildContext<'_>) -> BTreeMap<String, String> {
     let mut env = ctx.env.clone();
     env.remove("NODE_ENV");
@@ -64,6 +64,9 @@ pub fn npm_env(ctx: &BuildContext<'_>) -> BTreeMap<String, String> {
         ("npm_config_fund", "false".to_owned()),
         ("npm_config_audit", "false".to_owned()),
         ("npm_config_progress", "false".to_owned()),
+        // npm's debug logs would land in its cache (and make every cache image new); the
+        // output kiln shows has what they would.
+        ("npm_config_logs_max", "0".to_owned()),
     ] {
         env.insert(k.to_owned(), v);
     }

@@ -525,3 +525,46 @@ pub fn run_web(pinned: &str, options: &[&str], paths: &[&str]) -> (Vec<String>, 
     assert_eq!(uid, 65532, "`{pinned}` runs as uid {uid}");
     (got, uid)
 }
+
+/// Copies golden base `base` (v1, or v2 with `v2`; see [`shared_base_version`]) for
+/// `platform` from the binary's shared store to `registry` as `bases/<base>:<tag>` with
+/// its digests unchanged (with the registry's credentials, if it has any); returns the
+/// reference.
+pub fn publish_base(
+    registry: &kiln_e2e::Registry,
+    base: &str,
+    platform: &str,
+    v2: bool,
+    tag: &str,
+) -> String {
+    let dir = shared_base_version(base, platform, v2);
+    let dest = registry.reference(&format!("bases/{base}:{tag}"));
+    let src = format!("oci:{}:kiln-base/{base}", dir.join("oci").display());
+    let creds = registry
+        .credentials()
+        .map(|(u, p)| format!("--dest-creds={u}:{p}"));
+    let mut extra = vec!["--all", "--preserve-digests", "--dest-tls-verify=false"];
+    extra.extend(creds.as_deref());
+    let out = kiln_e2e::skopeo_copy_with(&src, &dest, &extra);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dest
+}
+
+/// Points the Go build cache of kiln cache dir `cache` at one shared by every test binary of
+/// this target dir (`<target>/e2e-go-build`), so the standard library is compiled once per
+/// test run, not once per test. Go's build cache is safe for concurrent use and keyed by
+/// content: sharing it changes no output.
+pub fn share_go_build_cache(cache: &Path) {
+    let shared = kiln_e2e::target_dir().join("e2e-go-build");
+    std::fs::create_dir_all(&shared).unwrap();
+    let dir = cache.join("buildpacks/kiln-go");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("go-build");
+    if std::fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink(&shared, &link).unwrap();
+    }
+}
