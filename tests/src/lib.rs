@@ -17,7 +17,9 @@ mod noise;
 mod oci_image;
 mod openssl;
 mod podman;
+mod policy_pull;
 mod registry;
+mod sbom_tools;
 mod skopeo;
 mod stall_proxy;
 mod syft;
@@ -33,7 +35,9 @@ pub use kiln::{
 pub use noise::noise;
 pub use oci_image::UmociImage;
 pub use podman::{Podman, RunningContainer};
+pub use policy_pull::{CONTAINERS_IMAGE_VERSION, policy_pull, policy_pull_bin};
 pub use registry::{Registry, RegistryBuilder};
+pub use sbom_tools::{sbom_tools_python, validate_cyclonedx, validate_spdx};
 pub use skopeo::{
     skopeo, skopeo_copy, skopeo_copy_with, skopeo_inspect, skopeo_inspect_config,
     skopeo_inspect_raw, skopeo_inspect_with,

@@ -17,6 +17,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     put("kiln-image", &["kiln-oci", "kiln-layer", "kiln-registry"]);
     put("kiln-lifecycle", &["kiln-oci", "kiln-layer", "kiln-image"]);
     put("kiln-debian", &["kiln-oci", "kiln-layer", "kiln-image"]);
+    put("kiln-attest", &["kiln-oci"]);
     put("kiln-buildpack-go", &["kiln-lifecycle"]);
     put("kiln-buildpack-java", &["kiln-lifecycle"]);
     put("kiln-buildpack-node", &["kiln-lifecycle"]);
@@ -29,6 +30,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "kiln-image",
             "kiln-lifecycle",
             "kiln-debian",
+            "kiln-attest",
             "kiln-buildpack-go",
             "kiln-buildpack-java",
             "kiln-buildpack-node",

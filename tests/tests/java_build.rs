@@ -16,6 +16,45 @@ use kiln_e2e::{
 /// The headline Java path: a Spring Boot web app becomes the layers of its `layers.idx` on
 /// `java17`, runs as nonroot with a heap sized from the container's memory limit, rebuilds
 /// to the same digest, and a one-line code change replaces only the application layer.
+/// Checks the SBOM kiln attached to the Spring Boot image `pinned`: every dependency jar
+/// the image ships (`BOOT-INF/lib/<artifact>-<version>.jar`) is a Maven package of the
+/// SBOM, read from the jar's `pom.properties`, and the JDK's Debian packages are there.
+fn assert_sbom_lists_the_jars(client: &kiln_registry::Client, pinned: &str) {
+    let cdx = common::attached_sbom(client, pinned, "application/vnd.cyclonedx+json");
+    let cdx: serde_json::Value = serde_json::from_slice(&cdx).unwrap();
+    let maven = common::sbom_components(&cdx, "maven");
+    let as_files: std::collections::BTreeSet<String> = maven
+        .iter()
+        .map(|(name, version)| {
+            let artifact = name.rsplit_once('/').map_or(name.as_str(), |(_, a)| a);
+            format!("{artifact}-{version}.jar")
+        })
+        .collect();
+    let jars: Vec<String> = common::layer_files(client, pinned)
+        .into_iter()
+        .filter_map(|(path, _)| {
+            let name = path.strip_prefix("workspace/BOOT-INF/lib/")?;
+            name.ends_with(".jar").then(|| name.to_owned())
+        })
+        .collect();
+    assert!(jars.len() > 10, "{jars:?}");
+    let missing: Vec<&String> = jars.iter().filter(|j| !as_files.contains(*j)).collect();
+    assert!(
+        missing.is_empty(),
+        "jars the SBOM does not list: {missing:?}\nlisted: {maven:?}"
+    );
+    assert!(
+        maven
+            .iter()
+            .any(|(n, _)| n == "org.springframework.boot/spring-boot")
+    );
+    let debs = common::sbom_components(&cdx, "deb");
+    assert!(
+        debs.iter().any(|(n, _)| n.starts_with("openjdk-17-jre")),
+        "{debs:?}"
+    );
+}
+
 #[test]
 fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
     ensure_containers_conf();
@@ -37,6 +76,7 @@ fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
     );
     let client = client(None, None);
     validate_pushed(&client, &pinned);
+    assert_sbom_lists_the_jars(&client, &pinned);
     let config = skopeo_inspect_config(&format!("docker://{pinned}"), false);
     let c = &config["config"];
     assert_eq!(c["User"], "65532:65532");

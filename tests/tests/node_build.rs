@@ -39,6 +39,53 @@ fn paths(files: &[(String, Vec<u8>)]) -> Vec<&str> {
 /// has `node_modules` and app layers without eslint, lockfile or `.npmrc`, and the token is
 /// nowhere. A one-line change reuses `node_modules` (not installed, tarred or uploaded
 /// again) and uploads the app layer only; an unchanged rebuild is the same digest.
+/// Checks the SBOMs kiln attached to `pinned`: both validate with the formats' reference
+/// tools, their npm packages are exactly the lockfile's production packages (no
+/// devDependency such as eslint), the base's Debian packages are there, and the `.npmrc`
+/// token is in neither.
+fn assert_sbom_lists_production_packages(
+    kiln: &Kiln,
+    client: &kiln_registry::Client,
+    pinned: &str,
+    app: &std::path::Path,
+) {
+    let spdx = common::attached_sbom(client, pinned, "application/spdx+json");
+    let cdx = common::attached_sbom(client, pinned, "application/vnd.cyclonedx+json");
+    for (bytes, file) in [(&spdx, "sbom.spdx.json"), (&cdx, "sbom.cdx.json")] {
+        assert!(!String::from_utf8_lossy(bytes).contains(NPMRC_CANARY));
+        std::fs::write(kiln.ws.join(file), bytes).unwrap();
+    }
+    assert_eq!(kiln_e2e::validate_spdx(&kiln.ws.join("sbom.spdx.json")), "");
+    assert_eq!(
+        kiln_e2e::validate_cyclonedx(&kiln.ws.join("sbom.cdx.json")),
+        ""
+    );
+    let cdx: serde_json::Value = serde_json::from_slice(&cdx).unwrap();
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(app.join("package-lock.json")).unwrap()).unwrap();
+    let production: std::collections::BTreeSet<(String, String)> = lock["packages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, p)| path.contains("node_modules/") && p["dev"] != true)
+        .map(|(path, p)| {
+            let name = path.rsplit_once("node_modules/").unwrap().1;
+            (name.to_owned(), p["version"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    // CycloneDX names a scoped package's scope as its group (`@scope` / `name`).
+    let listed: std::collections::BTreeSet<(String, String)> =
+        common::sbom_components(&cdx, "npm").into_iter().collect();
+    assert!(production.iter().any(|(n, _)| n == "express"));
+    assert_eq!(
+        listed, production,
+        "npm packages: SBOM (left) vs lockfile (right)"
+    );
+    assert!(!listed.iter().any(|(n, _)| n == "eslint"));
+    let debs = common::sbom_components(&cdx, "deb");
+    assert!(debs.iter().any(|(n, _)| n == "nodejs"), "{debs:?}");
+}
+
 #[test]
 fn express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules() {
     ensure_containers_conf();
@@ -102,6 +149,7 @@ fn express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_
             .any(|w| w == NPMRC_CANARY.as_bytes());
         assert!(!found, "the .npmrc token is in layer file `{path}`");
     }
+    assert_sbom_lists_production_packages(&kiln, &client, &pinned, &app);
 
     let (got, uid) = run_web(
         &pinned,

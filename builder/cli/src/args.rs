@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Detect the app's language, build it with the real toolchain, and export an image.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Put app images on a newer run image, registry-side: no rebuild, no layer bytes moved.
     Rebase(RebaseArgs),
     /// Store registry credentials the way `docker login` does.
@@ -25,6 +25,121 @@ pub enum Command {
     /// Maintain golden base images built from signed Debian packages.
     #[command(subcommand)]
     Base(BaseCommand),
+    /// Sign an image in its registry (a cosign-compatible signature at its `.sig` tag).
+    Sign(SignArgs),
+    /// Check an image's signatures against a public key.
+    Verify(VerifyArgs),
+    /// Show an image's base, buildpacks, processes, layers, SBOM, signatures and provenance.
+    Inspect(InspectArgs),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `kiln key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new ECDSA P-256 key pair: PREFIX.key (cosign's encrypted format when a
+    /// password is given) and PREFIX.pub.
+    Generate(KeyGenerateArgs),
+}
+
+/// Where a signing key's password comes from: never a flag's value.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeyPasswordArgs {
+    /// Read the key's password from this file (its first line). Without it, kiln reads
+    /// `KILN_KEY_PASSWORD`, then `COSIGN_PASSWORD`.
+    #[arg(long, value_name = "FILE")]
+    pub key_password_file: Option<PathBuf>,
+}
+
+/// `kiln key generate`.
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// Write PREFIX.key and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX", default_value = "kiln")]
+    pub output_prefix: PathBuf,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+    /// The password.
+    #[command(flatten)]
+    pub password: KeyPasswordArgs,
+}
+
+/// `kiln sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image, by tag or digest.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The private key (PEM: cosign's format or PKCS#8).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// The key's password.
+    #[command(flatten)]
+    pub password: KeyPasswordArgs,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `kiln verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image, by tag or digest.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The public key (PEM).
+    #[arg(long, value_name = "PUB")]
+    pub key: PathBuf,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `kiln inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image, by tag or digest.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FormatArg,
+    /// Verify signatures and provenance with this public key.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// A table for people.
+    #[default]
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+/// SBOM and signing options of `kiln build` and `kiln base build`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SupplyArgs {
+    /// Also write the SBOMs (SPDX 2.3 and CycloneDX 1.5 JSON) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub sbom_dir: Option<PathBuf>,
+    /// Make no SBOM.
+    #[arg(long, conflicts_with = "sbom_dir")]
+    pub no_sbom: bool,
+    /// Sign the pushed image (and its provenance) with this private key.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+    /// The signing key's password.
+    #[command(flatten)]
+    pub password: KeyPasswordArgs,
 }
 
 /// `kiln base …`.
@@ -35,7 +150,7 @@ pub enum BaseCommand {
     /// Re-resolve, print what changed (package old → new), then write the new lockfile.
     Update(BaseLockArgs),
     /// Build the base image strictly from its lockfile.
-    Build(BaseBuildArgs),
+    Build(Box<BaseBuildArgs>),
 }
 
 /// Options shared by `kiln base` commands.
@@ -88,6 +203,9 @@ pub struct BaseBuildArgs {
     /// Repeatable.
     #[arg(long, value_name = "SRC:DEST")]
     pub add_file: Vec<String>,
+    /// SBOM and signing.
+    #[command(flatten)]
+    pub supply: SupplyArgs,
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -155,6 +273,12 @@ pub struct BuildArgs {
     /// Write a JSON report: digest, layers (size, reused), timings.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
+    /// SBOM and signing.
+    #[command(flatten)]
+    pub supply: SupplyArgs,
+    /// Attach no build provenance.
+    #[arg(long)]
+    pub no_provenance: bool,
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,

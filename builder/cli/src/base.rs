@@ -21,6 +21,7 @@ use crate::failure::{Failure, exit};
 use crate::output::{Ui, human_bytes};
 use crate::settings::Environment;
 use crate::sink::Sinks;
+use crate::supply;
 
 /// `.deb` downloads in flight at once.
 const FETCH_CONCURRENCY: usize = 4;
@@ -202,13 +203,58 @@ fn build(
         .transpose()?;
     let local_name = format!("kiln-base/{}", def.name);
     let name = a.publish.as_deref().unwrap_or(&local_name);
-    Sinks {
-        publish: target.as_ref(),
-        store_dir: &store_dir,
-        name,
-        output: a.output.as_deref(),
+    let sign_key = supply::signing_key(&a.supply, env)?;
+    if sign_key.is_some() && target.is_none() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("`--sign-key` signs the base in its registry, and this build does not push"),
+        )
+        .hint(Some("add `--publish IMAGE`".into())));
     }
-    .deliver(runtime, &client, artifact, &blobs, ui)?;
+    let sbom_name = target
+        .as_ref()
+        .map_or_else(|| local_name.clone(), Reference::name);
+    let created = kiln_debian::base_image::release_epoch(&lockfile)
+        .map_err(|e| Failure::new(exit::FAILURE, e))?;
+    let (sboms, sbom_reports) = runtime
+        .block_on(supply::make_sboms(
+            &a.supply,
+            supply::Described {
+                artifact,
+                name: &sbom_name,
+                declared: &[],
+                created,
+            },
+            &blobs,
+            &cache_dir,
+            ui,
+        ))
+        .map_err(|e| Failure::new(exit::EXPORT, e))?;
+    let mut report = supply::SupplyReport {
+        sboms: sbom_reports,
+        ..Default::default()
+    };
+    let attachments = target.as_ref().map(|t| {
+        let what = supply::Attachments {
+            artifact,
+            sboms: &sboms,
+            statement: None,
+            key: sign_key.as_ref(),
+        };
+        (t, what)
+    });
+    supply::deliver_and_attach(runtime, &client, attachments, &mut report, || {
+        Sinks {
+            publish: target.as_ref(),
+            store_dir: &store_dir,
+            name,
+            output: a.output.as_deref(),
+        }
+        .deliver(runtime, &client, artifact, &blobs, ui)
+    })?;
+    for (digest, attached) in &report.signatures {
+        ui.info(&format!("signed {digest} ({})", attached.tag));
+    }
     let pinned = match &target {
         Some(t) => format!("{}@{}", t.name(), artifact.digest()),
         None => format!("{name}@{}", artifact.digest()),

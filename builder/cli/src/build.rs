@@ -25,6 +25,7 @@ use crate::report::{Report, Timings};
 use crate::run_image::{names_a_registry, read_run_image};
 use crate::settings::{Environment, parse_env_flags};
 use crate::sink::Sinks;
+use crate::supply;
 
 /// The image directory apps run in.
 const WORKSPACE: &str = "/workspace";
@@ -45,6 +46,14 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         .hint(Some("pass the app's directory with `--path DIR`".into()))
     })?;
     let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
+    let sign_key = supply::signing_key(&args.supply, env)?;
+    if sign_key.is_some() && !args.publish {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("`--sign-key` signs the image in its registry, and this build does not push"),
+        )
+        .hint(Some("add `--publish`".into())));
+    }
     let mut project = ProjectDescriptor::load(&source_dir).map_err(|e| usage(e.into()))?;
     env.apply_buildpack_settings(&mut project).map_err(usage)?;
     let user_env = parse_env_flags(&args.env).map_err(usage)?;
@@ -224,16 +233,61 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         ));
     }
     let final_image = image.finalize().map_err(|e| export_err(e.into()))?;
+    let (sboms, sbom_reports) = runtime
+        .block_on(supply::make_sboms(
+            &args.supply,
+            supply::Described {
+                artifact: (&final_image).into(),
+                name: &target.name(),
+                declared: &built.output.packages,
+                created: epoch,
+            },
+            &blobs,
+            &cache_dir,
+            ui,
+        ))
+        .map_err(export_err)?;
     let export_ms = t.elapsed().as_millis();
 
     let t = Instant::now();
-    let push = Sinks {
-        publish: args.publish.then_some(&target),
-        store_dir: &store_dir,
-        name: &args.image,
-        output: args.output.as_deref(),
+    let mut supply_report = supply::SupplyReport {
+        sboms: sbom_reports,
+        ..Default::default()
+    };
+    let statement = (args.publish && !args.no_provenance).then(|| {
+        provenance(&Provenance {
+            args,
+            env,
+            target: &target,
+            digest: &final_image.manifest_digest,
+            buildpack: buildpack.id(),
+            run: &run,
+            git: &git,
+            started,
+        })
+    });
+    let attachments = args.publish.then(|| {
+        let what = supply::Attachments {
+            artifact: (&final_image).into(),
+            sboms: &sboms,
+            statement,
+            key: sign_key.as_ref(),
+        };
+        (&target, what)
+    });
+    let push =
+        supply::deliver_and_attach(&runtime, &client, attachments, &mut supply_report, || {
+            Sinks {
+                publish: args.publish.then_some(&target),
+                store_dir: &store_dir,
+                name: &args.image,
+                output: args.output.as_deref(),
+            }
+            .deliver(&runtime, &client, &final_image, &blobs, ui)
+        })?;
+    for (digest, attached) in &supply_report.signatures {
+        ui.info(&format!("signed {digest} ({})", attached.tag));
     }
-    .deliver(&runtime, &client, &final_image, &blobs, ui)?;
     if let (Some((target, thread)), Some(report)) = (cache_push, cache_report.as_mut()) {
         let outcome = thread
             .join()
@@ -249,6 +303,7 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
             &exported,
             push.as_ref(),
             cache_report.as_ref(),
+            &supply_report,
             Timings {
                 detect_ms,
                 build_ms,
@@ -264,6 +319,66 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let pinned = format!("{}@{}", target.name(), final_image.manifest_digest);
     println!("{pinned}");
     Ok(())
+}
+
+/// What the provenance of a build records.
+struct Provenance<'a> {
+    args: &'a BuildArgs,
+    env: &'a Environment,
+    target: &'a Reference,
+    digest: &'a Digest,
+    buildpack: &'a str,
+    run: &'a RunImage,
+    git: &'a kiln_lifecycle::GitInfo,
+    started: Instant,
+}
+
+/// Returns the in-toto statement of this build. Parameters are the flags that shaped the
+/// image; of `--env` only the names (values may be secrets).
+fn provenance(p: &Provenance<'_>) -> Vec<u8> {
+    let mut parameters = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        parameters.insert(k.to_owned(), v);
+    };
+    put("image", p.target.to_string().into());
+    put("buildpack", p.buildpack.into());
+    put("runImage", p.run.name.clone().into());
+    if let Some(process) = &p.args.process {
+        put("process", process.clone().into());
+    }
+    if !p.args.env.is_empty() {
+        let names: Vec<String> = p
+            .args
+            .env
+            .iter()
+            .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
+            .collect();
+        put("envNames", names.into());
+    }
+    if let Some(cache) = &p.args.cache_image {
+        put("cacheImage", cache.clone().into());
+    }
+    put(
+        "compression",
+        format!("{:?}", p.args.compression).to_lowercase().into(),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let buildpacks = [(p.buildpack.to_owned(), env!("CARGO_PKG_VERSION").to_owned())];
+    kiln_attest::sign::provenance_statement(&kiln_attest::sign::ProvenanceInput {
+        subject_name: &p.target.name(),
+        subject_digest: p.digest,
+        builder_id: &p.env.builder_id(),
+        builder_version: env!("CARGO_PKG_VERSION"),
+        build_type: "https://kiln.dev/build/v1",
+        source_uri: p.git.remote.as_deref(),
+        source_revision: p.git.revision.as_deref(),
+        buildpacks: &buildpacks,
+        base_image: Some((&p.run.name, &p.run.digest)),
+        parameters: &parameters,
+        invocation_id: None,
+        started_on: Some(now - p.started.elapsed().as_secs() as i64),
+        finished_on: Some(now),
+    })
 }
 
 /// Where the run image comes from.

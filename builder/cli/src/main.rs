@@ -2,24 +2,31 @@
 //! exits with the documented code (see [`failure::exit`]).
 
 mod args;
+mod attach;
 mod base;
 mod base_stream;
 mod build;
 mod build_cache;
 mod failure;
+mod inspect;
+mod keys;
 mod login;
 mod output;
 mod rebase;
 mod report;
 mod run_image;
+mod sbom;
+mod session;
 mod settings;
+mod sign;
 mod sink;
+mod supply;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, KeyCommand};
 use crate::output::{Ui, Verbosity};
 use crate::settings::Environment;
 
@@ -50,6 +57,10 @@ fn main() -> ExitCode {
         }
         Command::Login(args) => login::run(args, &env),
         Command::Base(cmd) => base::run(cmd, &env, &Ui::new(Verbosity::Normal)),
+        Command::Sign(args) => sign::run_sign(args, &env),
+        Command::Verify(args) => sign::run_verify(args, &env),
+        Command::Inspect(args) => inspect::run(args, &env),
+        Command::Key(KeyCommand::Generate(args)) => keys::generate(args, &env),
     };
     match result {
         Ok(()) => ExitCode::from(failure::exit::OK),

@@ -8,6 +8,7 @@ use kiln_lifecycle::ExportedLayer;
 use kiln_oci::Reference;
 
 use crate::build_cache::CacheReport;
+use crate::supply::SupplyReport;
 use serde::Serialize;
 
 /// Phase durations in milliseconds.
@@ -36,6 +37,7 @@ pub struct Report<'a> {
     push: Option<&'a PushReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_image: Option<&'a CacheReport>,
+    supply: &'a SupplyReport,
     timings: Timings,
 }
 
@@ -57,6 +59,7 @@ impl<'a> Report<'a> {
         layers: &'a [ExportedLayer],
         push: Option<&'a PushReport>,
         cache_image: Option<&'a CacheReport>,
+        supply: &'a SupplyReport,
         timings: Timings,
     ) -> Self {
         Self {
@@ -76,6 +79,7 @@ impl<'a> Report<'a> {
                 .collect(),
             push,
             cache_image,
+            supply,
             timings,
         }
     }

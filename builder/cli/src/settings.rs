@@ -41,6 +41,36 @@ impl Environment {
         &self.vars
     }
 
+    /// Returns a signing key's password: the first line of `file` when given, else
+    /// `KILN_KEY_PASSWORD`, else `COSIGN_PASSWORD` (so cosign's keys and CI secrets work
+    /// as they are); `None` when there is none. An empty variable is an empty password.
+    pub fn key_password(&self, file: Option<&std::path::Path>) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(path) = file {
+            let text = std::fs::read(path)
+                .with_context(|| format!("reading the key password file `{}`", path.display()))?;
+            let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+            return Ok(Some(line.strip_suffix(b"\r").unwrap_or(line).to_vec()));
+        }
+        Ok(["KILN_KEY_PASSWORD", "COSIGN_PASSWORD"]
+            .iter()
+            .find_map(|k| self.vars.get(*k))
+            .map(|v| v.as_bytes().to_vec()))
+    }
+
+    /// Returns the builder id provenance names: `KILN_BUILDER_ID` (a CI system's own
+    /// identity, e.g. its Tekton task URI), else kiln's.
+    pub fn builder_id(&self) -> String {
+        self.get("KILN_BUILDER_ID").map_or_else(
+            || {
+                format!(
+                    "https://kiln.dev/builder/cli@v{}",
+                    env!("CARGO_PKG_VERSION")
+                )
+            },
+            str::to_owned,
+        )
+    }
+
     fn home(&self) -> Option<PathBuf> {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
     }

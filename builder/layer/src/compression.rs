@@ -63,6 +63,18 @@ impl Compression {
         }
     }
 
+    /// Returns a reader of `blob` decompressed (gzip members are read to the end, as
+    /// parallel gzip writes several).
+    pub fn decoder<'a>(
+        self,
+        blob: impl std::io::Read + 'a,
+    ) -> std::io::Result<Box<dyn std::io::Read + 'a>> {
+        Ok(match self {
+            Self::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
+            Self::Zstd => Box::new(zstd::Decoder::new(blob)?),
+        })
+    }
+
     /// Returns the compression whose media type is `media_type`, if it is one of ours.
     pub fn from_media_type(media_type: &str) -> Option<Self> {
         [Self::Gzip, Self::Zstd]

@@ -85,10 +85,7 @@ fn unpack(
         dir: dir.to_path_buf(),
         source,
     };
-    let tar: Box<dyn Read> = match compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
-        Compression::Zstd => Box::new(zstd::Decoder::new(blob).map_err(io_err)?),
-    };
+    let tar = compression.decoder(blob).map_err(io_err)?;
     let mut hashed = Hashing {
         inner: tar,
         hash: Sha256::new(),

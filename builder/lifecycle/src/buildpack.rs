@@ -165,6 +165,25 @@ pub struct BuildOutput {
     /// The image's working directory when it is not the workspace itself (a workspace
     /// member's directory under it).
     pub working_dir: Option<String>,
+    /// Packages the buildpack knows it shipped, for the SBOM, where the files themselves
+    /// do not say (a jar without `pom.properties` is still known from Maven's resolved
+    /// dependency list). The SBOM prefers what it reads in a file over these.
+    pub packages: Vec<DeclaredPackage>,
+}
+
+/// A package a buildpack declares it put into the image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeclaredPackage {
+    /// The package URL type: `maven`, `npm`, `golang`.
+    pub purl_type: String,
+    /// The namespace: a Maven groupId, an npm scope.
+    pub namespace: Option<String>,
+    /// The name (a Maven artifactId).
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// Its file in the image, absolute (`/workspace/BOOT-INF/lib/x-1.0.jar`).
+    pub location: String,
 }
 
 /// Why a buildpack failed.

@@ -22,7 +22,7 @@ mod tool;
 pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
 pub use buildpack::{
     BASE_PACKAGES_LABEL, BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings,
-    LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo, SOURCE_ROOT_FACT,
+    DeclaredPackage, LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo, SOURCE_ROOT_FACT,
 };
 pub use cache_image::{
     CACHE_BUILDPACK_LABEL, CACHE_ENTRIES_LABEL, CacheEntry, CacheImageError, RestoreError,

@@ -51,6 +51,7 @@ fn layer_dirs(root: &Path) -> BuildOutput {
         env: BTreeMap::from([("PORT".to_string(), "8080".to_string())]),
         warnings: Vec::new(),
         working_dir: None,
+        packages: Vec::new(),
     }
 }
 

@@ -156,6 +156,7 @@ fn app(w: &World, run: &RunImage) -> Image {
         env: BTreeMap::from([("NODE_ENV".into(), "production".into())]),
         warnings: Vec::new(),
         working_dir: None,
+        packages: Vec::new(),
     };
     let exporter = Exporter {
         store: &w.store,

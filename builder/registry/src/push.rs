@@ -15,6 +15,8 @@ use crate::{Client, RegistryError};
 
 /// The header registries put a content digest in.
 pub(crate) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+/// The header a registry with the referrers API answers a manifest with a `subject` with.
+const OCI_SUBJECT: &str = "oci-subject";
 
 /// How a blob got into the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +217,22 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, RegistryError> {
+        Ok(self
+            .push_manifest_acknowledged(repo, tag_or_digest, media_type, bytes)
+            .await?
+            .0)
+    }
+
+    /// Like [`Client::push_manifest`], and also returns whether the registry acknowledged
+    /// the manifest's `subject` (the `OCI-Subject` header of a registry with the referrers
+    /// API); a client must maintain the fallback tag itself when it did not.
+    pub async fn push_manifest_acknowledged(
+        &self,
+        repo: &Reference,
+        tag_or_digest: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(Digest, bool), RegistryError> {
         let t = Target::push(
             repo,
             format!("pushing manifest `{tag_or_digest}` to `{}`", repo.name()),
@@ -262,6 +280,7 @@ impl Client {
                 actual: said,
             });
         }
-        Ok(digest)
+        let subject_acknowledged = resp.headers().contains_key(OCI_SUBJECT);
+        Ok((digest, subject_acknowledged))
     }
 }

@@ -102,6 +102,51 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Uploads the small blob `bytes` (an SBOM, a signature payload) from memory and returns
+    /// its digest: one monolithic `POST …?digest=` where the registry takes it, else the
+    /// session it opens and one `PUT`. No existence check first: such blobs are new, and a
+    /// registry stores a blob it has once anyway.
+    pub async fn push_blob_bytes(
+        &self,
+        repo: &Reference,
+        bytes: bytes::Bytes,
+    ) -> Result<Digest, RegistryError> {
+        let digest = Digest::of(&bytes);
+        let t = &Target::push(
+            repo,
+            format!("pushing blob `{digest}` to `{}`", repo.name()),
+        );
+        let inner = &*self.inner;
+        let (body, d) = (&bytes, &digest);
+        inner
+            .settings
+            .retry
+            .run(&t.action, move || async move {
+                let mut url = inner
+                    .url(t, &format!("{}/blobs/uploads/", repo.repository()))
+                    .await?;
+                url.query_pairs_mut().append_pair("digest", &d.to_string());
+                let req = Request::new(Method::POST, url)
+                    .header(CONTENT_TYPE, OCTET_STREAM)
+                    .payload(Payload::Bytes(body.clone()));
+                let resp = expect(t, inner.send(t, &req).await?, &[201, 202]).await?;
+                if resp.status().as_u16() == 201 {
+                    return Ok(());
+                }
+                let mut at = location(t, &resp)?;
+                at.query_pairs_mut().append_pair("digest", &d.to_string());
+                let req = Request::new(Method::PUT, at)
+                    .header(CONTENT_TYPE, OCTET_STREAM)
+                    .payload(Payload::Bytes(body.clone()));
+                expect(t, inner.send(t, &req).await?, &[201, 204]).await?;
+                Ok(())
+            })
+            .await?;
+        Ok(digest)
+    }
+}
+
 /// Checks that the registry's `Range` after a chunk ends where the chunk ended.
 fn check_range(t: &Target, resp: &reqwest::Response, end: u64) -> Result<(), RegistryError> {
     let Some(range) = resp.headers().get("range").and_then(|v| v.to_str().ok()) else {

@@ -106,6 +106,7 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         env: BTreeMap::new(),
         warnings: Vec::new(),
         working_dir: None,
+        packages: Vec::new(),
     })
 }
 

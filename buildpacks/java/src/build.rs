@@ -10,9 +10,14 @@
 
 use std::path::Path;
 
-use kiln_lifecycle::{BuildContext, BuildOutput, BuildpackError, LaunchLayer, Plan, Process};
+use kiln_lifecycle::{
+    BuildContext, BuildOutput, BuildpackError, DeclaredPackage, LaunchLayer, Plan, Process,
+};
 
-use crate::classpath::{Dependency, build_classpath_args, runtime_dependencies};
+use crate::classpath::{
+    Dependency, build_classpath_args, classpath_coordinates, maven_coordinates,
+    repository_coordinates, runtime_dependencies, spring_boot_plugin_coordinates,
+};
 use crate::detect::VERSION;
 use crate::explode::{Limits, explode};
 use crate::jar::{JarError, JarKind, inspect};
@@ -58,7 +63,32 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         JarKind::SpringBoot { launcher, .. } => {
             let workspace = ctx.workspace.trim_start_matches('/');
             let dest = |layer: &str| ctx.layers_dir.join(layer).join(workspace);
+            let module_dir = jar.parent().and_then(Path::parent).unwrap_or(ctx.app_dir);
+            let mut coordinates = classpath_coordinates(module_dir, &repo);
+            let mut walked = false;
             for layer in explode(&jar, dest, &Limits::default()).map_err(|e| jar_error(&jar, e))? {
+                let lib = dest(&layer.name).join("BOOT-INF/lib");
+                for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    if !coordinates.contains_key(&file) && !walked {
+                        walked = true;
+                        for (k, v) in repository_coordinates(&repo) {
+                            coordinates.entry(k).or_insert(v);
+                        }
+                    }
+                    let found = coordinates
+                        .get(&file)
+                        .cloned()
+                        .or_else(|| spring_boot_plugin_coordinates(&file, &repo));
+                    if let Some((g, a, v)) = found.as_ref() {
+                        out.packages.push(maven_package(
+                            g,
+                            a,
+                            v,
+                            format!("/{workspace}/BOOT-INF/lib/{file}"),
+                        ));
+                    }
+                }
                 out.layers.push(LaunchLayer {
                     dir: ctx.layers_dir.join(&layer.name),
                     name: layer.name,
@@ -85,6 +115,12 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     let deps = runtime_dependencies(&jar, module_dir, &repo)?;
     jar_layers(ctx, &jar, &deps, &mut out)?;
     let home = ctx.workspace.trim_end_matches('/');
+    for d in &deps {
+        if let Some((g, a, v)) = maven_coordinates(&d.path, &repo) {
+            out.packages
+                .push(maven_package(&g, &a, &v, format!("{home}/lib/{}", d.name)));
+        }
+    }
     let app_jar = format!("{home}/app.jar");
     let command = if deps.is_empty() && settings.main_class.is_none() {
         vec![JAVA.into(), "-jar".into(), app_jar]
@@ -100,6 +136,17 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         default: true,
     });
     Ok(out)
+}
+
+/// Returns the SBOM entry of a Maven artifact the image ships at `location`.
+fn maven_package(group: &str, artifact: &str, version: &str, location: String) -> DeclaredPackage {
+    DeclaredPackage {
+        purl_type: "maven".to_owned(),
+        namespace: Some(group.to_owned()),
+        name: artifact.to_owned(),
+        version: version.to_owned(),
+        location,
+    }
 }
 
 /// JVM flags for Maven's own JVM: a build is a short run, which the C1 compiler alone and

@@ -98,6 +98,88 @@ pub fn runtime_dependencies(
     Ok(deps)
 }
 
+/// Returns `(groupId, artifactId, version)` of a jar in the local Maven `repository`, read
+/// from its path (`<group dirs>/<artifactId>/<version>/<artifactId>-<version>[-classifier].jar`),
+/// or `None` for a jar elsewhere (a module of this build).
+pub fn maven_coordinates(jar: &Path, repository: &Path) -> Option<(String, String, String)> {
+    let rel = jar.strip_prefix(repository).ok()?;
+    let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    let [group @ .., artifact, version, file] = parts.as_slice() else {
+        return None;
+    };
+    if group.is_empty() || !file.starts_with(&format!("{artifact}-{version}")) {
+        return None;
+    }
+    Some((
+        group.join("."),
+        (*artifact).to_owned(),
+        (*version).to_owned(),
+    ))
+}
+
+/// Returns file name → coordinates of every jar of the local `repository` on the runtime
+/// classpath `module_dir` recorded (nothing when it recorded none).
+pub fn classpath_coordinates(
+    module_dir: &Path,
+    repository: &Path,
+) -> std::collections::BTreeMap<String, (String, String, String)> {
+    let text = std::fs::read_to_string(module_dir.join(CLASSPATH_FILE)).unwrap_or_default();
+    text.trim()
+        .split(':')
+        .filter_map(|entry| {
+            let path = Path::new(entry);
+            let file = path.file_name()?.to_str()?.to_owned();
+            Some((file, maven_coordinates(path, repository)?))
+        })
+        .collect()
+}
+
+/// Returns file name → coordinates of every jar in the local `repository`: for jars a
+/// Spring Boot jar bundles that are not on the runtime classpath (the plugin adds its own,
+/// such as `spring-boot-jarmode-tools`). Walked only when such a jar turns up.
+pub fn repository_coordinates(
+    repository: &Path,
+) -> std::collections::BTreeMap<String, (String, String, String)> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut stack = vec![repository.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "jar") => {
+                    if let (Some(file), Some(gav)) = (
+                        path.file_name().and_then(|n| n.to_str()),
+                        maven_coordinates(&path, repository),
+                    ) {
+                        found.entry(file.to_owned()).or_insert(gav);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// Returns the coordinates of a jar the Spring Boot Maven plugin adds from inside itself
+/// (`spring-boot-jarmode-tools-4.1.2.jar`): no repository path names it, but it is the
+/// plugin's own artifact, of the plugin's group and version, when `repository` holds that
+/// plugin version.
+pub fn spring_boot_plugin_coordinates(
+    file: &str,
+    repository: &Path,
+) -> Option<(String, String, String)> {
+    const GROUP: &str = "org.springframework.boot";
+    let stem = file.strip_suffix(".jar")?;
+    let (artifact, version) = stem.rsplit_once('-')?;
+    let plugin = repository
+        .join("org/springframework/boot/spring-boot-maven-plugin")
+        .join(version);
+    (artifact.starts_with("spring-boot-") && plugin.is_dir())
+        .then(|| (GROUP.to_owned(), artifact.to_owned(), version.to_owned()))
+}
+
 /// Whether `jar` already holds `dep`: its first class (or, for a jar of resources only, its
 /// first file) outside `META-INF/` is in `held`.
 fn is_held(dep: &Path, held: &BTreeSet<String>) -> Result<bool, BuildpackError> {
@@ -131,6 +213,37 @@ mod tests {
         let entries: Vec<(&str, &[u8])> = entries.iter().map(|e| (*e, &b"x"[..])).collect();
         std::fs::write(path, zip_bytes(&entries)).unwrap();
         path.to_path_buf()
+    }
+
+    #[test]
+    fn coordinates_come_from_the_repository_layout() {
+        let repo = Path::new("/r");
+        assert_eq!(
+            maven_coordinates(
+                Path::new("/r/org/springframework/boot/spring-boot/4.1.2/spring-boot-4.1.2.jar"),
+                repo
+            ),
+            Some((
+                "org.springframework.boot".into(),
+                "spring-boot".into(),
+                "4.1.2".into()
+            ))
+        );
+        assert_eq!(
+            maven_coordinates(Path::new("/r/g/a/1.0/a-1.0-linux-x86_64.jar"), repo),
+            Some(("g".into(), "a".into(), "1.0".into()))
+        );
+        for outside in [
+            "/r/a/1.0/a-1.0.jar",
+            "/r/g/a/1.0/b-1.0.jar",
+            "/elsewhere/g/a/1.0/a-1.0.jar",
+        ] {
+            assert_eq!(
+                maven_coordinates(Path::new(outside), repo),
+                None,
+                "{outside}"
+            );
+        }
     }
 
     #[test]

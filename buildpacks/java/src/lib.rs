@@ -31,7 +31,10 @@ use std::path::Path;
 use kiln_lifecycle::{BuildContext, BuildOutput, Buildpack, BuildpackError, Plan};
 
 pub use build::JVM_OPTIONS;
-pub use classpath::{CLASSPATH_FILE, Dependency, build_classpath_args, runtime_dependencies};
+pub use classpath::{
+    CLASSPATH_FILE, Dependency, build_classpath_args, classpath_coordinates, maven_coordinates,
+    repository_coordinates, runtime_dependencies, spring_boot_plugin_coordinates,
+};
 pub use detect::{BUILD_TOOL, VERSION, gradle_hint};
 pub use explode::{DEFAULT_LAYER, ExplodedLayer, Limits, explode};
 pub use jar::{JarError, JarKind, LAYERS_IDX, MANIFEST, inspect};

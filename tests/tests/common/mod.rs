@@ -302,6 +302,8 @@ impl Kiln {
             cache.to_str().unwrap(),
             "--output",
             archive.to_str().unwrap(),
+            "--sbom-dir",
+            self.ws.join(format!("sbom-{name}")).to_str().unwrap(),
         ])
         .ok();
         let v = kiln_image::validate_layout(&cache.join("oci"), &format!("kiln-base/{name}"))
@@ -366,6 +368,20 @@ impl Kiln {
             seen.difference(&locked).collect::<Vec<_>>(),
             locked.difference(&seen).collect::<Vec<_>>()
         );
+        // kiln's own SBOM of the base (from `build_base`'s `--sbom-dir`) says the same, and
+        // validates with the formats' reference tools.
+        let dir = self.ws.join(format!("sbom-{name}"));
+        if dir.is_dir() {
+            assert_eq!(kiln_e2e::validate_spdx(&dir.join("sbom.spdx.json")), "");
+            assert_eq!(kiln_e2e::validate_cyclonedx(&dir.join("sbom.cdx.json")), "");
+            let cdx: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("sbom.cdx.json")).unwrap()).unwrap();
+            assert_eq!(
+                sbom_components(&cdx, "deb"),
+                locked,
+                "kiln's SBOM of `{name}` vs the lock"
+            );
+        }
         assert_eq!(
             sbom["distro"]["id"], "debian",
             "syft reads /etc/os-release: {}",
@@ -567,4 +583,62 @@ pub fn share_go_build_cache(cache: &Path) {
     if std::fs::symlink_metadata(&link).is_err() {
         std::os::unix::fs::symlink(&shared, &link).unwrap();
     }
+}
+
+/// Returns the SBOM document of `media_type` (`application/spdx+json`,
+/// `application/vnd.cyclonedx+json`) that kiln attached to the pushed image `pinned`
+/// (`repo@digest`), read from cosign's `sha256-<hex>.sbom` tag as a client without the
+/// referrers API would; panics unless the artifact names the image as its subject.
+pub fn attached_sbom(client: &kiln_registry::Client, pinned: &str, media_type: &str) -> Vec<u8> {
+    let (repo, digest) = pinned.split_once('@').expect("a pinned reference");
+    let reference: kiln_oci::Reference = repo.parse().unwrap();
+    let digest: kiln_oci::Digest = digest.parse().unwrap();
+    runtime().block_on(async {
+        let tag = format!("sha256-{}.sbom", digest.hex());
+        let m = client
+            .get_manifest(&reference, &tag)
+            .await
+            .unwrap_or_else(|e| panic!("no SBOM attached to `{pinned}`: {e}"));
+        let manifest: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+        assert_eq!(manifest["subject"]["digest"], digest.to_string());
+        let layer = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["mediaType"] == media_type)
+            .unwrap_or_else(|| panic!("no `{media_type}` layer in {manifest}"));
+        let blob: kiln_oci::Digest = layer["digest"].as_str().unwrap().parse().unwrap();
+        client
+            .get_blob_bytes(&reference, &blob, 64 << 20)
+            .await
+            .unwrap()
+    })
+}
+
+/// Returns `(name, version)` of the CycloneDX components whose purl type is `purl_type`
+/// (`deb`, `golang`, `maven`, `npm`); names carry their group (`@types/node`,
+/// `org.slf4j/slf4j-api`).
+pub fn sbom_components(
+    cyclonedx: &serde_json::Value,
+    purl_type: &str,
+) -> std::collections::BTreeSet<(String, String)> {
+    cyclonedx["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter(|c| {
+            c["purl"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("pkg:{purl_type}/"))
+        })
+        .map(|c| {
+            let name = c["name"].as_str().unwrap();
+            let name = match c["group"].as_str() {
+                Some(g) => format!("{g}/{name}"),
+                None => name.to_owned(),
+            };
+            (name, c["version"].as_str().unwrap().to_owned())
+        })
+        .collect()
 }

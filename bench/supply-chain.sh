@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# What SBOMs, signing and attaching add to a warm rebuild of tests/fixtures/node-express
+# (one-line change, published to a throwaway `docker-registry` on 127.0.0.1), all in one run
+# on the same kiln cache, alternating:
+#
+#   A. kiln build --publish --no-sbom --no-provenance             (the build alone)
+#   B. kiln build --publish --sign-key KEY                        (SBOMs + provenance + signature,
+#                                                                   unencrypted PKCS#8 key)
+#   C. as B with an encrypted key (cosign's format: scrypt N=2^16, so ~0.1 s of key
+#      decryption on purpose; shown apart, it is not SBOM, signing or attaching)
+#
+# Target: B at most 5% over A.
+#
+#   bench/supply-chain.sh            # RUNS=9 timed runs each, after WARMUP=1 untimed one
+#
+# Needs what .ci/setup installs, plus python3. Scratch in bench/out/supply-chain; the npm
+# cache and the node base are shared with bench/node-build.sh (bench/out/node-build-cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-9}
+WARMUP=${WARMUP:-1}
+out=$PWD/bench/out/supply-chain
+cache=$PWD/bench/out/node-build-cache
+rm -rf "$out" && mkdir -p "$out" "$cache"
+
+reg_pid=""
+cleanup() { if [ -n "$reg_pid" ]; then kill "$reg_pid" 2>/dev/null || true; wait "$reg_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+for tool in node npm python3 curl /usr/bin/docker-registry; do
+  command -v "$tool" >/dev/null || { echo "missing \`$tool\` (run .ci/setup)" >&2; exit 1; }
+done
+
+echo "building kiln (release)..." >&2
+cargo build -q --release -p kiln-cli --bin kiln
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+kiln=$target_dir/release/kiln
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$out/registry.yml" <<YML
+version: 0.1
+log: { level: error }
+storage: { filesystem: { rootdirectory: $out/registry } }
+http: { addr: 127.0.0.1:$port }
+YML
+/usr/bin/docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$out/registry.log" >&2; exit 1; }
+reg=127.0.0.1:$port
+
+if [ ! -f "$cache/base/oci/index.json" ]; then
+  echo "building the node base from the committed lock..." >&2
+  "$kiln" base build golden-base/node.toml --platform linux/amd64 --cache-dir "$cache/base" >/dev/null
+fi
+export GIT_CEILING_DIRECTORIES=$out
+warm=$out/warm-cache
+mkdir -p "$warm/buildpacks/kiln-node" && cp -al "$cache/base/oci" "$warm/oci" &&
+  ln -s "$cache/npm" "$warm/buildpacks/kiln-node/npm"
+cp -r tests/fixtures/node-express "$out/app"
+
+env -u KILN_KEY_PASSWORD -u COSIGN_PASSWORD "$kiln" key generate --output-prefix "$out/plain" >/dev/null 2>&1
+KILN_KEY_PASSWORD=bench "$kiln" key generate --output-prefix "$out/encrypted" >/dev/null
+# The first build, untimed: node_modules installed, the base's layers cataloged once.
+"$kiln" build "$reg/express:latest" --path "$out/app" --publish \
+  --cache-dir "$warm" --sign-key "$out/plain.key" -q >"$out/first.log" 2>&1
+
+edit="sed -i \"s/'hello from express[^']*'/'hello from express \$(date +%s%N)'/\" '$out/app/server.js'"
+time_cmd() { # LABEL -- COMMAND... -> "median min max"
+  python3 bench/timeit.py "$RUNS" "$WARMUP" "$out/$1.log" --before "$edit" "${@:2}"
+}
+build=("$kiln" build "$reg/express:latest" --path "$out/app" --publish --cache-dir "$warm" -q)
+
+echo "timing rebuilds after a one-line change: A, B and C alternate, $WARMUP warm-up + $RUNS rounds..." >&2
+for _ in $(seq $((WARMUP))); do
+  bash -c "$edit" && "${build[@]}" --no-sbom --no-provenance >/dev/null
+  bash -c "$edit" && "${build[@]}" --sign-key "$out/plain.key" >/dev/null
+  bash -c "$edit" && KILN_KEY_PASSWORD=bench "${build[@]}" --sign-key "$out/encrypted.key" >/dev/null
+done
+: >"$out/a.times"; : >"$out/b.times"; : >"$out/c.times"
+for round in $(seq $((RUNS))); do
+  read -r a _ _ < <(RUNS=1 WARMUP=0 time_cmd a -- "${build[@]}" --no-sbom --no-provenance --report "$out/a.json")
+  read -r b _ _ < <(RUNS=1 WARMUP=0 time_cmd b -- "${build[@]}" --sign-key "$out/plain.key" --report "$out/b.json")
+  read -r c _ _ < <(RUNS=1 WARMUP=0 time_cmd c --env KILN_KEY_PASSWORD=bench -- "${build[@]}" --sign-key "$out/encrypted.key")
+  echo "$a" >>"$out/a.times"; echo "$b" >>"$out/b.times"; echo "$c" >>"$out/c.times"
+done
+
+python3 - "$out" "$RUNS" <<'PY'
+import json, statistics, sys
+out, runs = sys.argv[1], int(sys.argv[2])
+t = {k: [float(x) for x in open(f"{out}/{k}.times")] for k in "abc"}
+row = lambda name, v: print(f"{name:<62} {statistics.median(v):9.3f} {min(v):7.3f} {max(v):7.3f}")
+print(f"\nnode-express rebuild after a one-line change, published; {runs} alternating rounds")
+print(f"{'command':<62} {'median s':>9} {'min':>7} {'max':>7}")
+row("A  kiln build --publish --no-sbom --no-provenance", t["a"])
+row("B  kiln build --publish --sign-key (SBOM + provenance + sig)", t["b"])
+row("C  as B, key in cosign's encrypted format", t["c"])
+b = json.load(open(f"{out}/b.json"))
+s = b["supply"]
+pk = s["sboms"][0]["packages"]
+print(f"B's SBOM: {sum(pk.values())} packages ({', '.join(f'{k} {v}' for k, v in pk.items())}); "
+      f"signed {len(s['signatures'])}, provenance signed: {s['provenance']['signed']}")
+a_med, b_med = statistics.median(t["a"]), statistics.median(t["b"])
+over = (b_med / a_med - 1) * 100
+print(f"B over A: {over:+.1f}% ({(b_med - a_med) * 1000:+.0f} ms) (target < +5%: {'met' if over < 5 else 'NOT met'})")
+print(f"C over B (key decryption): {(statistics.median(t['c']) - b_med) * 1000:+.0f} ms")
+PY

@@ -1,0 +1,188 @@
+//! Attaching SBOMs, signatures and attestations to an image in its registry, and finding
+//! them again.
+//!
+//! An SBOM or attestation is pushed as an artifact whose `subject` is the image, tagged with
+//! cosign's name (`sha256-<hex>.sbom`, `.att`): a registry with the referrers API lists it
+//! among the image's referrers (and says so, `OCI-Subject`), and on any other registry
+//! tools find it by that tag.
+//! Signatures always live at cosign's `.sig` tag, where podman and cosign look for them;
+//! a new signature is added to those already there.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, anyhow};
+use base64::Engine as _;
+use kiln_attest::artifact::{
+    ArtifactLayer, ArtifactManifest, Attachment, EMPTY_CONFIG, LayerRef, MANIFEST_MEDIA_TYPE,
+    SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, Subject, manifest_layers, signature_manifest,
+};
+use kiln_oci::{Digest, Reference};
+use kiln_registry::{Client, PulledManifest};
+use serde::Serialize;
+
+/// The largest attachment blob kiln reads back (SBOMs of big images are a few MiB).
+const MAX_ATTACHMENT: u64 = 64 * 1024 * 1024;
+
+/// Where an attachment went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attached {
+    /// The artifact manifest's digest.
+    pub digest: String,
+    /// The tag it was pushed as (cosign's name for it).
+    pub tag: String,
+    /// Whether the registry indexed it for its referrers API too.
+    pub referrers_api: bool,
+}
+
+/// Pushes `artifact` (which names `subject`) into `repo`: its blobs at once, then, when
+/// `ready` resolves (the image itself is in the registry), the manifest under the `kind`
+/// fallback tag. One `PUT` serves both ways of finding it: a registry with the referrers
+/// API indexes the `subject` of any manifest it stores, and says so (`OCI-Subject`).
+pub async fn push_artifact(
+    client: &Client,
+    repo: &Reference,
+    subject: &Subject,
+    kind: Attachment,
+    artifact: &ArtifactManifest,
+    ready: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<Attached> {
+    push_blobs(client, repo, &artifact.blobs).await?;
+    ready.await?;
+    let tag = kind.tag(&subject.digest);
+    let (digest, acknowledged) = client
+        .push_manifest_acknowledged(repo, &tag, MANIFEST_MEDIA_TYPE, &artifact.manifest)
+        .await?;
+    Ok(Attached {
+        digest: digest.to_string(),
+        tag,
+        referrers_api: acknowledged,
+    })
+}
+
+/// Adds the signature `signature` of `payload` to `subject`'s `.sig` tag in `repo`, keeping
+/// the signatures already there (signing twice with the same key adds nothing: ECDSA here
+/// is deterministic, RFC 6979). The tag is written once `ready` resolves.
+pub async fn push_signature(
+    client: &Client,
+    repo: &Reference,
+    subject: &Digest,
+    payload: Vec<u8>,
+    signature: &[u8],
+    ready: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<Attached> {
+    let tag = Attachment::Signature.tag(subject);
+    let new = ArtifactLayer {
+        media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),
+        bytes: payload,
+        annotations: BTreeMap::from([(
+            SIGNATURE_ANNOTATION.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(signature),
+        )]),
+    };
+    let mut layers = Vec::new();
+    if let Some(existing) = get_optional(client, repo, &tag).await? {
+        for l in manifest_layers(&existing.bytes) {
+            let bytes = read_blob(client, repo, &l).await?;
+            layers.push(ArtifactLayer {
+                media_type: l.media_type,
+                bytes,
+                annotations: l.annotations,
+            });
+        }
+    }
+    if !layers.contains(&new) {
+        layers.push(new);
+    }
+    let manifest = signature_manifest(layers);
+    push_blobs(client, repo, &manifest.blobs).await?;
+    ready.await?;
+    client
+        .push_manifest(repo, &tag, MANIFEST_MEDIA_TYPE, &manifest.manifest)
+        .await?;
+    Ok(Attached {
+        digest: manifest.digest.to_string(),
+        tag,
+        referrers_api: false,
+    })
+}
+
+/// Returns the `kind` attachment of `subject` in `repo`: the newest referrer of
+/// `artifact_type` when the registry lists referrers, else the cosign tag's manifest.
+pub async fn find(
+    client: &Client,
+    repo: &Reference,
+    subject: &Digest,
+    kind: Attachment,
+    artifact_type: &str,
+) -> anyhow::Result<Option<PulledManifest>> {
+    if kind != Attachment::Signature
+        && let Some(referrers) = client.referrers(repo, subject).await?
+        && let Some(found) = referrers
+            .iter()
+            .rev()
+            .find(|r| r.artifact_type.as_deref() == Some(artifact_type))
+    {
+        let digest = found.digest.to_string();
+        return Ok(Some(client.get_manifest(repo, &digest).await?));
+    }
+    get_optional(client, repo, &kind.tag(subject)).await
+}
+
+/// Returns the bytes of the layer `layer` of an attachment, verified against its digest.
+pub async fn read_blob(
+    client: &Client,
+    repo: &Reference,
+    layer: &LayerRef,
+) -> anyhow::Result<Vec<u8>> {
+    if layer.size > MAX_ATTACHMENT {
+        return Err(anyhow!(
+            "attachment blob `{}` is {} bytes; kiln reads at most {MAX_ATTACHMENT}",
+            layer.digest,
+            layer.size
+        ));
+    }
+    Ok(client
+        .get_blob_bytes(repo, &layer.digest, layer.size)
+        .await?)
+}
+
+/// Returns manifest `reference` of `repo`, or `None` when the registry has no such manifest.
+pub async fn get_optional(
+    client: &Client,
+    repo: &Reference,
+    reference: &str,
+) -> anyhow::Result<Option<PulledManifest>> {
+    match client.get_manifest(repo, reference).await {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Uploads `contents` at once, from memory. The empty config every artifact shares is
+/// looked for first (it is there after the first attachment); other blobs are new.
+pub async fn push_blobs(
+    client: &Client,
+    repo: &Reference,
+    contents: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    let jobs = contents.iter().map(|bytes| async move {
+        if bytes.as_slice() == EMPTY_CONFIG
+            && client
+                .blob_exists(repo, &kiln_oci::Digest::of(bytes))
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        client
+            .push_blob_bytes(repo, bytes.clone().into())
+            .await
+            .context("pushing an attachment blob")?;
+        anyhow::Ok(())
+    });
+    for result in futures_util::future::join_all(jobs).await {
+        result?;
+    }
+    Ok(())
+}

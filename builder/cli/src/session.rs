@@ -1,0 +1,32 @@
+//! What commands that talk to a registry set up first: an async runtime and a client.
+
+use anyhow::Context as _;
+use kiln_registry::Client;
+use tokio::runtime::Runtime;
+
+use crate::args::RegistryArgs;
+use crate::failure::{Failure, exit};
+use crate::settings::Environment;
+
+/// A runtime and a registry client.
+pub struct Session {
+    /// The async runtime.
+    pub runtime: Runtime,
+    /// The registry client.
+    pub client: Client,
+}
+
+impl Session {
+    /// Opens a session.
+    pub fn open(env: &Environment, registry: &RegistryArgs) -> Result<Self, Failure> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let client = Client::new(env.registry_settings(registry)).map_err(|e| {
+            let hint = e.hint();
+            Failure::new(exit::FAILURE, e).hint(hint)
+        })?;
+        Ok(Self { runtime, client })
+    }
+}

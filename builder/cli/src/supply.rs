@@ -1,0 +1,348 @@
+//! The supply-chain part of `kiln build` and `kiln base build`: SBOMs of every image
+//! (written with `--sbom-dir`, attached when pushed), the signature (`--sign-key`), and
+//! build provenance in a DSSE envelope, all attached after the image is pushed, at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use kiln_attest::artifact::{
+    ArtifactLayer, Attachment, CYCLONEDX_MEDIA_TYPE, DSSE_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION,
+    SPDX_MEDIA_TYPE, Subject, artifact_manifest,
+};
+use kiln_attest::sign::{
+    Envelope, IN_TOTO_PAYLOAD_TYPE, PrivateKey, SLSA_PROVENANCE_V1, sign_envelope,
+};
+use kiln_image::{Artifact, Blobs};
+use kiln_oci::{Digest, Reference};
+use kiln_registry::Client;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::args::SupplyArgs;
+use crate::attach::{Attached, push_artifact};
+use crate::failure::{Failure, exit};
+use crate::keys::load_private;
+use crate::output::Ui;
+use crate::sbom::{Sboms, catalog, documents, summary, write};
+use crate::settings::Environment;
+
+/// The SBOM of one image of what was built.
+pub struct ImageSbom {
+    /// The image manifest's digest (the SBOM's subject).
+    pub digest: Digest,
+    /// The image manifest's size.
+    pub size: u64,
+    /// Both documents.
+    pub sboms: Sboms,
+}
+
+/// What the supply-chain steps did, for `--report`.
+#[derive(Debug, Default, Serialize)]
+pub struct SupplyReport {
+    /// Per image: packages found, files written, where the SBOM was attached.
+    pub sboms: Vec<SbomReport>,
+    /// Signatures pushed: the signed digest and where the signature went.
+    pub signatures: Vec<(String, Attached)>,
+    /// The provenance attestation, when attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ProvenanceReport>,
+}
+
+/// One image's SBOM in the report.
+#[derive(Debug, Serialize)]
+pub struct SbomReport {
+    /// The image's digest.
+    pub image: String,
+    /// Packages per ecosystem.
+    pub packages: BTreeMap<String, usize>,
+    /// Files written with `--sbom-dir`.
+    pub files: Vec<PathBuf>,
+    /// Where it was attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached: Option<Attached>,
+}
+
+/// The provenance in the report.
+#[derive(Debug, Serialize)]
+pub struct ProvenanceReport {
+    /// Whether the envelope is signed.
+    pub signed: bool,
+    /// Where it was attached.
+    pub attached: Attached,
+}
+
+/// Reads the `--sign-key`, if any.
+pub fn signing_key(args: &SupplyArgs, env: &Environment) -> Result<Option<PrivateKey>, Failure> {
+    args.sign_key
+        .as_deref()
+        .map(|path| load_private(path, &args.password, env))
+        .transpose()
+}
+
+/// What an SBOM describes: the images of `artifact`, named `name`, with the packages the
+/// buildpack `declared`, as of `created` (unix seconds).
+pub struct Described<'a> {
+    /// The image or index.
+    pub artifact: Artifact<'a>,
+    /// The repository it is (or would be) pushed to.
+    pub name: &'a str,
+    /// The buildpack's declared packages.
+    pub declared: &'a [kiln_lifecycle::DeclaredPackage],
+    /// The documents' creation time.
+    pub created: i64,
+}
+
+/// Catalogs every image described and writes the SBOMs into `--sbom-dir`; returns them with
+/// the report entries. Nothing when `--no-sbom`.
+pub async fn make_sboms(
+    args: &SupplyArgs,
+    what: Described<'_>,
+    blobs: &Blobs,
+    cache_dir: &Path,
+    ui: &Ui,
+) -> anyhow::Result<(Vec<ImageSbom>, Vec<SbomReport>)> {
+    let Described {
+        artifact,
+        name,
+        declared,
+        created,
+    } = what;
+    if args.no_sbom {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let images = artifact.images();
+    let mut out = Vec::new();
+    let mut reports = Vec::new();
+    for image in &images {
+        let found = catalog(&image.layers, declared, blobs, cache_dir).await?;
+        ui.info(&format!("SBOM: {}", summary(&found)));
+        let sboms = documents(name, &image.manifest_digest, found, created);
+        let files = match &args.sbom_dir {
+            Some(dir) => {
+                let stem = match images.len() {
+                    1 => "sbom".to_owned(),
+                    _ => platform_stem(&image.config_bytes),
+                };
+                write(dir, &stem, &sboms)?
+            }
+            None => Vec::new(),
+        };
+        reports.push(SbomReport {
+            image: image.manifest_digest.to_string(),
+            packages: sboms
+                .catalog
+                .counts()
+                .into_iter()
+                .map(|(e, n)| (crate::sbom::ecosystem_name(e).to_owned(), n))
+                .collect(),
+            files,
+            attached: None,
+        });
+        out.push(ImageSbom {
+            digest: image.manifest_digest.clone(),
+            size: image.manifest_bytes.len() as u64,
+            sboms,
+        });
+    }
+    Ok((out, reports))
+}
+
+/// What to attach to a pushed image.
+pub struct Attachments<'a> {
+    /// The pushed image or index.
+    pub artifact: Artifact<'a>,
+    /// The SBOM of each of its images.
+    pub sboms: &'a [ImageSbom],
+    /// The provenance statement, if any.
+    pub statement: Option<Vec<u8>>,
+    /// The signing key, if any.
+    pub key: Option<&'a PrivateKey>,
+}
+
+/// Attaches to the pushed artifact in `target`'s repository, all at once: each image's
+/// SBOM, the provenance statement (a DSSE envelope, signed when there is a key) and the
+/// signatures of the artifact and each of its images.
+///
+/// Blobs go up at once, beside the image's own push; manifests and tags only once `pushed`
+/// says the image is in the registry (and not at all when it says it failed), so nothing
+/// ever points at an image that is not there.
+pub async fn attach(
+    client: &Client,
+    target: &Reference,
+    what: Attachments<'_>,
+    pushed: watch::Receiver<Option<bool>>,
+    report: &mut SupplyReport,
+) -> anyhow::Result<()> {
+    let Attachments {
+        artifact,
+        sboms,
+        statement,
+        key,
+    } = what;
+    let pushed = &pushed;
+    let sbom_jobs = sboms.iter().map(|s| async move {
+        let subject = Subject {
+            media_type: kiln_attest::artifact::MANIFEST_MEDIA_TYPE.to_owned(),
+            digest: s.digest.clone(),
+            size: s.size,
+        };
+        let layers = vec![
+            ArtifactLayer::titled(SPDX_MEDIA_TYPE, s.sboms.spdx.clone(), "sbom.spdx.json"),
+            ArtifactLayer::titled(
+                CYCLONEDX_MEDIA_TYPE,
+                s.sboms.cyclonedx.clone(),
+                "sbom.cdx.json",
+            ),
+        ];
+        let manifest = artifact_manifest(SPDX_MEDIA_TYPE, Some(&subject), layers);
+        let ready = image_pushed(pushed.clone());
+        push_artifact(client, target, &subject, Attachment::Sbom, &manifest, ready)
+            .await
+            .context("attaching the SBOM")
+    });
+    let top = Subject {
+        media_type: artifact.media_type().to_owned(),
+        digest: artifact.digest().clone(),
+        size: artifact.bytes().len() as u64,
+    };
+    let provenance_job = async {
+        let Some(statement) = statement else {
+            return Ok(None);
+        };
+        let envelope = match key {
+            Some(k) => sign_envelope(IN_TOTO_PAYLOAD_TYPE, &statement, k),
+            None => unsigned_envelope(&statement),
+        };
+        let mut layer = ArtifactLayer {
+            media_type: DSSE_MEDIA_TYPE.to_owned(),
+            bytes: serde_json::to_vec(&envelope)?,
+            annotations: BTreeMap::new(),
+        };
+        layer.annotations.insert(
+            PREDICATE_TYPE_ANNOTATION.to_owned(),
+            SLSA_PROVENANCE_V1.to_owned(),
+        );
+        let manifest = artifact_manifest(DSSE_MEDIA_TYPE, Some(&top), vec![layer]);
+        let ready = image_pushed(pushed.clone());
+        let attached = push_artifact(
+            client,
+            target,
+            &top,
+            Attachment::Attestation,
+            &manifest,
+            ready,
+        )
+        .await
+        .context("attaching the provenance")?;
+        anyhow::Ok(Some(ProvenanceReport {
+            signed: key.is_some(),
+            attached,
+        }))
+    };
+    let mut signed: Vec<Digest> = vec![artifact.digest().clone()];
+    if matches!(artifact, Artifact::Index(_)) {
+        signed.extend(artifact.images().iter().map(|i| i.manifest_digest.clone()));
+    }
+    let sign_jobs = signed.iter().filter(|_| key.is_some()).map(|d| async move {
+        let k = key.expect("filtered on a key");
+        // The payload names the pushed tag for the top-level artifact, the repository for
+        // the images of an index (nobody pulls those by that tag).
+        let claim = if d == artifact.digest() {
+            target.clone()
+        } else {
+            target.with_digest(d.clone())
+        };
+        let ready = image_pushed(pushed.clone());
+        let (digest, attached) = crate::sign::sign(client, &claim, d, k, ready)
+            .await
+            .context("signing the image")?;
+        anyhow::Ok((digest.to_string(), attached))
+    });
+    let (sbom_results, provenance, sign_results) = tokio::join!(
+        futures_util::future::join_all(sbom_jobs),
+        provenance_job,
+        futures_util::future::join_all(sign_jobs),
+    );
+    for (entry, attached) in report.sboms.iter_mut().zip(sbom_results) {
+        entry.attached = Some(attached?);
+    }
+    report.provenance = provenance?;
+    for s in sign_results {
+        report.signatures.push(s?);
+    }
+    Ok(())
+}
+
+/// Runs `deliver` (the image's push) and, with `attach_to`, the attachments of its target
+/// beside it on another thread of `runtime` (their manifests wait for the push, see
+/// [`attach`]); returns what `deliver` returned. A failed push fails; failed attachments
+/// fail with [`attach_failure`].
+pub fn deliver_and_attach<T>(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    attach_to: Option<(&Reference, Attachments<'_>)>,
+    report: &mut SupplyReport,
+    deliver: impl FnOnce() -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let (pushed_tx, pushed_rx) = watch::channel(None);
+    let handle = runtime.handle().clone();
+    let (delivered, attached) = std::thread::scope(|scope| {
+        let attaching = attach_to.map(|(target, what)| {
+            scope.spawn(move || handle.block_on(attach(client, target, what, pushed_rx, report)))
+        });
+        let delivered = deliver();
+        // A receiver gone (nothing to attach) is fine.
+        let _ = pushed_tx.send(Some(delivered.is_ok()));
+        let attached = attaching.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("attaching panicked")))
+        });
+        (delivered, attached)
+    });
+    let delivered = delivered?;
+    if let Some(result) = attached {
+        result.map_err(attach_failure)?;
+    }
+    Ok(delivered)
+}
+
+/// Resolves once the image is pushed; fails when its push failed or was abandoned.
+async fn image_pushed(mut pushed: watch::Receiver<Option<bool>>) -> anyhow::Result<()> {
+    match pushed.wait_for(Option::is_some).await.map(|v| *v) {
+        Ok(Some(true)) => Ok(()),
+        _ => Err(anyhow::anyhow!("the image itself was not pushed")),
+    }
+}
+
+/// Maps an attachment failure to the push exit code, with the hint that the image itself
+/// is already in the registry.
+pub fn attach_failure(e: anyhow::Error) -> Failure {
+    Failure::new(exit::EXPORT, e).hint(Some(
+        "the image itself was pushed; run the build again, or `kiln sign` it".into(),
+    ))
+}
+
+fn unsigned_envelope(statement: &[u8]) -> Envelope {
+    use base64::Engine as _;
+    Envelope {
+        payload_type: IN_TOTO_PAYLOAD_TYPE.to_owned(),
+        payload: base64::engine::general_purpose::STANDARD.encode(statement),
+        signatures: Vec::new(),
+    }
+}
+
+/// Returns `os-arch[-variant]` of an image config, the file stem of its SBOMs.
+fn platform_stem(config: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(config).unwrap_or_default();
+    let mut stem = format!(
+        "{}-{}",
+        v["os"].as_str().unwrap_or("unknown"),
+        v["architecture"].as_str().unwrap_or("unknown")
+    );
+    if let Some(variant) = v["variant"].as_str() {
+        stem.push('-');
+        stem.push_str(variant);
+    }
+    stem
+}
