@@ -27,28 +27,6 @@ const GIT_TOKEN: &str = "kiln-git-token-canary-77c3e2";
 /// The signing key's password.
 const KEY_PASSWORD: &str = "kiln key password";
 
-/// (type, name, version) from the packages of a kiln SBOM (CycloneDX components).
-fn kiln_packages(cyclonedx: &Value, purl_type: &str) -> BTreeSet<(String, String)> {
-    cyclonedx["components"]
-        .as_array()
-        .expect("components")
-        .iter()
-        .filter(|c| {
-            c["purl"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("pkg:{purl_type}/"))
-        })
-        .map(|c| {
-            let name = match c["group"].as_str() {
-                Some(g) if purl_type == "golang" => format!("{g}/{}", c["name"].as_str().unwrap()),
-                _ => c["name"].as_str().unwrap().to_owned(),
-            };
-            (name, c["version"].as_str().unwrap().to_owned())
-        })
-        .collect()
-}
-
 /// (name, version) of syft's artifacts of `kind` (`deb`, `go-module`).
 fn syft_packages(sbom: &Value, kind: &str) -> BTreeSet<(String, String)> {
     sbom["artifacts"]
@@ -309,14 +287,17 @@ fn sboms_signatures_and_provenance_of_a_go_app() {
         &format!("oci-archive:{}", archive.display()),
         &kiln.ws.mkdir("syft"),
     );
-    let (kiln_debs, syft_debs) = (kiln_packages(&cdx, "deb"), syft_packages(&syft, "deb"));
+    let (kiln_debs, syft_debs) = (
+        common::sbom_components(&cdx, "deb"),
+        syft_packages(&syft, "deb"),
+    );
     assert!(kiln_debs.len() >= 3, "{kiln_debs:?}");
     assert_eq!(
         kiln_debs, syft_debs,
         "Debian packages: kiln (left) vs syft (right)"
     );
     let (kiln_go, syft_go) = (
-        kiln_packages(&cdx, "golang"),
+        common::sbom_components(&cdx, "golang"),
         syft_packages(&syft, "go-module"),
     );
     assert!(

@@ -216,7 +216,7 @@ fn build(
         .map_or_else(|| local_name.clone(), Reference::name);
     let created = kiln_debian::base_image::release_epoch(&lockfile)
         .map_err(|e| Failure::new(exit::FAILURE, e))?;
-    let (sboms, sbom_reports) = runtime
+    let (sboms, sbom_reports, sbom_ms) = runtime
         .block_on(supply::make_sboms(
             &a.supply,
             supply::Described {
@@ -232,6 +232,7 @@ fn build(
         .map_err(|e| Failure::new(exit::EXPORT, e))?;
     let mut report = supply::SupplyReport {
         sboms: sbom_reports,
+        sbom_ms,
         ..Default::default()
     };
     let attachments = target.as_ref().map(|t| {

@@ -233,7 +233,7 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         ));
     }
     let final_image = image.finalize().map_err(|e| export_err(e.into()))?;
-    let (sboms, sbom_reports) = runtime
+    let (sboms, sbom_reports, sbom_ms) = runtime
         .block_on(supply::make_sboms(
             &args.supply,
             supply::Described {
@@ -252,6 +252,7 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let t = Instant::now();
     let mut supply_report = supply::SupplyReport {
         sboms: sbom_reports,
+        sbom_ms,
         ..Default::default()
     };
     let statement = (args.publish && !args.no_provenance).then(|| {

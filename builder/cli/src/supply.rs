@@ -47,6 +47,10 @@ pub struct SupplyReport {
     /// The provenance attestation, when attached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<ProvenanceReport>,
+    /// Cataloging the layers and writing the SBOMs, in milliseconds.
+    pub sbom_ms: u128,
+    /// How long attaching went on after the image's own push, in milliseconds.
+    pub attach_after_push_ms: u128,
 }
 
 /// One image's SBOM in the report.
@@ -94,14 +98,14 @@ pub struct Described<'a> {
 }
 
 /// Catalogs every image described and writes the SBOMs into `--sbom-dir`; returns them with
-/// the report entries. Nothing when `--no-sbom`.
+/// the report entries and the milliseconds it took. Nothing when `--no-sbom`.
 pub async fn make_sboms(
     args: &SupplyArgs,
     what: Described<'_>,
     blobs: &Blobs,
     cache_dir: &Path,
     ui: &Ui,
-) -> anyhow::Result<(Vec<ImageSbom>, Vec<SbomReport>)> {
+) -> anyhow::Result<(Vec<ImageSbom>, Vec<SbomReport>, u128)> {
     let Described {
         artifact,
         name,
@@ -109,8 +113,9 @@ pub async fn make_sboms(
         created,
     } = what;
     if args.no_sbom {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), 0));
     }
+    let started = std::time::Instant::now();
     let images = artifact.images();
     let mut out = Vec::new();
     let mut reports = Vec::new();
@@ -145,7 +150,7 @@ pub async fn make_sboms(
             sboms,
         });
     }
-    Ok((out, reports))
+    Ok((out, reports, started.elapsed().as_millis()))
 }
 
 /// What to attach to a pushed image.
@@ -288,21 +293,28 @@ pub fn deliver_and_attach<T>(
     let (pushed_tx, pushed_rx) = watch::channel(None);
     let handle = runtime.handle().clone();
     let (delivered, attached) = std::thread::scope(|scope| {
+        let for_attach = &mut *report;
         let attaching = attach_to.map(|(target, what)| {
-            scope.spawn(move || handle.block_on(attach(client, target, what, pushed_rx, report)))
+            scope
+                .spawn(move || handle.block_on(attach(client, target, what, pushed_rx, for_attach)))
         });
         let delivered = deliver();
+        let pushed_at = std::time::Instant::now();
         // A receiver gone (nothing to attach) is fine.
         let _ = pushed_tx.send(Some(delivered.is_ok()));
         let attached = attaching.map(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("attaching panicked")))
         });
-        (delivered, attached)
+        (
+            delivered,
+            attached.map(|a| (a, pushed_at.elapsed().as_millis())),
+        )
     });
     let delivered = delivered?;
-    if let Some(result) = attached {
+    if let Some((result, after_push_ms)) = attached {
         result.map_err(attach_failure)?;
+        report.attach_after_push_ms = after_push_ms;
     }
     Ok(delivered)
 }

@@ -441,6 +441,12 @@ pub fn shared_base(base: &str, platform: &str) -> PathBuf {
 /// Like [`shared_base`], for "version 2" of the base when `v2`: the same lock with one file
 /// more, `/etc/kiln-base-v2` holding `v2`, as a patched base a platform team rolls out.
 /// `platform` may name several (`linux/amd64,linux/arm64`: an index).
+///
+/// A base is built once per target dir and kiln binary, not once per test binary: it lives
+/// in `<target>/e2e-bases/<key>-<stamp>`, where the stamp hashes the kiln binary's size and
+/// time and every committed definition, lock and keyring, so a changed kiln or base builds
+/// afresh. It is built in a directory of its own and renamed into place, so a half-built
+/// base is never used. Every build shares one `.deb` cache.
 pub fn shared_base_version(base: &str, platform: &str, v2: bool) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     let key = format!(
@@ -453,17 +459,32 @@ pub fn shared_base_version(base: &str, platform: &str, v2: bool) -> PathBuf {
     if let Some(dir) = built.get(&key) {
         return dir.clone();
     }
+    let root = kiln_e2e::target_dir().join("e2e-bases");
+    let dir = root.join(format!("{key}-{}", bases_stamp()));
+    if !dir.join("oci/index.json").is_file() {
+        build_shared_base(base, platform, v2, &root, &dir);
+    }
+    built.insert(key, dir.clone());
+    dir
+}
+
+/// Builds base `base` (see [`shared_base_version`]) into `dir`, through a temporary sibling.
+fn build_shared_base(base: &str, platform: &str, v2: bool, root: &Path, dir: &Path) {
     // The definitions a base builds on (`java21` = `base` + OpenJDK, `base` = `static` + ...).
     let chain: &[&str] = match base {
         "java21" | "node" => &["static", "base", base],
         other => &[other],
     };
-    let shared = Kiln::shared_cache().parent().unwrap().to_path_buf();
-    let dir = shared.join(format!("base-{key}"));
-    // Every build of the binary shares one `.deb` cache: v2 of a base downloads nothing.
-    std::fs::create_dir_all(shared.join("debian")).unwrap();
-    std::fs::create_dir_all(&dir).unwrap();
-    let _ = std::os::unix::fs::symlink(shared.join("debian"), dir.join("debian"));
+    let debs = root.join("debian");
+    std::fs::create_dir_all(&debs).unwrap();
+    let tmp = root.join(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        dir.file_name().unwrap().to_str().unwrap()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::os::unix::fs::symlink(&debs, tmp.join("debian")).unwrap();
     let kiln = Kiln::new();
     let defs = kiln.golden_definitions("defs", chain);
     kiln.committed_locks(&defs, chain);
@@ -480,11 +501,62 @@ pub fn shared_base_version(base: &str, platform: &str, v2: bool) -> PathBuf {
         "--platform",
         platform,
         "--cache-dir",
-        dir.to_str().unwrap(),
+        tmp.to_str().unwrap(),
     ])
     .ok();
-    built.insert(key, dir.clone());
-    dir
+    // Another test process may have finished the same base first: then keep that one.
+    if std::fs::rename(&tmp, dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    // This base as an earlier kiln built it is stale now: free its disk.
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let key = &name[..name.len() - 17];
+    for entry in std::fs::read_dir(root).unwrap().flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if other != name && other.len() == name.len() && other.starts_with(&format!("{key}-")) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Returns a hash of what a shared base depends on: the kiln binary (size and modification
+/// time) and the committed golden-base files.
+fn bases_stamp() -> String {
+    static STAMP: OnceLock<String> = OnceLock::new();
+    STAMP
+        .get_or_init(|| {
+            let mut seen = String::new();
+            let bin = std::fs::metadata(kiln_e2e::kiln_bin()).expect("the kiln binary");
+            let mtime = bin
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            seen.push_str(&format!("kiln {} {}\n", bin.len(), mtime.as_nanos()));
+            let golden = workspace_root().join("golden-base");
+            let mut files: Vec<PathBuf> = walk_files(&golden);
+            files.sort();
+            for f in files {
+                seen.push_str(&format!("{}\n", f.display()));
+                seen.push_str(&kiln_oci::Digest::of(&std::fs::read(&f).unwrap()).to_string());
+            }
+            kiln_oci::Digest::of(seen.as_bytes()).hex()[..16].to_owned()
+        })
+        .clone()
+}
+
+/// Returns every file under `dir`.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// Returns a new cache dir `name` in `kiln`'s workspace whose store holds the amd64 golden
