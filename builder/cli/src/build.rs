@@ -21,6 +21,7 @@ use crate::args::{BuildArgs, CompressionArg};
 use crate::build_cache;
 use crate::failure::{Failure, exit};
 use crate::output::{Ui, human_bytes};
+use crate::provenance::{BuildFacts, provenance};
 use crate::report::{Report, Timings};
 use crate::run_image::{names_a_registry, read_run_image};
 use crate::settings::{Environment, parse_env_flags};
@@ -256,7 +257,7 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         ..Default::default()
     };
     let statement = (args.publish && !args.no_provenance).then(|| {
-        provenance(&Provenance {
+        provenance(&BuildFacts {
             args,
             env,
             target: &target,
@@ -320,66 +321,6 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let pinned = format!("{}@{}", target.name(), final_image.manifest_digest);
     println!("{pinned}");
     Ok(())
-}
-
-/// What the provenance of a build records.
-struct Provenance<'a> {
-    args: &'a BuildArgs,
-    env: &'a Environment,
-    target: &'a Reference,
-    digest: &'a Digest,
-    buildpack: &'a str,
-    run: &'a RunImage,
-    git: &'a kiln_lifecycle::GitInfo,
-    started: Instant,
-}
-
-/// Returns the in-toto statement of this build. Parameters are the flags that shaped the
-/// image; of `--env` only the names (values may be secrets).
-fn provenance(p: &Provenance<'_>) -> Vec<u8> {
-    let mut parameters = serde_json::Map::new();
-    let mut put = |k: &str, v: serde_json::Value| {
-        parameters.insert(k.to_owned(), v);
-    };
-    put("image", p.target.to_string().into());
-    put("buildpack", p.buildpack.into());
-    put("runImage", p.run.name.clone().into());
-    if let Some(process) = &p.args.process {
-        put("process", process.clone().into());
-    }
-    if !p.args.env.is_empty() {
-        let names: Vec<String> = p
-            .args
-            .env
-            .iter()
-            .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
-            .collect();
-        put("envNames", names.into());
-    }
-    if let Some(cache) = &p.args.cache_image {
-        put("cacheImage", cache.clone().into());
-    }
-    put(
-        "compression",
-        format!("{:?}", p.args.compression).to_lowercase().into(),
-    );
-    let now = chrono::Utc::now().timestamp();
-    let buildpacks = [(p.buildpack.to_owned(), env!("CARGO_PKG_VERSION").to_owned())];
-    kiln_attest::sign::provenance_statement(&kiln_attest::sign::ProvenanceInput {
-        subject_name: &p.target.name(),
-        subject_digest: p.digest,
-        builder_id: &p.env.builder_id(),
-        builder_version: env!("CARGO_PKG_VERSION"),
-        build_type: "https://kiln.dev/build/v1",
-        source_uri: p.git.remote.as_deref(),
-        source_revision: p.git.revision.as_deref(),
-        buildpacks: &buildpacks,
-        base_image: Some((&p.run.name, &p.run.digest)),
-        parameters: &parameters,
-        invocation_id: None,
-        started_on: Some(now - p.started.elapsed().as_secs() as i64),
-        finished_on: Some(now),
-    })
 }
 
 /// Where the run image comes from.

@@ -12,6 +12,7 @@ mod inspect;
 mod keys;
 mod login;
 mod output;
+mod provenance;
 mod rebase;
 mod report;
 mod run_image;
