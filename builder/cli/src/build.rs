@@ -34,11 +34,7 @@ const WORKSPACE: &str = "/workspace";
 /// Runs `kiln build`.
 pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
     let started = Instant::now();
-    let target: Reference = args.image.parse().map_err(|e| {
-        Failure::new(exit::USAGE, anyhow!("{e}")).hint(Some(
-            "name the image like `registry.example.com/team/app:tag`".into(),
-        ))
-    })?;
+    let target: Reference = crate::session::parse_image(&args.image)?;
     let source_dir = args.path.canonicalize().map_err(|e| {
         Failure::new(
             exit::USAGE,

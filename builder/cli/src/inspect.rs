@@ -17,8 +17,9 @@ use crate::failure::Failure;
 use crate::keys::load_public;
 use crate::output::human_bytes;
 use crate::session::Session;
+use crate::session::parse_image as parse;
 use crate::settings::Environment;
-use crate::sign::{FoundSignature, parse, resolve, signatures};
+use crate::sign::{FoundSignature, resolve, signatures};
 
 /// What `kiln inspect` shows.
 #[derive(Debug, Serialize)]
@@ -98,7 +99,10 @@ async fn inspect(
             let arch = host_arch();
             let entry = entries
                 .iter()
-                .find(|e| e["platform"]["architecture"] == arch && e["platform"]["os"] == "linux")
+                .find(|e| {
+                    kiln_image::Platform::of_entry(e)
+                        .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                })
                 .ok_or_else(|| anyhow!("the index `{digest}` has no linux/{arch} image"))?;
             let d: Digest = entry["digest"]
                 .as_str()

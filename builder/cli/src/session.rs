@@ -1,6 +1,7 @@
 //! What commands that talk to a registry set up first: an async runtime and a client.
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
+use kiln_oci::Reference;
 use kiln_registry::Client;
 use tokio::runtime::Runtime;
 
@@ -29,4 +30,13 @@ impl Session {
         })?;
         Ok(Self { runtime, client })
     }
+}
+
+/// Parses an image reference argument.
+pub fn parse_image(image: &str) -> Result<Reference, Failure> {
+    image.parse().map_err(|e| {
+        Failure::new(exit::USAGE, anyhow!("{e}")).hint(Some(
+            "name the image like `registry.example.com/team/app:tag`".into(),
+        ))
+    })
 }

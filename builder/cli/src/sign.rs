@@ -19,7 +19,7 @@ use crate::args::{SignArgs, VerifyArgs};
 use crate::attach::{Attached, get_optional, push_signature, read_blob};
 use crate::failure::{Failure, exit};
 use crate::keys::{load_private, load_public};
-use crate::session::Session;
+use crate::session::{Session, parse_image as parse};
 use crate::settings::Environment;
 
 /// Runs `kiln sign`.
@@ -174,13 +174,4 @@ pub async fn resolve(client: &Client, reference: &Reference) -> anyhow::Result<D
         .get_manifest(reference, &reference.manifest_ref())
         .await?
         .digest)
-}
-
-/// Parses an image reference argument.
-pub fn parse(image: &str) -> Result<Reference, Failure> {
-    image.parse().map_err(|e| {
-        Failure::new(exit::USAGE, anyhow!("{e}")).hint(Some(
-            "name the image like `registry.example.com/team/app:tag`".into(),
-        ))
-    })
 }

@@ -346,15 +346,11 @@ fn unsigned_envelope(statement: &[u8]) -> Envelope {
 
 /// Returns `os-arch[-variant]` of an image config, the file stem of its SBOMs.
 fn platform_stem(config: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(config).unwrap_or_default();
-    let mut stem = format!(
-        "{}-{}",
-        v["os"].as_str().unwrap_or("unknown"),
-        v["architecture"].as_str().unwrap_or("unknown")
-    );
-    if let Some(variant) = v["variant"].as_str() {
-        stem.push('-');
-        stem.push_str(variant);
+    match kiln_image::Platform::of_config(config) {
+        Ok(p) => match p.variant {
+            Some(v) => format!("{}-{}-{v}", p.os, p.architecture),
+            None => format!("{}-{}", p.os, p.architecture),
+        },
+        Err(_) => "unknown-unknown".to_owned(),
     }
-    stem
 }
