@@ -34,8 +34,15 @@ pub struct Attached {
     pub referrers_api: bool,
 }
 
+/// Blobs several attachments of one push share: the empty config of every artifact is
+/// looked for (and pushed) once, however many attachments go up at the same time.
+#[derive(Default)]
+pub struct SharedBlobs {
+    empty_config: tokio::sync::OnceCell<()>,
+}
+
 /// Pushes `artifact` (which names `subject`) into `repo`: its blobs at once, then, when
-/// `ready` resolves (the image itself is in the registry), the manifest under the `kind`
+/// `ready` resolves (the image's blobs are in the registry), the manifest under the `kind`
 /// fallback tag. One `PUT` serves both ways of finding it: a registry with the referrers
 /// API indexes the `subject` of any manifest it stores, and says so (`OCI-Subject`).
 pub async fn push_artifact(
@@ -44,9 +51,10 @@ pub async fn push_artifact(
     subject: &Subject,
     kind: Attachment,
     artifact: &ArtifactManifest,
+    shared: &SharedBlobs,
     ready: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<Attached> {
-    push_blobs(client, repo, &artifact.blobs).await?;
+    push_blobs(client, repo, &artifact.blobs, shared).await?;
     ready.await?;
     let tag = kind.tag(&subject.digest);
     let (digest, acknowledged) = client
@@ -94,7 +102,7 @@ pub async fn push_signature(
         layers.push(new);
     }
     let manifest = signature_manifest(layers);
-    push_blobs(client, repo, &manifest.blobs).await?;
+    push_blobs(client, repo, &manifest.blobs, &SharedBlobs::default()).await?;
     ready.await?;
     client
         .push_manifest(repo, &tag, MANIFEST_MEDIA_TYPE, &manifest.manifest)
@@ -160,20 +168,21 @@ pub async fn get_optional(
 }
 
 /// Uploads `contents` at once, from memory. The empty config every artifact shares is
-/// looked for first (it is there after the first attachment); other blobs are new.
-pub async fn push_blobs(
+/// looked for first, once per `shared` (it is there after the first attachment); other
+/// blobs are new.
+async fn push_blobs(
     client: &Client,
     repo: &Reference,
     contents: &[Vec<u8>],
+    shared: &SharedBlobs,
 ) -> anyhow::Result<()> {
     let jobs = contents.iter().map(|bytes| async move {
-        if bytes.as_slice() == EMPTY_CONFIG
-            && client
-                .blob_exists(repo, &kiln_oci::Digest::of(bytes))
-                .await?
-                .is_some()
-        {
-            return Ok(());
+        if bytes.as_slice() == EMPTY_CONFIG {
+            return shared
+                .empty_config
+                .get_or_try_init(|| push_absent(client, repo, bytes))
+                .await
+                .map(|_| ());
         }
         client
             .push_blob_bytes(repo, bytes.clone().into())
@@ -183,6 +192,21 @@ pub async fn push_blobs(
     });
     for result in futures_util::future::join_all(jobs).await {
         result?;
+    }
+    Ok(())
+}
+
+/// Uploads `bytes` unless `repo` has them.
+async fn push_absent(client: &Client, repo: &Reference, bytes: &[u8]) -> anyhow::Result<()> {
+    if client
+        .blob_exists(repo, &kiln_oci::Digest::of(bytes))
+        .await?
+        .is_none()
+    {
+        client
+            .push_blob_bytes(repo, bytes.to_vec().into())
+            .await
+            .context("pushing an attachment blob")?;
     }
     Ok(())
 }

@@ -244,14 +244,14 @@ fn build(
         };
         (t, what)
     });
-    supply::deliver_and_attach(runtime, &client, attachments, &mut report, || {
+    supply::deliver_and_attach(runtime, &client, attachments, &mut report, |blobs_in| {
         Sinks {
             publish: target.as_ref(),
             store_dir: &store_dir,
             name,
             output: a.output.as_deref(),
         }
-        .deliver(runtime, &client, artifact, &blobs, ui)
+        .deliver(runtime, &client, artifact, &blobs, ui, blobs_in)
     })?;
     for (digest, attached) in &report.signatures {
         ui.info(&format!("signed {digest} ({})", attached.tag));

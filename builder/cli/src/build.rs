@@ -273,16 +273,21 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         };
         (&target, what)
     });
-    let push =
-        supply::deliver_and_attach(&runtime, &client, attachments, &mut supply_report, || {
+    let push = supply::deliver_and_attach(
+        &runtime,
+        &client,
+        attachments,
+        &mut supply_report,
+        |blobs_in| {
             Sinks {
                 publish: args.publish.then_some(&target),
                 store_dir: &store_dir,
                 name: &args.image,
                 output: args.output.as_deref(),
             }
-            .deliver(&runtime, &client, &final_image, &blobs, ui)
-        })?;
+            .deliver(&runtime, &client, &final_image, &blobs, ui, blobs_in)
+        },
+    )?;
     for (digest, attached) in &supply_report.signatures {
         ui.info(&format!("signed {digest} ({})", attached.tag));
     }

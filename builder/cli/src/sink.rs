@@ -4,13 +4,16 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use kiln_image::{Artifact, Blobs, PushReport, push_image, write_archive, write_layout};
+use kiln_image::{
+    Artifact, BlobOutcome, Blobs, PushObserver, PushReport, push_image, write_archive, write_layout,
+};
+use kiln_oci::Digest;
 use kiln_oci::Reference;
 use kiln_registry::Client;
 use tokio::runtime::Runtime;
 
 use crate::failure::{Failure, exit};
-use crate::output::{Ui, human_bytes};
+use crate::output::{PushProgress, Ui, human_bytes};
 
 /// The destinations of one image.
 pub struct Sinks<'a> {
@@ -26,7 +29,8 @@ pub struct Sinks<'a> {
 
 impl Sinks<'_> {
     /// Delivers `image` (one image or a multi-platform index); returns the push report when
-    /// it was pushed.
+    /// it was pushed. When it is pushed, `blobs_in` is called once all its blobs are in the
+    /// registry, before its manifests go up.
     pub fn deliver<'i>(
         &self,
         runtime: &Runtime,
@@ -34,6 +38,7 @@ impl Sinks<'_> {
         image: impl Into<Artifact<'i>>,
         blobs: &Blobs,
         ui: &Ui,
+        blobs_in: &(dyn Fn() + Sync),
     ) -> Result<Option<PushReport>, Failure> {
         let image = image.into();
         let export_err = |e: kiln_image::ImageError| {
@@ -43,7 +48,10 @@ impl Sinks<'_> {
         let mut push = None;
         if let Some(target) = self.publish {
             ui.phase("PUSHING");
-            let progress = ui.push_progress();
+            let progress = Signalling {
+                progress: ui.push_progress(),
+                blobs_in,
+            };
             let report = runtime
                 .block_on(push_image(client, target, image, blobs, &progress))
                 .map_err(|e| {
@@ -79,5 +87,29 @@ impl Sinks<'_> {
             ));
         }
         Ok(push)
+    }
+}
+
+/// The push progress, and a signal once every blob is in.
+struct Signalling<'a> {
+    progress: PushProgress,
+    blobs_in: &'a (dyn Fn() + Sync),
+}
+
+impl PushObserver for Signalling<'_> {
+    fn started(&self, digest: &Digest, size: u64) {
+        self.progress.started(digest, size);
+    }
+
+    fn progress(&self, digest: &Digest, sent: u64) {
+        self.progress.progress(digest, sent);
+    }
+
+    fn finished(&self, digest: &Digest, outcome: &BlobOutcome) {
+        self.progress.finished(digest, outcome);
+    }
+
+    fn blobs_pushed(&self) {
+        (self.blobs_in)();
     }
 }

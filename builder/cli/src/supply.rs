@@ -1,6 +1,6 @@
 //! The supply-chain part of `kiln build` and `kiln base build`: SBOMs of every image
 //! (written with `--sbom-dir`, attached when pushed), the signature (`--sign-key`), and
-//! build provenance in a DSSE envelope, all attached after the image is pushed, at once.
+//! build provenance in a DSSE envelope, all attached beside the image's own push.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::args::SupplyArgs;
-use crate::attach::{Attached, push_artifact};
+use crate::attach::{Attached, SharedBlobs, push_artifact};
 use crate::failure::{Failure, exit};
 use crate::keys::load_private;
 use crate::output::Ui;
@@ -165,18 +165,32 @@ pub struct Attachments<'a> {
     pub key: Option<&'a PrivateKey>,
 }
 
+/// How far the image's own push has come, as the attachments see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    /// Layers and configs are going up.
+    Blobs,
+    /// Every blob of the image is in the registry; its manifests are going up.
+    BlobsIn,
+    /// The push ended: `true` when the image is in the registry.
+    Done(bool),
+}
+
 /// Attaches to the pushed artifact in `target`'s repository, all at once: each image's
 /// SBOM, the provenance statement (a DSSE envelope, signed when there is a key) and the
 /// signatures of the artifact and each of its images.
 ///
-/// Blobs go up at once, beside the image's own push; manifests and tags only once `pushed`
-/// says the image is in the registry (and not at all when it says it failed), so nothing
-/// ever points at an image that is not there.
-pub async fn attach(
+/// Blobs go up at once, beside the image's own blobs. Manifests and tags go up once
+/// `pushed` says every blob of the image is in the registry, beside the image's own
+/// manifests, and not at all when the push failed before that. The digests they name are
+/// fixed before anything is pushed, so they never name the wrong image; if the image's
+/// manifest `PUT` itself fails, they may name a digest the registry does not have yet, and
+/// the rerun the failure asks for pushes exactly that digest.
+async fn attach(
     client: &Client,
     target: &Reference,
     what: Attachments<'_>,
-    pushed: watch::Receiver<Option<bool>>,
+    pushed: watch::Receiver<Push>,
     report: &mut SupplyReport,
 ) -> anyhow::Result<()> {
     let Attachments {
@@ -186,6 +200,8 @@ pub async fn attach(
         key,
     } = what;
     let pushed = &pushed;
+    // The empty config every artifact shares is looked for once.
+    let shared = &SharedBlobs::default();
     let sbom_jobs = sboms.iter().map(|s| async move {
         let subject = Subject {
             media_type: kiln_attest::artifact::MANIFEST_MEDIA_TYPE.to_owned(),
@@ -201,10 +217,18 @@ pub async fn attach(
             ),
         ];
         let manifest = artifact_manifest(SPDX_MEDIA_TYPE, Some(&subject), layers);
-        let ready = image_pushed(pushed.clone());
-        push_artifact(client, target, &subject, Attachment::Sbom, &manifest, ready)
-            .await
-            .context("attaching the SBOM")
+        let ready = image_blobs_in(pushed.clone());
+        push_artifact(
+            client,
+            target,
+            &subject,
+            Attachment::Sbom,
+            &manifest,
+            shared,
+            ready,
+        )
+        .await
+        .context("attaching the SBOM")
     });
     let top = Subject {
         media_type: artifact.media_type().to_owned(),
@@ -229,13 +253,14 @@ pub async fn attach(
             SLSA_PROVENANCE_V1.to_owned(),
         );
         let manifest = artifact_manifest(DSSE_MEDIA_TYPE, Some(&top), vec![layer]);
-        let ready = image_pushed(pushed.clone());
+        let ready = image_blobs_in(pushed.clone());
         let attached = push_artifact(
             client,
             target,
             &top,
             Attachment::Attestation,
             &manifest,
+            shared,
             ready,
         )
         .await
@@ -258,7 +283,7 @@ pub async fn attach(
         } else {
             target.with_digest(d.clone())
         };
-        let ready = image_pushed(pushed.clone());
+        let ready = image_blobs_in(pushed.clone());
         let (digest, attached) = crate::sign::sign(client, &claim, d, k, ready)
             .await
             .context("signing the image")?;
@@ -280,17 +305,18 @@ pub async fn attach(
 }
 
 /// Runs `deliver` (the image's push) and, with `attach_to`, the attachments of its target
-/// beside it on another thread of `runtime` (their manifests wait for the push, see
-/// [`attach`]); returns what `deliver` returned. A failed push fails; failed attachments
-/// fail with [`attach_failure`].
+/// beside it on another thread of `runtime` (their manifests wait for the image's blobs,
+/// see [`attach`]); returns what `deliver` returned. `deliver` calls the function it is
+/// given once every blob of the image is in the registry. A failed push fails; failed
+/// attachments fail with [`attach_failure`].
 pub fn deliver_and_attach<T>(
     runtime: &tokio::runtime::Runtime,
     client: &Client,
     attach_to: Option<(&Reference, Attachments<'_>)>,
     report: &mut SupplyReport,
-    deliver: impl FnOnce() -> Result<T, Failure>,
+    deliver: impl FnOnce(&(dyn Fn() + Sync)) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
-    let (pushed_tx, pushed_rx) = watch::channel(None);
+    let (pushed_tx, pushed_rx) = watch::channel(Push::Blobs);
     let handle = runtime.handle().clone();
     let (delivered, attached) = std::thread::scope(|scope| {
         let for_attach = &mut *report;
@@ -298,10 +324,12 @@ pub fn deliver_and_attach<T>(
             scope
                 .spawn(move || handle.block_on(attach(client, target, what, pushed_rx, for_attach)))
         });
-        let delivered = deliver();
-        let pushed_at = std::time::Instant::now();
         // A receiver gone (nothing to attach) is fine.
-        let _ = pushed_tx.send(Some(delivered.is_ok()));
+        let delivered = deliver(&|| {
+            let _ = pushed_tx.send(Push::BlobsIn);
+        });
+        let pushed_at = std::time::Instant::now();
+        let _ = pushed_tx.send(Push::Done(delivered.is_ok()));
         let attached = attaching.map(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("attaching panicked")))
@@ -319,10 +347,11 @@ pub fn deliver_and_attach<T>(
     Ok(delivered)
 }
 
-/// Resolves once the image is pushed; fails when its push failed or was abandoned.
-async fn image_pushed(mut pushed: watch::Receiver<Option<bool>>) -> anyhow::Result<()> {
-    match pushed.wait_for(Option::is_some).await.map(|v| *v) {
-        Ok(Some(true)) => Ok(()),
+/// Resolves once every blob of the image is in the registry; fails when its push failed
+/// before that or was abandoned.
+async fn image_blobs_in(mut pushed: watch::Receiver<Push>) -> anyhow::Result<()> {
+    match pushed.wait_for(|p| *p != Push::Blobs).await.map(|p| *p) {
+        Ok(Push::BlobsIn | Push::Done(true)) => Ok(()),
         _ => Err(anyhow::anyhow!("the image itself was not pushed")),
     }
 }
@@ -352,5 +381,46 @@ fn platform_stem(config: &[u8]) -> String {
             None => format!("{}-{}", p.os, p.architecture),
         },
         Err(_) => "unknown-unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn attachments_wait_for_the_image_blobs_and_not_for_a_failed_push() {
+        let rt = runtime();
+        for (state, ok) in [
+            (Push::BlobsIn, true),
+            (Push::Done(true), true),
+            (Push::Done(false), false),
+        ] {
+            let (tx, rx) = watch::channel(Push::Blobs);
+            let waiting = image_blobs_in(rx);
+            tx.send(state).unwrap();
+            assert_eq!(rt.block_on(waiting).is_ok(), ok, "{state:?}");
+        }
+        // A push abandoned while its blobs were going up lets nothing through.
+        let (tx, rx) = watch::channel(Push::Blobs);
+        drop(tx);
+        assert!(rt.block_on(image_blobs_in(rx)).is_err());
+    }
+
+    #[test]
+    fn attachments_do_not_go_up_while_the_image_blobs_do() {
+        let rt = runtime();
+        let (_tx, rx) = watch::channel(Push::Blobs);
+        let waited = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(50), image_blobs_in(rx)).await
+        });
+        assert!(waited.is_err(), "resolved before the image's blobs were in");
     }
 }

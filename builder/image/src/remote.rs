@@ -5,7 +5,7 @@ use kiln_registry::{BlobPush, Client};
 
 use crate::index::{is_index, pick_platform};
 use crate::layout::layers_of;
-use crate::{Artifact, Blobs, Image, ImageError, Layer, Origin, Platform};
+use crate::{Artifact, Blobs, FinalImage, Image, ImageError, Layer, Origin, Platform};
 
 /// Largest config blob kiln reads; real configs are a few KiB.
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
@@ -112,6 +112,8 @@ pub trait PushObserver: Sync {
     fn progress(&self, _digest: &Digest, _sent: u64) {}
     /// The layer is in the target repository.
     fn finished(&self, _digest: &Digest, _outcome: &BlobOutcome) {}
+    /// Every layer and config is in the target repository; the manifests go next.
+    fn blobs_pushed(&self) {}
 }
 
 impl PushObserver for () {}
@@ -128,9 +130,9 @@ pub struct PushReport {
 }
 
 /// Pushes `artifact` to `target`: layers (skipping what the registry has, mounting what lives
-/// in another repository of the same registry), then configs, then, for an index, each
-/// platform's manifest by digest, and last the manifest or index under `target`'s tag (or
-/// `latest`), so the tag never names something incomplete.
+/// in another repository of the same registry) and, beside them, configs; then, for an
+/// index, each platform's manifest by digest, and last the manifest or index under
+/// `target`'s tag (or `latest`), so the tag never names something incomplete.
 pub async fn push_image<'a>(
     client: &Client,
     target: &Reference,
@@ -140,27 +142,20 @@ pub async fn push_image<'a>(
 ) -> Result<PushReport, ImageError> {
     let artifact = artifact.into();
     let unique = artifact.unique_layers();
-    let outcomes: Vec<(Digest, BlobOutcome)> = stream::iter(unique.iter().copied())
+    let images = artifact.images();
+    let layers = stream::iter(unique.iter().copied())
         .map(|layer| push_layer(client, target, layer, blobs, observer))
         .buffered(PUSH_CONCURRENCY)
-        .try_collect()
-        .await?;
-    for image in artifact.images() {
-        let config_path = blobs.store().path(&image.config_digest);
-        if !blobs.store().contains(&image.config_digest) {
-            blobs.put(&image.config_bytes)?;
-        }
-        client
-            .push_blob(
-                target,
-                &image.config_digest,
-                image.config_bytes.len() as u64,
-                &config_path,
-                None,
-                &|_| {},
-            )
-            .await?;
-        if let Artifact::Index(_) = artifact {
+        .try_collect::<Vec<(Digest, BlobOutcome)>>();
+    // A config does not wait for the layers: the registry takes blobs in any order.
+    let configs = stream::iter(images.iter())
+        .map(|image| push_config(client, target, image, blobs))
+        .buffer_unordered(PUSH_CONCURRENCY)
+        .try_collect::<Vec<()>>();
+    let (outcomes, _) = futures_util::try_join!(layers, configs)?;
+    observer.blobs_pushed();
+    if let Artifact::Index(_) = artifact {
+        for image in &images {
             let by_digest = image.manifest_digest.to_string();
             client
                 .push_manifest(
@@ -209,6 +204,30 @@ pub async fn push_image<'a>(
         layers,
         uploaded_bytes,
     })
+}
+
+/// Puts `image`'s config into `target`'s repository (skipped when it is there).
+async fn push_config(
+    client: &Client,
+    target: &Reference,
+    image: &FinalImage,
+    blobs: &Blobs,
+) -> Result<(), ImageError> {
+    if !blobs.store().contains(&image.config_digest) {
+        blobs.put(&image.config_bytes)?;
+    }
+    let config_path = blobs.store().path(&image.config_digest);
+    client
+        .push_blob(
+            target,
+            &image.config_digest,
+            image.config_bytes.len() as u64,
+            &config_path,
+            None,
+            &|_| {},
+        )
+        .await?;
+    Ok(())
 }
 
 async fn push_layer(
