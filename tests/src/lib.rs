@@ -6,7 +6,7 @@
 //! and the Go toolchain. Every process a helper starts is stopped by its PID when the
 //! helper is dropped, and every file lives in a temporary directory.
 //!
-//! The e2e test files in `tests/tests/` use this library; `tests/tests/harness.rs` proves
+//! The e2e tests in `tests/e2e/` use this library; `tests/e2e/harness.rs` proves
 //! each part works without kiln.
 
 mod cmd;
@@ -24,6 +24,7 @@ mod skopeo;
 mod stall_proxy;
 mod syft;
 mod token;
+mod tools;
 mod workspace;
 
 pub use cmd::{command_line, run_checked, run_output};
@@ -35,7 +36,7 @@ pub use kiln::{
 pub use noise::noise;
 pub use oci_image::UmociImage;
 pub use podman::{Podman, RunningContainer};
-pub use policy_pull::{CONTAINERS_IMAGE_VERSION, policy_pull, policy_pull_bin};
+pub use policy_pull::{policy_pull, policy_pull_bin};
 pub use registry::{Registry, RegistryBuilder};
 pub use sbom_tools::{sbom_tools_python, validate_cyclonedx, validate_spdx};
 pub use skopeo::{
@@ -43,6 +44,7 @@ pub use skopeo::{
     skopeo_inspect_raw, skopeo_inspect_with,
 };
 pub use stall_proxy::StallProxy;
-pub use syft::{SYFT_VERSION, syft_bin, syft_scan};
+pub use syft::{syft_bin, syft_scan};
 pub use token::{Access, TokenIssuer, TokenRequest};
+pub use tools::{machine_cache, tool};
 pub use workspace::{Workspace, copy_dir, free_port};

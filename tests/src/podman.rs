@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -12,28 +12,46 @@ use crate::cmd::{run_checked, run_output};
 use crate::kiln::ensure_containers_conf;
 use crate::workspace::Workspace;
 
-/// A podman whose storage, run state, temp files and auth file live in a temp dir.
+/// A podman whose storage, run state, temp files and auth file live in a directory of its
+/// own: a temp dir removed on drop ([`Podman::new`]), or one the caller owns ([`Podman::at`]).
 pub struct Podman {
     global: Vec<OsString>,
-    dir: Workspace,
+    dir: PathBuf,
+    /// The temp dir of [`Podman::new`], removed (after every container) on drop.
+    owned: Option<Workspace>,
 }
 
 impl Podman {
-    /// Sets up private storage (vfs driver, cgroupfs, file events); checks containers.conf.
+    /// Sets up private storage in a new temp dir (vfs driver, cgroupfs, file events);
+    /// checks containers.conf.
     pub fn new() -> Self {
+        let ws = Workspace::new();
+        let mut podman = Self::at(ws.path());
+        podman.owned = Some(ws);
+        podman
+    }
+
+    /// Like [`Podman::new`], with storage under `dir` (created if missing), which outlives
+    /// this value: a store several users share. Dropping it removes no container; see
+    /// [`Podman::remove_all`].
+    pub fn at(dir: &Path) -> Self {
         ensure_containers_conf();
-        let dir = Workspace::new();
         let mut global: Vec<OsString> = Vec::new();
         for (flag, sub) in [
             ("--root", "storage"),
             ("--runroot", "run"),
             ("--tmpdir", "tmp"),
         ] {
+            let path = dir.join(sub);
+            fs::create_dir_all(&path)
+                .unwrap_or_else(|e| panic!("creating `{}`: {e}", path.display()));
             global.push(flag.into());
-            global.push(dir.mkdir(sub).into());
+            global.push(path.into());
         }
         // podman insists that an auth file it is pointed at exists.
-        dir.write("auth.json", "{\"auths\": {}}");
+        let auth = dir.join("auth.json");
+        fs::write(&auth, "{\"auths\": {}}")
+            .unwrap_or_else(|e| panic!("writing `{}`: {e}", auth.display()));
         for arg in [
             "--storage-driver",
             "vfs",
@@ -44,7 +62,19 @@ impl Podman {
         ] {
             global.push(arg.into());
         }
-        Self { global, dir }
+        Self {
+            global,
+            dir: dir.to_path_buf(),
+            owned: None,
+        }
+    }
+
+    /// Removes every container of this store, running or not.
+    pub fn remove_all(&self) {
+        let _ = run_output(
+            self.command()
+                .args(["rm", "--all", "--force", "--time", "0"]),
+        );
     }
 
     /// Returns a `podman` command with the private global options and an empty auth file.
@@ -173,10 +203,9 @@ impl Default for Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         // Stragglers (e.g. from a test that leaked a container) must not outlive the storage.
-        let _ = run_output(
-            self.command()
-                .args(["rm", "--all", "--force", "--time", "0"]),
-        );
+        if self.owned.is_some() {
+            self.remove_all();
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! `policy-pull`: what `podman pull` does with a `policy.json`, built from upstream
-//! containers/image (`go.podman.io/image/v5`) once per Cargo target dir.
+//! containers/image (`go.podman.io/image/v5`, at the version `tests/tools/policy-pull/go.mod`
+//! pins) once per machine by `tests/tools/install.sh`.
 //!
 //! Debian's podman and skopeo (bookworm) are built with sigstore verification patched out
 //! ("Debian-local change: sigstore disabled"), so they cannot check a `sigstoreSigned`
@@ -7,58 +8,16 @@
 //! pull, `copy.Image` under a policy context with registries.d configuration, without
 //! that patch.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-use crate::cmd::{run_checked, run_output};
-use crate::go::go_bin;
-use crate::kiln::{target_dir, workspace_root};
+use crate::cmd::run_output;
+use crate::tools::tool;
 
-/// The containers/image release the tool is built against (see its go.mod).
-pub const CONTAINERS_IMAGE_VERSION: &str = "v5.42.1";
-
-/// Returns the `policy-pull` binary, building it first when missing (half a minute, once).
+/// Returns the `policy-pull` binary, building it into the machine cache first when it is
+/// missing (half a minute, once per machine and source).
 pub fn policy_pull_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = target_dir()
-            .join("kiln-tools")
-            .join(format!("policy-pull-{CONTAINERS_IMAGE_VERSION}"));
-        let bin = root.join("policy-pull");
-        if bin.is_file() {
-            return bin;
-        }
-        let build = root.join(format!("build-{}", std::process::id()));
-        fs::create_dir_all(&build).expect("creating the policy-pull build dir");
-        let src = workspace_root().join("tests/tools/policy-pull");
-        for file in ["go.mod", "main.go"] {
-            fs::copy(src.join(file), build.join(file)).expect("copying policy-pull's source");
-        }
-        run_checked(
-            Command::new(go_bin())
-                .args([
-                    "build",
-                    "-trimpath",
-                    "-ldflags=-s -w",
-                    // Pure Go: no gpgme, btrfs or devicemapper headers needed.
-                    "-tags=containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper",
-                    "-o",
-                    "policy-pull",
-                    ".",
-                ])
-                .current_dir(&build)
-                .env("CGO_ENABLED", "0")
-                .env("GOTOOLCHAIN", "local")
-                // No go.sum committed: let the go command record the hashes it checks.
-                .env("GOFLAGS", "-mod=mod -buildvcs=false"),
-        );
-        fs::rename(build.join("policy-pull"), &bin).expect("moving policy-pull into place");
-        let _ = fs::remove_dir_all(&build);
-        bin
-    })
-    .clone()
+    tool("policy-pull")
 }
 
 /// Copies `image` (`docker://…`) into the OCI layout `dest` (`oci:DIR:NAME`) under

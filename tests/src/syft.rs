@@ -1,71 +1,17 @@
 //! syft, Anchore's SBOM generator, as the outside scanner that checks what a golden base
-//! declares: built from source with the Go toolchain once per Cargo target dir.
+//! declares: installed once per machine by `tests/tools/install.sh` (see [`crate::tool`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use crate::cmd::run_checked;
-use crate::go::go_bin;
-use crate::kiln::target_dir;
+use crate::tools::tool;
 
-/// The syft release the tests build.
-pub const SYFT_VERSION: &str = "v1.57.0";
-
-/// Modules that syft's `go.mod` names at versions the Go module proxy here refuses, pinned
-/// to ones it serves (same API for what syft uses). `go install pkg@version` ignores
-/// replacements, so syft is installed from a small wrapper module that holds them.
-const REPLACE: &[(&str, &str)] = &[
-    ("github.com/github/go-spdx/v2", "v2.3.3"),
-    ("github.com/docker/cli", "v29.9.3+incompatible"),
-];
-
-/// Returns `<target>/kiln-tools/syft-<SYFT_VERSION>/bin/syft`, building it first when it is
-/// missing (a few minutes, once; later test runs reuse it).
-///
-/// Once per process (a `OnceLock`); concurrent processes each build in their own
-/// `build-<pid>` dir and move the binary into place with one atomic rename.
+/// Returns the syft binary (the version `tests/tools/install.sh` pins), installing it into
+/// the machine cache first when it is missing (a few minutes, once per machine).
 pub fn syft_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = target_dir()
-            .join("kiln-tools")
-            .join(format!("syft-{SYFT_VERSION}"));
-        let bin = root.join("bin").join("syft");
-        if bin.is_file() {
-            return bin;
-        }
-        let build = root.join(format!("build-{}", std::process::id()));
-        fs::create_dir_all(&build).expect("creating the syft build dir");
-        fs::create_dir_all(root.join("bin")).expect("creating the syft bin dir");
-        let mut go_mod = format!(
-            "module kiln.invalid/tools/syft\n\ngo 1.25\n\nrequire github.com/anchore/syft {SYFT_VERSION}\n"
-        );
-        for (module, version) in REPLACE {
-            go_mod.push_str(&format!("\nreplace {module} => {module} {version}\n"));
-        }
-        fs::write(build.join("go.mod"), go_mod).expect("writing the syft wrapper go.mod");
-        run_checked(
-            Command::new(go_bin())
-                .args([
-                    "install",
-                    "-trimpath",
-                    &format!("-ldflags=-s -w -X main.version={SYFT_VERSION}"),
-                    "github.com/anchore/syft/cmd/syft",
-                ])
-                .current_dir(&build)
-                .env("GOBIN", build.join("bin"))
-                .env("CGO_ENABLED", "0")
-                .env("GOTOOLCHAIN", "local")
-                // No go.sum yet: let the go command record the hashes it checks.
-                .env("GOFLAGS", "-mod=mod -buildvcs=false"),
-        );
-        fs::rename(build.join("bin").join("syft"), &bin).expect("moving syft into place");
-        let _ = fs::remove_dir_all(&build);
-        bin
-    })
-    .clone()
+    tool("syft")
 }
 
 /// Runs `syft scan SOURCE -o json` (e.g. `oci-archive:/path/base.tar`) with update checks

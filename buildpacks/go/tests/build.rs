@@ -23,9 +23,26 @@ fn host_env() -> BTreeMap<String, String> {
     )
 }
 
-/// A Go cache shared by the tests of this run and kept between runs, so each package compiles once.
+/// A buildpack cache shared by the tests of this run and kept between runs, whose Go build
+/// and module caches are the e2e suite's warm ones in the machine cache
+/// (`kiln_e2e::machine_cache`), so each package compiles once per machine. (Go's caches are
+/// keyed by content and safe for concurrent use.)
 fn shared_cache() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-buildpack-cache")
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-buildpack-cache");
+        fs::create_dir_all(&dir).unwrap();
+        for name in ["go-build", "go-mod"] {
+            let link = dir.join(name);
+            if fs::symlink_metadata(&link).is_err() {
+                let shared = kiln_e2e::machine_cache().join("downloads").join(name);
+                fs::create_dir_all(&shared).unwrap();
+                std::os::unix::fs::symlink(shared, link).unwrap();
+            }
+        }
+        dir
+    })
+    .clone()
 }
 
 fn fixture(name: &str) -> PathBuf {

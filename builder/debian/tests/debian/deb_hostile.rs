@@ -1,11 +1,9 @@
 //! Hostile `.deb` files: each is refused with an error naming the package or file and the
 //! entry, and leaves no blob (and no temporary file) in the store.
 
-mod deb_fixture;
-
 use std::path::{Path, PathBuf};
 
-use deb_fixture::*;
+use crate::deb_fixture::*;
 use kiln_debian::deb::{DebError, DebInfo, PathTracker, write_packages_layer};
 use kiln_layer::{BlobStore, Compression};
 

@@ -2,15 +2,14 @@
 //! project, `[io.kiln.java]` settings (the jar, a Maven `settings.xml` whose password must
 //! not ship), hostile jars, and a Java 21 app on the `java21` base.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use common::cache_with_base;
-use common::{Kiln, client, layer_files, validate_pushed};
-use common::{publish, reuse};
-use kiln_e2e::{Podman, Registry, ensure_containers_conf, skopeo_inspect_config};
+use crate::common;
+use crate::common::cache_with_base;
+use crate::common::{Kiln, client, layer_files, validate_pushed};
+use crate::common::{publish, reuse};
+use kiln_e2e::{Registry, ensure_containers_conf, skopeo_inspect_config};
 
 /// Runs a pushed web image with podman under a 512 MiB limit and returns `GET path` for
 /// each of `paths`.
@@ -26,8 +25,7 @@ fn entrypoint(pinned: &str) -> Vec<String> {
 /// A library module and a server module: the server's jar is found among the modules, its
 /// sibling module goes in `snapshot-dependencies` (it changes with the code), commons-lang3
 /// in `dependencies`, and `java -cp` runs it in Maven's classpath order.
-#[test]
-fn multi_module_web_app_runs_with_module_and_dependency_layers() {
+pub(crate) fn multi_module_web_app_runs_with_module_and_dependency_layers() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -67,8 +65,7 @@ fn multi_module_web_app_runs_with_module_and_dependency_layers() {
 /// `[io.kiln.java]`: with two runnable jars the build names both and the `jar` setting;
 /// `jar` picks one; `maven-settings` (or `KILN_MAVEN_SETTINGS`) reaches Maven, whose
 /// server password appears in no layer, config, output or report.
-#[test]
-fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
+pub(crate) fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -136,7 +133,7 @@ fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
     let report = std::fs::read_to_string(kiln.ws.join("report.json")).unwrap();
 
     // settings.xml was honoured: its profile's property is the app's first word.
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     podman.pull(&pinned, false);
     let out = podman.run_once(&pinned, &[]);
     assert_eq!(
@@ -165,8 +162,7 @@ fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
 
 /// A Spring-Boot-shaped jar with a `..` entry, and one with a zip bomb entry, named by the
 /// `jar` setting: each is refused (exit 51) with an error naming the entry.
-#[test]
-fn zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry() {
+pub(crate) fn zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry() {
     let kiln = Kiln::new();
     let cache = cache_with_base(&kiln, "cache", "java17");
     let manifest: &[u8] = b"Manifest-Version: 1.0\r\nMain-Class: org.springframework.boot.loader.launch.JarLauncher\r\nStart-Class: x.App\r\n";
@@ -214,8 +210,7 @@ fn zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry() {
 
 /// A Java 21 project: with a JDK 17 as JAVA_HOME the build stops naming both versions (and
 /// a JDK that would do); with a JDK 21+ it builds onto `java21` and answers from Java 21.
-#[test]
-fn java21_app_needs_a_new_enough_jdk_and_runs_on_the_java21_base() {
+pub(crate) fn java21_app_needs_a_new_enough_jdk_and_runs_on_the_java21_base() {
     ensure_containers_conf();
     let jdk17 = "/usr/lib/jvm/java-17-openjdk-amd64";
     let newer = newer_jdk(21).expect(

@@ -1,11 +1,9 @@
 //! Good `.deb` files become layers: xz, zstd, gzip and uncompressed data members, merged-usr
 //! remapping, owners and modes kept, `status.d` written, digests reproducible.
 
-mod deb_fixture;
-
 use std::path::Path;
 
-use deb_fixture::*;
+use crate::deb_fixture::*;
 use kiln_debian::deb::{
     DebError, PathTracker, merged_usr_links, read_control, write_merged_usr_layer,
     write_packages_layer,

@@ -2,16 +2,14 @@
 //! (no `gpg` needed), plus Debian's real trixie `InRelease` (a cached copy in `fixtures/`)
 //! against the pinned keyrings.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::{DATE, NOW, key, key_of_type, keyring, sign, sign_with};
 use kiln_debian::release::ReleaseError;
 use kiln_debian::{InRelease, InReleaseError, Keyring};
 use pgp::composed::KeyType;
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::KeyDetails;
-use support::{DATE, NOW, key, key_of_type, keyring, sign, sign_with};
 
 fn release(valid_until: &str) -> String {
     format!(

@@ -3,16 +3,13 @@
 //! uploaded, and still run under podman; refusals keep the old tag; a multi-arch app is
 //! rebased per platform; a rebase killed before its tag is pushed leaves the old image.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Kiln, client, run_web, runtime, validate_pushed, validate_pushed_index};
-use kiln_e2e::{
-    Podman, Registry, StallProxy, ensure_containers_conf, kiln_bin, skopeo_inspect_raw,
-};
+use crate::common;
+use crate::common::{Kiln, client, run_web, runtime, validate_pushed, validate_pushed_index};
+use kiln_e2e::{Registry, StallProxy, ensure_containers_conf, kiln_bin, skopeo_inspect_raw};
 
 /// Publishes golden base `base` (v1 or v2) as `bases/<base>:<tag>`: `static` and `node` as
 /// indexes of amd64 and arm64 (as the curated bases are published), `java17` amd64 only.
@@ -47,8 +44,7 @@ fn platform_ref(reference: &str, arch: &str) -> String {
 /// Builds fixture `fixture` on `run_image` and pushes it as `image`; returns the pinned name.
 fn build_app(kiln: &Kiln, fixture: &str, image: &str, run_image: &str) -> String {
     let app = kiln.fixture(fixture, &format!("src/{fixture}"));
-    let cache = kiln.ws.mkdir(format!("cache-{fixture}"));
-    common::share_go_build_cache(&cache);
+    let cache = common::warm_cache(kiln, &format!("cache-{fixture}"));
     kiln.run(&[
         "build",
         image,
@@ -123,8 +119,7 @@ fn rebase(kiln: &Kiln, args: &[&str]) -> common::Run {
 /// layers are v2's, then the app's own (same digests); the registry stores two blobs more
 /// per app, a config and a manifest; each runs and sees v2's file. A second call finds them
 /// up to date.
-#[test]
-fn go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests() {
+pub(crate) fn go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -192,7 +187,7 @@ fn go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests() 
     );
 
     let client = client(None, None);
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     for ((image, old), (base, fixture)) in images.iter().zip(&before).zip(apps) {
         validate_pushed(&client, image);
         let v1_layers = layers(&registry.reference(&format!("bases/{base}:v1")));
@@ -269,8 +264,7 @@ fn set_label(image: &mut kiln_image::Image, key: &str, value: String) {
 /// base id (allowed with `--force`), another architecture, an image marked unrebasable,
 /// one whose recorded base is not its layers' prefix, and a crafted base whose history
 /// names more layers than it has.
-#[test]
-fn refusals_name_their_reason_and_leave_the_tag() {
+pub(crate) fn refusals_name_their_reason_and_leave_the_tag() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -373,8 +367,7 @@ fn refusals_name_their_reason_and_leave_the_tag() {
 
 /// An app index (the Node app on the amd64 and the arm64 node base, v1) is rebased platform
 /// by platform onto v2's index; the new index keeps both platforms.
-#[test]
-fn a_multi_arch_app_is_rebased_per_platform() {
+pub(crate) fn a_multi_arch_app_is_rebased_per_platform() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -423,8 +416,7 @@ fn a_multi_arch_app_is_rebased_per_platform() {
 
 /// A rebase killed while its tag push hangs: the config and the platform's layers were
 /// in place, the tag was not moved, and the old image still runs.
-#[test]
-fn a_killed_rebase_leaves_the_old_tag() {
+pub(crate) fn a_killed_rebase_leaves_the_old_tag() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();

@@ -1,24 +1,22 @@
 //! `kiln build` on real Go apps, pushed to a real registry and run by podman + runc.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{CANARY, Kiln, client, label_json, layer_files, runtime, validate_pushed};
+use crate::common;
+use crate::common::{CANARY, Kiln, client, label_json, layer_files, runtime, validate_pushed};
 use kiln_e2e::{
-    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
+    Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
 
 /// The headline path: a Go web app with a module dependency and assets, published, pulled by
 /// podman, run as the image says, answering on 127.0.0.1 as uid 65532 with its assets.
-#[test]
-fn go_web_app_publishes_runs_and_keeps_secrets_out() {
+pub(crate) fn go_web_app_publishes_runs_and_keeps_secrets_out() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
     let app = kiln.fixture("go-web", "src/go-web");
     std::fs::write(app.join("secrets.env"), format!("{CANARY}\n")).unwrap();
-    let cache = Kiln::shared_cache();
+    let cache = common::warm_cache(&kiln, "cache");
     let image = registry.reference("team/go-web:v1");
     let report = kiln.ws.join("report.json");
     let run = kiln.run(&[
@@ -122,7 +120,7 @@ fn go_web_app_publishes_runs_and_keeps_secrets_out() {
     assert_eq!(report["layers"].as_array().unwrap().len(), 2);
 
     // Run it as the image says.
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     podman.pull(&pinned, false);
     let port = free_port().to_string();
     let ctr = podman.run_detached(&pinned, &["-e", &format!("PORT={port}")]);
@@ -142,12 +140,11 @@ fn go_web_app_publishes_runs_and_keeps_secrets_out() {
 }
 
 /// Rebuilding unchanged source reuses every layer (no re-tar) and uploads zero layer bytes.
-#[test]
-fn unchanged_rebuild_reuses_layers_and_uploads_nothing() {
+pub(crate) fn unchanged_rebuild_reuses_layers_and_uploads_nothing() {
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
     let app = kiln.fixture("go-web", "src/app");
-    let cache = kiln.ws.mkdir("cache");
+    let cache = common::warm_cache(&kiln, "cache");
     let image = registry.reference("rebuild/app:1");
     let args = |report: &str| {
         vec![
@@ -208,8 +205,7 @@ fn unchanged_rebuild_reuses_layers_and_uploads_nothing() {
 
 /// Same source from two checkout paths, with different mtimes, umask-like modes and caches,
 /// gives the same digest; `SOURCE_DATE_EPOCH` changes `created` and so the digest.
-#[test]
-fn builds_are_reproducible_across_paths_mtimes_and_caches() {
+pub(crate) fn builds_are_reproducible_across_paths_mtimes_and_caches() {
     let kiln = Kiln::new();
     let a = kiln.fixture("go-web", "one/checkout");
     let b = kiln.fixture("go-web", "two/deeper/other-name");
@@ -229,7 +225,7 @@ fn builds_are_reproducible_across_paths_mtimes_and_caches() {
                 "--path",
                 src.to_str().unwrap(),
                 "--cache-dir",
-                kiln.ws.mkdir(cache).to_str().unwrap(),
+                common::warm_cache(&kiln, cache).to_str().unwrap(),
             ],
             None,
             extra,
@@ -274,12 +270,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// Without `--publish` the image lands in a local OCI layout; `--output` writes an OCI archive
 /// podman loads and runs; zstd layers validate and run too.
-#[test]
-fn local_layout_archive_and_zstd() {
+pub(crate) fn local_layout_archive_and_zstd() {
     ensure_containers_conf();
     let kiln = Kiln::new();
     let app = kiln.fixture("go-web", "src/app");
-    let cache = kiln.ws.mkdir("cache");
+    let cache = common::warm_cache(&kiln, "cache");
     let archive = kiln.ws.join("app.tar");
     let run = kiln.run(&[
         "build",
@@ -324,7 +319,7 @@ fn local_layout_archive_and_zstd() {
         );
     }
 
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     podman.load(&archive);
     // podman names an OCI archive's image after its ref.name annotation.
     let image_id = "localhost/local/app:zstd";
@@ -343,13 +338,12 @@ fn local_layout_archive_and_zstd() {
 }
 
 /// Several `cmd/*` binaries: all in the image, the user picks the default process.
-#[test]
-fn multi_binary_app_needs_and_honours_process_choice() {
+pub(crate) fn multi_binary_app_needs_and_honours_process_choice() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
     let app = kiln.fixture("go-multi", "src/multi");
-    let cache = Kiln::shared_cache();
+    let cache = common::warm_cache(&kiln, "cache");
     let image = registry.reference("multi:1");
     let base = [
         "build",
@@ -390,7 +384,7 @@ fn multi_binary_app_needs_and_honours_process_choice() {
     let config = skopeo_inspect_config(&format!("docker://{pinned}"), false);
     assert_eq!(config["config"]["Entrypoint"][0], "/workspace/bin/worker");
 
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     podman.pull(&pinned, false);
     let port = free_port().to_string();
     let _ctr = podman.run_detached(&pinned, &["-e", &format!("PORT={port}")]);
@@ -408,10 +402,9 @@ fn multi_binary_app_needs_and_honours_process_choice() {
 }
 
 /// Every error case ends with the documented exit code, the tool's own words and a hint.
-#[test]
-fn errors_have_exit_codes_messages_and_hints() {
+pub(crate) fn errors_have_exit_codes_messages_and_hints() {
     let kiln = Kiln::new();
-    let cache = Kiln::shared_cache();
+    let cache = common::warm_cache(&kiln, "cache");
     let cache = cache.to_str().unwrap();
 
     let not_app = kiln.fixture("not-an-app", "not-app");
@@ -529,8 +522,7 @@ fn errors_have_exit_codes_messages_and_hints() {
 
 /// In a git checkout, `created` and every file time come from the commit, and the labels name
 /// the revision and the remote (with any credentials in its URL removed).
-#[test]
-fn git_checkouts_stamp_revision_source_and_commit_time() {
+pub(crate) fn git_checkouts_stamp_revision_source_and_commit_time() {
     let kiln = Kiln::new();
     let app = kiln.fixture("go-multi", "repo");
     let git = |args: &[&str]| {
@@ -567,7 +559,7 @@ fn git_checkouts_stamp_revision_source_and_commit_time() {
         "init",
     ]);
     let revision = git(&["rev-parse", "HEAD"]);
-    let cache = kiln.ws.mkdir("cache");
+    let cache = common::warm_cache(&kiln, "cache");
     kiln.run(&[
         "build",
         "local/git:1",
@@ -599,8 +591,7 @@ fn git_checkouts_stamp_revision_source_and_commit_time() {
 }
 
 /// kiln's own failure during build (here: no `go` on `PATH`) exits 52 and says what to do.
-#[test]
-fn missing_toolchain_is_a_kiln_build_failure() {
+pub(crate) fn missing_toolchain_is_a_kiln_build_failure() {
     let kiln = Kiln::new();
     let app = kiln.fixture("go-multi", "app");
     let empty_path = kiln.ws.mkdir("empty-bin");

@@ -1,9 +1,8 @@
 //! Every header is normalized, read back with the `tar` crate: times, owners, names,
 //! modes, link handling and long names.
 
-mod common;
-
-use common::*;
+use crate::common;
+use crate::common::*;
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, write_layer};
 use tar::EntryType;
 

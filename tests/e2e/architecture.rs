@@ -39,8 +39,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     m
 }
 
-#[test]
-fn crates_depend_only_in_the_designed_direction() {
+pub(crate) fn crates_depend_only_in_the_designed_direction() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args([
@@ -90,8 +89,7 @@ fn crates_depend_only_in_the_designed_direction() {
 
 /// Libraries never print and never read environment variables: the CLI resolves settings
 /// and renders output (DESIGN.md §2).
-#[test]
-fn libraries_neither_print_nor_read_the_environment() {
+pub(crate) fn libraries_neither_print_nor_read_the_environment() {
     let root = kiln_e2e::workspace_root();
     let forbidden = [
         "env::var",

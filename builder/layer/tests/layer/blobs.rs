@@ -1,11 +1,10 @@
 //! Blob-level checks: digests and diffIDs recomputed from the stored bytes, and the
 //! system `gzip` and `zstd` tools accept what kiln writes.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, write_layer};
 use kiln_oci::Digest;
 

@@ -1,13 +1,12 @@
 //! `kiln build --publish` and `kiln login` against real registries behind htpasswd, TLS with a
 //! private CA, and token auth; run images from a registry (mounted) and from an OCI layout.
 
-mod common;
-
-use common::{Kiln, client, label_json, validate_pushed};
+use crate::common;
+use crate::common::{Kiln, client, label_json, validate_pushed};
 use kiln_e2e::{Registry, TokenIssuer, skopeo_inspect_config};
 
 fn publish(kiln: &Kiln, image: &str, fixture_dir: &std::path::Path, extra: &[&str]) -> common::Run {
-    let cache = Kiln::shared_cache();
+    let cache = common::warm_cache(kiln, "cache");
     let mut args = vec![
         "build",
         image,
@@ -21,8 +20,7 @@ fn publish(kiln: &Kiln, image: &str, fixture_dir: &std::path::Path, extra: &[&st
     kiln.run(&args)
 }
 
-#[test]
-fn htpasswd_registry_needs_login_and_login_stores_docker_credentials() {
+pub(crate) fn htpasswd_registry_needs_login_and_login_stores_docker_credentials() {
     let registry = Registry::htpasswd("builder", "s3cret-pass");
     let kiln = Kiln::new();
     let app = kiln.fixture("go-multi", "app");
@@ -115,8 +113,7 @@ fn htpasswd_registry_needs_login_and_login_stores_docker_credentials() {
     .ok();
 }
 
-#[test]
-fn tls_registry_with_private_ca() {
+pub(crate) fn tls_registry_with_private_ca() {
     let registry = Registry::tls();
     let kiln = Kiln::new();
     let app = kiln.fixture("go-multi", "app");
@@ -152,8 +149,7 @@ fn tls_registry_with_private_ca() {
     .ok();
 }
 
-#[test]
-fn token_registry_bearer_flow_with_scopes_and_mounts() {
+pub(crate) fn token_registry_bearer_flow_with_scopes_and_mounts() {
     let issuer = TokenIssuer::new("ci", "tok-pass");
     let registry = Registry::token(&issuer);
     let kiln = Kiln::new();
@@ -224,12 +220,11 @@ fn token_registry_bearer_flow_with_scopes_and_mounts() {
     );
 }
 
-#[test]
-fn run_image_from_oci_layout() {
+pub(crate) fn run_image_from_oci_layout() {
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
     let app = kiln.fixture("go-multi", "app");
-    let cache = kiln.ws.mkdir("cache");
+    let cache = common::warm_cache(&kiln, "cache");
     kiln.run(&[
         "build",
         "local/base:1",

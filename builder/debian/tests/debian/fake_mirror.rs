@@ -3,17 +3,16 @@
 //! `Packages.xz` that differs from `Release`, another suite served under the asked name, a
 //! `.deb` whose bytes differ from the lockfile).
 
-mod support;
-
 use std::path::Path;
 
+use crate::support;
+use crate::support::{FakeMirror, NOW, key, keyring, sign};
 use kiln_debian::fetch::deb_cache_path;
 use kiln_debian::packages::PackagesError;
 use kiln_debian::{
     DebianError, Definition, FetchError, InReleaseError, LockedPackage, Mirrors, fetch_deb, lock,
 };
 use sha2::{Digest, Sha256};
-use support::{FakeMirror, NOW, key, keyring, sign};
 
 const PACKAGES: &str = "\
 Package: ca-certificates

@@ -1,14 +1,14 @@
 //! `kiln base lock | update | build` against the machine's configured Debian mirror, a real
 //! registry and podman: the `static` golden base, and a Go app running on it.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Kiln, client, label_json, validate_pushed_index};
+use crate::common;
+use crate::common::bases;
+use crate::common::{Kiln, client, label_json, validate_pushed_index};
 use kiln_e2e::{
-    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
+    Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
 use kiln_image::Validated;
 
@@ -17,12 +17,11 @@ fn definitions(kiln: &Kiln, dir: &str) -> std::path::PathBuf {
     kiln.golden_definitions(dir, &["static", "base", "node"])
 }
 
-#[test]
-fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
+pub(crate) fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
-    let cache = Kiln::shared_cache();
+    let cache = common::warm_cache(&kiln, "cache");
     let cache = cache.to_str().unwrap();
 
     // Lock against the signed archive, then update: nothing changed in between.
@@ -168,7 +167,7 @@ fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
         lifecycle["runImage"]["reference"],
         pinned.rsplit_once('@').unwrap().1
     );
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     podman.pull(&app_pinned, false);
     let port = free_port().to_string();
     let ctr = podman.run_detached(&app_pinned, &["-e", &format!("PORT={port}")]);
@@ -196,20 +195,13 @@ fn static_golden_base_locks_builds_reproducibly_and_runs_a_go_app() {
 
 /// `base` = `static` + glibc and libssl: it reuses `static`'s layers byte for byte, and its
 /// dynamic loader resolves libssl's dependencies inside the image. syft lists exactly the
-/// locked Debian packages of both.
-#[test]
-fn base_golden_base_shares_static_layers_and_runs_glibc() {
+/// locked Debian packages of both. (Built from the committed locks: locking is the static
+/// test's subject.)
+pub(crate) fn base_golden_base_shares_static_layers_and_runs_glibc() {
     ensure_containers_conf();
     let kiln = Kiln::new();
-    let defs = definitions(&kiln, "golden-base");
-    let cache = kiln.ws.mkdir("cache");
-    let layers = |name: &str| {
-        let def = defs.join(format!("{name}.toml"));
-        kiln.lock_base(&def);
-        kiln.build_base(&def, &cache).1
-    };
-    let stat = layers("static");
-    let base = layers("base");
+    let stat = bases::diff_ids("static", "amd64");
+    let base = bases::diff_ids("base", "amd64");
     assert_eq!(
         base.len(),
         stat.len() + 1,
@@ -222,16 +214,13 @@ fn base_golden_base_shares_static_layers_and_runs_glibc() {
     );
     assert_eq!(base.last(), stat.last(), "the generated layer is shared");
     for name in ["static", "base"] {
-        kiln.assert_syft_matches_lock(
-            &kiln.ws.join(format!("{name}.tar")),
-            &defs.join(format!("{name}.lock")),
-        );
+        bases::assert_syft_matches_lock(&kiln, name);
     }
 
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     // podman names an OCI archive's image after its ref.name (`oci:DIR` would derive a name
     // from the directory, which podman refuses when it has capitals, as temp dirs do).
-    podman.load(&kiln.ws.join("base.tar"));
+    podman.load(&bases::archive("base"));
     let image = "localhost/kiln-base/base".to_string();
     let out = podman.run_once(
         &image,
@@ -255,30 +244,22 @@ fn base_golden_base_shares_static_layers_and_runs_glibc() {
 
 /// `node` = `base` + Debian's Node.js: `node -e` runs as nonroot, with OpenSSL's crypto, on
 /// `base`'s layers; syft lists exactly its locked Debian packages.
-#[test]
-fn node_golden_base_runs_node() {
+pub(crate) fn node_golden_base_runs_node() {
     ensure_containers_conf();
     let kiln = Kiln::new();
-    let defs = definitions(&kiln, "golden-base");
-    let cache = kiln.ws.mkdir("cache");
-    let mut diff_ids = Vec::new();
-    for name in ["static", "base", "node"] {
-        let def = defs.join(format!("{name}.toml"));
-        kiln.lock_base(&def);
-        diff_ids.push(kiln.build_base(&def, &cache).1);
-    }
-    let (base, node) = (&diff_ids[1], &diff_ids[2]);
+    let base = bases::diff_ids("base", "amd64");
+    let node = bases::diff_ids("node", "amd64");
     assert_eq!(node.len(), base.len() + 1);
     assert_eq!(&node[..3], &base[..3], "node sits on base's layers");
-    let lock = std::fs::read_to_string(defs.join("node.lock")).unwrap();
+    let lock = std::fs::read_to_string(bases::committed_lock("node")).unwrap();
     assert!(
         lock.contains("name = \"nodejs\"") && !lock.contains("name = \"npm\""),
         "{lock}"
     );
-    kiln.assert_syft_matches_lock(&kiln.ws.join("node.tar"), &defs.join("node.lock"));
+    bases::assert_syft_matches_lock(&kiln, "node");
 
-    let podman = Podman::new();
-    podman.load(&kiln.ws.join("node.tar"));
+    let podman = common::suite::podman();
+    podman.load(&bases::archive("node"));
     let script = "console.log(process.getuid(), require('crypto').createHash('sha256').update('kiln').digest('hex'))";
     let out = podman.run_once("localhost/kiln-base/node", &["/usr/bin/node", "-e", script]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -291,43 +272,44 @@ fn node_golden_base_runs_node() {
     assert_eq!(stdout.trim(), expected);
 }
 
-/// `--platform` picks architectures of the lock: `base` for arm64 alone is byte for byte the
-/// arm64 entry of the amd64+arm64 index, its glibc is AArch64 code under the arm64 multiarch
-/// path, and `java17` resolves `{arch}` to arm64 paths in its links and environment.
-#[test]
-fn arm64_bases_build_from_the_same_locks() {
+/// `--platform` picks architectures of the lock: `base` for arm64 alone (and for amd64 alone)
+/// is byte for byte the arm64 (amd64) entry of the amd64+arm64 index, its glibc is AArch64
+/// code under the arm64 multiarch path, and `java17` resolves `{arch}` to arm64 paths in its
+/// links and environment.
+pub(crate) fn arm64_bases_build_from_the_same_locks() {
     let kiln = Kiln::new();
-    let defs = kiln.golden_definitions("golden-base", &["static", "base", "java17"]);
-    kiln.committed_locks(&defs, &["static", "base", "java17"]);
-    let cache = kiln.ws.mkdir("arm");
-    let build = |def: &str, platform: &str, cache: &Path| {
-        let pinned = kiln
-            .run(&[
-                "base",
-                "build",
-                defs.join(format!("{def}.toml")).to_str().unwrap(),
-                "--platform",
-                platform,
-                "--cache-dir",
-                cache.to_str().unwrap(),
-            ])
-            .ok();
-        pinned.rsplit_once('@').unwrap().1.to_string()
-    };
-
-    let both = build("base", "linux/amd64,linux/arm64", &kiln.ws.mkdir("multi"));
-    let index = kiln_image::validate_layout_index(&kiln.ws.join("multi/oci"), "kiln-base/base")
+    let defs = kiln.golden_definitions("golden-base", &["static", "base"]);
+    kiln.committed_locks(&defs, &["static", "base"]);
+    let multi = kiln.ws.mkdir("multi");
+    bases::share_deb_cache(&multi);
+    let both = kiln
+        .run(&[
+            "base",
+            "build",
+            defs.join("base.toml").to_str().unwrap(),
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-dir",
+            multi.to_str().unwrap(),
+        ])
+        .ok();
+    let index = kiln_image::validate_layout_index(&multi.join("oci"), "kiln-base/base")
         .expect("a valid index");
-    assert_eq!(index.index_digest.to_string(), both);
-    let arm_only = build("base", "linux/arm64", &cache);
     assert_eq!(
-        index.images[1].1.manifest_digest.to_string(),
-        arm_only,
-        "the arm64 image does not depend on which other platforms are built"
+        index.index_digest.to_string(),
+        both.rsplit_once('@').unwrap().1
     );
+    // The suite's per-platform builds of the same lock (`--platform linux/<arch>` each).
+    for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
+        assert_eq!(
+            index.images[i].1.manifest_digest,
+            bases::image(&bases::store("base", arch), "base").manifest_digest,
+            "the {arch} image does not depend on which other platforms are built"
+        );
+    }
 
-    let store = cache.join("oci");
-    let arm = kiln_image::validate_layout(&store, "kiln-base/base").unwrap();
+    let store = bases::store("base", "arm64");
+    let arm = bases::image(&store, "base");
     let config = serde_json::to_value(&arm.config).unwrap();
     assert_eq!(config["architecture"], "arm64");
     let files = store_files(&store, &arm);
@@ -344,8 +326,8 @@ fn arm64_bases_build_from_the_same_locks() {
         names(&files)
     );
 
-    build("java17", "linux/arm64", &cache);
-    let java = kiln_image::validate_layout(&store, "kiln-base/java17").unwrap();
+    let store = bases::store("java17", "arm64");
+    let java = bases::image(&store, "java17");
     let config = serde_json::to_value(&java.config).unwrap();
     let env: Vec<&str> = config["config"]["Env"]
         .as_array()
@@ -417,8 +399,7 @@ fn names(files: &[(String, Vec<u8>)]) -> Vec<&str> {
 
 /// A lock remembers what its definition asked for: adding a package to the definition without
 /// relocking stops `kiln base build` before it downloads anything, with the command to run.
-#[test]
-fn a_stale_lock_is_refused() {
+pub(crate) fn a_stale_lock_is_refused() {
     let kiln = Kiln::new();
     let defs = kiln.golden_definitions("golden-base", &["static"]);
     kiln.committed_locks(&defs, &["static"]);

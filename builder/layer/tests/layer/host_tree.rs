@@ -1,12 +1,11 @@
 //! How `add_tree` treats awkward host files: special files, whiteout names, and files
 //! that change between being added and being written.
 
-mod common;
-
 use std::io::Write;
 use std::process::Command;
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use kiln_layer::{BlobStore, Compression, LayerContents, LayerError, SkippedKind, write_layer};
 
 fn blob_names(store: &BlobStore) -> Vec<String> {

@@ -2,15 +2,14 @@
 //! through Maven's own configuration), on the `java17` golden base, pushed to a real registry
 //! and run by podman + runc.
 
-mod common;
-
 use std::time::Duration;
 
-use common::cache_with_base;
-use common::{Kiln, client, validate_pushed};
-use common::{publish, reuse};
+use crate::common;
+use crate::common::cache_with_base;
+use crate::common::{Kiln, client, validate_pushed};
+use crate::common::{publish, reuse};
 use kiln_e2e::{
-    Podman, Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
+    Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
 
 /// The headline Java path: a Spring Boot web app becomes the layers of its `layers.idx` on
@@ -55,8 +54,7 @@ fn assert_sbom_lists_the_jars(client: &kiln_registry::Client, pinned: &str) {
     );
 }
 
-#[test]
-fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
+pub(crate) fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -105,7 +103,7 @@ fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
         "{env:?}"
     );
 
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     podman.pull(&pinned, false);
     let port = free_port().to_string();
     let ctr = podman.run_detached(
@@ -167,8 +165,7 @@ fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer() {
 /// A plain Maven app with a `Main-Class` and one dependency it does not bundle: Maven's
 /// dependency plugin names the runtime classpath, the dependency goes in its own layer, and
 /// `java -cp` runs the main class with it.
-#[test]
-fn executable_jar_runs_with_its_dependencies_layer() {
+pub(crate) fn executable_jar_runs_with_its_dependencies_layer() {
     ensure_containers_conf();
     let kiln = Kiln::new();
     let cache = cache_with_base(&kiln, "cache", "java17");
@@ -192,7 +189,7 @@ fn executable_jar_runs_with_its_dependencies_layer() {
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let names: Vec<String> = reuse(&report).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["dependencies", "application"]);
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     podman.load(&archive);
     let out = podman.run_once("localhost/local/plain:1", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -206,8 +203,7 @@ fn executable_jar_runs_with_its_dependencies_layer() {
 
 /// A compile error is the app's failure (exit 51) with Maven's words; a Gradle project is not
 /// detected (exit 20) and says Gradle is not supported yet.
-#[test]
-fn broken_and_gradle_projects_fail_with_their_exit_codes() {
+pub(crate) fn broken_and_gradle_projects_fail_with_their_exit_codes() {
     let kiln = Kiln::new();
     let cache = cache_with_base(&kiln, "cache", "java17");
     let build = |fixture: &str| {

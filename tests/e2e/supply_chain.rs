@@ -6,14 +6,13 @@
 //! provenance's DSSE signature verifies with openssl and names the image; `kiln inspect`
 //! shows it all; no secret reaches any of it.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use crate::common;
+use crate::common::{Kiln, client, runtime, validate_pushed};
 use base64::Engine as _;
-use common::{Kiln, client, runtime, validate_pushed};
 use kiln_e2e::{
     Registry, policy_pull, run_checked, skopeo_copy_with, validate_cyclonedx, validate_spdx,
 };
@@ -175,8 +174,7 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-#[test]
-fn sboms_signatures_and_provenance_of_a_go_app() {
+pub(crate) fn sboms_signatures_and_provenance_of_a_go_app() {
     let kiln = Kiln::new();
     let registry = Registry::htpasswd(USER, PASSWORD);
     kiln.run_with(
@@ -219,8 +217,7 @@ fn sboms_signatures_and_provenance_of_a_go_app() {
 
     let app = kiln.fixture("go-web", "src/go-web");
     let revision = git_checkout(&app);
-    let cache = kiln.ws.mkdir("cache");
-    common::share_go_build_cache(&cache);
+    let cache = common::warm_cache(&kiln, "cache");
     let sbom_dir = kiln.ws.join("sbom");
     let report_path = kiln.ws.join("report.json");
     let image = registry.reference("apps/goweb:1");
@@ -360,7 +357,7 @@ fn sboms_signatures_and_provenance_of_a_go_app() {
         serde_json::from_slice(&std::fs::read(Path::new(layout_dir).join("index.json")).unwrap())
             .unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());
-    let podman = kiln_e2e::Podman::new();
+    let podman = common::suite::podman();
     podman.pull_with(
         &pinned,
         &["--tls-verify=false", &format!("--creds={USER}:{PASSWORD}")],

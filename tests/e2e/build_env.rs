@@ -1,14 +1,12 @@
 //! What the toolchain sees: only the allow-listed environment, never registry credentials.
 
-mod common;
-
-use common::Kiln;
+use crate::common;
+use crate::common::Kiln;
 
 /// The `go` kiln finds on the allow-listed `PATH` is a script of ours that records its
 /// environment, then runs the real go: what it records is exactly what kiln gave the go
 /// tool, and every compiler and linker go starts inherits it.
-#[test]
-fn toolchain_gets_no_credentials_or_docker_config() {
+pub(crate) fn toolchain_gets_no_credentials_or_docker_config() {
     let kiln = Kiln::new();
     kiln.ws
         .write("app/go.mod", "module example.com/tiny\n\ngo 1.22\n");
@@ -26,8 +24,7 @@ fn toolchain_gets_no_credentials_or_docker_config() {
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let cache = kiln.ws.mkdir("cache");
-    common::share_go_build_cache(&cache);
+    let cache = common::warm_cache(&kiln, "cache");
     let dump_env = format!("KILN_ENV_DUMP={}", dumps.display());
     let path = format!(
         "{}:{}",

@@ -3,14 +3,14 @@
 //! TLS client uses: a test CA added through the definition is trusted, and without it the
 //! handshake fails. syft lists exactly the locked Debian packages of `java17` and `java21`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Kiln;
-use kiln_e2e::{Podman, ensure_containers_conf, free_port, workspace_root};
+use crate::common;
+use crate::common::Kiln;
+use crate::common::bases;
+use kiln_e2e::{ensure_containers_conf, free_port, workspace_root};
 
 const TLS_CHECK: &str = r#"
 import java.net.URL;
@@ -169,8 +169,7 @@ fn tls_check(dir: &Path) -> PathBuf {
     classes
 }
 
-#[test]
-fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
+pub(crate) fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
     ensure_containers_conf();
     let kiln = Kiln::new();
     let defs = kiln.golden_definitions("golden-base", &[]);
@@ -189,14 +188,14 @@ fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
     )
     .unwrap();
 
-    let cache = Kiln::shared_cache();
-    let podman = Podman::new();
-    for name in ["java17", "java17tls"] {
-        let def = defs.join(format!("{name}.toml"));
-        kiln.lock_base(&def);
-        podman.load(&kiln.build_base(&def, &cache).0);
-    }
-    kiln.assert_syft_matches_lock(&kiln.ws.join("java17.tar"), &defs.join("java17.lock"));
+    // The variant is built from java17's committed lock: files are not locked inputs.
+    std::fs::copy(bases::committed_lock("java17"), defs.join("java17tls.lock")).unwrap();
+    let cache = kiln.ws.mkdir("cache");
+    bases::share_deb_cache(&cache);
+    let podman = common::suite::podman();
+    podman.load(&bases::archive("java17"));
+    podman.load(&kiln.build_base(&defs.join("java17tls.toml"), &cache).0);
+    bases::assert_syft_matches_lock(&kiln, "java17");
     let image = "localhost/kiln-base/java17";
     assert_eq!(podman.image_config(image)["User"], "65532:65532");
 
@@ -239,18 +238,12 @@ fn java17_runs_as_nonroot_and_trusts_its_generated_keystore() {
 
 /// `java21` (trixie) = `base` + OpenJDK 21: `java` and the generated keystore work as nonroot,
 /// on `base`'s layers; syft lists exactly its locked Debian packages.
-#[test]
-fn java21_runs_as_nonroot_with_its_generated_keystore() {
+pub(crate) fn java21_runs_as_nonroot_with_its_generated_keystore() {
     ensure_containers_conf();
     let kiln = Kiln::new();
-    let defs = kiln.golden_definitions("golden-base", &["static", "base", "java21"]);
-    let def = defs.join("java21.toml");
-    kiln.lock_base(&def);
-    kiln.committed_locks(&defs, &["static", "base"]);
-    let (archive, _) = kiln.build_base(&def, &Kiln::shared_cache());
-    kiln.assert_syft_matches_lock(&archive, &defs.join("java21.lock"));
-    let podman = Podman::new();
-    podman.load(&archive);
+    bases::assert_syft_matches_lock(&kiln, "java21");
+    let podman = common::suite::podman();
+    podman.load(&bases::archive("java21"));
     let image = "localhost/kiln-base/java21";
     let out = podman.run_once(image, &["java", "-XshowSettings:properties", "-version"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

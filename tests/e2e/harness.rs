@@ -4,8 +4,9 @@
 use std::fs;
 use std::time::Duration;
 
+use crate::common;
 use kiln_e2e::{
-    Podman, Registry, TokenIssuer, UmociImage, Workspace, copy_dir, free_port, go_build_static,
+    Registry, TokenIssuer, UmociImage, Workspace, copy_dir, free_port, go_build_static,
     skopeo_copy, skopeo_copy_with, skopeo_inspect, skopeo_inspect_config, skopeo_inspect_raw,
     skopeo_inspect_with, wait_http,
 };
@@ -33,8 +34,7 @@ fn assert_refused(out: &std::process::Output, what: &str, needles: &[&str]) {
     );
 }
 
-#[test]
-fn anonymous_registry_takes_a_push_and_serves_it_back() {
+pub(crate) fn anonymous_registry_takes_a_push_and_serves_it_back() {
     let ws = Workspace::new();
     let image = tiny_image(&ws);
     let registry = Registry::anonymous();
@@ -61,8 +61,7 @@ fn anonymous_registry_takes_a_push_and_serves_it_back() {
     );
 }
 
-#[test]
-fn htpasswd_registry_refuses_anonymous_pushes() {
+pub(crate) fn htpasswd_registry_refuses_anonymous_pushes() {
     let ws = Workspace::new();
     let image = tiny_image(&ws);
     let registry = Registry::htpasswd("alice", "s3cret");
@@ -97,8 +96,7 @@ fn htpasswd_registry_refuses_anonymous_pushes() {
     assert_eq!(inspect["Layers"].as_array().map(Vec::len), Some(1));
 }
 
-#[test]
-fn tls_registry_is_trusted_only_with_its_ca() {
+pub(crate) fn tls_registry_is_trusted_only_with_its_ca() {
     let ws = Workspace::new();
     let image = tiny_image(&ws);
     let registry = Registry::tls();
@@ -125,8 +123,7 @@ fn tls_registry_is_trusted_only_with_its_ca() {
     assert_eq!(inspect["Layers"].as_array().map(Vec::len), Some(1));
 }
 
-#[test]
-fn token_registry_does_the_bearer_flow_against_the_issuer() {
+pub(crate) fn token_registry_does_the_bearer_flow_against_the_issuer() {
     let ws = Workspace::new();
     let image = tiny_image(&ws);
     let issuer = TokenIssuer::new("bob", "hunter2");
@@ -201,8 +198,7 @@ fn token_registry_does_the_bearer_flow_against_the_issuer() {
     );
 }
 
-#[test]
-fn podman_runs_a_static_go_server_as_the_image_user() {
+pub(crate) fn podman_runs_a_static_go_server_as_the_image_user() {
     let ws = Workspace::new();
     let src = ws.write(
         "src/main.go",
@@ -239,7 +235,7 @@ func main() {
     let reference = registry.reference("e2e/server:v1");
     skopeo_copy(&image.oci_ref(), &reference);
 
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     let id = podman.pull(&reference, false);
     assert!(!id.is_empty());
     let config = podman.image_config(&reference);
@@ -268,8 +264,7 @@ func main() {
     );
 }
 
-#[test]
-fn podman_loads_an_oci_archive_and_runs_it_once() {
+pub(crate) fn podman_loads_an_oci_archive_and_runs_it_once() {
     let ws = Workspace::new();
     let image = tiny_image(&ws);
     let archive = ws.join("tiny.tar");
@@ -277,7 +272,7 @@ fn podman_loads_an_oci_archive_and_runs_it_once() {
         &image.oci_ref(),
         &format!("oci-archive:{}:localhost/e2e/tiny:v1", archive.display()),
     );
-    let podman = Podman::new();
+    let podman = common::suite::podman();
     let loaded = podman.load(&archive);
     assert!(loaded.contains("localhost/e2e/tiny:v1"), "{loaded}");
     assert_eq!(
@@ -294,8 +289,7 @@ fn podman_loads_an_oci_archive_and_runs_it_once() {
     );
 }
 
-#[test]
-fn workspace_and_copy_dir_keep_the_tree() {
+pub(crate) fn workspace_and_copy_dir_keep_the_tree() {
     let ws = Workspace::new();
     ws.write("a/b/c.txt", "c");
     std::os::unix::fs::symlink("b/c.txt", ws.join("a/link")).unwrap();
@@ -311,8 +305,7 @@ fn workspace_and_copy_dir_keep_the_tree() {
     assert_ne!(free_port(), 0);
 }
 
-#[test]
-fn builder_combines_tls_and_htpasswd() {
+pub(crate) fn builder_combines_tls_and_htpasswd() {
     let ws = Workspace::new();
     let image = tiny_image(&ws);
     let registry = Registry::builder().tls().htpasswd("carol", "pw").start();

@@ -1,12 +1,10 @@
 //! `LayerWriter`: layers written from a sequence of entries go through the same pipeline
 //! and the same header normalization as `write_layer`.
 
-mod common;
-
 use std::io::{self, Read};
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use kiln_layer::{
     BlobStore, Compression, LayerContents, LayerError, LayerWriter, Ownership, write_layer,
 };

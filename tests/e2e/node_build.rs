@@ -2,12 +2,11 @@
 //! their pinned versions; packages from the npm registry through the clients' own
 //! configuration), on the `node` golden base, pushed to a real registry and run by podman.
 
-mod common;
-
 use std::path::Path;
 
-use common::node::{layer_size, shipped_dev_dependencies, uploads};
-use common::{
+use crate::common;
+use crate::common::node::{layer_size, shipped_dev_dependencies, uploads};
+use crate::common::{
     Kiln, cache_with_base, client, layer_files, publish, reuse, run_web, shared_base,
     validate_pushed,
 };
@@ -86,8 +85,8 @@ fn assert_sbom_lists_production_packages(
     assert!(debs.iter().any(|(n, _)| n == "nodejs"), "{debs:?}");
 }
 
-#[test]
-fn express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules() {
+pub(crate) fn express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules()
+{
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -220,8 +219,7 @@ fn express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_
 /// `dist/` ships, typescript does not; after a source change the build script runs again
 /// against the kept full tree while the production `node_modules` layer is reused, and
 /// without that tree kiln installs again.
-#[test]
-fn typescript_pnpm_app_builds_with_its_devdependencies_and_ships_without_them() {
+pub(crate) fn typescript_pnpm_app_builds_with_its_devdependencies_and_ships_without_them() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -279,8 +277,7 @@ fn typescript_pnpm_app_builds_with_its_devdependencies_and_ships_without_them() 
 
 /// Yarn 4 (node-modules linker forced, `main` as the entry) and Yarn 1 (`server.js` by
 /// convention), each at its pinned version, without their devDependencies.
-#[test]
-fn yarn_berry_and_classic_apps_run() {
+pub(crate) fn yarn_berry_and_classic_apps_run() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -325,8 +322,7 @@ fn yarn_berry_and_classic_apps_run() {
 /// setting makes it build. A failing build script is the app's failure (exit 51) with the
 /// compiler's words. A Node.js range neither the host nor the base satisfies is exit 2
 /// naming every version (the base's read from its package label).
-#[test]
-fn no_lockfile_start_scripts_broken_builds_and_version_ranges() {
+pub(crate) fn no_lockfile_start_scripts_broken_builds_and_version_ranges() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -433,8 +429,7 @@ fn no_lockfile_start_scripts_broken_builds_and_version_ranges() {
 /// A native addon is compiled by its install script (node-gyp, host headers) and loads in
 /// the image. The same app refuses a run image of another architecture, where the addon
 /// could not load; a pure-JavaScript app builds onto it.
-#[test]
-fn native_addon_runs_and_another_architecture_is_refused() {
+pub(crate) fn native_addon_runs_and_another_architecture_is_refused() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -498,8 +493,7 @@ fn native_addon_runs_and_another_architecture_is_refused() {
 /// `--path` to a member of an npm workspace whose lockfile is at the root: the root is
 /// installed, the member's workspace dependency resolves in the image, and the member's
 /// directory is the working directory.
-#[test]
-fn workspace_member_builds_from_the_root_lockfile() {
+pub(crate) fn workspace_member_builds_from_the_root_lockfile() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -521,8 +515,7 @@ fn workspace_member_builds_from_the_root_lockfile() {
 /// Same source, two checkouts at different paths with different caches: same digests, for
 /// a plain app, one whose native addon is compiled in each checkout, and a pnpm TypeScript
 /// app (symlinked store layout, a build script, the full tree kept beside the layer).
-#[test]
-fn node_builds_are_reproducible_across_paths_and_caches() {
+pub(crate) fn node_builds_are_reproducible_across_paths_and_caches() {
     let kiln = Kiln::new();
     for fixture in ["node-express", "node-addon", "node-ts-pnpm"] {
         let digests: Vec<String> = ["one", "two/deeper"]
@@ -551,8 +544,7 @@ fn node_builds_are_reproducible_across_paths_and_caches() {
 
 /// A directory that both the Go and the Node buildpack detect is ambiguous (exit 2) and the
 /// hint names the flag that picks one.
-#[test]
-fn a_go_app_with_a_package_json_asks_which_buildpack() {
+pub(crate) fn a_go_app_with_a_package_json_asks_which_buildpack() {
     let kiln = Kiln::new();
     let app = kiln.ws.mkdir("both");
     std::fs::write(app.join("go.mod"), "module example.com/both\n\ngo 1.22\n").unwrap();

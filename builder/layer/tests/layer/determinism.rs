@@ -1,11 +1,10 @@
 //! Determinism is the point of the crate: the same tree from different copies, umasks,
 //! mtimes and thread counts must give byte-identical layers and equal fingerprints.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use kiln_layer::{
     BlobStore, Compression, LayerBlob, LayerContents, WriteOptions, write_layer, write_layer_with,
 };

@@ -1,0 +1,13 @@
+//! kiln-debian's integration tests, in one binary (one link, one run): hostile and well-formed
+//! `.deb`s, a fake mirror, `InRelease` verification, resolution, and the machine's real
+//! Debian mirror.
+
+mod deb_fixture;
+mod support;
+
+mod deb_hostile;
+mod deb_layer;
+mod fake_mirror;
+mod inrelease;
+mod real_mirror;
+mod resolve;

@@ -1,0 +1,4 @@
+//! kiln-lifecycle's integration tests, in one binary: the export and rebase phases.
+
+mod export;
+mod rebase;
