@@ -468,8 +468,7 @@ fn run_the_pod(kiln: &Kiln, archive: &Path) {
         !warm.contains("added "),
         "the warm pod installed again: {warm}"
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("warm.json")).unwrap()).unwrap();
+    let report = json(&out.join("warm.json"));
     let restored: Vec<&str> = report["cache_image"]["restored"]
         .as_array()
         .unwrap()
@@ -485,8 +484,7 @@ fn run_the_pod(kiln: &Kiln, archive: &Path) {
         "an unchanged cache is not uploaded again"
     );
     let total = |name: &str| {
-        let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join(name)).unwrap()).unwrap();
+        let r = json(&out.join(name));
         r["timings"]["total_ms"].as_u64().unwrap()
     };
     eprintln!(
@@ -498,8 +496,7 @@ fn run_the_pod(kiln: &Kiln, archive: &Path) {
     // The corrupt cache blob: the pod built cold, with a warning, and succeeded.
     let damaged = step("damaged");
     assert!(damaged.contains("building without it"), "{damaged}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("damaged.json")).unwrap()).unwrap();
+    let report = json(&out.join("damaged.json"));
     assert!(
         !report["cache_image"]["problems"]
             .as_array()
@@ -550,15 +547,19 @@ fn run_the_pod(kiln: &Kiln, archive: &Path) {
 
 /// Returns the `reference` (name@digest) a `--report` names.
 fn report_reference(report: &Path) -> String {
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
-    report["reference"].as_str().unwrap().to_owned()
+    json(report)["reference"].as_str().unwrap().to_owned()
+}
+
+/// Returns the JSON file at `path` (a `--report` the pod wrote).
+fn json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading `{}`: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parsing `{}`: {e}", path.display()))
 }
 
 /// Flips bytes in the middle of the stored blob of the largest layer of the cache image the
 /// report `warm` names, in the registry's own storage.
 fn corrupt_a_cache_layer(registry: &Registry, warm: &Path) {
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(warm).unwrap()).unwrap();
+    let report = json(warm);
     let pinned = report["cache_image"]["pushed"].as_str().unwrap();
     let raw = kiln_e2e::skopeo(&[
         "inspect",

@@ -58,6 +58,8 @@ build_syft() {
   local dir=$1 work module version
   [ -x "$dir/bin/syft" ] && return
   work=$(mktemp -d "$tools/.syft-build.XXXXXX")
+  # Runs when the lock's subshell ends, a failed build included.
+  trap "rm -rf '$work'" EXIT
   {
     printf 'module kiln.invalid/tools/syft\n\ngo 1.25\n\nrequire github.com/anchore/syft %s\n' "$SYFT_VERSION"
     for r in "${SYFT_REPLACE[@]}"; do
@@ -70,12 +72,13 @@ build_syft() {
     -ldflags="-s -w -X main.version=$SYFT_VERSION" github.com/anchore/syft/cmd/syft)
   mkdir -p "$dir/bin"
   mv "$work/bin/syft" "$dir/bin/syft"
-  rm -rf "$work"
 }
 
 syft() {
   local dir="$tools/syft-$SYFT_VERSION"
-  [ -x "$dir/bin/syft" ] || locked "$dir" build_syft "$dir"
+  # Not `[ … ] || locked …`: errexit is off on the left of `||`, so a failed build would
+  # go unnoticed.
+  if [ ! -x "$dir/bin/syft" ]; then locked "$dir" build_syft "$dir"; fi
   echo "$dir/bin/syft"
 }
 
@@ -83,6 +86,7 @@ build_policy_pull() {
   local dir=$1 work
   [ -x "$dir/policy-pull" ] && return
   work=$(mktemp -d "$tools/.policy-pull-build.XXXXXX")
+  trap "rm -rf '$work'" EXIT
   cp "$here/policy-pull/go.mod" "$here/policy-pull/main.go" "$work/"
   log "building policy-pull (containers/image from the Go module proxy; once per machine)"
   # Pure Go: no gpgme, btrfs or devicemapper headers needed.
@@ -91,14 +95,13 @@ build_policy_pull() {
     -o policy-pull .)
   mkdir -p "$dir"
   mv "$work/policy-pull" "$dir/policy-pull"
-  rm -rf "$work"
 }
 
 policy_pull() {
   local key dir
   key=$(cat "$here/policy-pull/go.mod" "$here/policy-pull/main.go" | sha256sum | cut -c1-16)
   dir="$tools/policy-pull-$key"
-  [ -x "$dir/policy-pull" ] || locked "$dir" build_policy_pull "$dir"
+  if [ ! -x "$dir/policy-pull" ]; then locked "$dir" build_policy_pull "$dir"; fi
   echo "$dir/policy-pull"
 }
 
@@ -116,7 +119,7 @@ sbom_validators() {
   local key dir
   key=$(printf '%s\n' "${SBOM_REQUIREMENTS[@]}" | sha256sum | cut -c1-16)
   dir="$tools/py-$key"
-  [ -f "$dir/ready" ] || locked "$dir" build_sbom_validators "$dir"
+  if [ ! -f "$dir/ready" ]; then locked "$dir" build_sbom_validators "$dir"; fi
   echo "$dir/bin/python"
 }
 
