@@ -12,6 +12,7 @@
 mod common;
 
 mod architecture;
+mod bounds;
 mod build_env;
 mod go_build;
 mod golden_base;
@@ -76,6 +77,7 @@ const TESTS: &[(&str, fn())] = &tests![
     go_build::errors_have_exit_codes_messages_and_hints,
     node_build::yarn_berry_and_classic_apps_run,
     node_build::workspace_member_builds_from_the_root_lockfile,
+    node_build::an_app_without_dependencies_ships_its_app_layer_alone,
     java_build::executable_jar_runs_with_its_dependencies_layer,
     java_build::broken_and_gradle_projects_fail_with_their_exit_codes,
     java_apps::zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry,
@@ -87,6 +89,7 @@ const TESTS: &[(&str, fn())] = &tests![
     go_build::git_checkouts_stamp_revision_source_and_commit_time,
     go_build::missing_toolchain_is_a_kiln_build_failure,
     golden_base::a_stale_lock_is_refused,
+    bounds::b04_huge_project_files_are_refused_unread,
     node_build::a_go_app_with_a_package_json_asks_which_buildpack,
     pod_build::kubernetes_manifests_lock_the_pod_down,
     harness::podman_runs_a_static_go_server_as_the_image_user,

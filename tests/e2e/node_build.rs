@@ -426,6 +426,31 @@ pub(crate) fn no_lockfile_start_scripts_broken_builds_and_version_ranges() {
     }
 }
 
+/// An app with no dependencies at all: `npm ci` makes no `node_modules`, so the image has the
+/// app layer alone (it used to fail with exit 52, "looking for native addons: No such file
+/// or directory"); an unchanged rebuild is the same digest.
+pub(crate) fn an_app_without_dependencies_ships_its_app_layer_alone() {
+    ensure_containers_conf();
+    let registry = Registry::anonymous();
+    let kiln = Kiln::new();
+    let cache = cache_with_base(&kiln, "cache", "node");
+    let app = kiln.fixture("node-nodeps", "src/nodeps");
+    let image = registry.reference("team/nodeps:1");
+    let (pinned, r1) = publish(&kiln, &image, &app, &cache, "r1.json");
+    assert_eq!(reuse(&r1), [("app".to_owned(), false)]);
+    validate_pushed(&client(None, None), &pinned);
+    let (entrypoint, _) = entrypoint_and_workdir(&pinned);
+    assert_eq!(
+        entrypoint,
+        serde_json::json!(["/usr/bin/node", "server.js"])
+    );
+    let (got, uid) = run_web(&pinned, &[], &["/", "/user"]);
+    assert_eq!(got[0], "hello without dependencies");
+    assert_eq!((got[1].as_str(), uid), ("65532", 65532));
+    let (again, _) = publish(&kiln, &image, &app, &cache, "r2.json");
+    assert_eq!(again, pinned, "same source, same digest");
+}
+
 /// A native addon is compiled by its install script (node-gyp, host headers) and loads in
 /// the image. The same app refuses a run image of another architecture, where the addon
 /// could not load; a pure-JavaScript app builds onto it.

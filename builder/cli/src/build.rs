@@ -51,7 +51,10 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         )
         .hint(Some("add `--publish`".into())));
     }
-    let mut project = ProjectDescriptor::load(&source_dir).map_err(|e| usage(e.into()))?;
+    let mut project = ProjectDescriptor::load(&source_dir).map_err(|e| {
+        let hint = e.hint();
+        usage(e.into()).hint(Some(hint))
+    })?;
     env.apply_buildpack_settings(&mut project).map_err(usage)?;
     let user_env = parse_env_flags(&args.env).map_err(usage)?;
     let cache_dir = absolute(&env.cache_dir(args.cache_dir.as_ref()).map_err(usage)?)?;
@@ -469,6 +472,21 @@ fn phase_failure(e: PhaseError) -> Failure {
                 BuildpackError::Kiln { .. } => exit::KILN_BUILD,
             };
             Failure::new(code, bp).hint(hint)
+        }
+        // What to copy is the project's to say: a bad pattern or an unreadable `.dockerignore`
+        // is its input error, not kiln's failure.
+        PhaseError::Source(
+            ref source @ (kiln_lifecycle::SourceError::Pattern { .. }
+            | kiln_lifecycle::SourceError::Read { .. }),
+        ) => {
+            let hint = match source {
+                kiln_lifecycle::SourceError::Read { path, .. } => {
+                    format!("check `{}`: no real one is that large", path.display())
+                }
+                _ => "fix the pattern; `.dockerignore` and `project.toml` use docker's pattern syntax"
+                    .to_owned(),
+            };
+            Failure::new(exit::USAGE, e).hint(Some(hint))
         }
         other => Failure::new(exit::KILN_BUILD, other),
     }

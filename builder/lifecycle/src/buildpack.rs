@@ -236,4 +236,20 @@ impl BuildpackError {
             source: Some(Box::new(err)),
         }
     }
+
+    /// Returns the failure of reading the project file `path` (see
+    /// [`crate::read_bounded`]): a file too large or not text is the project's (a usage
+    /// error, exit 2, naming the file and the cap); anything else is kiln's.
+    pub fn reading(path: &std::path::Path, err: std::io::Error) -> Self {
+        match err.kind() {
+            std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidData => Self::Usage {
+                message: format!("reading `{}`: {err}", path.display()),
+                hint: Some(
+                    "check that the file is what its name says; kiln reads project files only up to a size no real one reaches"
+                        .to_owned(),
+                ),
+            },
+            _ => Self::io(format!("reading `{}`", path.display()), err),
+        }
+    }
 }

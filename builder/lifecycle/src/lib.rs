@@ -6,6 +6,7 @@
 //! blocking threads.
 
 mod base;
+mod bounded;
 mod buildpack;
 mod cache_image;
 mod epoch;
@@ -20,6 +21,7 @@ mod stack;
 mod tool;
 
 pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
+pub use bounded::{LOCKFILE_LIMIT, MANIFEST_LIMIT, read_bounded, read_bounded_string};
 pub use buildpack::{
     BASE_PACKAGES_LABEL, BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings,
     DeclaredPackage, LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo, SOURCE_ROOT_FACT,

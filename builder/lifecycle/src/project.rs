@@ -30,8 +30,8 @@ pub struct ProjectDescriptor {
 /// Why `project.toml` could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
-    /// The file exists but could not be read.
-    #[error("reading `{path}`: {source}")]
+    /// The file exists but could not be read (or is larger than any real one).
+    #[error("reading `{path}`")]
     Io {
         /// The file.
         path: String,
@@ -101,11 +101,27 @@ struct RawKiln {
     node: Option<toml::Table>,
 }
 
+impl ProjectError {
+    /// Returns the next step for the user.
+    pub fn hint(&self) -> String {
+        match self {
+            Self::Io { path, .. } => {
+                format!("check `{path}`, the project descriptor; remove it if it is not one")
+            }
+            Self::Parse { .. } => {
+                "fix the TOML (the CNB project descriptor format, with kiln's `[io.kiln]` tables)"
+                    .to_owned()
+            }
+            Self::IncludeAndExclude(_) => "keep only one of the two lists".to_owned(),
+        }
+    }
+}
+
 impl ProjectDescriptor {
     /// Reads `<app_dir>/project.toml`; a missing file is an empty descriptor.
     pub fn load(app_dir: &Path) -> Result<Self, ProjectError> {
         let path = app_dir.join("project.toml");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::read_bounded_string(&path, crate::MANIFEST_LIMIT) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(source) => {

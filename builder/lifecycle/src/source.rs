@@ -25,6 +25,14 @@ pub enum SourceError {
         /// What failed.
         message: String,
     },
+    /// A file that says what to copy (`.dockerignore`) could not be read (too large).
+    #[error("reading `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A pattern in `.dockerignore` or `project.toml` is invalid.
     #[error("invalid ignore pattern `{pattern}` in {origin}: {message}")]
     Pattern {
@@ -158,12 +166,22 @@ impl Filter {
             .iter()
             .map(|p| (p.clone(), "project.toml exclude"))
             .collect();
-        if let Ok(text) = fs::read_to_string(src.join(".dockerignore")) {
-            excludes.extend(
+        // A `.dockerignore` too large to read is an error, not "no exclusions": what it
+        // keeps out of the image may be secrets.
+        let dockerignore = src.join(".dockerignore");
+        match crate::read_bounded_string(&dockerignore, crate::MANIFEST_LIMIT) {
+            Ok(text) => excludes.extend(
                 dockerignore_patterns(&text)
                     .into_iter()
                     .map(|p| (p, ".dockerignore")),
-            );
+            ),
+            Err(source) if source.kind() == std::io::ErrorKind::FileTooLarge => {
+                return Err(SourceError::Read {
+                    path: dockerignore,
+                    source,
+                });
+            }
+            Err(_) => {}
         }
         Ok(Self {
             root: src.to_path_buf(),

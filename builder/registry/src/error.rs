@@ -202,9 +202,15 @@ impl RegistryError {
                     "your credentials for `{registry}` may not do this: check the repository name, or `kiln login {registry}` as another user"
                 )),
                 (404, _) => Some("check the repository name and tag or digest".to_string()),
-                (429, _) => Some(format!(
-                    "`{registry}` is rate limiting; wait and retry, or `kiln login {registry}` for a higher limit"
-                )),
+                (429, _) => Some(match e.retry_after {
+                    Some(after) => format!(
+                        "`{registry}` is rate limiting and asks to wait {} s (Retry-After); retry after that, or `kiln login {registry}` for a higher limit",
+                        after.as_secs()
+                    ),
+                    None => format!(
+                        "`{registry}` is rate limiting; wait and retry, or `kiln login {registry}` for a higher limit"
+                    ),
+                }),
                 (s, _) if s >= 500 => Some(format!("`{registry}` failed; try again later")),
                 _ => None,
                 }

@@ -1,7 +1,10 @@
 //! Retry policy: which failures are worth another attempt, and how long to wait.
 //!
 //! Retried: 5xx (except 501/505), 408, 429 (honouring `Retry-After` seconds) and transport
-//! failures other than TLS verification. Everything else fails at once.
+//! failures other than TLS verification. Everything else fails at once, and so does an
+//! answer whose `Retry-After` asks for a longer wait than [`RetryPolicy::max_delay`]: waiting
+//! a fraction of it would only be refused again, so the registry's own message is shown at
+//! once (RELIABILITY.md R05).
 
 use std::time::Duration;
 
@@ -17,7 +20,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The wait after the first failure; it doubles after each further failure.
     pub base_delay: Duration,
-    /// The longest wait, also the cap on a registry's `Retry-After`.
+    /// The longest wait; a registry's `Retry-After` beyond it fails the request at once.
     pub max_delay: Duration,
 }
 
@@ -57,6 +60,9 @@ impl RetryPolicy {
         loop {
             match attempt().await {
                 Ok(v) => return Ok(v),
+                Err(e) if e.retry_after().is_some_and(|after| after > self.max_delay) => {
+                    return Err(e);
+                }
                 Err(e) if e.is_retryable() && failed + 1 < self.max_attempts.max(1) => {
                     failed += 1;
                     let wait = self.delay(failed, e.retry_after());

@@ -57,8 +57,8 @@ fn read(dir: &Path, name: &str) -> Result<Option<GoMod>, BuildpackError> {
     if !path.is_file() {
         return Ok(None);
     }
-    let bytes = std::fs::read(&path)
-        .map_err(|e| BuildpackError::io(format!("reading `{}`", path.display()), e))?;
+    let bytes = kiln_lifecycle::read_bounded(&path, kiln_lifecycle::MANIFEST_LIMIT)
+        .map_err(|e| BuildpackError::reading(&path, e))?;
     Ok(Some(GoMod::parse(&String::from_utf8_lossy(&bytes))))
 }
 

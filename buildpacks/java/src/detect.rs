@@ -21,8 +21,8 @@ pub(crate) fn detect(app_dir: &Path) -> Result<Option<Plan>, BuildpackError> {
     if !pom.is_file() {
         return Ok(None);
     }
-    let bytes = std::fs::read(&pom)
-        .map_err(|e| BuildpackError::io(format!("reading `{}`", pom.display()), e))?;
+    let bytes = kiln_lifecycle::read_bounded(&pom, kiln_lifecycle::MANIFEST_LIMIT)
+        .map_err(|e| BuildpackError::reading(&pom, e))?;
     let mut plan = Plan::default();
     // The wrapper is used whether or not its executable bit survived the checkout.
     let tool = if app_dir.join("mvnw").is_file() {

@@ -86,7 +86,9 @@ impl Lockfile {
             Self::YarnClassic => "1",
             Self::YarnBerry => "4",
             Self::Pnpm => {
-                let text = std::fs::read_to_string(dir.join("pnpm-lock.yaml")).unwrap_or_default();
+                // `lockfileVersion` is the first line pnpm writes.
+                let text =
+                    String::from_utf8_lossy(&head(&dir.join("pnpm-lock.yaml"), 4096)).into_owned();
                 let version = text
                     .lines()
                     .find_map(|l| l.strip_prefix("lockfileVersion:"))
@@ -103,12 +105,19 @@ impl Lockfile {
     }
 }
 
+/// Returns at most the first `max` bytes of the file at `path` (none if it cannot be read).
+fn head(path: &Path, max: u64) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(max).read_to_end(&mut bytes);
+    }
+    bytes
+}
+
 /// Tells a Yarn 1 lockfile from a later one by its header.
 fn yarn_kind(path: &Path) -> Lockfile {
-    let head = std::fs::read(path)
-        .map(|b| b.into_iter().take(512).collect::<Vec<u8>>())
-        .unwrap_or_default();
-    if String::from_utf8_lossy(&head).contains("yarn lockfile v1") {
+    if String::from_utf8_lossy(&head(path, 512)).contains("yarn lockfile v1") {
         Lockfile::YarnClassic
     } else {
         Lockfile::YarnBerry

@@ -87,9 +87,22 @@ pub fn key(root: &Path, lockfile: &str, inputs: &KeyInputs<'_>) -> io::Result<St
             field("~/.npmrc", &bytes);
         }
     }
-    field(lockfile, &std::fs::read(root.join(lockfile))?);
+    field(
+        lockfile,
+        &kiln_lifecycle::read_bounded(&root.join(lockfile), kiln_lifecycle::LOCKFILE_LIMIT)?,
+    );
     for rel in project_files(root)? {
-        field(&rel, &std::fs::read(root.join(&rel))?);
+        // Patches (`patches/`, `.yarn/patches/`) may be as large as lockfiles.
+        let name = rel.rsplit('/').next().unwrap_or_default();
+        let limit = if name == "package.json" || CONFIG_FILES.contains(&name) {
+            kiln_lifecycle::MANIFEST_LIMIT
+        } else {
+            kiln_lifecycle::LOCKFILE_LIMIT
+        };
+        field(
+            &rel,
+            &kiln_lifecycle::read_bounded(&root.join(&rel), limit)?,
+        );
     }
     Ok(hex::encode(h.finalize()))
 }

@@ -17,9 +17,13 @@ pub struct Addon {
     pub architecture: String,
 }
 
-/// Returns the native addons under `dir`, sorted by path.
+/// Returns the native addons under `dir`, sorted by path; none when `dir` does not exist
+/// (an app without dependencies has no `node_modules` to move into its layer).
 pub fn addons(dir: &Path) -> std::io::Result<Vec<Addon>> {
     let mut found = Vec::new();
+    if !dir.exists() {
+        return Ok(found);
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
@@ -145,6 +149,12 @@ mod tests {
         h[5] = 1;
         h[18..20].copy_from_slice(&machine.to_le_bytes());
         h
+    }
+
+    #[test]
+    fn a_tree_that_does_not_exist_has_no_addons() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(addons(&tmp.path().join("workspace")).unwrap().is_empty());
     }
 
     #[test]

@@ -47,9 +47,15 @@ pub fn requirement(
     }
     for d in std::iter::once(dir).chain(root) {
         for file in [".nvmrc", ".node-version"] {
-            let Ok(text) = std::fs::read_to_string(d.join(file)) else {
-                continue;
-            };
+            let path = d.join(file);
+            let text =
+                match kiln_lifecycle::read_bounded_string(&path, kiln_lifecycle::MANIFEST_LIMIT) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                        return Err(BuildpackError::reading(&path, e));
+                    }
+                    Err(_) => continue,
+                };
             let line = text.lines().next().unwrap_or_default().trim();
             let source = if root == Some(d) && d != dir {
                 format!("`{file}` of the workspace root")

@@ -80,8 +80,8 @@ impl PackageJson {
     /// Reads and parses `<dir>/package.json`.
     pub fn read(dir: &Path) -> Result<Self, BuildpackError> {
         let path = dir.join("package.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| BuildpackError::io(format!("reading `{}`", path.display()), e))?;
+        let text = kiln_lifecycle::read_bounded_string(&path, kiln_lifecycle::MANIFEST_LIMIT)
+            .map_err(|e| BuildpackError::reading(&path, e))?;
         Self::parse(&text, &path)
     }
 

@@ -72,6 +72,48 @@ async fn honours_retry_after() {
     );
 }
 
+/// R05: a `Retry-After` longer than kiln would ever wait (a day) fails at once with the
+/// registry's own words and the wait in the hint, instead of retrying a capped wait; and a
+/// 429 repeated forever is given up after the policy's attempts.
+#[tokio::test]
+async fn r05_a_retry_after_beyond_the_cap_fails_fast_with_the_registrys_message() {
+    let fake = Fake::start(|_, _| {
+        Reply::status(429)
+            .header("Retry-After", "86400")
+            .header("Content-Type", "application/json")
+            .body(br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"pull quota used up until tomorrow"}]}"#)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let err = client()
+        .get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no retry of a day-long Retry-After"
+    );
+    assert_eq!(err.code(), Some("TOOMANYREQUESTS"));
+    let text = err.to_string();
+    assert!(text.contains("pull quota used up until tomorrow"), "{text}");
+    let hint = err.hint().unwrap();
+    assert!(hint.contains("86400 s"), "{hint}");
+
+    let fake = Fake::start(|_, _| Reply::status(429)).await;
+    let err = client()
+        .get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(429));
+    assert_eq!(fake.requests().len(), 3, "a bounded number of tries");
+}
+
 #[tokio::test]
 async fn retries_a_connection_closed_without_answer() {
     let fake = Fake::start(|_, earlier| match earlier.len() {
