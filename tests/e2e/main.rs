@@ -104,16 +104,53 @@ const TESTS: &[(&str, fn())] = &tests![
     architecture::libraries_neither_print_nor_read_the_environment,
 ];
 
+/// libtest's options that take a value (so the next word is not a filter).
+const VALUE_OPTIONS: &[&str] = &[
+    "--test-threads",
+    "--skip",
+    "--color",
+    "--format",
+    "--logfile",
+    "-Z",
+];
+
+/// Returns the arguments without their name filters, and those filters: libtest takes
+/// several (`cargo test -- rebase node_build`), libtest-mimic one.
+fn split_filters(argv: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let (mut rest, mut filters) = (Vec::new(), Vec::new());
+    let mut words = argv.into_iter();
+    rest.extend(words.next());
+    while let Some(word) = words.next() {
+        if VALUE_OPTIONS.contains(&word.as_str()) {
+            rest.push(word);
+            rest.extend(words.next());
+        } else if word.starts_with('-') {
+            rest.push(word);
+        } else {
+            filters.push(word);
+        }
+    }
+    (rest, filters)
+}
+
 fn main() {
-    let mut args = Arguments::from_args();
+    let (argv, filters) = split_filters(std::env::args().collect());
+    let mut args = Arguments::from_iter(argv);
     if args.test_threads.is_none() {
         let jobs = std::env::var("KILN_E2E_JOBS")
             .ok()
             .and_then(|j| j.parse().ok());
         args.test_threads = Some(jobs.unwrap_or_else(default_jobs));
     }
+    let wanted = |name: &str| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| if args.exact { name == f } else { name.contains(f.as_str()) })
+    };
     let trials = TESTS
         .iter()
+        .filter(|(name, _)| wanted(name))
         .map(|&(name, test)| {
             Trial::test(name, move || {
                 // Recorded on the way out, a failing (panicking) test included.

@@ -188,7 +188,10 @@ fn build(
         None => Artifact::Image(&images[0]),
     };
 
-    let client = Client::new(env.registry_settings(&a.registry)).map_err(|e| {
+    let settings = env
+        .registry_settings(&a.registry)
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let client = Client::new(settings).map_err(|e| {
         let hint = e.hint();
         Failure::new(exit::FAILURE, e).hint(hint)
     })?;

@@ -31,7 +31,9 @@ pub fn run(args: &LoginArgs, env: &Environment) -> Result<(), Failure> {
             anyhow!("the password on standard input is empty"),
         ));
     }
-    let settings = env.registry_settings(&args.registry_args);
+    let settings = env
+        .registry_settings(&args.registry_args)
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

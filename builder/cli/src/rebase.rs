@@ -67,7 +67,10 @@ pub fn run(args: &RebaseArgs, env: &Environment, ui: &Ui) -> Result<(), Failure>
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let client = Client::new(env.registry_settings(&args.registry)).map_err(|e| {
+    let settings = env
+        .registry_settings(&args.registry)
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let client = Client::new(settings).map_err(|e| {
         let hint = e.hint();
         Failure::new(exit::FAILURE, e).hint(hint)
     })?;

@@ -24,7 +24,10 @@ impl Session {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let client = Client::new(env.registry_settings(registry)).map_err(|e| {
+        let settings = env
+            .registry_settings(registry)
+            .map_err(|e| Failure::new(exit::USAGE, e))?;
+        let client = Client::new(settings).map_err(|e| {
             let hint = e.hint();
             Failure::new(exit::FAILURE, e).hint(hint)
         })?;

@@ -120,9 +120,24 @@ impl Environment {
             .transpose()
     }
 
+    /// Returns how long a credential helper may take: `KILN_CREDENTIAL_HELPER_TIMEOUT`
+    /// (seconds), else [`kiln_registry::DEFAULT_HELPER_TIMEOUT`].
+    pub fn helper_timeout(&self) -> anyhow::Result<std::time::Duration> {
+        let Some(v) = self.get("KILN_CREDENTIAL_HELPER_TIMEOUT") else {
+            return Ok(kiln_registry::DEFAULT_HELPER_TIMEOUT);
+        };
+        v.parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(std::time::Duration::from_secs)
+            .with_context(|| {
+                format!("`KILN_CREDENTIAL_HELPER_TIMEOUT` is `{v}`, not a number of seconds")
+            })
+    }
+
     /// Returns the registry settings: docker's and podman's credential and certificate
-    /// locations, plus the flags.
-    pub fn registry_settings(&self, args: &RegistryArgs) -> RegistrySettings {
+    /// locations, the credential helper timeout, plus the flags.
+    pub fn registry_settings(&self, args: &RegistryArgs) -> anyhow::Result<RegistrySettings> {
         let home = self.home();
         let docker_config_dir = self
             .get("DOCKER_CONFIG")
@@ -152,15 +167,16 @@ impl Environment {
         if let Some(d) = &docker_config_dir {
             certs_dirs.push(d.join("certs.d"));
         }
-        RegistrySettings {
+        Ok(RegistrySettings {
             insecure_registries: args.insecure_registries.clone(),
             ca_files: args.registry_ca.clone(),
             certs_dirs,
             docker_config_dir,
             auth_files,
             user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
+            helper_timeout: self.helper_timeout()?,
             ..RegistrySettings::default()
-        }
+        })
     }
 
     /// Returns the Debian archives to use: the main mirror from `--mirror`, else

@@ -35,4 +35,4 @@ pub use pull::PulledManifest;
 pub use push::BlobPush;
 pub use referrers::Referrer;
 pub use retry::RetryPolicy;
-pub use settings::RegistrySettings;
+pub use settings::{DEFAULT_HELPER_TIMEOUT, RegistrySettings};

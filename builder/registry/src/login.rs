@@ -47,6 +47,7 @@ pub async fn login(
     );
     let t = &Target {
         registry: registry.clone(),
+        repository: String::new(),
         authority: api_host(&registry).to_string(),
         scopes: Vec::new(),
         action: format!("logging in to `{registry}` as `{username}`"),
@@ -75,8 +76,8 @@ async fn store(
 ) -> Result<(), RegistryError> {
     let path = dir.join("config.json");
     let config = read_config(&path).await?;
-    let helper_name = find(&config.cred_helpers, registry)
-        .map(|(_, h)| h.clone())
+    let helper_name = find(&config.cred_helpers, registry, "")
+        .map(|(_, h, _)| h.clone())
         .or(config.creds_store.clone().filter(|s| !s.is_empty()));
     if let Some(name) = helper_name {
         let server = helper_server_url(registry);

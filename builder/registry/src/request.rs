@@ -34,6 +34,9 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub(crate) struct Target {
     /// The registry as written, for credentials and hints.
     pub registry: String,
+    /// The repository the request is for, whose credentials it uses (empty for requests to
+    /// the registry itself, such as the `/v2/` check of `kiln login`).
+    pub repository: String,
     /// The host[:port] serving the API.
     pub authority: String,
     /// Token scopes, e.g. `repository:app:pull,push`.
@@ -64,6 +67,7 @@ impl Target {
     fn with_scope(repo: &Reference, scope: String, action: String) -> Self {
         Self {
             registry: repo.registry().to_string(),
+            repository: repo.repository().to_string(),
             authority: repo.api_host().to_string(),
             scopes: vec![scope],
             action,

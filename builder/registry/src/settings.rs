@@ -1,8 +1,13 @@
 //! The plain settings the CLI resolves (flags, environment, config files) and hands down.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::RetryPolicy;
+
+/// How long a credential helper may take unless the settings say otherwise: long enough for
+/// a keyring that asks to be unlocked, short enough that a hung helper is noticed.
+pub const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the registry client needs to know about its environment.
 ///
@@ -32,6 +37,8 @@ pub struct RegistrySettings {
     pub retry: RetryPolicy,
     /// `None`: upload blobs with one monolithic `PUT`; `Some(n)`: `PATCH` chunks of `n` bytes.
     pub chunk_size: Option<u64>,
+    /// How long a `docker-credential-*` helper may take before its process group is killed.
+    pub helper_timeout: Duration,
 }
 
 impl Default for RegistrySettings {
@@ -46,6 +53,7 @@ impl Default for RegistrySettings {
             user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string(),
             retry: RetryPolicy::default(),
             chunk_size: None,
+            helper_timeout: DEFAULT_HELPER_TIMEOUT,
         }
     }
 }

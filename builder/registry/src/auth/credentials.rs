@@ -1,9 +1,13 @@
-//! Finding credentials for a registry the way docker and podman store them.
+//! Finding credentials for a repository the way docker and podman store them.
 //!
-//! Order: docker `config.json` `credHelpers.<host>`, then `auths.<host>`, then its
-//! `credsStore`, then each podman `auth.json` (`auths.<host>`), else anonymous. Keys are
-//! matched after normalizing (`https://host/v1/` → `host`, Docker Hub aliases →
-//! `docker.io`). Format: <https://github.com/containers/image/blob/main/docs/containers-auth.json.5.md>
+//! A key names a registry (`host`, `https://host/v1/`) or a namespace in it (`host/team`,
+//! `host/team/app`), as containers-auth.json allows; it applies to the repositories at or
+//! below it, and the most specific key that applies wins (RELIABILITY.md C04): an entry for
+//! `host/other` is never used for `host/team/app`. Order: docker `config.json` `auths` with a
+//! namespace that applies, then `credHelpers.<host>`, then `auths.<host>`, then its
+//! `credsStore`; then each podman `auth.json` (its most specific `auths` entry), else
+//! anonymous. Hosts are compared after normalizing (Docker Hub aliases → `docker.io`).
+//! Format: <https://github.com/containers/image/blob/main/docs/containers-auth.json.5.md>
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 
-use super::helper;
+use super::helper::HelperCache;
 use crate::hosts::normalize_registry;
 use crate::{RegistryError, RegistrySettings};
 
@@ -110,13 +114,42 @@ impl AuthEntry {
     }
 }
 
-/// Returns the value of the first key of `map` that names `registry`, preferring exact keys.
+/// Returns how specific credentials key `key` is for `repository` at `registry` (the number
+/// of namespace segments it names, 0 for the registry itself), or `None` when it does not
+/// apply to that repository.
+fn key_depth(key: &str, registry: &str, repository: &str) -> Option<usize> {
+    let key = key.trim();
+    let (scheme, rest) = match key.split_once("://") {
+        Some((_, rest)) => (true, rest),
+        None => (false, key),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if normalize_registry(host) != registry {
+        return None;
+    }
+    // `https://host/v1/`: docker's legacy server URL, not a namespace.
+    if path.is_empty() || (scheme && matches!(path, "v1" | "v2")) {
+        return Some(0);
+    }
+    let applies = repository == path
+        || repository
+            .strip_prefix(path)
+            .is_some_and(|below| below.starts_with('/'));
+    applies.then(|| path.split('/').count())
+}
+
+/// Returns the entry of `map` most specific for `repository` at `registry` (see
+/// [`key_depth`]) with its depth; among keys of the same depth, one written exactly as the
+/// registry first.
 pub(crate) fn find<'a, V>(
     map: &'a BTreeMap<String, V>,
     registry: &str,
-) -> Option<(&'a String, &'a V)> {
-    map.get_key_value(registry)
-        .or_else(|| map.iter().find(|(k, _)| normalize_registry(k) == registry))
+    repository: &str,
+) -> Option<(&'a String, &'a V, usize)> {
+    map.iter()
+        .filter_map(|(k, v)| Some((k, v, key_depth(k, registry, repository)?)))
+        .max_by_key(|(k, _, depth)| (*depth, k.as_str() == registry))
 }
 
 /// Reads a `config.json`/`auth.json`; a missing file is an empty one.
@@ -135,19 +168,30 @@ pub(crate) async fn read_config(path: &Path) -> Result<ConfigFile, RegistryError
     }
 }
 
-/// Returns the stored credentials for `registry` (normalized), or `None` for anonymous.
+/// Returns the stored credentials for `repository` at `registry` (normalized), or `None`
+/// for anonymous; credential helpers are asked through `helpers` (once per client).
 pub(crate) async fn lookup(
     settings: &RegistrySettings,
+    helpers: &HelperCache,
     registry: &str,
+    repository: &str,
 ) -> Result<Option<Credential>, RegistryError> {
     if let Some(dir) = &settings.docker_config_dir {
         let path = dir.join("config.json");
         let config = read_config(&path).await?;
-        if let Some((key, name)) = find(&config.cred_helpers, registry) {
-            tracing::debug!(%registry, helper = %name, "credentials from credHelpers");
-            return helper::get(settings, name, registry, key).await;
+        let auth = find(&config.auths, registry, repository);
+        if let Some((key, entry, depth)) = auth
+            && depth > 0
+            && let Some(c) = entry.credential(&path)?
+        {
+            tracing::debug!(%registry, %repository, %key, "credentials from config.json");
+            return Ok(Some(c));
         }
-        if let Some((_, entry)) = find(&config.auths, registry)
+        if let Some((key, name, _)) = find(&config.cred_helpers, registry, "") {
+            tracing::debug!(%registry, helper = %name, "credentials from credHelpers");
+            return helpers.get(settings, name, registry, key).await;
+        }
+        if let Some((_, entry, _)) = auth
             && let Some(c) = entry.credential(&path)?
         {
             tracing::debug!(%registry, file = %path.display(), "credentials from config.json");
@@ -155,14 +199,14 @@ pub(crate) async fn lookup(
         }
         if let Some(store) = config.creds_store.as_deref().filter(|s| !s.is_empty()) {
             let server = crate::hosts::helper_server_url(registry);
-            if let Some(c) = helper::get(settings, store, registry, server).await? {
+            if let Some(c) = helpers.get(settings, store, registry, server).await? {
                 return Ok(Some(c));
             }
         }
     }
     for path in &settings.auth_files {
         let config = read_config(path).await?;
-        if let Some((_, entry)) = find(&config.auths, registry)
+        if let Some((_, entry, _)) = find(&config.auths, registry, repository)
             && let Some(c) = entry.credential(path)?
         {
             tracing::debug!(%registry, file = %path.display(), "credentials from auth.json");
@@ -208,29 +252,25 @@ mod tests {
         )
         .unwrap();
         let s = settings(tmp.path());
+        let h = HelperCache::default();
+        let lookup = |r: &'static str| lookup(&s, &h, r, "team/app");
         let basic = |u: &str, p: &str| {
             Some(Credential::Basic {
                 username: u.into(),
                 password: p.into(),
             })
         };
+        assert_eq!(lookup("docker.io").await.unwrap(), basic("alice", "pa:ss"));
+        assert_eq!(lookup("one.example").await.unwrap(), basic("u", "p"));
         assert_eq!(
-            lookup(&s, "docker.io").await.unwrap(),
-            basic("alice", "pa:ss")
-        );
-        assert_eq!(lookup(&s, "one.example").await.unwrap(), basic("u", "p"));
-        assert_eq!(
-            lookup(&s, "two.example").await.unwrap(),
+            lookup("two.example").await.unwrap(),
             Some(Credential::IdentityToken {
                 username: String::new(),
                 token: "rt".into()
             })
         );
-        assert_eq!(
-            lookup(&s, "empty.example").await.unwrap(),
-            basic("bob", "x")
-        );
-        assert_eq!(lookup(&s, "nobody.example").await.unwrap(), None);
+        assert_eq!(lookup("empty.example").await.unwrap(), basic("bob", "x"));
+        assert_eq!(lookup("nobody.example").await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -242,8 +282,78 @@ mod tests {
             r#"{"auths":{"h":{"auth":"!!secretish"}}}"#,
         )
         .unwrap();
-        let e = lookup(&settings(tmp.path()), "h").await.unwrap_err();
+        let e = lookup(&settings(tmp.path()), &HelperCache::default(), "h", "app")
+            .await
+            .unwrap_err();
         assert!(!e.to_string().contains("secretish"), "{e}");
+    }
+
+    /// C04: the most specific key that applies to the repository wins, whatever the order
+    /// of the file; a key for another namespace never applies.
+    #[tokio::test]
+    async fn c04_the_most_specific_entry_wins_and_no_other_repositorys_is_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("docker")).unwrap();
+        let auth = |u: &str| format!(r#"{{"auth":"{}"}}"#, B64.encode(format!("{u}:pw")));
+        std::fs::write(
+            tmp.path().join("docker/config.json"),
+            format!(
+                r#"{{"auths":{{"reg.example/team":{},"reg.example":{},"reg.example/other":{},
+                "reg.example/team/app":{},"only.example/other":{},"reg.example/teamster":{}}}}}"#,
+                auth("team"),
+                auth("host"),
+                auth("other"),
+                auth("app"),
+                auth("elsewhere"),
+                auth("teamster"),
+            ),
+        )
+        .unwrap();
+        let s = settings(tmp.path());
+        let h = HelperCache::default();
+        let user = |r: &'static str, repo: &'static str| {
+            let (s, h) = (&s, &h);
+            async move {
+                match lookup(s, h, r, repo).await.unwrap() {
+                    Some(Credential::Basic { username, .. }) => Some(username),
+                    other => other.map(|c| format!("{c:?}")),
+                }
+            }
+        };
+        assert_eq!(
+            user("reg.example", "team/app").await.as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            user("reg.example", "team/web").await.as_deref(),
+            Some("team")
+        );
+        assert_eq!(user("reg.example", "team").await.as_deref(), Some("team"));
+        assert_eq!(
+            user("reg.example", "teamster/x").await.as_deref(),
+            Some("teamster")
+        );
+        assert_eq!(user("reg.example", "tea/x").await.as_deref(), Some("host"));
+        assert_eq!(user("reg.example", "").await.as_deref(), Some("host"));
+        assert_eq!(user("only.example", "team/app").await, None);
+        assert_eq!(
+            user("only.example", "other/x").await.as_deref(),
+            Some("elsewhere")
+        );
+    }
+
+    #[test]
+    fn keys_apply_to_their_namespace_only() {
+        assert_eq!(
+            key_depth("https://index.docker.io/v1/", "docker.io", "a/b"),
+            Some(0)
+        );
+        assert_eq!(key_depth("h:5000", "h:5000", "a/b"), Some(0));
+        assert_eq!(key_depth("h:5000/a", "h:5000", "a/b"), Some(1));
+        assert_eq!(key_depth("h:5000/a/b/", "h:5000", "a/b"), Some(2));
+        assert_eq!(key_depth("h:5000/a/b/c", "h:5000", "a/b"), None);
+        assert_eq!(key_depth("h:5000/ab", "h:5000", "a/b"), None);
+        assert_eq!(key_depth("h:5001", "h:5000", "a/b"), None);
     }
 
     #[test]

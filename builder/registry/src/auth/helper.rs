@@ -2,19 +2,73 @@
 //! <https://github.com/docker/docker-credential-helpers>. The server URL goes on stdin;
 //! `get` answers `{"ServerURL","Username","Secret"}`, where Username `<token>` marks an
 //! identity token.
+//!
+//! A helper is untrusted and may hang (RELIABILITY.md C01): it runs in a process group of
+//! its own, for at most [`RegistrySettings::helper_timeout`], after which the whole group is
+//! killed; its answer is read up to [`MAX_ANSWER`] bytes; and each `(helper, server)` is asked
+//! once per client ([`HelperCache`]), a failure included, so a broken helper costs one
+//! timeout, not one per request.
 
+use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
+use tokio::sync::Mutex;
 
 use super::credentials::Credential;
 use crate::{RegistryError, RegistrySettings};
 
-/// How long a helper may take (some prompt for a keyring unlock).
-const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
+/// The most kiln reads of a helper's answer (real ones are well under a kilobyte).
+pub const MAX_ANSWER: u64 = 64 * 1024;
+
+/// What each `(helper, server)` answered, asked once per client.
+#[derive(Default)]
+pub(crate) struct HelperCache {
+    answers: Mutex<HashMap<(String, String), Arc<AnswerCell>>>,
+}
+
+/// Where one `(helper, server)`'s answer is kept once it came.
+type AnswerCell = tokio::sync::OnceCell<Answer>;
+
+/// A helper's answer as remembered: credentials (or none), or why it failed.
+type Answer = Result<Option<Credential>, String>;
+
+impl HelperCache {
+    /// Returns what helper `name` says for `server`, running it only the first time.
+    pub(crate) async fn get(
+        &self,
+        settings: &RegistrySettings,
+        name: &str,
+        registry: &str,
+        server: &str,
+    ) -> Result<Option<Credential>, RegistryError> {
+        let cell = self
+            .answers
+            .lock()
+            .await
+            .entry((name.to_owned(), server.to_owned()))
+            .or_default()
+            .clone();
+        let answer = cell
+            .get_or_init(|| async {
+                get(settings, name, registry, server)
+                    .await
+                    .map_err(|e| match e {
+                        RegistryError::Helper { detail, .. } => detail,
+                        other => other.to_string(),
+                    })
+            })
+            .await;
+        answer.clone().map_err(|detail| RegistryError::Helper {
+            helper: name.to_owned(),
+            registry: registry.to_owned(),
+            detail,
+        })
+    }
+}
 
 #[derive(Deserialize)]
 struct HelperAnswer {
@@ -134,24 +188,52 @@ async fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: on a timeout, whatever it started dies with it.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| err(format!("could not start it: {e}")))?;
+    let group = child.id();
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = input.to_vec();
     let writer = tokio::spawn(async move {
         let _ = stdin.write_all(&input).await;
         let _ = stdin.shutdown().await;
     });
-    let out = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| {
-            err(format!(
-                "it did not answer within {}s",
-                HELPER_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|e| err(e.to_string()))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let talk = async {
+        let (mut out, mut errs) = (Vec::new(), Vec::new());
+        let (mut out_pipe, mut err_pipe) = (
+            (&mut stdout).take(MAX_ANSWER),
+            (&mut stderr).take(MAX_ANSWER),
+        );
+        let (a, b) = tokio::join!(
+            out_pipe.read_to_end(&mut out),
+            err_pipe.read_to_end(&mut errs)
+        );
+        a.and(b)?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>(std::process::Output {
+            status,
+            stdout: out,
+            stderr: errs,
+        })
+    };
+    let timeout = settings.helper_timeout;
+    let out = match tokio::time::timeout(timeout, talk).await {
+        Ok(out) => out.map_err(|e| err(e.to_string()))?,
+        Err(_) => {
+            if let Some(pid) = group.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+            writer.abort();
+            return Err(err(format!(
+                "it did not answer within {} s (its processes were killed)",
+                timeout.as_secs()
+            )));
+        }
+    };
     let _ = writer.await;
     Ok(out)
 }

@@ -38,7 +38,11 @@ pub(crate) enum Scheme {
 #[derive(Default)]
 pub(crate) struct AuthState {
     schemes: Mutex<HashMap<String, Scheme>>,
-    credentials: Mutex<HashMap<String, Option<Credential>>>,
+    /// Credentials given for a whole registry (`kiln login`), used before any file.
+    given: Mutex<HashMap<String, Credential>>,
+    /// What was found for `(registry, repository)`, looked up once each.
+    credentials: Mutex<HashMap<(String, String), Option<Credential>>>,
+    helpers: helper::HelperCache,
     tokens: TokenCache,
 }
 
@@ -46,15 +50,25 @@ impl Inner {
     /// Uses `credential` for `registry` instead of looking it up (`kiln login`).
     pub(crate) fn set_credential(&self, registry: &str, credential: Credential) {
         self.auth
-            .credentials
+            .given
             .lock()
             .expect("credentials lock")
-            .insert(normalize_registry(registry), Some(credential));
+            .insert(normalize_registry(registry), credential);
     }
 
-    /// Returns the credentials for `registry`, looking them up once.
-    async fn credential(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
-        let key = normalize_registry(registry);
+    /// Returns the credentials for the repository `t` is for, looking them up once.
+    async fn credential(&self, t: &Target) -> Result<Option<Credential>, RegistryError> {
+        let registry = normalize_registry(&t.registry);
+        if let Some(c) = self
+            .auth
+            .given
+            .lock()
+            .expect("credentials lock")
+            .get(&registry)
+        {
+            return Ok(Some(c.clone()));
+        }
+        let key = (registry, t.repository.clone());
         if let Some(c) = self
             .auth
             .credentials
@@ -64,7 +78,7 @@ impl Inner {
         {
             return Ok(c.clone());
         }
-        let found = credentials::lookup(&self.settings, &key).await?;
+        let found = credentials::lookup(&self.settings, &self.auth.helpers, &key.0, &key.1).await?;
         self.auth
             .credentials
             .lock()
@@ -152,7 +166,7 @@ impl Inner {
     }
 
     async fn basic_for(&self, t: &Target) -> Result<Option<HeaderValue>, RegistryError> {
-        let cred = self.credential(&t.registry).await?;
+        let cred = self.credential(t).await?;
         Ok(cred
             .and_then(|c| c.basic_header())
             .and_then(|h| sensitive(&h)))
@@ -179,7 +193,7 @@ impl Inner {
                 host: realm_host,
             });
         }
-        let cred = self.credential(&t.registry).await?;
+        let cred = self.credential(t).await?;
         let tok = token::fetch(self, t, &realm_url, service, &scopes, cred.as_ref()).await?;
         let header = bearer(&tok.value);
         self.auth.tokens.put(&t.authority, &scopes, tok);

@@ -5,6 +5,7 @@
 mod fake;
 
 mod auth;
+mod helpers;
 mod redirect;
 mod retry;
 mod verify;
