@@ -18,6 +18,7 @@ mod go_build;
 mod golden_base;
 mod golden_java;
 mod harness;
+mod integrity;
 mod java_apps;
 mod java_build;
 mod node_build;
@@ -90,6 +91,7 @@ const TESTS: &[(&str, fn())] = &tests![
     go_build::missing_toolchain_is_a_kiln_build_failure,
     golden_base::a_stale_lock_is_refused,
     bounds::b04_huge_project_files_are_refused_unread,
+    integrity::w09_a_rotten_blob_in_the_store_is_never_shipped,
     node_build::a_go_app_with_a_package_json_asks_which_buildpack,
     pod_build::kubernetes_manifests_lock_the_pod_down,
     harness::podman_runs_a_static_go_server_as_the_image_user,
@@ -144,9 +146,13 @@ fn main() {
     }
     let wanted = |name: &str| {
         filters.is_empty()
-            || filters
-                .iter()
-                .any(|f| if args.exact { name == f } else { name.contains(f.as_str()) })
+            || filters.iter().any(|f| {
+                if args.exact {
+                    name == f
+                } else {
+                    name.contains(f.as_str())
+                }
+            })
     };
     let trials = TESTS
         .iter()

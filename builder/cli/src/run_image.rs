@@ -30,14 +30,17 @@ pub async fn read_run_image(
     code: u8,
 ) -> Result<RunImage, Failure> {
     let fail = |e: anyhow::Error| Failure::new(code, e);
+    let from_layout = |e: kiln_image::ImageError, doing: String| {
+        let hint = e.hint();
+        fail(anyhow!(e).context(doing)).hint(hint)
+    };
     let (image, digest) = if let Some(rest) = name.strip_prefix("oci:") {
         let (path, ref_name) = split_layout_ref(rest);
         read_layout(&path, ref_name.as_deref(), platform, blobs)
-            .map_err(|e| fail(anyhow!(e).context(format!("reading run image `{name}`"))))?
+            .map_err(|e| from_layout(e, format!("reading run image `{name}`")))?
     } else if !names_a_registry(name) && layout_has(store_dir, name) {
-        read_layout(store_dir, Some(name), platform, blobs).map_err(|e| {
-            fail(anyhow!(e).context(format!("reading run image `{name}` from kiln's store")))
-        })?
+        read_layout(store_dir, Some(name), platform, blobs)
+            .map_err(|e| from_layout(e, format!("reading run image `{name}` from kiln's store")))?
     } else {
         let reference: Reference = name
             .parse()

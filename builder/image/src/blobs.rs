@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use kiln_layer::BlobStore;
+use kiln_layer::{BlobCheck, BlobStore};
 use kiln_oci::Digest;
 use kiln_registry::Client;
 
@@ -32,13 +32,26 @@ impl Blobs {
         self.client.as_ref()
     }
 
-    /// Returns the path of `layer`'s blob in the store, fetching and verifying it first if
-    /// it is only in a registry.
+    /// Returns the path of `layer`'s blob in the store, verified: hashed once per store
+    /// and process before it is handed out (to a layout, an archive, a push), fetched (and
+    /// verified as it downloads) when only a registry has it. A stored blob that no longer
+    /// matches its digest is removed and fetched again, or, when no registry has it, is an
+    /// [`ImageError::CorruptBlob`]: it is never written out or pushed (RELIABILITY.md W09).
     pub async fn local_path(&self, layer: &Layer) -> Result<PathBuf, ImageError> {
         let path = self.store.path(&layer.digest);
-        if self.store.contains(&layer.digest) {
-            return Ok(path);
-        }
+        let store = self.store.clone();
+        let digest = layer.digest.clone();
+        let check = tokio::task::spawn_blocking(move || store.check(&digest))
+            .await
+            .map_err(|e| ImageError::Unsupported(format!("checking a stored blob: {e}")))??;
+        let discarded = match check {
+            BlobCheck::Verified => return Ok(path),
+            BlobCheck::Discarded => {
+                tracing::warn!(digest = %layer.digest, "a stored blob did not match its digest; removed it");
+                true
+            }
+            BlobCheck::Missing => false,
+        };
         match (&layer.origin, &self.client) {
             (Origin::Remote(repo), Some(client)) => {
                 client
@@ -46,6 +59,7 @@ impl Blobs {
                     .await?;
                 Ok(path)
             }
+            _ if discarded => Err(ImageError::CorruptBlob(layer.digest.clone())),
             _ => Err(ImageError::MissingBlob(layer.digest.clone())),
         }
     }

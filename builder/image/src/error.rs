@@ -47,6 +47,12 @@ pub enum ImageError {
         "blob `{0}` is not in the local store and the image names no registry to fetch it from"
     )]
     MissingBlob(Digest),
+    /// A blob in the local store no longer hashed to its digest, was removed, and cannot be
+    /// fetched again (RELIABILITY.md W09): nothing was written out or pushed with it.
+    #[error(
+        "blob `{0}` in kiln's local store did not match its digest (a corrupted file); kiln removed it, and the image names no registry to fetch it from again"
+    )]
+    CorruptBlob(Digest),
 }
 
 impl ImageError {
@@ -75,6 +81,10 @@ impl ImageError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Registry(e) => e.hint(),
+            Self::CorruptBlob(_) => Some(
+                "run the command again: kiln rebuilds what it built itself; an image it only has locally (a base in its store) is rebuilt with `kiln base build` or copied in again"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }

@@ -137,11 +137,26 @@ pub fn read_layout(
     let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
         .map_err(|e| ImageError::json(format!("parsing config `{config_digest}`"), e))?;
     let layers = layers_of(&manifest, &config, Origin::Local)?;
+    // kiln's store is itself a layout: reading an image from it, the store's copy is the
+    // only one, and a rotten one cannot be healed from anywhere.
+    let same_dir = match (dir.canonicalize(), blobs.store().root().canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
     for layer in &layers {
         let src = dir.join("blobs/sha256").join(layer.digest.hex());
-        if !blobs.store().contains(&layer.digest) {
-            verify_file(&src, &layer.digest, layer.size)?;
-            place_blob(&src, &blobs.store().path(&layer.digest))?;
+        match blobs.store().check(&layer.digest)? {
+            kiln_layer::BlobCheck::Verified => {}
+            kiln_layer::BlobCheck::Discarded if same_dir => {
+                return Err(ImageError::CorruptBlob(layer.digest.clone()));
+            }
+            kiln_layer::BlobCheck::Missing if same_dir => {
+                return Err(ImageError::MissingBlob(layer.digest.clone()));
+            }
+            _ => {
+                verify_file(&src, &layer.digest, layer.size)?;
+                place_blob(&src, &blobs.store().path(&layer.digest))?;
+            }
         }
     }
     Ok((Image { config, layers }, manifest_digest))

@@ -1,4 +1,5 @@
 use futures_util::{StreamExt, TryStreamExt, stream};
+use kiln_layer::BlobCheck;
 use kiln_oci::spec::{ImageConfiguration, ImageManifest};
 use kiln_oci::{Digest, Reference, media_types};
 use kiln_registry::{BlobPush, Client};
@@ -213,7 +214,8 @@ async fn push_config(
     image: &FinalImage,
     blobs: &Blobs,
 ) -> Result<(), ImageError> {
-    if !blobs.store().contains(&image.config_digest) {
+    // The bytes are in hand: a missing or rotten stored copy is written again.
+    if blobs.store().check(&image.config_digest)? != BlobCheck::Verified {
         blobs.put(&image.config_bytes)?;
     }
     let config_path = blobs.store().path(&image.config_digest);

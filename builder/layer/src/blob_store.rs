@@ -4,9 +4,11 @@
 //! <https://github.com/opencontainers/image-spec/blob/main/image-layout.md>), so a store
 //! directory can double as an OCI layout.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kiln_oci::{Digest, Sha256Writer};
 use tempfile::TempPath;
@@ -16,11 +18,29 @@ use crate::LayerError;
 /// A directory of blobs named by their sha256 digest.
 ///
 /// Blobs are written to a temporary file (`.tmp-*`) in the blob directory and renamed to
-/// their digest only when complete, so a blob under its final name is always whole.
+/// their digest only when complete, so a blob under its final name is always whole. What is
+/// already there may have rotted since (a bit flip, a truncation, an edit): [`check`]
+/// hashes a blob before it is handed out, once per store and process, and removes one that
+/// does not match its name (RELIABILITY.md W09).
+///
+/// [`check`]: BlobStore::check
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
     dir: PathBuf,
+    /// Digests (hex) whose blob this process wrote or hashed, shared by clones.
+    verified: Arc<Mutex<HashSet<String>>>,
+}
+
+/// What [`BlobStore::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobCheck {
+    /// The store has no such blob.
+    Missing,
+    /// The blob's bytes hash to its digest.
+    Verified,
+    /// The blob's bytes did not hash to its digest; it was removed from the store.
+    Discarded,
 }
 
 impl BlobStore {
@@ -32,7 +52,50 @@ impl BlobStore {
             path: root.clone(),
             source,
         })?;
-        Ok(Self { root, dir })
+        Ok(Self {
+            root,
+            dir,
+            verified: Arc::default(),
+        })
+    }
+
+    /// Returns whether the blob `d` is in the store with the bytes its digest names,
+    /// hashing it the first time this store (or a clone) is asked. A blob that does not
+    /// match is removed, so it is never written out or pushed; the caller rebuilds or
+    /// re-fetches it.
+    pub fn check(&self, d: &Digest) -> Result<BlobCheck, LayerError> {
+        let hex = d.hex().to_owned();
+        let path = self.dir.join(&hex);
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&hex);
+        if known && path.is_file() {
+            return Ok(BlobCheck::Verified);
+        }
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BlobCheck::Missing),
+            Err(source) => return Err(LayerError::Store { path, source }),
+        };
+        let mut hasher = Sha256Writer::new(io::sink());
+        io::copy(&mut file, &mut hasher).map_err(|source| LayerError::Store {
+            path: path.clone(),
+            source,
+        })?;
+        if hasher.finish().0 == *d {
+            self.verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hex);
+            return Ok(BlobCheck::Verified);
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(BlobCheck::Discarded),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BlobCheck::Discarded),
+            Err(source) => Err(LayerError::Store { path, source }),
+        }
     }
 
     /// Returns the store's root directory.
@@ -73,6 +136,7 @@ impl BlobStore {
             file: Sha256Writer::new(BufWriter::with_capacity(128 * 1024, file)),
             temp: path,
             dir: self.dir.clone(),
+            verified: self.verified.clone(),
         })
     }
 
@@ -91,6 +155,7 @@ pub struct BlobWriter {
     file: Sha256Writer<BufWriter<File>>,
     temp: TempPath,
     dir: PathBuf,
+    verified: Arc<Mutex<HashSet<String>>>,
 }
 
 impl BlobWriter {
@@ -108,6 +173,11 @@ impl BlobWriter {
         drop(file);
         let dest = self.dir.join(digest.hex());
         self.temp.persist(&dest).map_err(|e| err(e.error))?;
+        // Hashed as it was written: what is under its name is known good.
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.hex().to_owned());
         Ok((digest, size))
     }
 
@@ -166,6 +236,38 @@ mod tests {
         );
         assert_eq!(store.put_bytes(b"hello").unwrap(), d, "idempotent");
         assert_eq!(names(&tmp.path().join("store/blobs/sha256")), [d.hex()]);
+    }
+
+    /// W09: a blob whose bytes changed since it was written is found out and removed the
+    /// first time a store asks, a truncated one too; a good one is hashed once.
+    #[test]
+    fn w09_check_verifies_and_discards_rotten_blobs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path()).unwrap();
+        let good = store.put_bytes(b"good bytes").unwrap();
+        let flipped = store.put_bytes(b"flip one byte").unwrap();
+        let cut = store.put_bytes(b"truncate me").unwrap();
+        assert_eq!(store.check(&good).unwrap(), BlobCheck::Verified);
+        assert_eq!(
+            store.check(&Digest::of(b"never stored")).unwrap(),
+            BlobCheck::Missing
+        );
+        std::fs::write(store.path(&flipped), b"flip one bytf").unwrap();
+        std::fs::write(store.path(&cut), b"trunc").unwrap();
+        // Another process (a later build) knows nothing of what this one wrote.
+        let later = BlobStore::open(tmp.path()).unwrap();
+        assert_eq!(later.check(&good).unwrap(), BlobCheck::Verified);
+        for rotten in [&flipped, &cut] {
+            assert_eq!(later.check(rotten).unwrap(), BlobCheck::Discarded);
+            assert!(
+                !later.contains(rotten),
+                "a rotten blob stays out of the store"
+            );
+            assert_eq!(later.check(rotten).unwrap(), BlobCheck::Missing);
+        }
+        // Once verified, a blob is not hashed again by this store (nor its clones).
+        std::fs::write(later.path(&good), b"good bytez").unwrap();
+        assert_eq!(later.clone().check(&good).unwrap(), BlobCheck::Verified);
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod tar_stream;
 mod tree;
 mod write;
 
-pub use blob_store::{BlobStore, BlobWriter};
+pub use blob_store::{BlobCheck, BlobStore, BlobWriter};
 pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_OVERLAP_LOG};
 pub use contents::LayerContents;
 pub use error::{LayerError, SkippedKind, Warning};

@@ -108,7 +108,8 @@ pub fn pack_cache(
     for name in names {
         let contents = entry_contents(dir, &name)?;
         let fingerprint = contents.fingerprint(&POLICY, compression)?;
-        let blob = match index.get(&fingerprint, store) {
+        // A rotten stored blob (W09) is removed by the lookup and written again here.
+        let blob = match index.get(&fingerprint, store).hit() {
             Some(blob) => blob,
             None => {
                 let blob = kiln_layer::write_layer(&contents, &POLICY, compression, store)?;

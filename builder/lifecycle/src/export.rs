@@ -11,7 +11,7 @@ use kiln_oci::spec::HistoryBuilder;
 use crate::base::{DEFAULT_PATH, NONROOT_ID};
 use crate::epoch::rfc3339;
 use crate::metadata::{LabelInputs, labels};
-use crate::{BuildOutput, LaunchLayer, LayerCache};
+use crate::{BuildOutput, LaunchLayer, LayerCache, Reuse};
 
 /// Why export failed.
 #[derive(Debug, thiserror::Error)]
@@ -191,18 +191,24 @@ impl Exporter<'_> {
             .cache_key
             .as_ref()
             .map(|key| self.key_fingerprint(&layer.name, key, policy));
-        if let Some(blob) = keyed.as_ref().and_then(|k| cache.get(k, self.store)) {
+        let mut warnings: Vec<String> = Vec::new();
+        let mut note = |reuse: Reuse| match reuse {
+            Reuse::Discarded(rotten) => {
+                warnings.push(format!(
+                    "the stored blob `{}` of layer `{}` no longer matched its digest: kiln removed it and wrote the layer again",
+                    rotten.digest, layer.name
+                ));
+                None
+            }
+            other => other.hit(),
+        };
+        if let Some(blob) = keyed.as_ref().and_then(|k| note(cache.get(k, self.store))) {
             return Ok(done(blob, true, Vec::new()));
         }
         let mut contents = LayerContents::new();
         contents.add_tree(&layer.dir, "")?;
-        let warnings = contents
-            .warnings()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         let fingerprint = contents.fingerprint(policy, self.compression)?;
-        let (blob, reused) = match cache.get(&fingerprint, self.store) {
+        let (blob, reused) = match note(cache.get(&fingerprint, self.store)) {
             Some(blob) => (blob, true),
             None => {
                 let blob =
@@ -211,6 +217,7 @@ impl Exporter<'_> {
                 (blob, false)
             }
         };
+        warnings.extend(contents.warnings().iter().map(ToString::to_string));
         if let Some(k) = &keyed {
             cache.insert(k, blob.clone());
         }

@@ -4,10 +4,33 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kiln_layer::{BlobStore, LayerBlob};
+use kiln_layer::{BlobCheck, BlobStore, LayerBlob};
 use kiln_oci::Digest;
 
-/// A JSON file of fingerprint → [`LayerBlob`], trusted only while the blob is still in the store.
+/// What the index knows of a layer's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reuse {
+    /// The blob written for it is in the store, verified: reuse it.
+    Hit(LayerBlob),
+    /// Nothing recorded, or the blob is gone: write the layer.
+    Miss,
+    /// The blob recorded for it no longer hashed to its digest and was removed from the
+    /// store (RELIABILITY.md W09): write the layer again, and say so.
+    Discarded(LayerBlob),
+}
+
+impl Reuse {
+    /// Returns the blob to reuse, if any.
+    pub fn hit(self) -> Option<LayerBlob> {
+        match self {
+            Self::Hit(blob) => Some(blob),
+            _ => None,
+        }
+    }
+}
+
+/// A JSON file of fingerprint → [`LayerBlob`], trusted only while the blob is in the store
+/// with the bytes its digest names.
 pub struct LayerCache {
     path: PathBuf,
     entries: BTreeMap<String, LayerBlob>,
@@ -26,12 +49,18 @@ impl LayerCache {
         }
     }
 
-    /// Returns the blob recorded for `fingerprint` if the store still has it.
-    pub fn get(&self, fingerprint: &Digest, store: &BlobStore) -> Option<LayerBlob> {
-        self.entries
-            .get(fingerprint.hex())
-            .filter(|b| store.contains(&b.digest))
-            .cloned()
+    /// Returns whether the blob recorded for `fingerprint` can be reused: it must still be
+    /// in the store and hash to its digest ([`BlobStore::check`]; a store that cannot be
+    /// read counts as a miss, so the layer is written again).
+    pub fn get(&self, fingerprint: &Digest, store: &BlobStore) -> Reuse {
+        let Some(blob) = self.entries.get(fingerprint.hex()) else {
+            return Reuse::Miss;
+        };
+        match store.check(&blob.digest) {
+            Ok(BlobCheck::Verified) => Reuse::Hit(blob.clone()),
+            Ok(BlobCheck::Discarded) => Reuse::Discarded(blob.clone()),
+            Ok(BlobCheck::Missing) | Err(_) => Reuse::Miss,
+        }
     }
 
     /// Records `blob` for `fingerprint`.
@@ -74,18 +103,38 @@ mod tests {
         let (fa, fb) = (Digest::of(b"fa"), Digest::of(b"fb"));
         let path = tmp.path().join("cache/dir/layers.json");
         let mut cache = LayerCache::open(&path);
-        assert_eq!(cache.get(&fa, &store), None);
+        assert_eq!(cache.get(&fa, &store), Reuse::Miss);
         cache.insert(&fa, a.clone());
         cache.insert(&fb, b.clone());
         cache.save().unwrap();
 
         let reopened = LayerCache::open(&path);
-        assert_eq!(reopened.get(&fa, &store), Some(a));
-        assert_eq!(reopened.get(&fb, &store), Some(b.clone()));
+        assert_eq!(reopened.get(&fa, &store), Reuse::Hit(a.clone()));
+        assert_eq!(reopened.get(&fb, &store), Reuse::Hit(b.clone()));
 
         std::fs::remove_file(store.path(&b.digest)).unwrap();
-        assert_eq!(reopened.get(&fb, &store), None);
-        assert!(reopened.get(&fa, &store).is_some());
+        assert_eq!(reopened.get(&fb, &store), Reuse::Miss);
+        assert!(reopened.get(&fa, &store).hit().is_some());
+    }
+
+    /// W09: a recorded blob whose bytes rotted is not reused: it is removed from the store
+    /// and reported, so the layer is written again.
+    #[test]
+    fn w09_a_rotten_blob_is_discarded_not_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path().join("store")).unwrap();
+        let a = blob(&store, b"a");
+        let fa = Digest::of(b"fa");
+        let mut cache = LayerCache::open(&tmp.path().join("layers.json"));
+        cache.insert(&fa, a.clone());
+        let mut bytes = std::fs::read(store.path(&a.digest)).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        std::fs::write(store.path(&a.digest), bytes).unwrap();
+        let later = BlobStore::open(tmp.path().join("store")).unwrap();
+        assert_eq!(cache.get(&fa, &later), Reuse::Discarded(a.clone()));
+        assert!(!later.contains(&a.digest));
+        assert_eq!(cache.get(&fa, &later), Reuse::Miss);
     }
 
     #[test]
@@ -95,12 +144,13 @@ mod tests {
         let path = tmp.path().join("layers.json");
         std::fs::write(&path, b"{not json").unwrap();
         let mut cache = LayerCache::open(&path);
-        assert_eq!(cache.get(&Digest::of(b"x"), &store), None);
+        assert_eq!(cache.get(&Digest::of(b"x"), &store), Reuse::Miss);
         cache.insert(&Digest::of(b"x"), blob(&store, b"x"));
         cache.save().unwrap();
         assert!(
             LayerCache::open(&path)
                 .get(&Digest::of(b"x"), &store)
+                .hit()
                 .is_some()
         );
     }

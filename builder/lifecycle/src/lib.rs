@@ -32,7 +32,7 @@ pub use cache_image::{
 };
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};
-pub use layer_cache::LayerCache;
+pub use layer_cache::{LayerCache, Reuse};
 pub use phases::{ALLOWED_ENV, BuildPhase, BuildResult, PhaseError, build_env, detect};
 pub use project::{ProjectDescriptor, ProjectError};
 pub use rebase::{
