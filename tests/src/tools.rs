@@ -28,6 +28,15 @@ pub fn machine_cache() -> PathBuf {
     base.join("kiln-e2e")
 }
 
+/// Returns `<machine cache>/downloads/<name>`, created if missing: a toolchain's download
+/// cache (Go's build and module caches, npm's, the Maven repository) that every test build
+/// on this machine shares.
+pub fn download_cache(name: &str) -> PathBuf {
+    let dir = machine_cache().join("downloads").join(name);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating `{}`: {e}", dir.display()));
+    dir
+}
+
 /// Returns the path of `tool` (`syft`, `policy-pull`, or `sbom-validators` for the
 /// virtualenv's python), installing it first when the machine cache lacks it. Once per
 /// process and tool; concurrent processes wait for each other inside the script.

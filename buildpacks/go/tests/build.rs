@@ -25,7 +25,7 @@ fn host_env() -> BTreeMap<String, String> {
 
 /// A buildpack cache shared by the tests of this run and kept between runs, whose Go build
 /// and module caches are the e2e suite's warm ones in the machine cache
-/// (`kiln_e2e::machine_cache`), so each package compiles once per machine. (Go's caches are
+/// (`kiln_e2e::download_cache`), so each package compiles once per machine. (Go's caches are
 /// keyed by content and safe for concurrent use.)
 fn shared_cache() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -35,9 +35,7 @@ fn shared_cache() -> PathBuf {
         for name in ["go-build", "go-mod"] {
             let link = dir.join(name);
             if fs::symlink_metadata(&link).is_err() {
-                let shared = kiln_e2e::machine_cache().join("downloads").join(name);
-                fs::create_dir_all(&shared).unwrap();
-                std::os::unix::fs::symlink(shared, link).unwrap();
+                std::os::unix::fs::symlink(kiln_e2e::download_cache(name), link).unwrap();
             }
         }
         dir

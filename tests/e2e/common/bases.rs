@@ -80,13 +80,17 @@ pub fn image(store: &Path, base: &str) -> kiln_image::Validated {
     })
 }
 
-/// Returns the diffIDs of golden base `base` for `linux/<arch>`.
+/// Returns the diffIDs of golden base `base` for `linux/<arch>`, from its stored config
+/// (the base was validated when it was built).
 pub fn diff_ids(base: &str, arch: &str) -> Vec<String> {
-    image(&store(base, arch), base)
-        .config
-        .rootfs()
-        .diff_ids()
-        .clone()
+    let layout = store(base, arch);
+    let (_, manifest) = manifest_of(&layout, &ref_name(base));
+    let config: Value = serde_json::from_slice(&blob(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    serde_json::from_value(config["rootfs"]["diff_ids"].clone()).unwrap()
 }
 
 /// Returns the OCI archive of the amd64 golden base `base` (`podman load`, syft).

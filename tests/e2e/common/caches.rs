@@ -25,13 +25,6 @@ const SHARED: &[(&str, &str)] = &[
     ("buildpacks/kiln-java/repository", "maven-repository"),
 ];
 
-/// Returns `<machine cache>/downloads/<name>`, created if missing.
-pub fn shared_download_cache(name: &str) -> PathBuf {
-    let dir = kiln_e2e::machine_cache().join("downloads").join(name);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating `{}`: {e}", dir.display()));
-    dir
-}
-
 /// Points the toolchain download caches of kiln cache dir `cache` at the shared ones
 /// (entries it already has are left alone).
 pub fn share_downloads(cache: &Path) {
@@ -41,7 +34,7 @@ pub fn share_downloads(cache: &Path) {
             continue;
         }
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(shared_download_cache(name), &link).unwrap();
+        std::os::unix::fs::symlink(kiln_e2e::download_cache(name), &link).unwrap();
     }
 }
 
