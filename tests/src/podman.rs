@@ -69,6 +69,11 @@ impl Podman {
         }
     }
 
+    /// Returns the directory holding the store, run state, temp files and auth file.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Removes every container of this store, running or not.
     pub fn remove_all(&self) {
         let _ = run_output(

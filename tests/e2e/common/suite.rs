@@ -1,5 +1,5 @@
 //! What the whole e2e run shares: a directory of its own under the target dir, one podman
-//! store, and the timings of tests and fixtures that `main` prints as a table at the end.
+//! store (in a temp dir), and the timings of tests and fixtures that `main` prints as a table at the end.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -33,9 +33,11 @@ pub fn run_dir() -> &'static Path {
 
 /// Returns the suite's podman: one store for every test, so an image's layers (a base
 /// under many apps) are pulled and unpacked once per run. Containers are the tests' own
-/// ([`kiln_e2e::RunningContainer`] removes each); [`teardown`] removes the store.
+/// ([`kiln_e2e::RunningContainer`] removes each); [`teardown`] removes the store. It lives
+/// in a temp dir (`kiln-e2e-*`), not in the run dir: podman refuses a run root longer than
+/// 50 characters, and the target dir of a clone may be anywhere.
 pub fn podman() -> &'static Podman {
-    PODMAN.get_or_init(|| Podman::at(&run_dir().join("podman")))
+    PODMAN.get_or_init(|| Podman::at(&kiln_e2e::Workspace::new().keep()))
 }
 
 /// When the run started, for the start offsets of [`record`].
@@ -86,18 +88,22 @@ pub fn timings() -> Vec<Timing> {
     TIMINGS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Removes what the run shared: the podman store's containers, then this run's directory
-/// (kept when `KILN_E2E_KEEP` is set, for looking at a failure).
+/// Removes what the run shared: the podman store's containers, then the store and this
+/// run's directory (kept when `KILN_E2E_KEEP` is set, for looking at a failure).
 pub fn teardown() {
-    if let Some(podman) = PODMAN.get() {
-        podman.remove_all();
+    let keep = std::env::var_os("KILN_E2E_KEEP").is_some();
+    let podman = PODMAN.get().map(|p| {
+        p.remove_all();
+        p.dir()
+    });
+    for dir in podman
+        .into_iter()
+        .chain(RUN_DIR.get().map(PathBuf::as_path))
+    {
+        if keep {
+            eprintln!("KILN_E2E_KEEP: kept `{}`", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
-    let Some(dir) = RUN_DIR.get() else {
-        return;
-    };
-    if std::env::var_os("KILN_E2E_KEEP").is_some() {
-        eprintln!("KILN_E2E_KEEP: kept `{}`", dir.display());
-        return;
-    }
-    let _ = std::fs::remove_dir_all(dir);
 }
