@@ -25,6 +25,7 @@ mod node_build;
 mod pod_build;
 mod rebase;
 mod registry_auth;
+mod sandbox;
 mod supply_chain;
 
 use std::time::{Duration, Instant};
@@ -79,6 +80,7 @@ const TESTS: &[(&str, fn())] = &tests![
     node_build::yarn_berry_and_classic_apps_run,
     node_build::workspace_member_builds_from_the_root_lockfile,
     node_build::an_app_without_dependencies_ships_its_app_layer_alone,
+    sandbox::b01_a_hostile_maven_plugin_reaches_no_secret,
     java_build::executable_jar_runs_with_its_dependencies_layer,
     java_build::broken_and_gradle_projects_fail_with_their_exit_codes,
     java_apps::zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry,
@@ -86,6 +88,8 @@ const TESTS: &[(&str, fn())] = &tests![
     registry_auth::htpasswd_registry_needs_login_and_login_stores_docker_credentials,
     registry_auth::tls_registry_with_private_ca,
     registry_auth::run_image_from_oci_layout,
+    sandbox::b01_a_hostile_go_toolexec_reaches_no_secret,
+    sandbox::b01_a_hostile_npm_script_reaches_no_secret,
     build_env::toolchain_gets_no_credentials_or_docker_config,
     go_build::git_checkouts_stamp_revision_source_and_commit_time,
     go_build::missing_toolchain_is_a_kiln_build_failure,

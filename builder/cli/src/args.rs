@@ -221,6 +221,27 @@ pub enum CompressionArg {
     Zstd,
 }
 
+/// How build steps are confined (`--sandbox`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SandboxArg {
+    /// Landlock where the kernel allows it; where not, say so and build unconfined.
+    Auto,
+    /// Landlock, or fail the build.
+    Require,
+    /// No confinement (steps still get a kiln-owned HOME and temp dir).
+    Off,
+}
+
+impl From<SandboxArg> for kiln_lifecycle::SandboxMode {
+    fn from(arg: SandboxArg) -> Self {
+        match arg {
+            SandboxArg::Auto => Self::Auto,
+            SandboxArg::Require => Self::Require,
+            SandboxArg::Off => Self::Off,
+        }
+    }
+}
+
 /// Options shared by commands that talk to registries.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RegistryArgs {
@@ -273,6 +294,11 @@ pub struct BuildArgs {
     /// Write a JSON report: digest, layers (size, reused), timings.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
+    /// How to confine the build's steps (the toolchains and the project's own scripts):
+    /// write access to their scratch copy and caches only, no access to your home,
+    /// credentials or keys. Default: `KILN_SANDBOX`, else `auto`.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub sandbox: Option<SandboxArg>,
     /// SBOM and signing.
     #[command(flatten)]
     pub supply: SupplyArgs,

@@ -11,8 +11,8 @@ use kiln_image::{Blobs, layout_has};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
     BuildPhase, Buildpack, BuildpackError, Exporter, LayerCache, PhaseError, ProjectDescriptor,
-    RUN_IMAGE_FACT, RunImage, RunImageInfo, SourceFacts, build_env, build_epoch, detect, git_info,
-    host_arch, stack_for, static_base,
+    RUN_IMAGE_FACT, RunImage, RunImageInfo, SandboxMode, SandboxSettings, SandboxSupport, Scratch,
+    SourceFacts, build_env, build_epoch, detect, git_info, host_arch, stack_for, static_base,
 };
 use kiln_oci::{Digest, Reference};
 use kiln_registry::Client;
@@ -70,6 +70,7 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let settings = env
         .registry_settings(&args.registry)
         .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let sandbox = sandbox_settings(args, env, &user_env, &settings, &cache_dir, &source_dir, ui)?;
     let client = Client::new(settings).map_err(|e| {
         let hint = e.hint();
         Failure::new(exit::FAILURE, e).hint(hint)
@@ -160,15 +161,25 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
 
     ui.phase("BUILDING");
     let t = Instant::now();
-    let toolchain_env = build_env(env.vars(), &project, &user_env);
-    let work_dir = cache_dir
-        .join("work")
-        .join(&Digest::of(source_dir.as_os_str().as_encoded_bytes()).hex()[..16]);
+    let toolchain_env = build_env(&env.toolchain_host_env(), &project, &user_env);
+    // This build's own scratch dir, held until the layers in it are exported.
+    let source_key = Digest::of(source_dir.as_os_str().as_encoded_bytes());
+    let scratch =
+        Scratch::claim(&cache_dir.join("work"), &source_key.hex()[..16]).map_err(|e| {
+            Failure::new(
+                exit::KILN_BUILD,
+                anyhow!(
+                    "claiming a scratch directory in `{}`: {e}",
+                    cache_dir.join("work").display()
+                ),
+            )
+            .hint(Some("check that `--cache-dir` is writable".into()))
+        })?;
     let process = args.process.as_deref().or(project.process.as_deref());
     let print = |line: &str| ui.toolchain(line);
     let built = BuildPhase {
         source_dir: &source_dir,
-        work_dir: &work_dir,
+        work_dir: scratch.dir(),
         cache_dir: &bp_cache,
         project: &project,
         env: &toolchain_env,
@@ -176,9 +187,14 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         workspace: WORKSPACE,
         output: &print,
         run_image: Some(&run_info),
+        sandbox: &sandbox,
     }
     .run(buildpack, &plan)
     .map_err(phase_failure)?;
+    ui.debug(&format!(
+        "build steps confined: {}",
+        built.confinement.describe()
+    ));
     for warning in &built.output.warnings {
         ui.warn(warning);
     }
@@ -320,7 +336,8 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
                 push_ms,
                 total_ms: started.elapsed().as_millis(),
             },
-        );
+        )
+        .sandbox(&built.confinement);
         report
             .write(path)
             .map_err(|e| Failure::new(exit::FAILURE, e))?;
@@ -328,6 +345,43 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let pinned = format!("{}@{}", target.name(), final_image.manifest_digest);
     println!("{pinned}");
     Ok(())
+}
+
+/// Returns the build sandbox's settings. Steps never see kiln's cache and store, the
+/// original source tree (the copy leaves ignored files out), registry credentials and
+/// certificates, or the signing key. Where the machine cannot confine, says so once (or
+/// fails, with `--sandbox require`).
+fn sandbox_settings(
+    args: &BuildArgs,
+    env: &Environment,
+    user_env: &std::collections::BTreeMap<String, String>,
+    registry: &kiln_registry::RegistrySettings,
+    cache_dir: &Path,
+    source_dir: &Path,
+    ui: &Ui,
+) -> Result<SandboxSettings, Failure> {
+    let mut secrets = vec![cache_dir.to_path_buf(), source_dir.to_path_buf()];
+    secrets.extend(registry.docker_config_dir.iter().cloned());
+    secrets.extend(registry.auth_files.iter().cloned());
+    secrets.extend(registry.certs_dirs.iter().cloned());
+    secrets.extend(args.supply.sign_key.iter().cloned());
+    secrets.extend(args.supply.password.key_password_file.iter().cloned());
+    let settings = env
+        .sandbox_settings(args.sandbox.map(Into::into), user_env, secrets)
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    if settings.mode != SandboxMode::Off
+        && let SandboxSupport::Unavailable { reason } = kiln_lifecycle::probe()
+    {
+        if settings.mode == SandboxMode::Require {
+            let e = kiln_lifecycle::SandboxError::Unavailable { reason };
+            let hint = e.hint();
+            return Err(Failure::new(exit::KILN_BUILD, e).hint(Some(hint)));
+        }
+        ui.warn(&format!(
+            "build steps run unconfined: {reason} (they still get a kiln-owned HOME; `--sandbox require` makes this an error)"
+        ));
+    }
+    Ok(settings)
 }
 
 /// Where the run image comes from.
@@ -490,6 +544,10 @@ fn phase_failure(e: PhaseError) -> Failure {
                     .to_owned(),
             };
             Failure::new(exit::USAGE, e).hint(Some(hint))
+        }
+        PhaseError::Sandbox(e) => {
+            let hint = e.hint();
+            Failure::new(exit::KILN_BUILD, e).hint(Some(hint))
         }
         other => Failure::new(exit::KILN_BUILD, other),
     }

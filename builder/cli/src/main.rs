@@ -32,6 +32,15 @@ use crate::output::{Ui, Verbosity};
 use crate::settings::Environment;
 
 fn main() -> ExitCode {
+    // kiln started as the build sandbox's launcher: confine this process, become the step.
+    let mut args = std::env::args_os();
+    if args
+        .nth(1)
+        .is_some_and(|a| a == kiln_lifecycle::SANDBOX_EXEC_ARG)
+    {
+        eprintln!("{}", kiln_lifecycle::confine_and_exec(args));
+        return ExitCode::from(127);
+    }
     let cli = Cli::parse();
     let env = Environment::capture();
     let result = match &cli.command {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use kiln_image::{FinalImage, PushReport};
-use kiln_lifecycle::ExportedLayer;
+use kiln_lifecycle::{Confinement, ExportedLayer};
 use kiln_oci::Reference;
 
 use crate::build_cache::CacheReport;
@@ -38,7 +38,39 @@ pub struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_image: Option<&'a CacheReport>,
     supply: &'a SupplyReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sandbox: Option<SandboxReport>,
     timings: Timings,
+}
+
+/// How the build steps were confined.
+#[derive(Debug, Serialize)]
+struct SandboxReport {
+    /// `landlock` or `none`.
+    confinement: &'static str,
+    /// The kernel's Landlock ABI, when confined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abi: Option<u8>,
+    /// Why not, when unconfined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<&Confinement> for SandboxReport {
+    fn from(c: &Confinement) -> Self {
+        match c {
+            Confinement::Landlock { abi } => Self {
+                confinement: "landlock",
+                abi: Some(*abi),
+                reason: None,
+            },
+            Confinement::None { reason } => Self {
+                confinement: "none",
+                abi: None,
+                reason: Some(reason.clone()),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -80,8 +112,15 @@ impl<'a> Report<'a> {
             push,
             cache_image,
             supply,
+            sandbox: None,
             timings,
         }
+    }
+
+    /// Records how the build's steps were confined.
+    pub fn sandbox(mut self, confinement: &Confinement) -> Self {
+        self.sandbox = Some(confinement.into());
+        self
     }
 
     /// Writes the report as pretty JSON.

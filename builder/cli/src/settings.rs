@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use kiln_debian::Mirrors;
 use kiln_debian::apt_sources::{SourcesFormat, default_mirror, default_security_mirror};
-use kiln_lifecycle::ProjectDescriptor;
+use kiln_lifecycle::{ProjectDescriptor, SandboxMode, SandboxSettings, toolchain_dirs};
 use kiln_registry::RegistrySettings;
 
 use crate::args::RegistryArgs;
@@ -34,11 +34,6 @@ impl Environment {
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
-    }
-
-    /// Returns all variables (the lifecycle allow-lists what toolchains see).
-    pub fn vars(&self) -> &BTreeMap<String, String> {
-        &self.vars
     }
 
     /// Returns a signing key's password: the first line of `file` when given, else
@@ -75,13 +70,11 @@ impl Environment {
         self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
     }
 
-    /// Lays kiln's environment settings for buildpacks over `project.toml`:
-    /// `KILN_MAVEN_SETTINGS` (a Maven `settings.xml`, made absolute against the working
-    /// directory) becomes `[io.kiln.java] maven-settings` when the project sets none.
+    /// Lays kiln's environment settings for buildpacks over `project.toml`: the user's Maven
+    /// `settings.xml` ([`Environment::maven_settings`]) becomes `[io.kiln.java]
+    /// maven-settings` when the project sets none.
     pub fn apply_buildpack_settings(&self, project: &mut ProjectDescriptor) -> anyhow::Result<()> {
-        if let Some(path) = self.get("KILN_MAVEN_SETTINGS").filter(|p| !p.is_empty()) {
-            let path = std::path::absolute(path)
-                .with_context(|| format!("resolving KILN_MAVEN_SETTINGS `{path}`"))?;
+        if let Some(path) = self.maven_settings()? {
             project
                 .buildpack_settings
                 .entry("java".to_owned())
@@ -90,6 +83,120 @@ impl Environment {
                 .or_insert_with(|| toml::Value::String(path.display().to_string()));
         }
         Ok(())
+    }
+
+    /// Returns the user's Maven `settings.xml`: `KILN_MAVEN_SETTINGS` (made absolute against
+    /// the working directory), else `~/.m2/settings.xml` when there is one (Maven's own
+    /// default; a build step's home is kiln's, so Maven would not find it there).
+    pub fn maven_settings(&self) -> anyhow::Result<Option<PathBuf>> {
+        if let Some(path) = self.get("KILN_MAVEN_SETTINGS") {
+            let path = std::path::absolute(path)
+                .with_context(|| format!("resolving KILN_MAVEN_SETTINGS `{path}`"))?;
+            return Ok(Some(path));
+        }
+        Ok(self
+            .home()
+            .map(|h| h.join(".m2/settings.xml"))
+            .filter(|p| p.is_file()))
+    }
+
+    /// Returns the host environment the toolchain environment is allow-listed from, with the
+    /// toolchains pointed at the user's own settings files, which they would otherwise look
+    /// for in the build's kiln-owned home: npm's `~/.npmrc` (`npm_config_userconfig`) and
+    /// Go's `go env -w` file (`GOENV`), when the user has them and has not named others.
+    pub fn toolchain_host_env(&self) -> BTreeMap<String, String> {
+        let mut vars = self.vars.clone();
+        let named = |keys: &[&str]| keys.iter().any(|k| self.get(k).is_some());
+        if !named(&["npm_config_userconfig", "NPM_CONFIG_USERCONFIG"])
+            && let Some(npmrc) = self
+                .home()
+                .map(|h| h.join(".npmrc"))
+                .filter(|p| p.is_file())
+        {
+            vars.insert(
+                "npm_config_userconfig".to_owned(),
+                npmrc.display().to_string(),
+            );
+        }
+        if !named(&["GOENV"])
+            && let Some(goenv) = self
+                .config_home()
+                .map(|c| c.join("go/env"))
+                .filter(|p| p.is_file())
+        {
+            vars.insert("GOENV".to_owned(), goenv.display().to_string());
+        }
+        vars
+    }
+
+    fn config_home(&self) -> Option<PathBuf> {
+        self.get("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| self.home().map(|h| h.join(".config")))
+    }
+
+    /// Returns the build sandbox's settings: `--sandbox`, else `KILN_SANDBOX`, else `auto`;
+    /// kiln itself as the launcher; what steps may read (the toolchains on `PATH` and
+    /// `JAVA_HOME`, of the environment and of `--env`, the CA files and toolchain settings
+    /// files they name, and `KILN_SANDBOX_READ`), what they may write besides their own dirs
+    /// (`KILN_SANDBOX_WRITE`), and what they may never touch (`secrets`, and the home's
+    /// credential stores).
+    pub fn sandbox_settings(
+        &self,
+        flag: Option<SandboxMode>,
+        user_env: &BTreeMap<String, String>,
+        secrets: Vec<PathBuf>,
+    ) -> anyhow::Result<SandboxSettings> {
+        let mode = match flag {
+            Some(mode) => mode,
+            None => match self.get("KILN_SANDBOX") {
+                None | Some("auto") => SandboxMode::Auto,
+                Some("require") => SandboxMode::Require,
+                Some("off") => SandboxMode::Off,
+                Some(other) => bail!("`KILN_SANDBOX` is `{other}`, not `auto`, `require` or `off`"),
+            },
+        };
+        let homes: Vec<PathBuf> = self.home().into_iter().collect();
+        let host = self.toolchain_host_env();
+        let trusted = [&host, user_env];
+        let mut read = Vec::new();
+        for vars in trusted {
+            if let Some(path) = vars.get("PATH") {
+                read.extend(toolchain_dirs(path, &homes));
+            }
+            for key in [
+                "JAVA_HOME",
+                "SSL_CERT_FILE",
+                "SSL_CERT_DIR",
+                "NODE_EXTRA_CA_CERTS",
+                "npm_config_userconfig",
+                "NPM_CONFIG_USERCONFIG",
+                "GOENV",
+            ] {
+                read.extend(vars.get(key).filter(|v| !v.is_empty()).map(PathBuf::from));
+            }
+        }
+        read.extend(self.maven_settings()?);
+        read.extend(self.path_list("KILN_SANDBOX_READ"));
+        Ok(SandboxSettings {
+            mode,
+            launcher: std::env::current_exe().ok(),
+            read,
+            write: self.path_list("KILN_SANDBOX_WRITE"),
+            homes,
+            secrets,
+        })
+    }
+
+    /// Returns the absolute paths of the `PATH`-style list in `key`.
+    fn path_list(&self, key: &str) -> Vec<PathBuf> {
+        self.get(key)
+            .map(|v| {
+                std::env::split_paths(v)
+                    .filter(|p| p.is_absolute())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Returns `--cache-dir`, else `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
@@ -150,10 +257,7 @@ impl Environment {
         if let Some(d) = self.get("XDG_RUNTIME_DIR") {
             auth_files.push(PathBuf::from(d).join("containers/auth.json"));
         }
-        let config_home = self
-            .get("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(".config")));
+        let config_home = self.config_home();
         if let Some(c) = &config_home {
             auth_files.push(c.join("containers/auth.json"));
         }

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::{Sandbox, Tool};
+
 /// A language buildpack.
 pub trait Buildpack: Send + Sync {
     /// Returns the buildpack id, e.g. `kiln/go`.
@@ -58,7 +60,11 @@ pub struct BuildContext<'a> {
     /// A directory that persists between builds for this buildpack (toolchain caches). Never shipped.
     pub cache_dir: &'a Path,
     /// The allow-listed environment for toolchain processes: nothing else may reach them.
+    /// `HOME` and `TMPDIR` are the build's own (empty at the start of each build).
     pub env: &'a BTreeMap<String, String>,
+    /// The sandbox every toolchain process runs in: start them through [`Sandbox::command`]
+    /// or [`BuildContext::tool`], never with `std::process::Command::new`.
+    pub sandbox: &'a Sandbox,
     /// The process the user asked to be the default (`--process` or project file), if any.
     pub default_process: Option<&'a str>,
     /// The image directory the app runs in (`/workspace`).
@@ -104,7 +110,19 @@ impl RunImageInfo {
 /// A buildpack's settings table (`[io.kiln.<language>]` of `project.toml`).
 pub type BuildpackSettings = toml::Table;
 
-impl BuildContext<'_> {
+impl<'a> BuildContext<'a> {
+    /// Returns a [`Tool`] running `exe` in `dir` with exactly `env`, in this build's sandbox,
+    /// its output going to the build's output.
+    pub fn tool(&self, exe: PathBuf, env: BTreeMap<String, String>, dir: PathBuf) -> Tool<'a> {
+        Tool {
+            exe,
+            env,
+            dir,
+            output: self.output,
+            sandbox: self.sandbox,
+        }
+    }
+
     /// Returns the buildpack's settings read into `T` (a serde struct, usually with
     /// `deny_unknown_fields`), or a usage error naming `[io.kiln.<language>]` and the problem.
     pub fn settings_as<T: serde::de::DeserializeOwned>(

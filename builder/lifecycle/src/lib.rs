@@ -16,6 +16,8 @@ mod metadata;
 mod phases;
 mod project;
 mod rebase;
+mod sandbox;
+mod scratch;
 mod source;
 mod stack;
 mod tool;
@@ -39,6 +41,12 @@ pub use rebase::{
     LIFECYCLE_METADATA, REBASABLE, Rebase, RebaseError, Rebased, RecordedRunImage, base_id,
     recorded_run_image,
 };
+pub use sandbox::{
+    Confinement, HOME_SECRETS, SANDBOX_EXEC_ARG, SYSTEM_READ, SYSTEM_SECRETS, Sandbox,
+    SandboxError, SandboxMode, SandboxSettings, SandboxSupport, confine_and_exec, probe,
+    toolchain_dirs,
+};
+pub use scratch::Scratch;
 pub use source::{CopyStats, SourceError, copy_source};
 pub use stack::{Stack, stack_for};
 pub use tool::{Tool, ToolRun, find_executable, for_each_line, prepend_path};

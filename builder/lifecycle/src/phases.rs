@@ -5,20 +5,25 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::source::{CopyStats, SourceError, copy_source};
 use crate::{
-    BuildContext, BuildOutput, Buildpack, BuildpackError, Plan, ProjectDescriptor, RunImageInfo,
-    SOURCE_ROOT_FACT,
+    BuildContext, BuildOutput, Buildpack, BuildpackError, Confinement, Plan, ProjectDescriptor,
+    RunImageInfo, SOURCE_ROOT_FACT, Sandbox, SandboxError, SandboxMode, SandboxSettings,
+    SandboxSupport,
 };
 
 /// Host variables a toolchain may see. Everything else — registry credentials,
-/// `DOCKER_CONFIG`, cloud tokens — never reaches a build step.
+/// `DOCKER_CONFIG`, cloud tokens — never reaches a build step. `HOME` and `TMPDIR` are not
+/// among them: steps get the build's own.
 pub const ALLOWED_ENV: &[&str] = &[
     "PATH",
-    "HOME",
     "USER",
     "LANG",
     "LC_ALL",
     "TZ",
-    "TMPDIR",
+    // The toolchains' own settings files, which the CLI points at the user's (a step's home
+    // is kiln's, so they would not find them there): npm's `~/.npmrc`, Go's `go env -w` file.
+    "NPM_CONFIG_USERCONFIG",
+    "npm_config_userconfig",
+    "GOENV",
     "GOPROXY",
     "GOPRIVATE",
     "GONOPROXY",
@@ -77,6 +82,9 @@ pub enum PhaseError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The build steps cannot be confined as asked (exit 52).
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
 }
 
 /// Runs each buildpack's detect on `app_dir` (files only) and returns the one that passed.
@@ -134,8 +142,9 @@ pub fn build_env(
 pub struct BuildPhase<'a> {
     /// The user's source tree.
     pub source_dir: &'a Path,
-    /// A directory for the scratch copy and the layers; emptied first, kept afterwards so
-    /// toolchain caches keyed by path stay warm.
+    /// This build's own directory (a [`crate::Scratch`]) for the scratch copy, the layers and
+    /// the steps' home and temp dir; each is emptied first, and kept afterwards so toolchain
+    /// caches keyed by path stay warm.
     pub work_dir: &'a Path,
     /// The buildpack's persistent cache directory.
     pub cache_dir: &'a Path,
@@ -151,6 +160,8 @@ pub struct BuildPhase<'a> {
     pub output: &'a (dyn Fn(&str) + Sync),
     /// The run image, when known before the build.
     pub run_image: Option<&'a RunImageInfo>,
+    /// How the build steps are confined.
+    pub sandbox: &'a SandboxSettings,
 }
 
 /// What the build phase produced.
@@ -159,14 +170,19 @@ pub struct BuildResult {
     pub output: BuildOutput,
     /// What the scratch copy held.
     pub copied: CopyStats,
+    /// How the build steps were confined.
+    pub confinement: Confinement,
 }
 
 impl BuildPhase<'_> {
-    /// Copies the source (ignored files left out) and runs `buildpack`'s build in the copy.
+    /// Copies the source (ignored files left out) and runs `buildpack`'s build in the copy,
+    /// its steps in the sandbox with the build's own `HOME` and `TMPDIR`.
     pub fn run(&self, buildpack: &dyn Buildpack, plan: &Plan) -> Result<BuildResult, PhaseError> {
         let app_dir = self.work_dir.join("app");
         let layers_dir = self.work_dir.join("layers");
-        for dir in [&app_dir, &layers_dir] {
+        let home = self.work_dir.join("home");
+        let tmp = self.work_dir.join("tmp");
+        for dir in [&app_dir, &layers_dir, &home, &tmp] {
             reset_dir(dir)?;
         }
         std::fs::create_dir_all(self.cache_dir).map_err(|source| PhaseError::Scratch {
@@ -180,6 +196,16 @@ impl BuildPhase<'_> {
         let (root, member) = source_root(self.source_dir, plan)?;
         let copied = copy_source(&root, &app_dir, &project)?;
         let app_dir = app_dir.join(member);
+        let support = match self.sandbox.mode {
+            SandboxMode::Off => SandboxSupport::Unavailable {
+                reason: "`--sandbox off`".to_owned(),
+            },
+            _ => crate::probe(),
+        };
+        let sandbox = Sandbox::for_build(self.sandbox, &support, &[self.work_dir, self.cache_dir])?;
+        let mut env = self.env.clone();
+        env.insert("HOME".to_owned(), home.display().to_string());
+        env.insert("TMPDIR".to_owned(), tmp.display().to_string());
         let no_settings = toml::Table::new();
         let language = buildpack.id().rsplit('/').next().unwrap_or_default();
         let ctx = BuildContext {
@@ -191,14 +217,19 @@ impl BuildPhase<'_> {
             app_dir: &app_dir,
             layers_dir: &layers_dir,
             cache_dir: self.cache_dir,
-            env: self.env,
+            env: &env,
+            sandbox: &sandbox,
             default_process: self.default_process,
             workspace: self.workspace,
             output: self.output,
             run_image: self.run_image,
         };
         let output = buildpack.build(&ctx, plan)?;
-        Ok(BuildResult { output, copied })
+        Ok(BuildResult {
+            output,
+            copied,
+            confinement: sandbox.confinement().clone(),
+        })
     }
 }
 
@@ -289,7 +320,6 @@ mod tests {
                 ("CGO_ENABLED", "0"),
                 ("GOFLAGS", "-tags=prod"),
                 ("GOPROXY", "https://proxy.example"),
-                ("HOME", "/home/u"),
                 ("PATH", "/usr/bin"),
             ])
         );
@@ -298,6 +328,8 @@ mod tests {
             "REGISTRY_PASSWORD",
             "DOCKER_CONFIG",
             "AWS_SECRET_ACCESS_KEY",
+            "HOME",
+            "TMPDIR",
         ] {
             assert!(!ALLOWED_ENV.contains(&secret));
         }

@@ -1,6 +1,7 @@
 //! Running a build tool (`go`, `mvn`, `npm`, ...) the way every buildpack must: found on the
-//! allow-listed `PATH`, started with exactly the allow-listed environment (nothing inherited,
-//! registry credentials above all), no stdin, and its output streamed line by line.
+//! allow-listed `PATH`, started inside the build's [`Sandbox`] with exactly the allow-listed
+//! environment (nothing inherited, registry credentials above all), no stdin, and its output
+//! streamed line by line.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsStr;
@@ -9,6 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+
+use crate::Sandbox;
 
 /// Returns the first executable file called `name` in the absolute directories of `path`
 /// (a `PATH` value); relative entries are skipped, as they would depend on the directory
@@ -47,6 +50,8 @@ pub struct Tool<'a> {
     pub dir: PathBuf,
     /// Receives every line the tool prints (stdout unless captured, and stderr).
     pub output: &'a (dyn Fn(&str) + Sync),
+    /// The sandbox the tool runs in ([`crate::BuildContext::sandbox`]).
+    pub sandbox: &'a Sandbox,
 }
 
 /// How a tool run ended.
@@ -73,13 +78,14 @@ impl ToolRun {
 }
 
 impl Tool<'_> {
-    /// Returns a command for the tool with its environment, directory and no stdin.
+    /// Returns a command for the tool, in its sandbox, with its environment, directory and
+    /// no stdin.
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = self.sandbox.command(&self.exe);
         cmd.args(args)
             .env_clear()
             .envs(&self.env)
@@ -178,6 +184,7 @@ mod tests {
                 .collect(),
             dir: dir.to_path_buf(),
             output,
+            sandbox: Sandbox::unconfined(),
         }
     }
 

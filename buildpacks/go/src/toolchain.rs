@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use kiln_lifecycle::{BuildContext, BuildpackError, find_executable, for_each_line};
+use kiln_lifecycle::{BuildContext, BuildpackError, Sandbox, find_executable, for_each_line};
 
 use crate::failure::{self, Stderr};
 use crate::version::GoVersion;
@@ -19,6 +19,7 @@ pub(crate) struct Go<'a> {
     env: BTreeMap<String, String>,
     app_dir: PathBuf,
     output: &'a (dyn Fn(&str) + Sync),
+    sandbox: &'a Sandbox,
 }
 
 impl<'a> Go<'a> {
@@ -64,6 +65,7 @@ impl<'a> Go<'a> {
             env,
             app_dir,
             output: ctx.output,
+            sandbox: ctx.sandbox,
         })
     }
 
@@ -85,7 +87,9 @@ impl<'a> Go<'a> {
     /// Runs `go args…` in the app directory without showing anything; returns stdout, or
     /// `None` if the tool failed (its own words are left for a later, visible run).
     pub(crate) fn run_quiet(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new(&self.exe)
+        let out = self
+            .sandbox
+            .command(&self.exe)
             .args(args)
             .env_clear()
             .envs(&self.env)
@@ -117,7 +121,7 @@ impl<'a> Go<'a> {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = self.sandbox.command(&self.exe);
         // env_clear: nothing but the allow-list reaches the tool, credentials above all.
         cmd.args(args)
             .env_clear()

@@ -96,6 +96,7 @@ fn build_with(
         workspace: "/workspace",
         output: &output,
         settings: &Default::default(),
+        sandbox: kiln_lifecycle::Sandbox::unconfined(),
         run_image: None,
     };
     let result = GoBuildpack.build(&ctx, &plan);

@@ -38,10 +38,16 @@ const OUTPUT_TIMESTAMP: &str = "1980-01-01T00:00:02Z";
 pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError> {
     let settings = JavaSettings::of(ctx)?;
     if let Some(needed) = plan.facts.get(VERSION).and_then(|v| v.parse::<u32>().ok()) {
-        check_host_jdk(ctx.env, needed)?;
+        check_host_jdk(ctx.env, ctx.sandbox, needed)?;
     }
-    let env = maven_env(ctx.env);
-    let maven = Maven::find(ctx.app_dir, &env, ctx.output)?;
+    let mut env = maven_env(ctx.env);
+    // The Maven wrapper keeps the distributions it downloads in `MAVEN_USER_HOME` (else
+    // `~/.m2`, which is emptied with the build's home each build).
+    env.insert(
+        "MAVEN_USER_HOME".to_owned(),
+        ctx.cache_dir.join("maven-user-home").display().to_string(),
+    );
+    let maven = Maven::find(ctx, &env)?;
     let repo = ctx.cache_dir.join("repository");
     let mut args = vec![
         "-B".to_owned(),
@@ -154,20 +160,30 @@ fn maven_package(group: &str, artifact: &str, version: &str, location: String) -
 /// the user's own (say `-XX:TieredStopAtLevel=4`) win.
 pub const MAVEN_JVM_FLAGS: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
 
-/// Returns the build environment with [`MAVEN_JVM_FLAGS`] before the user's `MAVEN_OPTS`.
+/// Returns the build environment with [`MAVEN_JVM_FLAGS`] before the user's `MAVEN_OPTS`,
+/// preceded by the build's own home and temp dir as the JVM's `user.home` and
+/// `java.io.tmpdir` (a JVM takes them from the password database and `/tmp`, not from `HOME`
+/// and `TMPDIR`; the build's steps may not read the user's home nor write `/tmp`).
 fn maven_env(
     env: &std::collections::BTreeMap<String, String>,
 ) -> std::collections::BTreeMap<String, String> {
     let mut env = env.clone();
-    let opts = match env
+    let mut opts: Vec<String> = Vec::new();
+    if let Some(home) = env.get("HOME") {
+        opts.push(format!("-Duser.home={home}"));
+    }
+    if let Some(tmp) = env.get("TMPDIR") {
+        opts.push(format!("-Djava.io.tmpdir={tmp}"));
+    }
+    opts.push(MAVEN_JVM_FLAGS.to_owned());
+    if let Some(user) = env
         .get("MAVEN_OPTS")
         .map(|o| o.trim())
         .filter(|o| !o.is_empty())
     {
-        Some(user) => format!("{MAVEN_JVM_FLAGS} {user}"),
-        None => MAVEN_JVM_FLAGS.to_owned(),
-    };
-    env.insert("MAVEN_OPTS".to_owned(), opts);
+        opts.push(user.to_owned());
+    }
+    env.insert("MAVEN_OPTS".to_owned(), opts.join(" "));
     env
 }
 
@@ -236,6 +252,19 @@ mod tests {
         assert_eq!(
             maven_env(&user)["MAVEN_OPTS"],
             format!("{MAVEN_JVM_FLAGS} -Xmx2g")
+        );
+    }
+
+    #[test]
+    fn mavens_jvm_takes_the_builds_home_and_temp_dir() {
+        let env = BTreeMap::from([
+            ("HOME".to_owned(), "/k/home".to_owned()),
+            ("TMPDIR".to_owned(), "/k/tmp".to_owned()),
+            ("MAVEN_OPTS".to_owned(), "-Xmx2g".to_owned()),
+        ]);
+        assert_eq!(
+            maven_env(&env)["MAVEN_OPTS"],
+            format!("-Duser.home=/k/home -Djava.io.tmpdir=/k/tmp {MAVEN_JVM_FLAGS} -Xmx2g")
         );
     }
 }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use kiln_lifecycle::BuildpackError;
+use kiln_lifecycle::{BuildpackError, Sandbox};
 
 use crate::pom::normalize_release;
 
@@ -15,13 +15,14 @@ const JVM_DIR: &str = "/usr/lib/jvm";
 /// Refuses a host JDK older than `needed`, naming both and any installed JDK that would do.
 pub(crate) fn check_host_jdk(
     env: &BTreeMap<String, String>,
+    sandbox: &Sandbox,
     needed: u32,
 ) -> Result<(), BuildpackError> {
     let java = match env.get("JAVA_HOME") {
         Some(home) if !home.is_empty() => Path::new(home).join("bin/java"),
         _ => PathBuf::from("java"),
     };
-    let Some(host) = java_release(&java, env) else {
+    let Some(host) = java_release(&java, env, sandbox) else {
         return Ok(()); // No usable `java`: Maven's own error (JAVA_HOME) says it better.
     };
     if host >= needed {
@@ -45,8 +46,9 @@ pub(crate) fn check_host_jdk(
 }
 
 /// The `java.specification.version` of `java`, if it runs.
-fn java_release(java: &Path, env: &BTreeMap<String, String>) -> Option<u32> {
-    let out = Command::new(java)
+fn java_release(java: &Path, env: &BTreeMap<String, String>, sandbox: &Sandbox) -> Option<u32> {
+    let out = sandbox
+        .command(java)
         .args(["-XshowSettings:properties", "-version"])
         .env_clear()
         .envs(env)
@@ -121,6 +123,6 @@ mod tests {
     #[test]
     fn a_missing_java_is_left_to_maven() {
         let env = BTreeMap::from([("JAVA_HOME".to_owned(), "/nonexistent/jdk".to_owned())]);
-        assert!(check_host_jdk(&env, 99).is_ok());
+        assert!(check_host_jdk(&env, Sandbox::unconfined(), 99).is_ok());
     }
 }

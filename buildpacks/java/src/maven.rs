@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use kiln_lifecycle::{BuildpackError, Tool, find_executable};
+use kiln_lifecycle::{BuildContext, BuildpackError, find_executable};
 
 use crate::wrapper::read_wrapper;
 
@@ -14,21 +14,21 @@ use crate::wrapper::read_wrapper;
 const TAIL_LINES: usize = 40;
 
 /// A Maven to run in one app directory.
-pub(crate) struct Maven<'a> {
+pub(crate) struct Maven<'a, 'c> {
     exe: PathBuf,
-    app_dir: &'a Path,
+    ctx: &'a BuildContext<'c>,
     env: &'a BTreeMap<String, String>,
-    output: &'a (dyn Fn(&str) + Sync),
 }
 
-impl<'a> Maven<'a> {
+impl<'a, 'c> Maven<'a, 'c> {
     /// Returns `./mvnw` when the app has one (after checking that its distribution is
-    /// pinned by SHA-256), else the first `mvn` on the allow-listed `PATH`.
+    /// pinned by SHA-256), else the first `mvn` on the allow-listed `PATH`; it runs in the
+    /// app directory of `ctx` with `env`.
     pub(crate) fn find(
-        app_dir: &'a Path,
+        ctx: &'a BuildContext<'c>,
         env: &'a BTreeMap<String, String>,
-        output: &'a (dyn Fn(&str) + Sync),
     ) -> Result<Self, BuildpackError> {
+        let app_dir: &Path = ctx.app_dir;
         let wrapper = app_dir.join("mvnw");
         let exe = if wrapper.is_file() {
             read_wrapper(app_dir).map_err(|e| BuildpackError::Usage {
@@ -50,23 +50,17 @@ impl<'a> Maven<'a> {
                 source: None,
             })?
         };
-        Ok(Self {
-            exe,
-            app_dir,
-            env,
-            output,
-        })
+        Ok(Self { exe, ctx, env })
     }
 
     /// Runs Maven with `args` in the app directory. Every line goes to the build output; a
     /// failure is an app error (exit 51) quoting the last lines.
     pub(crate) fn run(&self, args: &[String]) -> Result<(), BuildpackError> {
-        let tool = Tool {
-            exe: self.exe.clone(),
-            env: self.env.clone(),
-            dir: self.app_dir.to_path_buf(),
-            output: self.output,
-        };
+        let tool = self.ctx.tool(
+            self.exe.clone(),
+            self.env.clone(),
+            self.ctx.app_dir.to_path_buf(),
+        );
         let run = tool
             .run(args, false, TAIL_LINES)
             .map_err(|e| BuildpackError::io(format!("running `{}`", self.exe.display()), e))?;

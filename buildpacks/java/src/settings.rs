@@ -81,6 +81,7 @@ mod tests {
             workspace: "/workspace",
             output: &|_| {},
             settings: &table,
+            sandbox: kiln_lifecycle::Sandbox::unconfined(),
             run_image: None,
         };
         JavaSettings::of(&ctx)

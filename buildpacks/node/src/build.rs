@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_lifecycle::{BuildContext, BuildOutput, BuildpackError, LaunchLayer, Plan, Process, Tool};
+use kiln_lifecycle::{BuildContext, BuildOutput, BuildpackError, LaunchLayer, Plan, Process};
 
 use crate::detect::{LOCKFILE, MEMBER, PACKAGE_MANAGER, PINNED};
 use crate::lockfile::Lockfile;
@@ -294,12 +294,11 @@ fn project_root(app_dir: &Path, member: &str) -> PathBuf {
 
 /// Returns the host's Node.js version (`node --version`).
 fn host_node(ctx: &BuildContext<'_>, node: &Path) -> Result<Version, BuildpackError> {
-    let tool = Tool {
-        exe: node.to_path_buf(),
-        env: ctx.env.clone(),
-        dir: ctx.app_dir.to_path_buf(),
-        output: ctx.output,
-    };
+    let tool = ctx.tool(
+        node.to_path_buf(),
+        ctx.env.clone(),
+        ctx.app_dir.to_path_buf(),
+    );
     let run = tool
         .run(["--version"], true, 5)
         .map_err(|e| BuildpackError::io(format!("running `{} --version`", node.display()), e))?;
@@ -404,6 +403,7 @@ mod tests {
             workspace: "/workspace",
             output: &out,
             settings: &Default::default(),
+            sandbox: kiln_lifecycle::Sandbox::unconfined(),
             run_image: None,
         };
         let layer = app_layer(&ctx, &root, "workspace").unwrap();

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kiln_lifecycle::{BuildContext, BuildpackError, Tool, find_executable, prepend_path};
+use kiln_lifecycle::{BuildContext, BuildpackError, Sandbox, Tool, find_executable, prepend_path};
 
 use crate::package_manager::{Kind, ManagerSpec};
 use crate::provision::provision;
@@ -34,6 +34,7 @@ pub struct Manager<'a> {
     /// Flags every pnpm or Yarn 1 command takes (store and cache in kiln's cache).
     flags: Vec<String>,
     output: &'a (dyn Fn(&str) + Sync),
+    sandbox: &'a Sandbox,
 }
 
 /// Returns the host's `node` and `npm` on the allow-listed `PATH`, or a kiln error saying
@@ -87,12 +88,7 @@ impl<'a> Manager<'a> {
         (node, npm): (&Path, &Path),
     ) -> Result<Self, BuildpackError> {
         let mut env = npm_env(ctx);
-        let npm_tool = Tool {
-            exe: npm.to_path_buf(),
-            env: env.clone(),
-            dir: ctx.cache_dir.to_path_buf(),
-            output: ctx.output,
-        };
+        let npm_tool = ctx.tool(npm.to_path_buf(), env.clone(), ctx.cache_dir.to_path_buf());
         let cache = ctx.cache_dir;
         let (exe, prefix, version, berry) = match spec.kind {
             Kind::Npm => (npm.to_path_buf(), Vec::new(), npm_version(npm), false),
@@ -153,6 +149,7 @@ impl<'a> Manager<'a> {
             root: root.to_path_buf(),
             flags,
             output: ctx.output,
+            sandbox: ctx.sandbox,
         })
     }
 
@@ -205,6 +202,7 @@ impl<'a> Manager<'a> {
             env,
             dir: dir.to_path_buf(),
             output: self.output,
+            sandbox: self.sandbox,
         };
         let mut all: Vec<String> = self.prefix.clone();
         all.extend(args.iter().map(|a| (*a).to_owned()));

@@ -81,11 +81,15 @@ pub fn key(root: &Path, lockfile: &str, inputs: &KeyInputs<'_>) -> io::Result<St
             field(&format!("env:{k}"), v.as_bytes());
         }
     }
-    if let Some(home) = inputs.env.get("HOME") {
-        // The user's npm settings (registry, nodedir) change what is installed.
-        if let Ok(bytes) = std::fs::read(Path::new(home).join(".npmrc")) {
-            field("~/.npmrc", &bytes);
-        }
+    // The user's npm settings (registry, nodedir) change what is installed. A build step's
+    // home is kiln's: the CLI points npm at the user's file.
+    let user_config = ["npm_config_userconfig", "NPM_CONFIG_USERCONFIG"]
+        .iter()
+        .find_map(|k| inputs.env.get(*k));
+    if let Some(file) = user_config
+        && let Ok(bytes) = std::fs::read(file)
+    {
+        field("~/.npmrc", &bytes);
     }
     field(
         lockfile,

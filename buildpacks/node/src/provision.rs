@@ -284,6 +284,7 @@ mod tests {
             env: BTreeMap::new(),
             dir: tools.to_path_buf(),
             output: &out,
+            sandbox: kiln_lifecycle::Sandbox::unconfined(),
         };
         let got = provision(&spec(&format!("pnpm@9.15.9+sha512.{good}")), &npm, tools).unwrap();
         assert_eq!(got.version, "9.15.9");
@@ -324,6 +325,7 @@ mod tests {
             env: BTreeMap::new(),
             dir: tmp.path().to_path_buf(),
             output: &out,
+            sandbox: kiln_lifecycle::Sandbox::unconfined(),
         };
         write(now - 60);
         assert_eq!(resolve("pnpm", "9", &npm, tmp.path()).unwrap(), "9.1.0");

@@ -74,6 +74,7 @@ mod tests {
             workspace: "/workspace",
             output: &|_| {},
             settings: &table,
+            sandbox: kiln_lifecycle::Sandbox::unconfined(),
             run_image: None,
         };
         NodeSettings::of(&ctx)

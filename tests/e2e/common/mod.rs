@@ -86,6 +86,15 @@ impl Kiln {
             "XDG_CONFIG_HOME".into(),
             ws.mkdir("xdg-config").display().to_string(),
         );
+        // The suite's warm toolchain caches, which test cache dirs link to: a build step
+        // may write there (`caches::share_downloads`).
+        env.insert(
+            "KILN_SANDBOX_WRITE".into(),
+            kiln_e2e::machine_cache()
+                .join("downloads")
+                .display()
+                .to_string(),
+        );
         Self { ws, env }
     }
 
