@@ -26,6 +26,8 @@ pub(crate) fn toolchain_gets_no_credentials_or_docker_config() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let cache = common::warm_cache(&kiln, "cache");
     let dump_env = format!("KILN_ENV_DUMP={}", dumps.display());
+    // The wrapper runs in the build sandbox: the user grants it the dump dir.
+    let writable = format!("{}:{}", kiln.env["KILN_SANDBOX_WRITE"], dumps.display());
     let path = format!(
         "{}:{}",
         bin.display(),
@@ -45,6 +47,7 @@ pub(crate) fn toolchain_gets_no_credentials_or_docker_config() {
         None,
         &[
             ("PATH", &path),
+            ("KILN_SANDBOX_WRITE", &writable),
             ("REGISTRY_PASSWORD", "hunter2-canary"),
             ("AWS_SECRET_ACCESS_KEY", "aws-canary"),
             ("GOPRIVATE", "example.com/private"),
@@ -63,6 +66,7 @@ pub(crate) fn toolchain_gets_no_credentials_or_docker_config() {
             "DOCKER_CONFIG=",
             "REGISTRY_AUTH_FILE=",
             "XDG_RUNTIME_DIR=",
+            "KILN_SANDBOX_WRITE=",
         ] {
             assert!(
                 !env.contains(secret),

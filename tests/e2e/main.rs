@@ -14,6 +14,7 @@ mod common;
 mod architecture;
 mod bounds;
 mod build_env;
+mod concurrency;
 mod go_build;
 mod golden_base;
 mod golden_java;
@@ -51,6 +52,7 @@ macro_rules! tests {
 /// start last. A test missing from this list is dead code, which the lints refuse.
 const TESTS: &[(&str, fn())] = &tests![
     pod_build::builder_image_builds_apps_in_a_locked_down_pod_with_a_registry_cache,
+    concurrency::w10_twenty_concurrent_builds_share_one_cache_dir_and_registry,
     rebase::go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests,
     golden_base::static_golden_base_locks_builds_reproducibly_and_runs_a_go_app,
     node_build::express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules,

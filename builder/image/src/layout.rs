@@ -37,7 +37,12 @@ pub async fn write_layout<'a>(
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
 
+    // Read, change and replace `index.json` under a lock: builds sharing a store must not
+    // drop each other's names (RELIABILITY.md W10).
     let index_path = dir.join("index.json");
+    let lock_path = dir.join("index.json.lock");
+    let _held = kiln_layer::FileLock::exclusive(&lock_path)
+        .map_err(|e| ImageError::io("locking", &lock_path, e))?;
     let mut manifests: Vec<Value> = match fs::read(&index_path) {
         Ok(bytes) => {
             let index: Value = serde_json::from_slice(&bytes)
@@ -228,12 +233,23 @@ fn place_blob(src: &Path, dst: &Path) -> Result<(), ImageError> {
     if dst.exists() || src == dst {
         return Ok(());
     }
-    if fs::hard_link(src, dst).is_ok() {
-        return Ok(());
+    match fs::hard_link(src, dst) {
+        Ok(()) => return Ok(()),
+        // Another writer put it there first: blobs are named by their content.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(_) => {}
     }
-    let tmp = dst.with_extension("partial");
-    fs::copy(src, &tmp).map_err(|e| ImageError::io("copying blob to", &tmp, e))?;
-    fs::rename(&tmp, dst).map_err(|e| ImageError::io("renaming blob to", dst, e))
+    // A copy (another file system), through a temp file of its own.
+    let dir = dst.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| ImageError::io("creating a temp file in", dir, e))?;
+    let mut from = fs::File::open(src).map_err(|e| ImageError::io("opening blob", src, e))?;
+    std::io::copy(&mut from, &mut tmp).map_err(|e| ImageError::io("copying blob to", dst, e))?;
+    tmp.persist(dst)
+        .map(drop)
+        .map_err(|e| ImageError::io("renaming blob to", dst, e.error))
 }
 
 fn write_blob(blob_dir: &Path, digest: &Digest, bytes: &[u8]) -> Result<(), ImageError> {
@@ -244,9 +260,8 @@ fn write_blob(blob_dir: &Path, digest: &Digest, bytes: &[u8]) -> Result<(), Imag
     write_file(&path, bytes)
 }
 
-/// Writes `bytes` to `path` through a temp file and a rename, so readers never see a partial file.
+/// Writes `bytes` to `path` through a temp file of its own and a rename, so readers never
+/// see a partial file and concurrent writers never share a temp file.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let tmp = path.with_extension("kiln-tmp");
-    fs::write(&tmp, bytes).map_err(|e| ImageError::io("writing", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| ImageError::io("renaming to", path, e))
+    kiln_layer::write_atomic(path, bytes).map_err(|e| ImageError::io("writing", path, e))
 }

@@ -25,6 +25,7 @@ mod compression;
 mod contents;
 mod error;
 mod extract;
+mod files;
 mod fingerprint;
 mod header;
 mod layer_writer;
@@ -41,6 +42,7 @@ pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_O
 pub use contents::LayerContents;
 pub use error::{LayerError, SkippedKind, Warning};
 pub use extract::{ExtractError, ExtractStats, extract_layer};
+pub use files::{FileLock, write_atomic};
 pub use layer_writer::LayerWriter;
 pub use pargz::{BLOCK_SIZE as GZIP_BLOCK_SIZE, ParallelGzEncoder};
 pub use policy::{Ownership, TarPolicy};

@@ -274,12 +274,17 @@ pub fn restore_entry(
     // The layer holds `<path>/…`: its one top directory becomes the entry.
     let inner = tmp.join(&entry.path);
     let result = if inner.is_dir() {
-        std::fs::rename(&inner, &target).map_err(io)
+        std::fs::rename(&inner, &target)
     } else {
-        std::fs::create_dir_all(&target).map_err(io)
+        std::fs::create_dir_all(&target)
     };
     let _ = std::fs::remove_dir_all(&tmp);
-    result.map(|()| Restored::Unpacked { files: stats.files })
+    match result {
+        Ok(()) => Ok(Restored::Unpacked { files: stats.files }),
+        // Another build sharing the cache dir restored it first.
+        Err(_) if target.is_dir() => Ok(Restored::Present),
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// Why an entry could not be restored (the build then goes on without it).

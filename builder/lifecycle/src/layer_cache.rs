@@ -30,22 +30,21 @@ impl Reuse {
 }
 
 /// A JSON file of fingerprint → [`LayerBlob`], trusted only while the blob is in the store
-/// with the bytes its digest names.
+/// with the bytes its digest names. Any number of builds may share one: [`LayerCache::save`]
+/// merges what this one added into what the file holds by then.
 pub struct LayerCache {
     path: PathBuf,
     entries: BTreeMap<String, LayerBlob>,
+    added: BTreeMap<String, LayerBlob>,
 }
 
 impl LayerCache {
     /// Opens the index at `path`; a missing or unreadable index is an empty one (it is a cache).
     pub fn open(path: &Path) -> Self {
-        let entries = std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
         Self {
             path: path.to_path_buf(),
-            entries,
+            entries: read_entries(path),
+            added: BTreeMap::new(),
         }
     }
 
@@ -65,18 +64,31 @@ impl LayerCache {
 
     /// Records `blob` for `fingerprint`.
     pub fn insert(&mut self, fingerprint: &Digest, blob: LayerBlob) {
-        self.entries.insert(fingerprint.hex().to_string(), blob);
+        let key = fingerprint.hex().to_string();
+        self.entries.insert(key.clone(), blob.clone());
+        self.added.insert(key, blob);
     }
 
-    /// Writes the index back (temp file + rename). Failing to save only costs a future re-tar.
+    /// Writes what this build added into the index file: under a lock, over what the file
+    /// holds by now (other builds may have saved since this one opened it), through a temp
+    /// file and a rename. Failing to save only costs a future re-tar.
     pub fn save(&self) -> std::io::Result<()> {
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent)?;
+        if self.added.is_empty() {
+            return Ok(());
         }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&self.entries)?)?;
-        std::fs::rename(tmp, &self.path)
+        let _held = kiln_layer::FileLock::exclusive(&self.path.with_extension("lock"))?;
+        let mut entries = read_entries(&self.path);
+        entries.extend(self.added.clone());
+        kiln_layer::write_atomic(&self.path, &serde_json::to_vec(&entries)?)
     }
+}
+
+/// Returns the entries of the index file; a missing or unreadable one is empty (a cache).
+fn read_entries(path: &Path) -> BTreeMap<String, LayerBlob> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -135,6 +147,24 @@ mod tests {
         assert_eq!(cache.get(&fa, &later), Reuse::Discarded(a.clone()));
         assert!(!later.contains(&a.digest));
         assert_eq!(cache.get(&fa, &later), Reuse::Miss);
+    }
+
+    #[test]
+    fn builds_saving_one_index_keep_each_others_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path().join("store")).unwrap();
+        let path = tmp.path().join("layers.json");
+        let (a, b) = (blob(&store, b"a"), blob(&store, b"b"));
+        let (fa, fb) = (Digest::of(b"fa"), Digest::of(b"fb"));
+        let mut first = LayerCache::open(&path);
+        let mut second = LayerCache::open(&path);
+        first.insert(&fa, a.clone());
+        second.insert(&fb, b.clone());
+        first.save().unwrap();
+        second.save().unwrap();
+        let merged = LayerCache::open(&path);
+        assert_eq!(merged.get(&fa, &store), Reuse::Hit(a));
+        assert_eq!(merged.get(&fb, &store), Reuse::Hit(b));
     }
 
     #[test]

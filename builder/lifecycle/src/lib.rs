@@ -34,6 +34,8 @@ pub use cache_image::{
 };
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};
+/// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).
+pub use kiln_layer::{FileLock, write_atomic};
 pub use layer_cache::{LayerCache, Reuse};
 pub use phases::{ALLOWED_ENV, BuildPhase, BuildResult, PhaseError, build_env, detect};
 pub use project::{ProjectDescriptor, ProjectError};
@@ -49,4 +51,4 @@ pub use sandbox::{
 pub use scratch::Scratch;
 pub use source::{CopyStats, SourceError, copy_source};
 pub use stack::{Stack, stack_for};
-pub use tool::{Tool, ToolRun, find_executable, for_each_line, prepend_path};
+pub use tool::{Tool, ToolRun, environment_failure, find_executable, for_each_line, prepend_path};

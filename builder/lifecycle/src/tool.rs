@@ -40,6 +40,34 @@ pub fn for_each_line(pipe: impl Read, mut f: impl FnMut(&str)) {
     }
 }
 
+/// Returns what a line of a tool's output says went wrong with the machine rather than the
+/// app (a full disk, a file system kiln cannot write, the working directory gone), if it
+/// says so: a failure of kiln's own or the machine's is never reported as the app's compile
+/// error.
+pub fn environment_failure(line: &str) -> Option<&'static str> {
+    const MARKERS: &[(&str, &str)] = &[
+        ("no space left on device", "the disk is full"),
+        ("disk quota exceeded", "the disk quota is used up"),
+        (
+            "read-only file system",
+            "a file system the build writes is read-only",
+        ),
+        (
+            "too many open files",
+            "the build ran out of file descriptors",
+        ),
+        (
+            "cannot determine current directory",
+            "the build's directory was removed under it",
+        ),
+    ];
+    let lower = line.to_ascii_lowercase();
+    MARKERS
+        .iter()
+        .find(|(marker, _)| lower.contains(marker))
+        .map(|(_, why)| *why)
+}
+
 /// A program to run in one directory with exactly one environment.
 pub struct Tool<'a> {
     /// The executable.
@@ -67,6 +95,11 @@ pub struct ToolRun {
 }
 
 impl ToolRun {
+    /// Returns the first [`environment_failure`] the tail shows.
+    pub fn environment_failure(&self) -> Option<&'static str> {
+        self.tail.iter().find_map(|l| environment_failure(l))
+    }
+
     /// Returns the tail joined by newlines, or a note that the tool printed nothing.
     pub fn quoted_tail(&self) -> String {
         if self.tail.iter().all(|l| l.trim().is_empty()) {
@@ -234,6 +267,22 @@ mod tests {
             "{}",
             run.quoted_tail()
         );
+    }
+
+    #[test]
+    fn machine_failures_are_told_from_app_failures() {
+        assert_eq!(
+            environment_failure("write /k/cache/go-build/ab: No space left on device"),
+            Some("the disk is full")
+        );
+        assert!(environment_failure("open x: read-only file system").is_some());
+        assert_eq!(environment_failure("./main.go:5:2: undefined: x"), None);
+        let run = ToolRun {
+            status: std::process::ExitStatus::default(),
+            stdout: String::new(),
+            tail: vec!["ok".into(), "ENOSPC: no space left on device, write".into()],
+        };
+        assert_eq!(run.environment_failure(), Some("the disk is full"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use kiln_lifecycle::BuildpackError;
+use kiln_lifecycle::{BuildpackError, environment_failure};
 
 /// The hint for missing or stale `go.sum` entries: the go tool's own remedy.
 pub(crate) const GO_MOD_TIDY: &str = "run go mod tidy";
@@ -13,6 +13,7 @@ pub(crate) struct Stderr {
     max: usize,
     go_sum: bool,
     needs_newer_go: bool,
+    machine: Option<&'static str>,
 }
 
 impl Stderr {
@@ -23,6 +24,7 @@ impl Stderr {
             max,
             go_sum: false,
             needs_newer_go: false,
+            machine: None,
         }
     }
 
@@ -32,6 +34,7 @@ impl Stderr {
         self.go_sum |=
             line.contains("missing go.sum entry") || line.contains("updates to go.sum needed");
         self.needs_newer_go |= line.contains("requires go >=");
+        self.machine = self.machine.or_else(|| environment_failure(line));
         push_bounded(&mut self.tail, line, self.max);
     }
 }
@@ -47,8 +50,8 @@ fn push_bounded(lines: &mut VecDeque<String>, line: &str, max: usize) {
     lines.push_back(line.to_owned());
 }
 
-/// Returns the app error for a `go` run (`doing`, e.g. ``go build` of `example.com/x``) that
-/// exited with `status`.
+/// Returns the error for a `go` run (`doing`, e.g. ``go build` of `example.com/x``) that
+/// exited with `status`: the app's, unless the go tool says the machine failed.
 pub(crate) fn classify(doing: &str, status: &str, log: &Stderr) -> BuildpackError {
     let quoted = log
         .tail
@@ -61,6 +64,15 @@ pub(crate) fn classify(doing: &str, status: &str, log: &Stderr) -> BuildpackErro
     } else {
         quoted
     };
+    if let Some(why) = log.machine {
+        return BuildpackError::Kiln {
+            message: format!("{doing} failed: {why}:\n{quoted}"),
+            hint: Some(
+                "free space or fix the file system, then build again; kiln's cache dir (`--cache-dir`) holds the toolchain caches and the build's scratch copy".to_owned(),
+            ),
+            source: None,
+        };
+    }
     let (what, hint) = if log.go_sum {
         ("go.sum is missing entries", GO_MOD_TIDY.to_owned())
     } else if log.needs_newer_go {
@@ -135,6 +147,17 @@ mod tests {
         };
         assert!(message.contains("./main.go:5:2: undefined: undefinedThing"));
         assert!(hint.unwrap().contains("go build ./..."));
+    }
+
+    #[test]
+    fn a_full_disk_is_kilns_failure_not_the_apps() {
+        let err = classify(
+            "`go build` of `example.com/x`",
+            "exit status: 1",
+            &log(&["go: writing /c/go-build/ab: no space left on device"]),
+        );
+        assert!(matches!(err, BuildpackError::Kiln { .. }), "{err:?}");
+        assert!(err.to_string().contains("the disk is full"), "{err}");
     }
 
     #[test]

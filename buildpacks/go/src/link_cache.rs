@@ -73,7 +73,8 @@ impl LinkCache {
     /// package. Best effort: failing costs only a relink next time.
     pub(crate) fn store(&self, import_path: &str, key: &str, out: &Path) {
         let entry = self.entry(import_path, key);
-        let tmp = entry.with_extension("tmp");
+        // A temp file of this process's own: builds sharing the cache may store at once.
+        let tmp = entry.with_extension(format!("tmp-{}", std::process::id()));
         let stored = fs::create_dir_all(&self.dir).is_ok()
             && fs::copy(out, &tmp).is_ok()
             && fs::rename(&tmp, &entry).is_ok();

@@ -67,6 +67,13 @@ impl<'a, 'c> Maven<'a, 'c> {
         if run.status.success() {
             return Ok(());
         }
+        if let Some(why) = run.environment_failure() {
+            return Err(BuildpackError::Kiln {
+                message: format!("the Maven build failed: {why}:\n{}", run.quoted_tail()),
+                hint: Some("free space or fix the file system, then build again; kiln's cache dir (`--cache-dir`) holds the Maven repository and the build's scratch copy".to_owned()),
+                source: None,
+            });
+        }
         Err(BuildpackError::App {
             message: format!(
                 "the Maven build failed ({}):\n{}",

@@ -84,28 +84,49 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
             };
             let k = key(&root, lock.file_name(), &inputs)
                 .map_err(|e| BuildpackError::io("reading the project's package files", e))?;
-            Some((ModulesCache::new(ctx.cache_dir), k))
+            let cache = ModulesCache::new(ctx.cache_dir);
+            let held = cache
+                .lock_entry(&k)
+                .map_err(io("locking kiln's node_modules cache entry"))?;
+            Some((cache, k, held))
         }
         None => None,
     };
     let reused = match &entry {
-        Some((cache, k)) => reuse_tree(&manager, ctx, &root, build_script, cache.entry(k))?,
+        Some((_, _, e)) => reuse_tree(&manager, ctx, &root, build_script, e)?,
         None => None,
+    };
+    // A complete entry that cannot serve this build (no full tree for its build script) is
+    // another build's too: install into this build's own directory instead.
+    let target = match entry {
+        Some((_, _, ref e)) if e.is_owned() => Target::Cached(e),
+        _ => Target::Once(ctx.layers_dir.join("node_modules")),
     };
     let (layer_dir, manifest) = match reused {
         Some(done) => done,
         None => {
-            let target = match &entry {
-                Some((cache, k)) => Target::Cached(cache.entry(k)),
-                None => Target::Once(ctx.layers_dir.join("node_modules")),
-            };
-            let manifest = install_tree(&manager, ctx, &root, build_script, &target, workspace)?;
+            let frozen = lockfile.is_some();
+            let manifest = install_tree(
+                &manager,
+                ctx,
+                &root,
+                build_script,
+                &target,
+                workspace,
+                frozen,
+            )?;
             (target.layer_dir(), manifest)
         }
     };
-    if let Some((cache, k)) = &entry {
-        cache.gc(&cache.entry(k));
-    }
+    let key = match entry {
+        Some((cache, k, held)) => {
+            cache.gc(&held);
+            held.share_until_exit()
+                .map_err(io("sharing kiln's node_modules cache entry"))?;
+            Some(k)
+        }
+        None => None,
+    };
     native::check(
         &manifest.addons,
         ctx.run_image.map(|r| r.architecture.as_str()),
@@ -119,7 +140,7 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         out.layers.push(LaunchLayer {
             name: "node_modules".to_owned(),
             dir: layer_dir,
-            cache_key: entry.map(|(_, k)| k),
+            cache_key: key,
         });
     }
     out.layers.push(app_layer(ctx, &root, workspace)?);
@@ -137,14 +158,14 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
 }
 
 /// Where a fresh production tree goes.
-enum Target {
+enum Target<'e> {
     /// The cache entry of its key.
-    Cached(Entry),
+    Cached(&'e Entry),
     /// A directory of this build only (no lockfile: nothing to key it by).
     Once(PathBuf),
 }
 
-impl Target {
+impl Target<'_> {
     fn layer_dir(&self) -> PathBuf {
         match self {
             Self::Cached(e) => e.layer_dir(),
@@ -155,21 +176,32 @@ impl Target {
 
 /// Serves the tree from the complete cache entry `e`: its production tree is the layer, and
 /// the build script (if any) runs against its full tree, moved into the project and back.
-/// `None` when the entry cannot serve (absent, incomplete, no full tree, or that tree gone
-/// to a concurrent build): installing afresh is then always right.
+/// `None` when the entry cannot serve (absent, incomplete, no full tree, or that tree
+/// unusable): installing afresh is then always right. The caller holds the entry's lock.
 fn reuse_tree(
     manager: &Manager<'_>,
     ctx: &BuildContext<'_>,
     root: &Path,
     build_script: Option<&str>,
-    e: Entry,
+    e: &Entry,
 ) -> Result<Option<(PathBuf, Manifest)>, BuildpackError> {
+    if e.is_owned() {
+        return Ok(None);
+    }
     let Some(manifest) = e.manifest() else {
         return Ok(None);
     };
     if build_script.is_some() && !manifest.has_full {
         return Ok(None);
     }
+    // Builds running a script against the full tree take turns at it.
+    let _full = match build_script {
+        Some(_) => Some(
+            e.lock_full_tree()
+                .map_err(io("locking kiln's node_modules cache entry"))?,
+        ),
+        None => None,
+    };
     if build_script.is_some() && move_modules(&e.full_dir(), root, &manifest.full_dirs).is_err() {
         return Ok(None);
     }
@@ -186,17 +218,18 @@ fn reuse_tree(
     Ok(Some((e.layer_dir(), manifest)))
 }
 
-/// Installs, runs the build script, keeps the full tree (when there is a build script and
-/// a cache entry), prunes, and moves the production tree into `target`.
+/// Installs (`frozen`: exactly the lockfile), runs the build script, keeps the full tree
+/// (when there is a build script and a cache entry), prunes, and moves the production tree
+/// into `target`.
 fn install_tree(
     manager: &Manager<'_>,
     ctx: &BuildContext<'_>,
     root: &Path,
     build_script: Option<&str>,
-    target: &Target,
+    target: &Target<'_>,
     workspace: &str,
+    frozen: bool,
 ) -> Result<Manifest, BuildpackError> {
-    let frozen = matches!(target, Target::Cached(_));
     manager.install(frozen)?;
     if let Some(script) = build_script {
         manager.run_script(ctx.app_dir, script)?;

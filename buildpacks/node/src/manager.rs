@@ -68,6 +68,9 @@ pub fn npm_env(ctx: &BuildContext<'_>) -> BTreeMap<String, String> {
         // npm's debug logs would land in its cache (and make every cache image new); the
         // output kiln shows has what they would.
         ("npm_config_logs_max", "0".to_owned()),
+        // node-gyp keeps the Node.js headers it downloads here (else in the build's home,
+        // which is emptied each build).
+        ("npm_config_devdir", dir(ctx.cache_dir, "node-gyp")),
     ] {
         env.insert(k.to_owned(), v);
     }
@@ -117,6 +120,9 @@ impl<'a> Manager<'a> {
                 "--non-interactive".to_owned(),
                 "--no-progress".to_owned(),
                 format!("--cache-folder={}", dir(cache, "yarn1-cache")),
+                // Yarn 1's cache is not safe for concurrent installs; builds sharing the
+                // cache dir take turns.
+                format!("--mutex=file:{}", dir(cache, "yarn1-cache.mutex")),
             ],
             _ => Vec::new(),
         };
@@ -215,6 +221,13 @@ impl<'a> Manager<'a> {
             .map_err(|e| BuildpackError::io(format!("running `{shown}`"), e))?;
         if run.status.success() {
             return Ok(());
+        }
+        if let Some(why) = run.environment_failure() {
+            return Err(BuildpackError::Kiln {
+                message: format!("`{shown}` failed: {why}:\n{}", run.quoted_tail()),
+                hint: Some("free space or fix the file system, then build again; kiln's cache dir (`--cache-dir`) holds the package manager's cache and the build's scratch copy".to_owned()),
+                source: None,
+            });
         }
         Err(BuildpackError::App {
             message: format!("`{shown}` failed ({}):\n{}", run.status, run.quoted_tail()),

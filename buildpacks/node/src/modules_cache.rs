@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use kiln_lifecycle::FileLock;
+
 use crate::native::Addon;
 
 /// Entries kept (a few apps or lockfile versions); older ones are removed after a build.
@@ -144,15 +146,26 @@ fn project_files(root: &Path) -> io::Result<Vec<String>> {
     Ok(out)
 }
 
-/// The entries under `<cache>/modules`.
+/// The entries under `<cache>/modules`, shared by builds that share the cache dir. An
+/// entry's lock (`<key>.lock`) is held exclusively by the one build that installs into it,
+/// and shared by every build that uses a complete one, until that build ends (its layer is
+/// exported after the buildpack returns); an entry is removed only under the exclusive lock,
+/// so never while in use. A complete entry is never changed in place but for its full tree,
+/// which builds running a build script against it take turns at (`<key>.full.lock`).
 pub struct ModulesCache {
     root: PathBuf,
 }
 
-/// One key's entry.
+/// One key's entry, held by this build (see [`ModulesCache::lock_entry`]).
 pub struct Entry {
     dir: PathBuf,
+    lock: FileLock,
+    /// Whether this build holds it exclusively, to install into (it was not complete).
+    owned: bool,
 }
+
+/// How long a build waits between looks at an entry another build is installing.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl ModulesCache {
     /// Returns the cache under the buildpack's cache directory.
@@ -162,38 +175,89 @@ impl ModulesCache {
         }
     }
 
-    /// Returns the entry of `key` (which may not exist yet).
-    pub fn entry(&self, key: &str) -> Entry {
-        Entry {
-            dir: self.root.join(key),
+    /// Returns the entry of `key`: complete and shared with other builds, or, when nobody
+    /// has completed it, this build's own to install into ([`Entry::is_owned`]). While
+    /// another build installs into it, waits for that build to complete it (or give up).
+    pub fn lock_entry(&self, key: &str) -> io::Result<Entry> {
+        let dir = self.root.join(key);
+        let path = self.root.join(format!("{key}.lock"));
+        loop {
+            if let Some(lock) = FileLock::try_exclusive(&path)? {
+                let owned = !complete(&dir);
+                if !owned {
+                    lock.downgrade()?;
+                }
+                return Ok(Entry { dir, lock, owned });
+            }
+            if complete(&dir) {
+                // Shared holders only, or the installer is just done: a shared lock waits
+                // out the latter.
+                let lock = FileLock::shared(&path)?;
+                if complete(&dir) {
+                    return Ok(Entry {
+                        dir,
+                        lock,
+                        owned: false,
+                    });
+                }
+                continue;
+            }
+            std::thread::sleep(POLL);
         }
     }
 
     /// Removes all but the [`KEEP`] most recently used complete entries, and incomplete
-    /// ones other than `keep` (the current build's).
+    /// ones, other than `keep` (the current build's) and those another build holds.
     pub fn gc(&self, keep: &Entry) {
         let Ok(read) = std::fs::read_dir(&self.root) else {
             return;
         };
         let mut used: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
         for dir in read.flatten().map(|e| e.path()) {
+            if dir == keep.dir || !dir.is_dir() {
+                continue;
+            }
             match std::fs::metadata(dir.join(MANIFEST)).and_then(|m| m.modified()) {
                 Ok(t) => used.push((t, dir)),
-                Err(_) if dir != keep.dir => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-                Err(_) => {}
+                Err(_) => remove_unheld(&dir),
             }
         }
         used.sort();
         used.reverse();
-        for (_, dir) in used.into_iter().skip(KEEP).filter(|(_, d)| *d != keep.dir) {
-            let _ = std::fs::remove_dir_all(dir);
+        // `keep` is one of the most recently used, whose count it takes.
+        for (_, dir) in used.into_iter().skip(KEEP.saturating_sub(1)) {
+            remove_unheld(&dir);
         }
     }
 }
 
+/// Removes the entry at `dir` and its lock files, unless a build holds it.
+fn remove_unheld(dir: &Path) {
+    let lock = dir.with_extension("lock");
+    if let Ok(Some(held)) = FileLock::try_exclusive(&lock) {
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_file(dir.with_extension("full.lock"));
+        let _ = held.remove();
+    }
+}
+
+/// Returns whether the entry at `dir` is complete.
+fn complete(dir: &Path) -> bool {
+    dir.join(MANIFEST).is_file()
+}
+
 impl Entry {
+    /// Returns whether this build holds the entry to install into (else it is complete and
+    /// shared, never to be changed but for its full tree).
+    pub fn is_owned(&self) -> bool {
+        self.owned
+    }
+
+    /// Holds the full tree for this build until the returned lock is dropped.
+    pub fn lock_full_tree(&self) -> io::Result<FileLock> {
+        FileLock::exclusive(&self.dir.with_extension("full.lock"))
+    }
+
     /// Returns the manifest when the entry is complete (and marks it used).
     pub fn manifest(&self) -> Option<Manifest> {
         let path = self.dir.join(MANIFEST);
@@ -226,6 +290,16 @@ impl Entry {
         let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
         std::fs::write(&tmp, serde_json::to_vec_pretty(manifest)?)?;
         std::fs::rename(tmp, self.dir.join(MANIFEST))
+    }
+
+    /// Lets other builds use the entry too, while this build keeps it from removal until it
+    /// ends (its layer is exported after the buildpack returns).
+    pub fn share_until_exit(self) -> io::Result<()> {
+        if self.owned {
+            self.lock.downgrade()?;
+        }
+        self.lock.keep_until_exit();
+        Ok(())
     }
 }
 
@@ -297,13 +371,12 @@ mod tests {
     }
 
     #[test]
-    fn entries_complete_on_commit_and_old_ones_go() {
+    fn entries_complete_on_commit_and_old_ones_go_unless_a_build_holds_them() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = ModulesCache::new(tmp.path());
-        let entries: Vec<Entry> = (0..KEEP + 2)
-            .map(|i| cache.entry(&format!("k{i}")))
-            .collect();
-        for (i, e) in entries.iter().enumerate() {
+        let mut busy = None;
+        for i in 0..KEEP + 2 {
+            let e = cache.lock_entry(&format!("k{i}")).unwrap();
             e.begin().unwrap();
             assert_eq!(e.manifest(), None);
             let m = Manifest {
@@ -315,19 +388,64 @@ mod tests {
             e.commit(&m).unwrap();
             assert_eq!(e.manifest(), Some(m));
             std::thread::sleep(std::time::Duration::from_millis(20));
+            if i == 0 {
+                // The oldest, but another build still exports its layer.
+                e.lock.downgrade().unwrap();
+                busy = Some(e);
+            }
         }
-        let half = cache.entry("half");
+        let reused = cache.lock_entry("k1").unwrap();
+        assert!(!reused.is_owned(), "a complete entry is shared");
+        drop(reused);
+        let half = cache.lock_entry("half").unwrap();
+        assert!(half.is_owned());
         half.begin().unwrap();
-        let current = cache.entry("current");
+        drop(half);
+        let current = cache.lock_entry("current").unwrap();
         current.begin().unwrap();
         cache.gc(&current);
         let mut left: Vec<String> = std::fs::read_dir(tmp.path().join("modules"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.ends_with(".lock"))
             .collect();
         left.sort();
-        let newest: Vec<String> = (2..KEEP + 2).map(|i| format!("k{i}")).collect();
-        assert_eq!(left[0], "current");
-        assert_eq!(left[1..], newest[..]);
+        let mut expected: Vec<String> = vec!["current".into(), "k0".into()];
+        expected.extend((3..KEEP + 2).map(|i| format!("k{i}")));
+        assert_eq!(left, expected);
+        assert!(!tmp.path().join("modules/half.lock").exists());
+        drop(busy);
+    }
+
+    #[test]
+    fn a_second_build_of_one_key_waits_for_the_first_to_complete_the_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ModulesCache::new(tmp.path());
+        let first = cache.lock_entry("k").unwrap();
+        assert!(first.is_owned());
+        first.begin().unwrap();
+        let waiter = {
+            let root = tmp.path().to_path_buf();
+            std::thread::spawn(move || {
+                let e = ModulesCache::new(&root).lock_entry("k").unwrap();
+                (e.is_owned(), e.manifest())
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let m = Manifest::default();
+        first.commit(&m).unwrap();
+        // The first build still holds the entry (until it exits): the second uses it too.
+        first.share_until_exit().unwrap();
+        assert_eq!(waiter.join().unwrap(), (false, Some(m)));
+    }
+
+    #[test]
+    fn an_entry_given_up_half_done_goes_to_the_next_build() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ModulesCache::new(tmp.path());
+        let first = cache.lock_entry("k").unwrap();
+        first.begin().unwrap();
+        drop(first);
+        assert!(cache.lock_entry("k").unwrap().is_owned());
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_lifecycle::{BuildpackError, Tool};
+use kiln_lifecycle::{BuildpackError, FileLock, Tool, write_atomic};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -67,7 +67,13 @@ pub fn provision(
     let dir = tools_dir.join(&dir_name);
     let package_dir = dir.join("node_modules").join(package);
     if !package_dir.join(script).is_file() {
-        install(package, &version, npm, tools_dir, &dir)?;
+        // One build installs it; others sharing the cache dir wait, then find it there.
+        let lock = tools_dir.join(format!("{dir_name}.lock"));
+        let _held = FileLock::exclusive(&lock)
+            .map_err(|e| BuildpackError::io(format!("locking `{}`", lock.display()), e))?;
+        if !package_dir.join(script).is_file() {
+            install(package, &version, npm, tools_dir, &dir)?;
+        }
     }
     if let Some(pin) = &spec.hash {
         let tarball = dir.join("package.tgz");
@@ -106,6 +112,8 @@ fn resolve(
     tools_dir: &Path,
 ) -> Result<String, BuildpackError> {
     let file = tools_dir.join("resolved.json");
+    let _held = FileLock::exclusive(&tools_dir.join("resolved.json.lock"))
+        .map_err(|e| BuildpackError::io("locking kiln's resolved versions", e))?;
     let mut known: BTreeMap<String, Resolved> = std::fs::read(&file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -151,7 +159,7 @@ fn resolve(
     );
     // A cache: failing to write it only costs an `npm view` next time.
     let _ = std::fs::create_dir_all(tools_dir)
-        .and_then(|()| std::fs::write(&file, serde_json::to_vec(&known).unwrap_or_default()));
+        .and_then(|()| write_atomic(&file, &serde_json::to_vec(&known).unwrap_or_default()));
     Ok(version)
 }
 
