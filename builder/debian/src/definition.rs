@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::deb::{DEFAULT_MAX_EXPANSION_PERCENT, MERGED_USR_ALIASES, PackageRules};
+
 /// A base definition with its includes merged in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Definition {
@@ -38,6 +40,10 @@ pub struct Definition {
     pub architectures: Vec<String>,
     /// The keyring files that verify `InRelease`, joined to the definition's directory.
     pub keyrings: Vec<PathBuf>,
+    /// Per suite, the keyring files (a subset of `keyrings`) that alone may sign its
+    /// `InRelease`, so the security archive's key cannot sign the release and the other
+    /// way round; a suite not listed is verified with all of `keyrings`.
+    pub suite_keyrings: BTreeMap<String, Vec<PathBuf>>,
     /// The packages wanted; always locked, whatever the exclusion rule says.
     pub packages: Vec<String>,
     /// Packages never pulled in by a dependency (on top of the built-in install-time set).
@@ -60,7 +66,20 @@ pub struct Definition {
     pub env: BTreeMap<String, String>,
     /// The image config's labels.
     pub labels: BTreeMap<String, String>,
+    /// How far a package's `data.tar` may expand, in percent of its `Installed-Size`
+    /// (default [`DEFAULT_MAX_EXPANSION_PERCENT`]).
+    pub max_expansion_percent: u64,
+    /// Absolute paths of package files that keep their setuid and setgid bits; every other
+    /// file loses them.
+    pub setuid: Vec<String>,
+    /// The `Release` fields (`Origin`, `Label`, `Suite`, `Codename`) that may differ from
+    /// those the previous lock recorded; any other change refuses a relock.
+    pub allow_release_info_change: Vec<String>,
 }
+
+/// The `Release` fields that identify an archive: a relock refuses a change of any of them
+/// that [`Definition::allow_release_info_change`] does not list.
+pub const RELEASE_INFO_FIELDS: [&str; 4] = ["Origin", "Label", "Suite", "Codename"];
 
 /// What [`Definition::for_arch`] replaces with the Debian architecture.
 pub const ARCH_PLACEHOLDER: &str = "{arch}";
@@ -184,6 +203,8 @@ struct RawDefinition {
     #[serde(default)]
     keyrings: Vec<String>,
     #[serde(default)]
+    suite_keyrings: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     packages: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
@@ -203,6 +224,11 @@ struct RawDefinition {
     env: BTreeMap<String, String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    max_expansion_percent: Option<u64>,
+    #[serde(default)]
+    setuid: Vec<String>,
+    #[serde(default)]
+    allow_release_info_change: Vec<String>,
 }
 
 /// Why a definition was refused.
@@ -337,6 +363,18 @@ impl Definition {
         def
     }
 
+    /// Returns the rules package contents follow in this base's layers.
+    pub fn package_rules(&self) -> PackageRules {
+        PackageRules {
+            max_expansion_percent: self.max_expansion_percent,
+            keep_setuid: self
+                .setuid
+                .iter()
+                .map(|p| p.trim_start_matches('/').to_owned())
+                .collect(),
+        }
+    }
+
     /// Returns the lower-case hex SHA-256 of what the definition says about resolution: suites,
     /// components, architectures, and the package and exclusion sets. Recorded in the lock, so
     /// a build notices a definition edited since (users, files or env may change freely).
@@ -365,6 +403,22 @@ impl Definition {
         }
         if self.packages.is_empty() {
             return Err("`packages` is empty".into());
+        }
+        for (suite, files) in &self.suite_keyrings {
+            if *suite != self.suite && !self.extra_suites.contains(suite) {
+                return Err(format!(
+                    "`suite-keyrings` names `{suite}`, which is neither `suite` nor in `extra-suites`"
+                ));
+            }
+            if files.is_empty() {
+                return Err(format!("`suite-keyrings.{suite}` is empty"));
+            }
+            if let Some(f) = files.iter().find(|f| !self.keyrings.contains(f)) {
+                return Err(format!(
+                    "`suite-keyrings.{suite}` names `{}`, which `keyrings` does not list",
+                    f.display()
+                ));
+            }
         }
         for extra in &self.extra_suites {
             let kind = extra
@@ -435,6 +489,32 @@ impl Definition {
         if let Some(k) = &self.java_keystore {
             check_path(&k.path)?;
         }
+        if !(100..=10_000).contains(&self.max_expansion_percent) {
+            return Err(format!(
+                "`max-expansion-percent = {}` must be between 100 and 10000",
+                self.max_expansion_percent
+            ));
+        }
+        for p in &self.setuid {
+            check_path(p)?;
+        }
+        for f in &self.allow_release_info_change {
+            if !RELEASE_INFO_FIELDS.contains(&f.as_str()) {
+                return Err(format!(
+                    "`allow-release-info-change` lists `{f}`; it takes {}",
+                    RELEASE_INFO_FIELDS.map(|f| format!("`{f}`")).join(", ")
+                ));
+            }
+        }
+        let own_paths = self.files.iter().map(|f| f.path.as_str());
+        let own_paths = own_paths
+            .chain(self.directories.iter().map(|d| d.path.as_str()))
+            .chain(self.links.iter().map(|l| l.path.as_str()))
+            .chain(self.java_keystore.iter().map(|k| k.path.as_str()))
+            .chain(self.setuid.iter().map(String::as_str));
+        for p in own_paths {
+            check_merged_usr(p)?;
+        }
         for d in &self.directories {
             check_path(&d.path)?;
             if d.mode > 0o7777 {
@@ -463,6 +543,7 @@ fn merge(
         components: vec!["main".to_owned()],
         architectures: vec!["amd64".to_owned()],
         keyrings: Vec::new(),
+        suite_keyrings: BTreeMap::new(),
         packages: Vec::new(),
         exclude: Vec::new(),
         groups: Vec::new(),
@@ -474,6 +555,9 @@ fn merge(
         user: None,
         env: BTreeMap::new(),
         labels: BTreeMap::new(),
+        max_expansion_percent: DEFAULT_MAX_EXPANSION_PERCENT,
+        setuid: Vec::new(),
+        allow_release_info_change: Vec::new(),
     });
     if !def.name.is_empty() {
         def.includes.push(std::mem::take(&mut def.name));
@@ -502,6 +586,10 @@ fn merge(
         &mut def.keyrings,
         raw.keyrings.into_iter().map(|k| dir.join(k)),
     );
+    for (suite, files) in raw.suite_keyrings {
+        def.suite_keyrings
+            .insert(suite, files.into_iter().map(|k| dir.join(k)).collect());
+    }
     extend_unique(&mut def.extra_suites, raw.extra_suites);
     extend_unique(&mut def.packages, raw.packages);
     extend_unique(&mut def.exclude, raw.exclude);
@@ -514,6 +602,14 @@ fn merge(
     def.user = raw.user.or(def.user);
     def.env.extend(raw.env);
     def.labels.extend(raw.labels);
+    if let Some(p) = raw.max_expansion_percent {
+        def.max_expansion_percent = p;
+    }
+    extend_unique(&mut def.setuid, raw.setuid);
+    extend_unique(
+        &mut def.allow_release_info_change,
+        raw.allow_release_info_change,
+    );
     Ok(def)
 }
 
@@ -566,6 +662,19 @@ fn check_account_name(name: &str) -> Result<(), String> {
     } else {
         Err(format!("`{name}` is not a valid user or group name"))
     }
+}
+
+/// Refuses a path under a merged-usr root link (`/bin/x`, `/lib64/y`): the image has a
+/// symlink there, and a layer entry under it would replace the link.
+fn check_merged_usr(path: &str) -> Result<(), String> {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if MERGED_USR_ALIASES.contains(&first) {
+        return Err(format!(
+            "`{path}` is under `/{first}`, a symlink to `/usr/{first}` in a merged-usr image; \
+             write `/usr{path}` instead"
+        ));
+    }
+    Ok(())
 }
 
 fn check_path(path: &str) -> Result<(), String> {
@@ -700,5 +809,73 @@ content = "hosts: files dns\n"
         assert!(Definition::parse("x", dir, &typo).is_err());
         let both = STATIC.replace("exclude = [\"openssl\"]", "exclude = [\"tzdata\"]");
         assert!(Definition::parse("x", dir, &both).is_err());
+    }
+
+    #[test]
+    fn d01_the_curated_bases_pin_each_archive_key_to_its_suites() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden-base");
+        for name in ["static", "base", "node", "java17", "java21", "build"] {
+            let def = Definition::load(&dir.join(format!("{name}.toml"))).unwrap();
+            for suite in std::iter::once(&def.suite).chain(&def.extra_suites) {
+                let files = def
+                    .suite_keyrings
+                    .get(suite)
+                    .unwrap_or_else(|| panic!("{name}: `{suite}` has no pinned keyring"));
+                let security = files
+                    .iter()
+                    .all(|f| f.to_string_lossy().contains("-security-"));
+                assert_eq!(security, suite.ends_with("-security"), "{name}: {suite}");
+            }
+        }
+        let err = Definition::parse(
+            "x",
+            Path::new("/d"),
+            &format!("{STATIC}\n[suite-keyrings]\ntrixie = [\"keyrings/other.gpg\"]\n"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("`keyrings` does not list"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn d09_paths_under_the_merged_usr_links_are_refused() {
+        let dir = Path::new("/d");
+        for (table, path) in [
+            ("files", "/bin/sh"),
+            ("directories", "/lib/x86_64-linux-gnu"),
+            ("links", "/sbin/init"),
+        ] {
+            let extra = match table {
+                "links" => format!("[[links]]\npath = \"{path}\"\ntarget = \"/x\"\n"),
+                t => format!("[[{t}]]\npath = \"{path}\"\n"),
+            };
+            let err = Definition::parse("x", dir, &format!("{STATIC}\n{extra}")).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("`{path}`")) && msg.contains(&format!("`/usr{path}`")),
+                "{msg}"
+            );
+        }
+        let setuid = format!("setuid = [\"/bin/su\"]\n{STATIC}");
+        assert!(Definition::parse("x", dir, &setuid).is_err());
+    }
+
+    #[test]
+    fn d07_d08_setuid_and_expansion_rules_come_from_the_definition() {
+        let dir = Path::new("/d");
+        let def = Definition::parse("x", dir, STATIC).unwrap();
+        assert_eq!(def.package_rules(), PackageRules::default());
+        let text = format!("setuid = [\"/usr/bin/ping\"]\nmax-expansion-percent = 400\n{STATIC}");
+        let rules = Definition::parse("x", dir, &text).unwrap().package_rules();
+        assert_eq!(rules.max_expansion_percent, 400);
+        assert!(rules.keep_setuid.contains("usr/bin/ping"));
+        let low = format!("max-expansion-percent = 99\n{STATIC}");
+        let err = Definition::parse("x", dir, &low).unwrap_err();
+        assert!(err.to_string().contains("max-expansion-percent"), "{err}");
+        let field = format!("allow-release-info-change = [\"Version\"]\n{STATIC}");
+        let err = Definition::parse("x", dir, &field).unwrap_err();
+        assert!(err.to_string().contains("`Codename`"), "{err}");
     }
 }

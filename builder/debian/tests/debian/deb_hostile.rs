@@ -12,8 +12,15 @@ use kiln_layer::{BlobStore, Compression};
 fn refuse(tmp: &Path, debs: &[(DebInfo, PathBuf)]) -> DebError {
     let store = BlobStore::open(tmp.join("store")).unwrap();
     let mut seen = PathTracker::new();
-    let err = write_packages_layer(debs, &mut seen, &policy(), Compression::Gzip, &store)
-        .expect_err("the layer must be refused");
+    let err = write_packages_layer(
+        debs,
+        &mut seen,
+        &rules(),
+        &policy(),
+        Compression::Gzip,
+        &store,
+    )
+    .expect_err("the layer must be refused");
     assert!(
         blob_dir_names(&store).is_empty(),
         "left behind: {:?}",

@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use kiln_debian::deb::DebInfo;
+use kiln_debian::deb::{DebInfo, PackageRules};
 use kiln_layer::{BlobStore, Compression, LayerBlob, Ownership, TarPolicy};
 
 /// The policy the tests write layers with.
@@ -13,6 +13,19 @@ pub fn policy() -> TarPolicy {
     TarPolicy {
         mtime: 1_700_000_000,
         owner: Ownership::new(0, 0),
+    }
+}
+
+/// The default package rules (setuid bits stripped, 150 % expansion bound).
+pub fn rules() -> PackageRules {
+    PackageRules::default()
+}
+
+/// The default rules, keeping the setuid bits of the in-image `paths`.
+pub fn rules_keeping(paths: &[&str]) -> PackageRules {
+    PackageRules {
+        keep_setuid: paths.iter().map(|p| p.to_string()).collect(),
+        ..PackageRules::default()
     }
 }
 
