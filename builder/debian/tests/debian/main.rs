@@ -9,5 +9,6 @@ mod deb_hostile;
 mod deb_layer;
 mod fake_mirror;
 mod inrelease;
+mod mirror_faults;
 mod real_mirror;
 mod resolve;

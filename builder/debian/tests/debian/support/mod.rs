@@ -55,6 +55,11 @@ pub fn keyring(keys: &[&SignedSecretKey]) -> Keyring {
     ring
 }
 
+/// Returns the public half of `key` as binary key bytes (a `.gpg` keyring file).
+pub fn public_bytes(key: &SignedSecretKey) -> Vec<u8> {
+    SignedPublicKey::from(key.clone()).to_bytes().unwrap()
+}
+
 /// Returns `text` cleartext-signed by each of `keys` with `hash`, created at [`DATE`].
 pub fn sign_with(text: &str, keys: &[&SignedSecretKey], hash: HashAlgorithm) -> String {
     sign_expiring(text, keys, hash, None)
