@@ -166,18 +166,24 @@ pub fn check_merged_usr<'p>(
     layer: &'static str,
     paths: impl IntoIterator<Item = &'p str>,
 ) -> Result<(), BaseImageError> {
-    for path in paths {
-        let path = path.trim_start_matches("./").trim_start_matches('/');
-        let first = path.split('/').next().unwrap_or("");
-        if let Some(alias) = MERGED_USR_ALIASES.iter().find(|a| **a == first) {
-            return Err(BaseImageError::MergedUsr {
-                layer,
-                path: path.trim_end_matches('/').to_owned(),
-                alias: (*alias).to_owned(),
-            });
-        }
+    // The deepest offending path names the file that brought its parents along.
+    let worst = paths
+        .into_iter()
+        .map(|p| p.trim_start_matches("./").trim_matches('/'))
+        .filter_map(|p| {
+            let first = p.split('/').next().unwrap_or("");
+            let alias = MERGED_USR_ALIASES.iter().find(|a| **a == first)?;
+            Some((p, *alias))
+        })
+        .max_by_key(|(p, _)| p.len());
+    match worst {
+        Some((path, alias)) => Err(BaseImageError::MergedUsr {
+            layer,
+            path: path.to_owned(),
+            alias: alias.to_owned(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Returns the unix time of the newest `Release` date of the lockfile (its suite's or an

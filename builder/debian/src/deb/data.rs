@@ -333,13 +333,20 @@ pub(crate) fn transform(
                 mode &= !SETID_BITS;
             }
         }
+        let mut source = ReadErrors::new(&mut entry);
         let written = match (entry_kind, target) {
-            (Kind::File, _) => writer.append_file(&image_path, mode, Some(owner), size, &mut entry),
+            (Kind::File, _) => {
+                writer.append_file(&image_path, mode, Some(owner), size, &mut source)
+            }
             (Kind::Dir, _) => writer.append_dir(&image_path, mode, Some(owner)),
             (Kind::Symlink, Some(t)) => writer.append_symlink(&image_path, &t, Some(owner)),
             (Kind::Hardlink, Some(t)) => writer.append_hardlink(&image_path, &t, mode, Some(owner)),
             _ => unreachable!("links always have a target here"),
         };
+        if let Some(e) = source.failed.take() {
+            // The package's bytes failed (corrupt or cut-off compression), not the layer.
+            return Err(pkg.data_err(e));
+        }
         written.map_err(|e| pkg.layer_err(e))?;
     }
     if meta.pending {
@@ -349,6 +356,32 @@ pub(crate) fn transform(
         )));
     }
     Ok(setuid)
+}
+
+/// A reader that keeps the first error of the reader it wraps, so an error the layer
+/// writer reports while copying an entry is told apart from one of the package's bytes.
+struct ReadErrors<R> {
+    inner: R,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: Read> ReadErrors<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            failed: None,
+        }
+    }
+}
+
+impl<R: Read> Read for ReadErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.failed.is_none() {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
 }
 
 /// Applies the records of a pax extended header to `meta`.

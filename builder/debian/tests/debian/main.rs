@@ -5,8 +5,10 @@
 mod deb_fixture;
 mod support;
 
+mod base_build;
 mod deb_hostile;
 mod deb_layer;
+mod deb_malformed;
 mod fake_mirror;
 mod inrelease;
 mod mirror_faults;

@@ -39,6 +39,7 @@ pub enum Body {
     Symlink(String),
     Hardlink(String),
     CharDevice,
+    BlockDevice,
     Fifo,
 }
 
@@ -91,6 +92,7 @@ pub fn tar_of(items: &[Item]) -> Vec<u8> {
             Body::Symlink(_) => (tar::EntryType::Symlink, 0),
             Body::Hardlink(_) => (tar::EntryType::Link, 0),
             Body::CharDevice => (tar::EntryType::Char, 0),
+            Body::BlockDevice => (tar::EntryType::Block, 0),
             Body::Fifo => (tar::EntryType::Fifo, 0),
         };
         h.set_entry_type(kind);
@@ -101,7 +103,7 @@ pub fn tar_of(items: &[Item]) -> Vec<u8> {
         h.set_mtime(1_600_000_000);
         h.set_username("builder").unwrap();
         h.set_groupname("builder").unwrap();
-        if matches!(it.body, Body::CharDevice) {
+        if matches!(it.body, Body::CharDevice | Body::BlockDevice) {
             h.set_device_major(1).unwrap();
             h.set_device_minor(3).unwrap();
         }
@@ -234,6 +236,13 @@ impl Deb {
 
     /// Returns the `.deb` bytes.
     pub fn bytes(&self) -> Vec<u8> {
+        let data = self.data.compress(&tar_of(&self.items));
+        self.bytes_with_data(&format!("data.tar{}", self.data.ext()), &data)
+    }
+
+    /// Returns the compressed `control.tar` member: `control`, `md5sums` when set, and a
+    /// `postinst` that fails (kiln must never run it).
+    pub fn control_member(&self) -> (String, Vec<u8>) {
         let mut control = vec![dir("./"), file("./control", self.control_text().as_bytes())];
         if let Some(m) = &self.md5sums {
             control.push(file("./md5sums", m.as_bytes()));
@@ -243,15 +252,28 @@ impl Deb {
             Body::File(b"#!/bin/sh\nexit 1\n".to_vec()),
             0o755,
         ));
-        let control = self.control.compress(&tar_of(&control));
-        let data = self.data.compress(&tar_of(&self.items));
-        let control_name = format!("control.tar{}", self.control.ext());
-        let data_name = format!("data.tar{}", self.data.ext());
+        (
+            format!("control.tar{}", self.control.ext()),
+            self.control.compress(&tar_of(&control)),
+        )
+    }
+
+    /// Returns the `.deb` bytes with `data` (as is) as the data member `data_name`.
+    pub fn bytes_with_data(&self, data_name: &str, data: &[u8]) -> Vec<u8> {
+        let (control_name, control) = self.control_member();
         ar(&[
             ("debian-binary", b"2.0\n"),
             (&control_name, &control),
-            (&data_name, &data),
+            (data_name, data),
         ])
+    }
+
+    /// Writes `bytes` as this package's `.deb` into `dir` and returns its lockfile view and
+    /// path.
+    pub fn write_bytes(&self, dir: &Path, bytes: &[u8]) -> (DebInfo, PathBuf) {
+        let path = dir.join(format!("{}_{}_amd64.deb", self.name, self.version));
+        std::fs::write(&path, bytes).unwrap();
+        (self.info(), path)
     }
 
     /// Writes the `.deb` into `dir` and returns its lockfile view and path.
