@@ -34,7 +34,10 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
         .context("starting the async runtime")?;
     match cmd {
         BaseCommand::Lock(a) => {
-            let new = relock(&a.common, env, &runtime, ui)?;
+            // An unreadable old lock is being replaced anyway; a readable one guards
+            // against a rollback of the archive.
+            let old = Lockfile::read(&lock_path(&a.common.definition)).ok();
+            let new = relock(&a.common, env, &runtime, ui, old.as_ref())?;
             write_lock(&a.common.definition, &new, ui)
         }
         BaseCommand::Update(a) => {
@@ -45,7 +48,7 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
                     a.common.definition.display()
                 )))
             })?;
-            let new = relock(&a.common, env, &runtime, ui)?;
+            let new = relock(&a.common, env, &runtime, ui, Some(&old))?;
             let changes = diff(&old, &new);
             if changes.is_empty() {
                 ui.info("no package changed");
@@ -91,11 +94,13 @@ fn http_client() -> Result<reqwest::Client, Failure> {
         .map_err(|e| Failure::new(exit::FAILURE, e))
 }
 
+/// Locks the definition of `common`, refusing a rollback from `previous` when given.
 fn relock(
     common: &BaseCommon,
     env: &Environment,
     runtime: &tokio::runtime::Runtime,
     ui: &Ui,
+    previous: Option<&Lockfile>,
 ) -> Result<Lockfile, Failure> {
     let def = load_definition(&common.definition)?;
     let keyring = Keyring::load(&def.keyrings).map_err(|e| Failure::new(exit::FAILURE, e))?;
@@ -105,8 +110,14 @@ fn relock(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     ui.phase(&format!("LOCKING {} ({})", def.name, def.suite));
+    let http = http_client()?;
     let new = runtime
-        .block_on(lock(&def, &mirrors, &keyring, now, &http_client()?))
+        .block_on(async {
+            match previous {
+                Some(old) => kiln_debian::relock(&def, &mirrors, &keyring, now, &http, old).await,
+                None => lock(&def, &mirrors, &keyring, now, &http).await,
+            }
+        })
         .map_err(|e| match e {
             DebianError::NoMirror(e) => no_mirror(e),
             e => Failure::new(exit::FAILURE, e),

@@ -132,6 +132,14 @@ pub fn parse_paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, ControlError> 
                 reason: "a field name must be non-empty and without spaces",
             });
         }
+        // Policy §5.1 forbids a field twice in a paragraph; which one a reader takes would
+        // be a guess, and a guess is what an attacker plays on.
+        if current.get(name).is_some() {
+            return Err(ControlError {
+                line: line_no,
+                reason: "a field appears twice in one paragraph",
+            });
+        }
         open = Some((name, start + colon + 1, start + line.len()));
     }
     close(&mut open, &mut current, text);
@@ -179,5 +187,13 @@ mod tests {
     fn garbage_lines_are_errors() {
         assert_eq!(parse_paragraphs("no colon here\n").unwrap_err().line, 1);
         assert_eq!(parse_paragraphs(" leading\n").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn a_field_twice_in_a_paragraph_is_an_error() {
+        let err = parse_paragraphs("A: 1\nB: 2\nb: 3\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.reason.contains("twice"), "{err}");
+        assert_eq!(parse_paragraphs("A: 1\n\nA: 2\n").unwrap().len(), 2);
     }
 }

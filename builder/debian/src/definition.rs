@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::deb::{DEFAULT_MAX_EXPANSION_PERCENT, MERGED_USR_ALIASES, PackageRules};
+
 /// A base definition with its includes merged in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Definition {
@@ -38,6 +40,10 @@ pub struct Definition {
     pub architectures: Vec<String>,
     /// The keyring files that verify `InRelease`, joined to the definition's directory.
     pub keyrings: Vec<PathBuf>,
+    /// Per suite, the keyring files (a subset of `keyrings`) that alone may sign its
+    /// `InRelease`, so the security archive's key cannot sign the release and the other
+    /// way round; a suite not listed is verified with all of `keyrings`.
+    pub suite_keyrings: BTreeMap<String, Vec<PathBuf>>,
     /// The packages wanted; always locked, whatever the exclusion rule says.
     pub packages: Vec<String>,
     /// Packages never pulled in by a dependency (on top of the built-in install-time set).
@@ -60,7 +66,20 @@ pub struct Definition {
     pub env: BTreeMap<String, String>,
     /// The image config's labels.
     pub labels: BTreeMap<String, String>,
+    /// How far a package's `data.tar` may expand, in percent of its `Installed-Size`
+    /// (default [`DEFAULT_MAX_EXPANSION_PERCENT`]).
+    pub max_expansion_percent: u64,
+    /// Absolute paths of package files that keep their setuid and setgid bits; every other
+    /// file loses them.
+    pub setuid: Vec<String>,
+    /// The `Release` fields (`Origin`, `Label`, `Suite`, `Codename`) that may differ from
+    /// those the previous lock recorded; any other change refuses a relock.
+    pub allow_release_info_change: Vec<String>,
 }
+
+/// The `Release` fields that identify an archive: a relock refuses a change of any of them
+/// that [`Definition::allow_release_info_change`] does not list.
+pub const RELEASE_INFO_FIELDS: [&str; 4] = ["Origin", "Label", "Suite", "Codename"];
 
 /// What [`Definition::for_arch`] replaces with the Debian architecture.
 pub const ARCH_PLACEHOLDER: &str = "{arch}";
@@ -184,6 +203,8 @@ struct RawDefinition {
     #[serde(default)]
     keyrings: Vec<String>,
     #[serde(default)]
+    suite_keyrings: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     packages: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
@@ -203,6 +224,11 @@ struct RawDefinition {
     env: BTreeMap<String, String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    max_expansion_percent: Option<u64>,
+    #[serde(default)]
+    setuid: Vec<String>,
+    #[serde(default)]
+    allow_release_info_change: Vec<String>,
 }
 
 /// Why a definition was refused.
@@ -337,6 +363,18 @@ impl Definition {
         def
     }
 
+    /// Returns the rules package contents follow in this base's layers.
+    pub fn package_rules(&self) -> PackageRules {
+        PackageRules {
+            max_expansion_percent: self.max_expansion_percent,
+            keep_setuid: self
+                .setuid
+                .iter()
+                .map(|p| p.trim_start_matches('/').to_owned())
+                .collect(),
+        }
+    }
+
     /// Returns the lower-case hex SHA-256 of what the definition says about resolution: suites,
     /// components, architectures, and the package and exclusion sets. Recorded in the lock, so
     /// a build notices a definition edited since (users, files or env may change freely).
@@ -365,6 +403,22 @@ impl Definition {
         }
         if self.packages.is_empty() {
             return Err("`packages` is empty".into());
+        }
+        for (suite, files) in &self.suite_keyrings {
+            if *suite != self.suite && !self.extra_suites.contains(suite) {
+                return Err(format!(
+                    "`suite-keyrings` names `{suite}`, which is neither `suite` nor in `extra-suites`"
+                ));
+            }
+            if files.is_empty() {
+                return Err(format!("`suite-keyrings.{suite}` is empty"));
+            }
+            if let Some(f) = files.iter().find(|f| !self.keyrings.contains(f)) {
+                return Err(format!(
+                    "`suite-keyrings.{suite}` names `{}`, which `keyrings` does not list",
+                    f.display()
+                ));
+            }
         }
         for extra in &self.extra_suites {
             let kind = extra
@@ -435,6 +489,32 @@ impl Definition {
         if let Some(k) = &self.java_keystore {
             check_path(&k.path)?;
         }
+        if !(100..=10_000).contains(&self.max_expansion_percent) {
+            return Err(format!(
+                "`max-expansion-percent = {}` must be between 100 and 10000",
+                self.max_expansion_percent
+            ));
+        }
+        for p in &self.setuid {
+            check_path(p)?;
+        }
+        for f in &self.allow_release_info_change {
+            if !RELEASE_INFO_FIELDS.contains(&f.as_str()) {
+                return Err(format!(
+                    "`allow-release-info-change` lists `{f}`; it takes {}",
+                    RELEASE_INFO_FIELDS.map(|f| format!("`{f}`")).join(", ")
+                ));
+            }
+        }
+        let own_paths = self.files.iter().map(|f| f.path.as_str());
+        let own_paths = own_paths
+            .chain(self.directories.iter().map(|d| d.path.as_str()))
+            .chain(self.links.iter().map(|l| l.path.as_str()))
+            .chain(self.java_keystore.iter().map(|k| k.path.as_str()))
+            .chain(self.setuid.iter().map(String::as_str));
+        for p in own_paths {
+            check_merged_usr(p)?;
+        }
         for d in &self.directories {
             check_path(&d.path)?;
             if d.mode > 0o7777 {
@@ -463,6 +543,7 @@ fn merge(
         components: vec!["main".to_owned()],
         architectures: vec!["amd64".to_owned()],
         keyrings: Vec::new(),
+        suite_keyrings: BTreeMap::new(),
         packages: Vec::new(),
         exclude: Vec::new(),
         groups: Vec::new(),
@@ -474,6 +555,9 @@ fn merge(
         user: None,
         env: BTreeMap::new(),
         labels: BTreeMap::new(),
+        max_expansion_percent: DEFAULT_MAX_EXPANSION_PERCENT,
+        setuid: Vec::new(),
+        allow_release_info_change: Vec::new(),
     });
     if !def.name.is_empty() {
         def.includes.push(std::mem::take(&mut def.name));
@@ -502,6 +586,10 @@ fn merge(
         &mut def.keyrings,
         raw.keyrings.into_iter().map(|k| dir.join(k)),
     );
+    for (suite, files) in raw.suite_keyrings {
+        def.suite_keyrings
+            .insert(suite, files.into_iter().map(|k| dir.join(k)).collect());
+    }
     extend_unique(&mut def.extra_suites, raw.extra_suites);
     extend_unique(&mut def.packages, raw.packages);
     extend_unique(&mut def.exclude, raw.exclude);
@@ -514,6 +602,14 @@ fn merge(
     def.user = raw.user.or(def.user);
     def.env.extend(raw.env);
     def.labels.extend(raw.labels);
+    if let Some(p) = raw.max_expansion_percent {
+        def.max_expansion_percent = p;
+    }
+    extend_unique(&mut def.setuid, raw.setuid);
+    extend_unique(
+        &mut def.allow_release_info_change,
+        raw.allow_release_info_change,
+    );
     Ok(def)
 }
 
@@ -568,6 +664,19 @@ fn check_account_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Refuses a path under a merged-usr root link (`/bin/x`, `/lib64/y`): the image has a
+/// symlink there, and a layer entry under it would replace the link.
+fn check_merged_usr(path: &str) -> Result<(), String> {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if MERGED_USR_ALIASES.contains(&first) {
+        return Err(format!(
+            "`{path}` is under `/{first}`, a symlink to `/usr/{first}` in a merged-usr image; \
+             write `/usr{path}` instead"
+        ));
+    }
+    Ok(())
+}
+
 fn check_path(path: &str) -> Result<(), String> {
     let ok = path.starts_with('/')
         && path.len() > 1
@@ -586,119 +695,5 @@ fn check_path(path: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const STATIC: &str = r#"
-keyrings = ["keyrings/a.gpg"]
-packages = ["tzdata", "netbase"]
-exclude = ["openssl"]
-user = "65532"
-env = { SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt" }
-
-[[groups]]
-name = "root"
-gid = 0
-
-[[users]]
-name = "root"
-uid = 0
-gid = 0
-home = "/root"
-
-[[directories]]
-path = "/tmp"
-mode = 0o1777
-
-[[files]]
-path = "/etc/nsswitch.conf"
-content = "hosts: files dns\n"
-"#;
-
-    #[test]
-    fn defaults_and_fields() {
-        let def = Definition::parse("static", Path::new("/repo/golden-base"), STATIC).unwrap();
-        assert_eq!(def.suite, "trixie");
-        assert_eq!(def.components, ["main"]);
-        assert_eq!(def.architectures, ["amd64"]);
-        assert_eq!(
-            def.keyrings,
-            [PathBuf::from("/repo/golden-base/keyrings/a.gpg")]
-        );
-        assert_eq!(def.directories[0].mode, 0o1777);
-        assert_eq!(def.files[0].mode, 0o644);
-        assert_eq!(def.users[0].shell, "/usr/sbin/nologin");
-    }
-
-    #[test]
-    fn includes_merge_and_cycles_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("static.toml"), STATIC).unwrap();
-        std::fs::write(
-            dir.path().join("base.toml"),
-            "include = \"static\"\npackages = [\"libc6\", \"tzdata\"]\nenv = { SSL_CERT_FILE = \"/x\" }\n",
-        )
-        .unwrap();
-        let def = Definition::load(&dir.path().join("base.toml")).unwrap();
-        assert_eq!(def.name, "base");
-        assert_eq!(def.includes, ["static"]);
-        assert_eq!(def.packages, ["tzdata", "netbase", "libc6"]);
-        assert_eq!(def.exclude, ["openssl"]);
-        assert_eq!(def.env["SSL_CERT_FILE"], "/x");
-        assert_eq!(def.users.len(), 1);
-
-        std::fs::write(dir.path().join("a.toml"), "include = \"b\"\n").unwrap();
-        std::fs::write(dir.path().join("b.toml"), "include = \"a\"\n").unwrap();
-        let err = Definition::load(&dir.path().join("a.toml")).unwrap_err();
-        assert!(matches!(err, DefinitionError::IncludeCycle { .. }), "{err}");
-        assert!(err.to_string().contains("`a` → `b` → `a`"), "{err}");
-    }
-
-    #[test]
-    fn unknown_fields_and_bad_values_are_refused() {
-        let dir = Path::new("/d");
-        let err =
-            Definition::parse("x", dir, &format!("{STATIC}\npackage = [\"a\"]\n")).unwrap_err();
-        assert!(err.to_string().contains("package"), "{err}");
-        let bad_path = STATIC.replace("/etc/nsswitch.conf", "/etc/../passwd");
-        assert!(Definition::parse("x", dir, &bad_path).is_err());
-        let no_group = STATIC.replace("gid = 0\n\n[[users]]", "gid = 1\n\n[[users]]");
-        let err = Definition::parse("x", dir, &no_group)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no group"), "{err}");
-        let link = format!("{STATIC}\n[[links]]\npath = \"/usr/bin/java\"\ntarget = \"/j/java\"\n");
-        assert_eq!(
-            Definition::parse("x", dir, &link).unwrap().links[0].target,
-            "/j/java"
-        );
-        let bad_link = link.replace("/usr/bin/java", "usr/bin/java");
-        assert!(Definition::parse("x", dir, &bad_link).is_err());
-        let arch_link = link.replace("/j/java", "/j-{arch}/java");
-        let def = Definition::parse("x", dir, &arch_link).unwrap();
-        assert_eq!(def.for_arch("arm64").links[0].target, "/j-arm64/java");
-        let base = Definition::parse("x", dir, STATIC).unwrap();
-        let reordered = STATIC.replace("[\"tzdata\", \"netbase\"]", "[\"netbase\", \"tzdata\"]");
-        let same = Definition::parse("x", dir, &reordered).unwrap();
-        assert_eq!(same.lock_inputs_sha256(), base.lock_inputs_sha256());
-        let more = STATIC.replace("\"netbase\"]", "\"netbase\", \"libc6\"]");
-        let more = Definition::parse("x", dir, &more).unwrap();
-        assert_ne!(more.lock_inputs_sha256(), base.lock_inputs_sha256());
-        let user = Definition::parse("x", dir, &STATIC.replace("\"65532\"", "\"1000\"")).unwrap();
-        assert_eq!(user.lock_inputs_sha256(), base.lock_inputs_sha256());
-        let security = format!("extra-suites = [\"trixie-security\"]\n{STATIC}");
-        let def = Definition::parse("x", dir, &security).unwrap();
-        assert_eq!(def.extra_suites, ["trixie-security"]);
-        assert_ne!(def.lock_inputs_sha256(), base.lock_inputs_sha256());
-        let other_archive = security.replace("trixie-security", "bookworm-security");
-        let err = Definition::parse("x", dir, &other_archive).unwrap_err();
-        assert!(err.to_string().contains("trixie-<kind>"), "{err}");
-        let store = format!("{STATIC}\n[java-keystore]\npath = \"/etc/cacerts\"\n");
-        let def = Definition::parse("x", dir, &store).unwrap();
-        assert_eq!(def.java_keystore.unwrap().password, "changeit");
-        let typo = store.replace("path =", "paht =");
-        assert!(Definition::parse("x", dir, &typo).is_err());
-        let both = STATIC.replace("exclude = [\"openssl\"]", "exclude = [\"tzdata\"]");
-        assert!(Definition::parse("x", dir, &both).is_err());
-    }
-}
+#[path = "definition_tests.rs"]
+mod tests;

@@ -47,6 +47,38 @@ pub enum DebianError {
         /// The `Suite`/`Codename` the file carries.
         found: String,
     },
+    /// The verified `Release` is older than the one the previous lock was made from.
+    #[error(
+        "`{url}` is a `Release` of `{suite}` dated `{date}`, older than the `{locked}` the \
+         current lock was made from; refusing to roll the base back (the mirror is stale or \
+         replaying old metadata); the lock is unchanged: use an up-to-date mirror"
+    )]
+    Rollback {
+        /// The `InRelease` URL, credentials removed.
+        url: String,
+        /// The suite or codename.
+        suite: String,
+        /// The new `Release`'s `Date`, formatted.
+        date: String,
+        /// The `Date` the lock recorded.
+        locked: String,
+    },
+    /// An identity field of the `Release` differs from the previous lock's.
+    #[error(
+        "repository `{url}` changed its `{field}` value from `{old}` to `{new}`; this must be \
+         accepted explicitly: add `\"{field}\"` to `allow-release-info-change` in the base \
+         definition, then lock again"
+    )]
+    ReleaseInfoChanged {
+        /// The `InRelease` URL, credentials removed.
+        url: String,
+        /// `Origin`, `Label`, `Suite` or `Codename`.
+        field: &'static str,
+        /// The value the lock recorded.
+        old: String,
+        /// The value the `Release` has now.
+        new: String,
+    },
     /// The `Release` lacks something the definition needs.
     #[error(transparent)]
     Release(#[from] ReleaseError),

@@ -62,7 +62,7 @@ pub enum FetchError {
     },
     /// A `.deb`'s size or digest differs from the lockfile.
     #[error(
-        "downloading `{url}`: got {actual_size} bytes with sha256 `{actual}`, but the lockfile says {expected_size} bytes with sha256 `{expected}`; nothing was cached"
+        "downloading `{url}`: Hash Sum mismatch: got {actual_size} bytes with sha256 `{actual}`, but the lockfile says {expected_size} bytes with sha256 `{expected}`; nothing was cached"
     )]
     Mismatch {
         /// The URL, credentials and query removed.

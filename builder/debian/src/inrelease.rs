@@ -9,7 +9,11 @@
 //!   one trusted signature verifies, as apt does with the archive's several keys);
 //! - a signature by a trusted key that does not verify, that uses MD5, SHA-1, RIPEMD-160 or
 //!   SHA-224, that has expired, or whose key is expired or revoked at `now`;
-//! - a `Release` whose `Valid-Until` is before `now` or whose `Date` is after it.
+//! - a `Release` whose `Valid-Until` is before `now` or whose `Date` is more than 10 s after
+//!   it.
+//!
+//! Messages carry apt's status words (`NO_PUBKEY`, `BADSIG`, `EXPKEYSIG`...) so they read
+//! like the `apt update` failures operators know.
 //!
 //! Only the signed text is parsed: the returned [`Release`] comes from the bytes the
 //! signature covers (dash-unescaped, trailing blanks trimmed, as RFC 9580 hashes them).
@@ -52,7 +56,11 @@ pub enum InReleaseError {
     #[error("`InRelease` is not UTF-8 text")]
     NotText,
     /// The text is not a cleartext-signed message at all.
-    #[error("`InRelease` is not signed: it does not start with `{BEGIN_MESSAGE}`")]
+    #[error(
+        "the repository is not signed: `InRelease` does not start with `{BEGIN_MESSAGE}`; \
+         updating from such a repository can't be done securely, and kiln has no option to \
+         allow it"
+    )]
     Unsigned,
     /// Bytes outside the signed message, or a second armor block.
     #[error("`InRelease` has content {place} the signed message; only signed text is accepted")]
@@ -68,8 +76,8 @@ pub enum InReleaseError {
     NoSignature,
     /// No signature was made by a key in the keyring.
     #[error(
-        "`InRelease` is signed only by unknown keys (issuers {issuers}); none is in the pinned \
-         keyring {keyring}"
+        "the signatures of `InRelease` couldn't be verified because the public key is not \
+         available: NO_PUBKEY {issuers}; the keyring pinned for this suite holds {keyring}"
     )]
     UnknownKey {
         /// The issuer key IDs / fingerprints, formatted.
@@ -79,8 +87,8 @@ pub enum InReleaseError {
     },
     /// A trusted key's signature uses a broken hash algorithm.
     #[error(
-        "`InRelease` signature by `{key}` uses `{hash}`, which kiln refuses (only SHA-256 or \
-         stronger)"
+        "`InRelease` signature by `{key}` uses weak digest algorithm `{hash}`, which kiln \
+         refuses (only SHA-256 or stronger)"
     )]
     WeakHash {
         /// The signing key's fingerprint.
@@ -89,7 +97,10 @@ pub enum InReleaseError {
         hash: String,
     },
     /// A trusted key's signature does not verify: the text was altered or the signature forged.
-    #[error("`InRelease` signature by `{key}` does not verify: {reason}")]
+    #[error(
+        "the signature of `InRelease` is invalid: BADSIG `{key}`: it does not verify (the text \
+         was altered or the signature forged): {reason}"
+    )]
     BadSignature {
         /// The signing key's fingerprint.
         key: String,
@@ -105,8 +116,10 @@ pub enum InReleaseError {
         typ: String,
     },
     /// The signature or the key is past its expiry, or the key is revoked.
-    #[error("`InRelease` signature by `{key}`: {what} at `{when}`")]
+    #[error("the signature of `InRelease` is invalid: {code} `{key}`: {what} at `{when}`")]
     NotValidNow {
+        /// apt's status word: `EXPKEYSIG`, `EXPSIG` or `REVKEYSIG`.
+        code: &'static str,
         /// The signing key's fingerprint.
         key: String,
         /// `the key expired`, `the signature expired` or `the key is revoked`.
@@ -130,6 +143,7 @@ impl InRelease {
         if msg.signatures().is_empty() {
             return Err(InReleaseError::NoSignature);
         }
+        check_hash_headers(framed, msg.signatures())?;
         let signed = msg.signed_text();
         let mut signers = Vec::new();
         let mut unknown = Vec::new();
@@ -209,6 +223,38 @@ fn check_framing(text: &str) -> Result<&str, InReleaseError> {
     }
 }
 
+/// Refuses `Hash:` armor headers that do not name every signature's digest algorithm:
+/// the header is not signed, and a reader that believed it over the signature (GnuPG calls
+/// it a "signature digest conflict") would be judging another message than the one checked.
+fn check_hash_headers(framed: &str, signatures: &[Signature]) -> Result<(), InReleaseError> {
+    let mut declared = Vec::new();
+    for line in framed.lines().skip(1).take_while(|l| !l.trim().is_empty()) {
+        if let Some(names) = line.strip_prefix("Hash:") {
+            declared.extend(names.split(',').map(|n| n.trim().to_ascii_uppercase()));
+        }
+    }
+    if declared.is_empty() {
+        return Ok(());
+    }
+    for sig in signatures {
+        let used = sig
+            .hash_alg()
+            .map_or_else(|| "unknown".to_owned(), |h| h.to_string());
+        if !declared.contains(&used.to_ascii_uppercase()) {
+            return Err(InReleaseError::Malformed(format!(
+                "the `Hash` header names {} but a signature uses `{used}`; the message is \
+                 ambiguous",
+                declared
+                    .iter()
+                    .map(|d| format!("`{d}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Returns `Some(primary fingerprint)` when a trusted key made `sig` and it verifies, `None`
 /// when no trusted key made it, and an error when a trusted key's signature is unacceptable.
 fn check_signature(
@@ -259,18 +305,19 @@ fn check_signature(
                     && created + i64::from(lifetime) < now
                 {
                     return Err(not_valid(
+                        "EXPSIG",
                         key,
                         "the signature expired",
                         created + i64::from(lifetime),
                     ));
                 }
                 if entry.revoked {
-                    return Err(not_valid(key, "the key is revoked", now));
+                    return Err(not_valid("REVKEYSIG", key, "the key is revoked", now));
                 }
                 if let Some(expiry) = entry.expires_at
                     && expiry < now
                 {
-                    return Err(not_valid(key, "the key expired", expiry));
+                    return Err(not_valid("EXPKEYSIG", key, "the key expired", expiry));
                 }
                 return Ok(Some(keyring.cert_fingerprint(entry)));
             }
@@ -283,8 +330,9 @@ fn check_signature(
     })
 }
 
-fn not_valid(key: String, what: &'static str, when: i64) -> InReleaseError {
+fn not_valid(code: &'static str, key: String, what: &'static str, when: i64) -> InReleaseError {
     InReleaseError::NotValidNow {
+        code,
         key,
         what,
         when: format_date(when),

@@ -22,6 +22,8 @@ use pgp::types::{Fingerprint, KeyDetails, KeyId, Tag};
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     certs: Vec<SignedPublicKey>,
+    /// The file or label each certificate came from, parallel to `certs`.
+    sources: Vec<String>,
     keys: Vec<KeyEntry>,
 }
 
@@ -115,13 +117,33 @@ impl Keyring {
             });
         }
         for cert in certs {
-            self.add_cert(cert);
+            self.add_cert_from(cert, name);
         }
         Ok(())
     }
 
+    /// Returns the keyring of the certificates that came from the files `paths` (as given
+    /// to [`Keyring::load`]): a suite pinned to some keyrings trusts only their keys.
+    pub fn only_from(&self, paths: &[impl AsRef<Path>]) -> Keyring {
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| p.as_ref().display().to_string())
+            .collect();
+        let mut ring = Keyring::default();
+        for (cert, source) in self.certs.iter().zip(&self.sources) {
+            if names.contains(source) {
+                ring.add_cert_from(cert.clone(), source);
+            }
+        }
+        ring
+    }
+
     /// Adds one certificate (its primary key and signing subkeys).
     pub fn add_cert(&mut self, cert: SignedPublicKey) {
+        self.add_cert_from(cert, "(added)");
+    }
+
+    fn add_cert_from(&mut self, cert: SignedPublicKey, source: &str) {
         let index = self.certs.len();
         let primary = &cert.primary_key;
         if let Some(self_sig) = newest_valid_self_signature(&cert) {
@@ -172,6 +194,7 @@ impl Keyring {
             });
         }
         self.certs.push(cert);
+        self.sources.push(source.to_owned());
     }
 
     /// Returns the fingerprints (upper-case hex) of the primary keys, in load order.

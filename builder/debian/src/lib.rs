@@ -2,7 +2,8 @@
 //! (`InRelease` → `Release` → `Packages`), dependency resolution, and `.deb` packages
 //! transformed tar→tar into image layers with `/var/lib/dpkg/status.d` entries.
 //!
-//! Locking: [`Definition::load`] → [`Keyring::load`] → [`lock()`] → [`Lockfile::write`];
+//! Locking: [`Definition::load`] → [`Keyring::load`] → [`lock()`] (or [`relock()`] over an
+//! existing lock, refusing a rollback) → [`Lockfile::write`];
 //! [`diff`] compares two locks for `kiln base update`; [`fetch_deb`] fills the `.deb` cache
 //! for `kiln base build`. Nothing here prints, reads the environment or the clock: the CLI
 //! passes the mirror (see [`apt_sources::default_mirror`]) and the time in.
@@ -34,7 +35,7 @@ pub use error::DebianError;
 pub use fetch::{FetchError, fetch_deb};
 pub use inrelease::{InRelease, InReleaseError};
 pub use keyring::{Keyring, KeyringError};
-pub use lock::{Change, diff, lock};
+pub use lock::{Change, diff, lock, relock};
 pub use lockfile::{LockedPackage, LockedSuite, Lockfile, LockfileError};
 pub use mirrors::Mirrors;
 pub use resolve::{INSTALL_TIME, Resolution, resolve};

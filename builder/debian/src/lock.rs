@@ -7,23 +7,24 @@ use std::fmt;
 
 use url::Url;
 
-use crate::definition::Definition;
+use crate::definition::{Definition, RELEASE_INFO_FIELDS};
 use crate::error::DebianError;
 use crate::fetch::{fetch_index, fetch_inrelease, mirror_url, redact};
 use crate::inrelease::InRelease;
 use crate::keyring::Keyring;
 use crate::lockfile::{LOCK_VERSION, LockedPackage, LockedSuite, Lockfile};
 use crate::mirrors::Mirrors;
-use crate::packages::{PackageIndex, parse_packages_xz};
-use crate::release::{Release, ReleaseError, format_date};
+use crate::packages::{PackageIndex, PackagesError, parse_packages_xz};
+use crate::release::{IndexFile, Release, ReleaseError, format_date, parse_date};
 use crate::resolve::resolve;
 use crate::version::Version;
 
 /// Locks `def` against `mirrors`: downloads and verifies `dists/<suite>/InRelease` of the
-/// suite and of each extra suite with `keyring` at time `now` (Unix seconds), downloads each
-/// architecture's `Packages.xz` of every component, checks it against the signed `Release`,
-/// lays the extra suites' packages over the suite's (newest version wins), resolves the
-/// definition's packages and returns the lockfile (not yet written).
+/// suite and of each extra suite at time `now` (Unix seconds) with `keyring`, narrowed to
+/// the suite's `suite-keyrings` files when the definition pins some; downloads each architecture's
+/// `Packages.xz` of every component, checks it against the signed `Release`, lays the extra
+/// suites' packages over the suite's (newest version wins), resolves the definition's
+/// packages and returns the lockfile (not yet written).
 pub async fn lock(
     def: &Definition,
     mirrors: &Mirrors,
@@ -31,11 +32,48 @@ pub async fn lock(
     now: i64,
     http: &reqwest::Client,
 ) -> Result<Lockfile, DebianError> {
-    let main = verified_suite(http, &mirrors.main, &def.suite, keyring, now).await?;
+    lock_after(def, mirrors, keyring, now, http, None).await
+}
+
+/// [`lock()`], for a definition already locked as `previous`: each suite's `Release` must
+/// be no older than the one `previous` was made from (a mirror replaying old metadata
+/// cannot roll the base back), and its `Origin`, `Label`, `Suite` and `Codename` must be
+/// the ones `previous` recorded unless the definition's `allow-release-info-change` lists
+/// the field. Both are checked right after `InRelease` is verified, before any index is
+/// downloaded.
+pub async fn relock(
+    def: &Definition,
+    mirrors: &Mirrors,
+    keyring: &Keyring,
+    now: i64,
+    http: &reqwest::Client,
+    previous: &Lockfile,
+) -> Result<Lockfile, DebianError> {
+    lock_after(def, mirrors, keyring, now, http, Some(previous)).await
+}
+
+async fn lock_after(
+    def: &Definition,
+    mirrors: &Mirrors,
+    keyring: &Keyring,
+    now: i64,
+    http: &reqwest::Client,
+    previous: Option<&Lockfile>,
+) -> Result<Lockfile, DebianError> {
+    let verify = |suite: &str| Verify {
+        keyring: match def.suite_keyrings.get(suite) {
+            Some(files) => keyring.only_from(files),
+            None => keyring.clone(),
+        },
+        now,
+        recorded: previous.and_then(|p| Recorded::of(p, suite)),
+        allowed: &def.allow_release_info_change,
+    };
+    let main = verified_suite(http, &mirrors.main, &def.suite, &verify(&def.suite)).await?;
     let mut extras = Vec::new();
     for suite in &def.extra_suites {
         let mirror = mirrors.for_suite(suite)?;
-        extras.push(verified_suite(http, mirror, suite, keyring, now).await?);
+        extras.push(verified_suite(http, mirror, suite, &verify(suite)).await?);
     }
     let mut packages = std::collections::BTreeMap::new();
     for arch in &def.architectures {
@@ -75,6 +113,9 @@ pub async fn lock(
             .clone()
             .unwrap_or_else(|| def.suite.clone()),
         release_version: release.version.clone(),
+        release_origin: release.origin.clone(),
+        release_label: release.label.clone(),
+        release_suite: release.suite.clone(),
         release_date: format_date(release.date),
         inrelease_sha256: main.sha256,
         architectures: def.architectures.clone(),
@@ -82,6 +123,10 @@ pub async fn lock(
             .into_iter()
             .map(|x| LockedSuite {
                 release_date: format_date(x.release.date),
+                release_origin: x.release.origin.clone(),
+                release_label: x.release.label.clone(),
+                release_suite: x.release.suite.clone(),
+                release_codename: x.release.codename.clone(),
                 suite: x.suite,
                 inrelease_sha256: x.sha256,
             })
@@ -98,22 +143,67 @@ struct VerifiedSuite {
     sha256: String,
 }
 
-/// Downloads `dists/<suite>/InRelease` from `mirror`, verifies it with `keyring` at `now`,
-/// and checks that it is the `Release` of `suite`.
+/// How one suite's `InRelease` is judged.
+struct Verify<'a> {
+    /// The keys pinned for the suite.
+    keyring: Keyring,
+    now: i64,
+    /// What the previous lock recorded of the suite, if it locked it.
+    recorded: Option<Recorded<'a>>,
+    /// `allow-release-info-change`.
+    allowed: &'a [String],
+}
+
+/// What a lock recorded of one suite's `Release`.
+struct Recorded<'a> {
+    date: &'a str,
+    /// `Origin`, `Label`, `Suite`, `Codename`, in [`RELEASE_INFO_FIELDS`] order.
+    info: [Option<&'a str>; 4],
+}
+
+impl<'a> Recorded<'a> {
+    /// Returns what `lock` recorded of `suite`, if it locked it.
+    fn of(lock: &'a Lockfile, suite: &str) -> Option<Recorded<'a>> {
+        if lock.suite == suite {
+            return Some(Recorded {
+                date: &lock.release_date,
+                info: [
+                    lock.release_origin.as_deref(),
+                    lock.release_label.as_deref(),
+                    lock.release_suite.as_deref(),
+                    Some(lock.codename.as_str()),
+                ],
+            });
+        }
+        let x = lock.extra_suites.iter().find(|x| x.suite == suite)?;
+        Some(Recorded {
+            date: &x.release_date,
+            info: [
+                x.release_origin.as_deref(),
+                x.release_label.as_deref(),
+                x.release_suite.as_deref(),
+                x.release_codename.as_deref(),
+            ],
+        })
+    }
+}
+
+/// Downloads `dists/<suite>/InRelease` from `mirror`, verifies it as `verify` says, and
+/// checks that it is the `Release` of `suite`.
 async fn verified_suite(
     http: &reqwest::Client,
     mirror: &Url,
     suite: &str,
-    keyring: &Keyring,
-    now: i64,
+    verify: &Verify<'_>,
 ) -> Result<VerifiedSuite, DebianError> {
     let inrelease_url = redact(&mirror_url(mirror, &format!("dists/{suite}/InRelease"))?);
     let bytes = fetch_inrelease(http, mirror, suite).await?;
-    let verified =
-        InRelease::verify(&bytes, keyring, now).map_err(|source| DebianError::InRelease {
+    let verified = InRelease::verify(&bytes, &verify.keyring, verify.now).map_err(|source| {
+        DebianError::InRelease {
             url: inrelease_url.clone(),
             source,
-        })?;
+        }
+    })?;
     let release = verified.release;
     let names = [release.suite.as_deref(), release.codename.as_deref()];
     if !names.contains(&Some(suite)) {
@@ -123,12 +213,57 @@ async fn verified_suite(
             found: release.name().to_owned(),
         });
     }
+    if let Some(recorded) = &verify.recorded
+        && let Some(refusal) = check_against(&release, recorded, verify.allowed, &inrelease_url)
+    {
+        return Err(refusal);
+    }
     Ok(VerifiedSuite {
         suite: suite.to_owned(),
         mirror: mirror.clone(),
         release,
         sha256: verified.sha256,
     })
+}
+
+/// Returns the refusal of a `Release` older than the recorded one, or whose identity
+/// changed in a field `allowed` does not list.
+fn check_against(
+    release: &Release,
+    recorded: &Recorded<'_>,
+    allowed: &[String],
+    url: &str,
+) -> Option<DebianError> {
+    if let Some(locked) = parse_date(recorded.date)
+        && release.date < locked
+    {
+        return Some(DebianError::Rollback {
+            url: url.to_owned(),
+            suite: release.name().to_owned(),
+            date: format_date(release.date),
+            locked: recorded.date.to_owned(),
+        });
+    }
+    let now = [
+        release.origin.as_deref(),
+        release.label.as_deref(),
+        release.suite.as_deref(),
+        release.codename.as_deref(),
+    ];
+    for ((field, old), new) in RELEASE_INFO_FIELDS.iter().zip(recorded.info).zip(now) {
+        if let Some(old) = old
+            && new != Some(old)
+            && !allowed.iter().any(|a| a == field)
+        {
+            return Some(DebianError::ReleaseInfoChanged {
+                url: url.to_owned(),
+                field,
+                old: old.to_owned(),
+                new: new.unwrap_or("(none)").to_owned(),
+            });
+        }
+    }
+    None
 }
 
 /// Downloads, checks and parses the `Packages.xz` of `arch` for every component of `suite`,
@@ -155,18 +290,37 @@ async fn read_indexes(
             .file(&format!("{component}/binary-{arch}/Packages"))
             .ok()
             .cloned();
-        let xz = fetch_index(http, &suite.mirror, &suite.suite, release, &xz_file).await?;
-        let task = format!("reading `{}`", xz_file.path);
-        let parsed =
-            tokio::task::spawn_blocking(move || parse_packages_xz(&xz, &xz_file, plain.as_ref()))
-                .await
-                .map_err(|e| DebianError::Task {
-                    task,
-                    reason: e.to_string(),
-                })??;
+        let parsed = match read_index(http, suite, &xz_file, plain.clone()).await {
+            // A mismatch on a content-addressed URL is a bad answer (a stale cache, a broken
+            // proxy), not a mirror mid-update: ask once more, as apt retries by hash.
+            Err(DebianError::Packages(
+                PackagesError::Size { .. } | PackagesError::Digest { .. },
+            )) if release.acquire_by_hash => read_index(http, suite, &xz_file, plain).await?,
+            other => other?,
+        };
         index.merge(parsed);
     }
     Ok(index)
+}
+
+/// Downloads, checks and parses one `Packages.xz`.
+async fn read_index(
+    http: &reqwest::Client,
+    suite: &VerifiedSuite,
+    xz_file: &IndexFile,
+    plain: Option<IndexFile>,
+) -> Result<PackageIndex, DebianError> {
+    let xz = fetch_index(http, &suite.mirror, &suite.suite, &suite.release, xz_file).await?;
+    let task = format!("reading `{}`", xz_file.path);
+    let xz_file = xz_file.clone();
+    let parsed =
+        tokio::task::spawn_blocking(move || parse_packages_xz(&xz, &xz_file, plain.as_ref()))
+            .await
+            .map_err(|e| DebianError::Task {
+                task,
+                reason: e.to_string(),
+            })??;
+    Ok(parsed)
 }
 
 /// One package-level difference between two lockfiles.
@@ -361,6 +515,9 @@ mod tests {
             suite: "trixie".into(),
             codename: "trixie".into(),
             release_version: None,
+            release_origin: None,
+            release_label: None,
+            release_suite: None,
             release_date: String::new(),
             inrelease_sha256: String::new(),
             architectures: vec!["amd64".into()],

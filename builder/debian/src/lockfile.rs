@@ -39,7 +39,18 @@ pub struct Lockfile {
     /// `Version` of the `Release` (`13.7`), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_version: Option<String>,
-    /// `Date` of the `Release`, as written there.
+    /// `Origin` of the `Release` (`Debian`). With `Label`, `Suite` and `codename`, the
+    /// archive's identity, which a relock refuses to see change unless the definition allows
+    /// it. Absent in locks written before kiln recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_origin: Option<String>,
+    /// `Label` of the `Release` (`Debian`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_label: Option<String>,
+    /// `Suite` of the `Release` (`stable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_suite: Option<String>,
+    /// `Date` of the `Release`, as written there: a relock refuses an older `Release`.
     pub release_date: String,
     /// The lower-case hex SHA-256 of the `InRelease` file the lock was made from.
     pub inrelease_sha256: String,
@@ -58,7 +69,19 @@ pub struct Lockfile {
 pub struct LockedSuite {
     /// The suite as the definition names it (`trixie-security`).
     pub suite: String,
-    /// `Date` of its `Release`, as written there.
+    /// `Origin` of its `Release` (absent in locks written before kiln recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_origin: Option<String>,
+    /// `Label` of its `Release` (`Debian-Security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_label: Option<String>,
+    /// `Suite` of its `Release` (`stable-security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_suite: Option<String>,
+    /// `Codename` of its `Release` (`trixie-security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_codename: Option<String>,
+    /// `Date` of its `Release`, as written there: a relock refuses an older `Release`.
     pub release_date: String,
     /// The lower-case hex SHA-256 of its `InRelease`.
     pub inrelease_sha256: String,
@@ -282,6 +305,9 @@ mod tests {
             suite: "trixie".into(),
             codename: "trixie".into(),
             release_version: Some("13.7".into()),
+            release_origin: None,
+            release_label: None,
+            release_suite: None,
             release_date: "Sat, 12 Sep 2026 07:55:41 UTC".into(),
             inrelease_sha256: "cd".repeat(32),
             architectures: vec!["amd64".into()],

@@ -101,7 +101,7 @@ impl PackageIndex {
 pub enum PackagesError {
     /// The downloaded size differs from `Release`.
     #[error(
-        "`{path}` is {actual} bytes but `Release` says {expected}; the mirror is inconsistent or the download was tampered with"
+        "Hash Sum mismatch: `{path}` is {actual} bytes but `Release` says {expected}; the mirror is inconsistent or the download was tampered with"
     )]
     Size {
         /// The index path.
@@ -113,7 +113,7 @@ pub enum PackagesError {
     },
     /// The SHA-256 differs from `Release`.
     #[error(
-        "`{path}` has sha256 `{actual}` but `Release` says `{expected}`; the mirror is inconsistent or the download was tampered with"
+        "Hash Sum mismatch: `{path}` has sha256 `{actual}` but `Release` says `{expected}`; the mirror is inconsistent or the download was tampered with"
     )]
     Digest {
         /// The index path.

@@ -9,11 +9,17 @@ use chrono::NaiveDateTime;
 
 use crate::control::{ControlError, parse_paragraphs};
 
+/// How far in the future a `Release` `Date` may lie before it is refused: apt's default
+/// `Acquire::Max-FutureTime` tolerance for clocks that are a little behind.
+pub const MAX_FUTURE_SECS: i64 = 10;
+
 /// The fields of a `Release` file kiln relies on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Release {
     /// `Origin` (`Debian`).
     pub origin: Option<String>,
+    /// `Label` (`Debian`, `Debian-Security`).
+    pub label: Option<String>,
     /// `Suite` (`stable`, `oldstable`, `stable-security`...).
     pub suite: Option<String>,
     /// `Codename` (`trixie`, `bookworm`...).
@@ -68,10 +74,25 @@ pub enum ReleaseError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// `SHA256` is absent but weaker lists are there.
+    #[error(
+        "`Release` of `{suite}` has no hash entry considered strong enough for security \
+         purposes: it lists only {found}, and kiln needs `SHA256`"
+    )]
+    WeakHashesOnly {
+        /// The suite or codename.
+        suite: String,
+        /// The weak lists present, formatted.
+        found: String,
+    },
+    /// `SHA256` lists the same path twice.
+    #[error("parsing `Release` field `SHA256`: `{0}` is listed twice")]
+    DuplicatePath(String),
     /// `Valid-Until` has passed.
     #[error(
-        "`Release` of `{suite}` expired at `{valid_until}` (it is now `{now}`); the mirror is \
-         stale or replaying old metadata"
+        "Release file for `{suite}` is expired (invalid since {ago}): it expired at \
+         `{valid_until}` and it is now `{now}`; updates for this repository will not be \
+         applied (the mirror is stale or replaying old metadata)"
     )]
     Expired {
         /// The suite or codename.
@@ -80,15 +101,19 @@ pub enum ReleaseError {
         valid_until: String,
         /// The caller's time, formatted.
         now: String,
+        /// How long ago it expired (`1h 0min 0s`).
+        ago: String,
     },
     /// `Date` lies in the future.
     #[error(
-        "`Release` of `{suite}` is dated `{date}`, after the current time `{now}`; check the \
-         machine's clock"
+        "Release file for `{suite}` is not valid yet (invalid for another {ahead}): it is \
+         dated `{date}` and it is now `{now}`; check the machine's clock"
     )]
     FromTheFuture {
         /// The suite or codename.
         suite: String,
+        /// How far ahead of the clock it is (`1h 0min 0s`).
+        ahead: String,
         /// `Date`, formatted.
         date: String,
         /// The caller's time, formatted.
@@ -148,7 +173,24 @@ impl Release {
             })?),
             None => None,
         };
-        let list = p.get("SHA256").ok_or(ReleaseError::Missing("SHA256"))?;
+        let Some(list) = p.get("SHA256") else {
+            let weak: Vec<String> = ["MD5Sum", "SHA1"]
+                .into_iter()
+                .filter(|f| p.get(f).is_some())
+                .map(|f| format!("`{f}`"))
+                .collect();
+            if weak.is_empty() {
+                return Err(ReleaseError::Missing("SHA256"));
+            }
+            return Err(ReleaseError::WeakHashesOnly {
+                suite: p
+                    .value("Codename")
+                    .or(p.value("Suite"))
+                    .unwrap_or("?")
+                    .to_owned(),
+                found: weak.join(" and "),
+            });
+        };
         let mut sha256 = BTreeMap::new();
         for line in list.continuation_lines() {
             let bad = |reason| ReleaseError::Field {
@@ -166,6 +208,9 @@ impl Release {
                 return Err(bad("not a SHA-256 hex digest"));
             }
             let size = size.parse().map_err(|_| bad("the size is not a number"))?;
+            if sha256.contains_key(path) {
+                return Err(ReleaseError::DuplicatePath(path.to_owned()));
+            }
             sha256.insert(
                 path.to_owned(),
                 IndexFile {
@@ -178,6 +223,7 @@ impl Release {
         let owned = |name| p.value(name).map(str::to_owned);
         Ok(Release {
             origin: owned("Origin"),
+            label: owned("Label"),
             suite: owned("Suite"),
             codename: owned("Codename"),
             version: owned("Version"),
@@ -192,7 +238,9 @@ impl Release {
         })
     }
 
-    /// Returns an error when `Valid-Until` is before `now` or `Date` is after it (Unix seconds).
+    /// Returns an error when `Valid-Until` is before `now` or `Date` is more than
+    /// [`MAX_FUTURE_SECS`] after it (Unix seconds), as apt's `Check-Valid-Until` and
+    /// `Max-FutureTime` do.
     pub fn check_time(&self, now: i64) -> Result<(), ReleaseError> {
         if let Some(until) = self.valid_until
             && until < now
@@ -201,13 +249,15 @@ impl Release {
                 suite: self.name().to_owned(),
                 valid_until: format_date(until),
                 now: format_date(now),
+                ago: format_span(now - until),
             });
         }
-        if self.date > now {
+        if self.date > now + MAX_FUTURE_SECS {
             return Err(ReleaseError::FromTheFuture {
                 suite: self.name().to_owned(),
                 date: format_date(self.date),
                 now: format_date(now),
+                ahead: format_span(self.date - now),
             });
         }
         Ok(())
@@ -256,6 +306,22 @@ pub fn parse_date(text: &str) -> Option<i64> {
     let stamp = stamp.split_once(", ").map_or(stamp, |(_, rest)| rest);
     let naive = NaiveDateTime::parse_from_str(stamp, "%d %b %Y %H:%M:%S").ok()?;
     Some(naive.and_utc().timestamp() - offset)
+}
+
+/// Formats a duration in seconds as apt does (`2d 3h 0min 5s`, `1h 0min 0s`, `42s`).
+pub fn format_span(secs: i64) -> String {
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}min {s}s"),
+        (0, _, _) => format!("{h}h {m}min {s}s"),
+        _ => format!("{d}d {h}h {m}min {s}s"),
+    }
 }
 
 /// Formats Unix seconds the way `Release` files write dates.
@@ -309,10 +375,14 @@ SHA256:
     fn time_window() {
         let r = Release::parse(TEXT).unwrap();
         assert!(r.check_time(r.date).is_ok());
+        assert!(r.check_time(r.date - MAX_FUTURE_SECS).is_ok());
         assert!(matches!(
-            r.check_time(r.date - 1),
+            r.check_time(r.date - MAX_FUTURE_SECS - 1),
             Err(ReleaseError::FromTheFuture { .. })
         ));
+        assert_eq!(format_span(3600), "1h 0min 0s");
+        assert_eq!(format_span(86_400 * 2 + 5), "2d 0h 0min 5s");
+        assert_eq!(format_span(11), "11s");
         assert!(matches!(
             r.check_time(r.valid_until.unwrap() + 1),
             Err(ReleaseError::Expired { .. })

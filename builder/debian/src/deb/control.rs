@@ -1,5 +1,6 @@
 //! A package's `control.tar`: its `control` stanza (kept verbatim for `status.d`) and its
-//! `md5sums`. Maintainer scripts are never read: kiln does not run them.
+//! `md5sums`. Maintainer scripts are never read, only named: kiln does not run them, and
+//! records which ones it skipped.
 //!
 //! Spec: deb(5), deb-control(5) (<https://manpages.debian.org/deb-control.5>).
 
@@ -20,6 +21,12 @@ const CONTROL_MAX: u64 = 1 << 20;
 /// The most an `md5sums` file may hold (one ~60-byte line per file shipped).
 const MD5SUMS_MAX: u64 = 32 << 20;
 
+/// The `control.tar` members dpkg runs or acts on at install time (deb-preinst(5) and
+/// siblings, deb-triggers(5)): what kiln skips.
+const MAINTAINER_SCRIPTS: [&str; 6] = [
+    "preinst", "postinst", "prerm", "postrm", "config", "triggers",
+];
+
 /// The parts of `control.tar` kiln keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlFile {
@@ -35,6 +42,9 @@ pub struct ControlFile {
     pub installed_size: Option<u64>,
     /// The `md5sums` file, as shipped, when the package has one.
     pub md5sums: Option<Vec<u8>>,
+    /// The maintainer scripts and `triggers` the package has, in archive order: none of
+    /// them is run.
+    pub maintainer_scripts: Vec<String>,
 }
 
 impl ControlFile {
@@ -61,6 +71,7 @@ impl ControlFile {
             architecture,
             installed_size,
             md5sums: None,
+            maintainer_scripts: Vec::new(),
         })
     }
 
@@ -81,6 +92,7 @@ impl ControlFile {
         let mut archive = tar::Archive::new(Limited::new(decoded, CONTROL_TAR_MAX, "control.tar"));
         let mut control = None;
         let mut md5sums = None;
+        let mut scripts = Vec::new();
         let entries = archive
             .entries()
             .map_err(|e| err(format!("control.tar: {e}")))?;
@@ -91,7 +103,14 @@ impl ControlFile {
             let (slot, max) = match name {
                 b"control" => (&mut control, CONTROL_MAX),
                 b"md5sums" => (&mut md5sums, MD5SUMS_MAX),
-                _ => continue,
+                other => {
+                    if let Some(s) = MAINTAINER_SCRIPTS.iter().find(|s| s.as_bytes() == other)
+                        && !scripts.contains(&s.to_string())
+                    {
+                        scripts.push(s.to_string());
+                    }
+                    continue;
+                }
             };
             let name = String::from_utf8_lossy(name).into_owned();
             if !entry.header().entry_type().is_file() {
@@ -114,6 +133,7 @@ impl ControlFile {
         let text = String::from_utf8(control).map_err(|_| err("`control` is not UTF-8".into()))?;
         let mut parsed = Self::parse(text).map_err(err)?;
         parsed.md5sums = md5sums;
+        parsed.maintainer_scripts = scripts;
         Ok(parsed)
     }
 }

@@ -22,6 +22,7 @@ use tar::EntryType;
 use crate::deb::DebError;
 use crate::deb::merged_usr::{fix_target, is_root_link, remap};
 use crate::deb::paths::{Kind, LayerPaths, Refusal};
+use crate::deb::rules::{PackageRules, SETID_BITS, SetuidFile};
 
 /// The largest pax or GNU long-name record accepted: real ones hold a path or two.
 const META_MAX: u64 = 64 << 10;
@@ -38,18 +39,24 @@ pub(crate) struct Package<'a> {
     /// The package name as a claim owner.
     pub(crate) owner: Arc<str>,
     pub(crate) file: &'a Path,
+    /// The `data.tar.*` member being read.
+    pub(crate) member: &'a str,
     /// `Installed-Size` in KiB.
     pub(crate) installed_size: u64,
+    /// The expansion bound and the setuid policy.
+    pub(crate) rules: &'a PackageRules,
 }
 
 impl Package<'_> {
-    /// Returns the most bytes the package's data.tar may produce: `Installed-Size` × 1.5
-    /// plus 1 MiB. dpkg computes `Installed-Size` as the sum of file sizes rounded up to
-    /// KiB plus 1 KiB per other entry, which is never below what is counted here (content
-    /// plus 512 bytes of header per entry) except for packages of many empty files, which
-    /// the 1 MiB covers.
+    /// Returns the most bytes the package's data.tar may produce: `Installed-Size` ×
+    /// [`PackageRules::max_expansion_percent`] (150 % by default) plus 1 MiB. dpkg computes
+    /// `Installed-Size` as the sum of file sizes rounded up to KiB plus 1 KiB per other
+    /// entry, which is never below what is counted here (content plus 512 bytes of header
+    /// per entry) except for packages of many empty files, which the 1 MiB covers.
     pub(crate) fn byte_limit(&self) -> u64 {
-        self.installed_size.saturating_mul(1024).saturating_mul(3) / 2 + (1 << 20)
+        let bytes = u128::from(self.installed_size) * 1024;
+        let limit = bytes * u128::from(self.rules.max_expansion_percent) / 100 + (1 << 20);
+        u64::try_from(limit).unwrap_or(u64::MAX)
     }
 
     fn unsafe_entry(&self, path: &str, reason: impl Into<String>) -> DebError {
@@ -65,6 +72,7 @@ impl Package<'_> {
         DebError::Data {
             package: self.name.to_string(),
             file: self.file.to_path_buf(),
+            member: self.member.to_string(),
             source,
         }
     }
@@ -141,13 +149,16 @@ struct Meta {
     pending: bool,
 }
 
-/// Streams the entries of the decompressed `data.tar` in `reader` into `writer`.
+/// Streams the entries of the decompressed `data.tar` in `reader` into `writer`, and
+/// returns the setuid and setgid files it met (their bits stripped unless the rules keep
+/// them).
 pub(crate) fn transform(
     reader: impl Read,
     pkg: &Package<'_>,
     paths: &mut LayerPaths<'_>,
     writer: &mut LayerWriter,
-) -> Result<(), DebError> {
+) -> Result<Vec<SetuidFile>, DebError> {
+    let mut setuid = Vec::new();
     let limit = pkg.byte_limit();
     let mut used: u64 = 0;
     let mut archive = tar::Archive::new(reader);
@@ -166,6 +177,7 @@ pub(crate) fn transform(
                 file: pkg.file.to_path_buf(),
                 installed_size: pkg.installed_size,
                 limit,
+                percent: pkg.rules.max_expansion_percent,
             });
         }
         let kind = header.entry_type();
@@ -218,7 +230,7 @@ pub(crate) fn transform(
                 .map_or_else(|| header.gid(), Ok)
                 .map_err(|e| pkg.data_err(e))?,
         );
-        let mode = header.mode().map_err(|e| pkg.data_err(e))?;
+        let mut mode = header.mode().map_err(|e| pkg.data_err(e))?;
         let link = match m.link {
             Some(l) => Some(l),
             None => header.link_name_bytes().map(|l| l.into_owned()),
@@ -228,6 +240,8 @@ pub(crate) fn transform(
             EntryType::Directory => Kind::Dir,
             EntryType::Symlink => Kind::Symlink,
             EntryType::Link => Kind::Hardlink,
+            // Refused rather than dropped: no Debian package ships one (devices come from
+            // the runtime), so a package that does is broken or hostile, and says so loudly.
             EntryType::Char | EntryType::Block => {
                 return Err(pkg.unsafe_entry(&name, "device nodes do not belong in an image"));
             }
@@ -307,13 +321,32 @@ pub(crate) fn transform(
         if !placement.write {
             continue;
         }
+        if matches!(entry_kind, Kind::File | Kind::Hardlink) && mode & SETID_BITS != 0 {
+            let kept = pkg.rules.keep_setuid.contains(&image_path);
+            setuid.push(SetuidFile {
+                path: image_path.clone(),
+                package: pkg.name.to_string(),
+                mode,
+                kept,
+            });
+            if !kept {
+                mode &= !SETID_BITS;
+            }
+        }
+        let mut source = ReadErrors::new(&mut entry);
         let written = match (entry_kind, target) {
-            (Kind::File, _) => writer.append_file(&image_path, mode, Some(owner), size, &mut entry),
+            (Kind::File, _) => {
+                writer.append_file(&image_path, mode, Some(owner), size, &mut source)
+            }
             (Kind::Dir, _) => writer.append_dir(&image_path, mode, Some(owner)),
             (Kind::Symlink, Some(t)) => writer.append_symlink(&image_path, &t, Some(owner)),
             (Kind::Hardlink, Some(t)) => writer.append_hardlink(&image_path, &t, mode, Some(owner)),
             _ => unreachable!("links always have a target here"),
         };
+        if let Some(e) = source.failed.take() {
+            // The package's bytes failed (corrupt or cut-off compression), not the layer.
+            return Err(pkg.data_err(e));
+        }
         written.map_err(|e| pkg.layer_err(e))?;
     }
     if meta.pending {
@@ -322,7 +355,33 @@ pub(crate) fn transform(
             "the archive ends with an extended header that describes no entry",
         )));
     }
-    Ok(())
+    Ok(setuid)
+}
+
+/// A reader that keeps the first error of the reader it wraps, so an error the layer
+/// writer reports while copying an entry is told apart from one of the package's bytes.
+struct ReadErrors<R> {
+    inner: R,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: Read> ReadErrors<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            failed: None,
+        }
+    }
+}
+
+impl<R: Read> Read for ReadErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.failed.is_none() {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
 }
 
 /// Applies the records of a pax extended header to `meta`.
@@ -384,14 +443,22 @@ mod tests {
 
     #[test]
     fn the_byte_limit_grows_with_installed_size() {
-        let pkg = |installed_size| Package {
+        let rules = PackageRules::default();
+        let pkg = |installed_size, rules| Package {
             name: "p",
             owner: Arc::from("p"),
             file: Path::new("p.deb"),
+            member: "data.tar.xz",
             installed_size,
+            rules,
         };
-        assert_eq!(pkg(0).byte_limit(), 1 << 20);
-        assert_eq!(pkg(1024).byte_limit(), (1 << 20) * 5 / 2);
-        assert_eq!(pkg(u64::MAX).byte_limit(), u64::MAX / 2 + (1 << 20));
+        assert_eq!(pkg(0, &rules).byte_limit(), 1 << 20);
+        assert_eq!(pkg(1024, &rules).byte_limit(), (1 << 20) * 5 / 2);
+        assert_eq!(pkg(u64::MAX, &rules).byte_limit(), u64::MAX);
+        let tight = PackageRules {
+            max_expansion_percent: 100,
+            ..PackageRules::default()
+        };
+        assert_eq!(pkg(1024, &tight).byte_limit(), 2 << 20);
     }
 }

@@ -134,8 +134,9 @@ pub enum DebError {
     },
     /// The package expands to more than its `Installed-Size` allows.
     #[error(
-        "package `{package}` (`{file}`): data.tar expands past {limit} bytes, far beyond its \
-         Installed-Size of {installed_size} KiB; refusing a possible decompression bomb"
+        "package `{package}` (`{file}`): data.tar expands past {limit} bytes, more than \
+         {percent} % of its Installed-Size of {installed_size} KiB; refusing a possible \
+         decompression bomb (a definition can raise `max-expansion-percent`)"
     )]
     ExpansionBomb {
         /// The package name.
@@ -146,6 +147,8 @@ pub enum DebError {
         installed_size: u64,
         /// The byte bound that was exceeded.
         limit: u64,
+        /// The bound in percent of `Installed-Size`.
+        percent: u64,
     },
     /// Two packages (or one package twice) ship the same non-directory path, or one ships
     /// something where the other has a directory.
@@ -178,13 +181,15 @@ pub enum DebError {
         /// Who created the parent.
         parent_owner: String,
     },
-    /// Reading `data.tar` failed (corrupt compression, bad tar headers).
-    #[error("package `{package}` (`{file}`): reading data.tar: {source}")]
+    /// Reading `data.tar` failed (corrupt compression, bad tar headers, a decoder limit).
+    #[error("package `{package}` (`{file}`): reading member `{member}`: {source}")]
     Data {
         /// The package name.
         package: String,
         /// The `.deb` file.
         file: PathBuf,
+        /// The ar member (`data.tar.xz`).
+        member: String,
         /// The underlying error.
         source: io::Error,
     },

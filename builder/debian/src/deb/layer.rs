@@ -9,6 +9,7 @@ use kiln_layer::{BlobStore, Compression, LayerBlob, LayerWriter, Ownership, TarP
 use crate::deb::data::{Package, transform};
 use crate::deb::decompress::MemberCompression;
 use crate::deb::paths::{Kind, LayerPaths, Refusal};
+use crate::deb::rules::{PackageRules, PackagesLayer, SetuidFile, SkippedScripts};
 use crate::deb::status::{is_package_name, md5sums_path, status_path, status_text};
 use crate::deb::{ArReader, ControlFile, DebError, PathTracker, merged_usr_links};
 use crate::lockfile::LockedPackage;
@@ -43,17 +44,19 @@ impl From<&LockedPackage> for DebInfo {
 /// paths in `seen`.
 ///
 /// `data.tar` is transformed tar→tar (see [`crate::deb`]): nothing is extracted to disk.
-/// Owners and modes are the package's (setuid bits included); times are the policy's.
-/// The layer depends only on `debs` and `policy`, not on `seen`, which only refuses
-/// conflicts with earlier layers. On error no blob is left under a final name and `seen`
-/// is unchanged.
+/// Owners and modes are the package's, except setuid and setgid bits of files, which only
+/// the paths `rules` names keep; times are the policy's. Maintainer scripts are never run;
+/// the result lists them, and every setuid or setgid file met. The layer depends only on
+/// `debs`, `rules` and `policy`, not on `seen`, which only refuses conflicts with earlier
+/// layers. On error no blob is left under a final name and `seen` is unchanged.
 pub fn write_packages_layer(
     debs: &[(DebInfo, PathBuf)],
     seen: &mut PathTracker,
+    rules: &PackageRules,
     policy: &TarPolicy,
     compression: Compression,
     store: &BlobStore,
-) -> Result<LayerBlob, DebError> {
+) -> Result<PackagesLayer, DebError> {
     for (info, _) in debs {
         if !is_package_name(&info.name) {
             return Err(DebError::BadPackageName {
@@ -71,8 +74,11 @@ pub fn write_packages_layer(
     let mut writer = LayerWriter::new(policy, compression, store).map_err(layer_err(first))?;
     let mut paths = LayerPaths::new(seen);
     let mut controls = Vec::with_capacity(debs.len());
+    let mut setuid = Vec::new();
     for (info, file) in debs {
-        controls.push(write_package(info, file, &mut paths, &mut writer)?);
+        let (control, found) = write_package(info, file, rules, &mut paths, &mut writer)?;
+        controls.push(control);
+        setuid.extend(found);
     }
     for ((info, _), control) in debs.iter().zip(&controls) {
         let owner: Arc<str> = Arc::from(format!("{} (status.d)", info.name));
@@ -98,7 +104,19 @@ pub fn write_packages_layer(
     let blob = writer.finish().map_err(layer_err(first))?;
     let claims = paths.into_claims();
     seen.merge(claims);
-    Ok(blob)
+    let skipped_scripts = controls
+        .into_iter()
+        .filter(|c| !c.maintainer_scripts.is_empty())
+        .map(|c| SkippedScripts {
+            package: c.package,
+            scripts: c.maintainer_scripts,
+        })
+        .collect();
+    Ok(PackagesLayer {
+        blob,
+        setuid,
+        skipped_scripts,
+    })
 }
 
 /// Returns the conflict error for a path kiln writes itself (status files, root links).
@@ -165,13 +183,14 @@ pub fn write_merged_usr_layer(
 
 /// Reads the `.deb` at `file` (`debian-binary`, `control.tar.*`, `data.tar.*`, in dpkg's
 /// order), checks that it is the package `info` names, and streams its data into
-/// `writer`. Returns its control file.
+/// `writer`. Returns its control file and its setuid and setgid files.
 fn write_package(
     info: &DebInfo,
     file: &Path,
+    rules: &PackageRules,
     paths: &mut LayerPaths<'_>,
     writer: &mut LayerWriter,
-) -> Result<ControlFile, DebError> {
+) -> Result<(ControlFile, Vec<SetuidFile>), DebError> {
     let (mut ar, control) = open_deb(file)?;
     if control.package != info.name || control.version != info.version {
         return Err(DebError::WrongPackage {
@@ -185,17 +204,20 @@ fn write_package(
         name: &info.name,
         owner: Arc::from(info.name.as_str()),
         file,
+        member: &member.name,
         installed_size: info.installed_size,
+        rules,
     };
     let decoded = compression
         .decoder(ar.data(&member)?)
         .map_err(|source| DebError::Data {
             package: info.name.clone(),
             file: file.to_path_buf(),
+            member: member.name.clone(),
             source,
         })?;
-    transform(decoded, &pkg, paths, writer)?;
-    Ok(control)
+    let setuid = transform(decoded, &pkg, paths, writer)?;
+    Ok((control, setuid))
 }
 
 /// Returns the control file of the `.deb` at `file`.

@@ -70,11 +70,13 @@ fn every_data_compression_round_trips() {
         let blob = write_packages_layer(
             &[deb.write(&dir)],
             &mut seen,
+            &rules_keeping(&["usr/bin/hello-su"]),
             &policy(),
             Compression::Gzip,
             &store,
         )
-        .unwrap();
+        .unwrap()
+        .blob;
         check_hello_layer(&read_layer(&store, &blob), &deb);
         assert_eq!(seen.owner("usr/bin/hello"), Some("hello"));
         assert_eq!(
@@ -184,7 +186,9 @@ fn build_twice(root: &Path, compression: Compression) -> kiln_layer::LayerBlob {
         .write(root),
     ];
     let mut seen = PathTracker::new();
-    write_packages_layer(&debs, &mut seen, &policy(), compression, &store).unwrap()
+    write_packages_layer(&debs, &mut seen, &rules(), &policy(), compression, &store)
+        .unwrap()
+        .blob
 }
 
 #[test]
@@ -236,18 +240,36 @@ fn layers_do_not_depend_on_earlier_layers_but_conflicts_span_them() {
     let top_alone = write_packages_layer(
         std::slice::from_ref(&top),
         &mut alone,
+        &rules(),
+        &policy(),
+        Compression::Gzip,
+        &store,
+    )
+    .unwrap()
+    .blob;
+
+    let mut image = PathTracker::new();
+    let links =
+        write_merged_usr_layer("amd64", &mut image, &policy(), Compression::Gzip, &store).unwrap();
+    write_packages_layer(
+        &[base],
+        &mut image,
+        &rules(),
         &policy(),
         Compression::Gzip,
         &store,
     )
     .unwrap();
-
-    let mut image = PathTracker::new();
-    let links =
-        write_merged_usr_layer("amd64", &mut image, &policy(), Compression::Gzip, &store).unwrap();
-    write_packages_layer(&[base], &mut image, &policy(), Compression::Gzip, &store).unwrap();
-    let top_stacked =
-        write_packages_layer(&[top], &mut image, &policy(), Compression::Gzip, &store).unwrap();
+    let top_stacked = write_packages_layer(
+        &[top],
+        &mut image,
+        &rules(),
+        &policy(),
+        Compression::Gzip,
+        &store,
+    )
+    .unwrap()
+    .blob;
     assert_eq!(
         top_alone, top_stacked,
         "a package group gives the same layer in every image"
@@ -259,8 +281,15 @@ fn layers_do_not_depend_on_earlier_layers_but_conflicts_span_them() {
     );
 
     let before = image.len();
-    let err = write_packages_layer(&[clash], &mut image, &policy(), Compression::Gzip, &store)
-        .unwrap_err();
+    let err = write_packages_layer(
+        &[clash],
+        &mut image,
+        &rules(),
+        &policy(),
+        Compression::Gzip,
+        &store,
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, DebError::Conflict { path, first, second } if path == "usr/bin/x" && first == "base" && second == "clash"),
         "{err:?}"
@@ -296,11 +325,13 @@ fn shipped_root_links_are_left_to_the_merged_usr_layer() {
     let blob = write_packages_layer(
         &[base_files.write(tmp.path())],
         &mut image,
+        &rules(),
         &policy(),
         Compression::Zstd,
         &store,
     )
-    .unwrap();
+    .unwrap()
+    .blob;
     let es = read_layer(&store, &blob);
     assert!(
         !es.iter().any(|e| e.kind == tar::EntryType::Symlink),
@@ -344,11 +375,13 @@ fn a_real_deb_from_the_apt_cache_becomes_a_layer() {
     let blob = write_packages_layer(
         &[(info, path.clone())],
         &mut PathTracker::new(),
+        &rules(),
         &policy(),
         Compression::Gzip,
         &store,
     )
-    .unwrap();
+    .unwrap()
+    .blob;
     let es = read_layer(&store, &blob);
     find(&es, &format!("var/lib/dpkg/status.d/{}", c.package));
 }

@@ -14,7 +14,7 @@ use kiln_debian::{
 };
 use sha2::{Digest, Sha256};
 
-const PACKAGES: &str = "\
+pub(crate) const PACKAGES: &str = "\
 Package: ca-certificates
 Version: 20250419
 Installed-Size: 390
@@ -51,12 +51,16 @@ Size: 5
 SHA256: 4444444444444444444444444444444444444444444444444444444444444444
 ";
 
-fn sha(bytes: &[u8]) -> String {
+pub(crate) fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Serves a signed trixie archive whose `Release` names `codename`; returns the xz bytes.
-fn publish(mirror: &FakeMirror, key: &pgp::composed::SignedSecretKey, codename: &str) -> Vec<u8> {
+pub(crate) fn publish(
+    mirror: &FakeMirror,
+    key: &pgp::composed::SignedSecretKey,
+    codename: &str,
+) -> Vec<u8> {
     let xz = liblzma::encode_all(PACKAGES.as_bytes(), 6).unwrap();
     let release = format!(
         "Origin: Debian\nSuite: stable\nCodename: {codename}\nDate: Sat, 12 Sep 2026 07:55:41 UTC\n\
@@ -75,7 +79,7 @@ Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} ma
     xz
 }
 
-fn definition() -> Definition {
+pub(crate) fn definition() -> Definition {
     Definition::parse(
         "static",
         Path::new("/nonexistent"),
@@ -117,7 +121,11 @@ async fn lock_verifies_fetches_by_hash_and_resolves() {
 }
 
 /// Serves `dists/trixie-security/` signed with `key`, listing `packages`.
-fn publish_security(mirror: &FakeMirror, key: &pgp::composed::SignedSecretKey, packages: &str) {
+pub(crate) fn publish_security(
+    mirror: &FakeMirror,
+    key: &pgp::composed::SignedSecretKey,
+    packages: &str,
+) {
     let xz = liblzma::encode_all(packages.as_bytes(), 6).unwrap();
     let release = format!(
         "Origin: Debian\nSuite: stable-security\nCodename: trixie-security\nDate: Sat, 12 Sep 2026 08:00:00 UTC\n\
@@ -135,7 +143,7 @@ Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} ma
     );
 }
 
-const SECURITY_PACKAGES: &str = "\
+pub(crate) const SECURITY_PACKAGES: &str = "\
 Package: ca-certificates
 Version: 20250419+deb13u1
 Installed-Size: 390
@@ -146,7 +154,7 @@ Size: 6
 SHA256: 5555555555555555555555555555555555555555555555555555555555555555
 ";
 
-fn with_security() -> Definition {
+pub(crate) fn with_security() -> Definition {
     Definition::parse(
         "static",
         Path::new("/nonexistent"),
@@ -210,7 +218,7 @@ async fn lock_with(
 }
 
 #[tokio::test]
-async fn a_security_suite_signed_by_an_unknown_key_is_refused() {
+async fn d01_a_security_suite_signed_by_a_key_not_pinned_is_refused() {
     let mirror = FakeMirror::start().await;
     let (k, stranger) = (key(7), key(8));
     publish(&mirror, &k, "trixie");
@@ -237,7 +245,7 @@ async fn a_security_suite_signed_by_an_unknown_key_is_refused() {
 }
 
 #[tokio::test]
-async fn a_packages_xz_that_differs_from_release_is_refused() {
+async fn d04_a_packages_xz_that_differs_from_release_is_refused_after_one_retry_by_hash() {
     let mirror = FakeMirror::start().await;
     let k = key(7);
     let xz = publish(&mirror, &k, "trixie");
@@ -265,10 +273,20 @@ async fn a_packages_xz_that_differs_from_release_is_refused() {
         err.to_string().contains("`main/binary-amd64/Packages.xz`"),
         "{err}"
     );
+    assert!(err.to_string().contains("Hash Sum mismatch"), "{err}");
+    assert_eq!(
+        mirror.hits(&format!(
+            "dists/trixie/main/binary-amd64/by-hash/SHA256/{}",
+            sha(&xz)
+        )),
+        2,
+        "one retry by hash, no more: {:?}",
+        mirror.requests()
+    );
 }
 
 #[tokio::test]
-async fn another_suite_served_under_the_asked_name_is_refused() {
+async fn d03_another_suite_served_under_the_asked_name_is_refused() {
     let mirror = FakeMirror::start().await;
     let k = key(7);
     publish(&mirror, &k, "bookworm");
@@ -286,7 +304,7 @@ async fn another_suite_served_under_the_asked_name_is_refused() {
     assert!(matches!(err, DebianError::WrongSuite { .. }), "{err}");
 }
 
-fn locked(body: &[u8], sha256: String) -> LockedPackage {
+pub(crate) fn locked(body: &[u8], sha256: String) -> LockedPackage {
     LockedPackage {
         name: "netbase".into(),
         version: "6.5".into(),
@@ -301,7 +319,7 @@ fn locked(body: &[u8], sha256: String) -> LockedPackage {
     }
 }
 
-fn cache_files(cache: &Path) -> Vec<String> {
+pub(crate) fn cache_files(cache: &Path) -> Vec<String> {
     let dir = cache.join("debs/sha256");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|d| {
@@ -314,7 +332,7 @@ fn cache_files(cache: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn fetch_deb_caches_verified_packages_only() {
+async fn d04_fetch_deb_caches_verified_packages_only() {
     let mirror = FakeMirror::start().await;
     let cache = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
@@ -328,6 +346,10 @@ async fn fetch_deb_caches_verified_packages_only() {
         .unwrap_err();
     assert!(matches!(err, FetchError::Mismatch { .. }), "{err}");
     assert!(err.to_string().contains(&"5".repeat(64)), "{err}");
+    assert!(
+        err.to_string().contains("Hash Sum mismatch") && err.to_string().contains("netbase_6.5"),
+        "{err}"
+    );
     assert!(
         cache_files(cache.path()).is_empty(),
         "{:?}",

@@ -5,9 +5,12 @@
 mod deb_fixture;
 mod support;
 
+mod base_build;
 mod deb_hostile;
 mod deb_layer;
+mod deb_malformed;
 mod fake_mirror;
 mod inrelease;
+mod mirror_faults;
 mod real_mirror;
 mod resolve;

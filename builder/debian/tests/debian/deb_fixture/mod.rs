@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use kiln_debian::deb::DebInfo;
+use kiln_debian::deb::{DebInfo, PackageRules};
 use kiln_layer::{BlobStore, Compression, LayerBlob, Ownership, TarPolicy};
 
 /// The policy the tests write layers with.
@@ -13,6 +13,19 @@ pub fn policy() -> TarPolicy {
     TarPolicy {
         mtime: 1_700_000_000,
         owner: Ownership::new(0, 0),
+    }
+}
+
+/// The default package rules (setuid bits stripped, 150 % expansion bound).
+pub fn rules() -> PackageRules {
+    PackageRules::default()
+}
+
+/// The default rules, keeping the setuid bits of the in-image `paths`.
+pub fn rules_keeping(paths: &[&str]) -> PackageRules {
+    PackageRules {
+        keep_setuid: paths.iter().map(|p| p.to_string()).collect(),
+        ..PackageRules::default()
     }
 }
 
@@ -26,6 +39,7 @@ pub enum Body {
     Symlink(String),
     Hardlink(String),
     CharDevice,
+    BlockDevice,
     Fifo,
 }
 
@@ -78,6 +92,7 @@ pub fn tar_of(items: &[Item]) -> Vec<u8> {
             Body::Symlink(_) => (tar::EntryType::Symlink, 0),
             Body::Hardlink(_) => (tar::EntryType::Link, 0),
             Body::CharDevice => (tar::EntryType::Char, 0),
+            Body::BlockDevice => (tar::EntryType::Block, 0),
             Body::Fifo => (tar::EntryType::Fifo, 0),
         };
         h.set_entry_type(kind);
@@ -88,7 +103,7 @@ pub fn tar_of(items: &[Item]) -> Vec<u8> {
         h.set_mtime(1_600_000_000);
         h.set_username("builder").unwrap();
         h.set_groupname("builder").unwrap();
-        if matches!(it.body, Body::CharDevice) {
+        if matches!(it.body, Body::CharDevice | Body::BlockDevice) {
             h.set_device_major(1).unwrap();
             h.set_device_minor(3).unwrap();
         }
@@ -221,6 +236,13 @@ impl Deb {
 
     /// Returns the `.deb` bytes.
     pub fn bytes(&self) -> Vec<u8> {
+        let data = self.data.compress(&tar_of(&self.items));
+        self.bytes_with_data(&format!("data.tar{}", self.data.ext()), &data)
+    }
+
+    /// Returns the compressed `control.tar` member: `control`, `md5sums` when set, and a
+    /// `postinst` that fails (kiln must never run it).
+    pub fn control_member(&self) -> (String, Vec<u8>) {
         let mut control = vec![dir("./"), file("./control", self.control_text().as_bytes())];
         if let Some(m) = &self.md5sums {
             control.push(file("./md5sums", m.as_bytes()));
@@ -230,15 +252,28 @@ impl Deb {
             Body::File(b"#!/bin/sh\nexit 1\n".to_vec()),
             0o755,
         ));
-        let control = self.control.compress(&tar_of(&control));
-        let data = self.data.compress(&tar_of(&self.items));
-        let control_name = format!("control.tar{}", self.control.ext());
-        let data_name = format!("data.tar{}", self.data.ext());
+        (
+            format!("control.tar{}", self.control.ext()),
+            self.control.compress(&tar_of(&control)),
+        )
+    }
+
+    /// Returns the `.deb` bytes with `data` (as is) as the data member `data_name`.
+    pub fn bytes_with_data(&self, data_name: &str, data: &[u8]) -> Vec<u8> {
+        let (control_name, control) = self.control_member();
         ar(&[
             ("debian-binary", b"2.0\n"),
             (&control_name, &control),
-            (&data_name, &data),
+            (data_name, data),
         ])
+    }
+
+    /// Writes `bytes` as this package's `.deb` into `dir` and returns its lockfile view and
+    /// path.
+    pub fn write_bytes(&self, dir: &Path, bytes: &[u8]) -> (DebInfo, PathBuf) {
+        let path = dir.join(format!("{}_{}_amd64.deb", self.name, self.version));
+        std::fs::write(&path, bytes).unwrap();
+        (self.info(), path)
     }
 
     /// Writes the `.deb` into `dir` and returns its lockfile view and path.

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use kiln_debian::Keyring;
@@ -55,8 +55,24 @@ pub fn keyring(keys: &[&SignedSecretKey]) -> Keyring {
     ring
 }
 
+/// Returns the public half of `key` as binary key bytes (a `.gpg` keyring file).
+pub fn public_bytes(key: &SignedSecretKey) -> Vec<u8> {
+    SignedPublicKey::from(key.clone()).to_bytes().unwrap()
+}
+
 /// Returns `text` cleartext-signed by each of `keys` with `hash`, created at [`DATE`].
 pub fn sign_with(text: &str, keys: &[&SignedSecretKey], hash: HashAlgorithm) -> String {
+    sign_expiring(text, keys, hash, None)
+}
+
+/// Returns `text` cleartext-signed by each of `keys` with `hash`, created at [`DATE`], the
+/// signatures expiring `lifetime` seconds later when given.
+pub fn sign_expiring(
+    text: &str,
+    keys: &[&SignedSecretKey],
+    hash: HashAlgorithm,
+    lifetime: Option<u32>,
+) -> String {
     let msg = CleartextSignedMessage::new_many(text, |normalized| {
         keys.iter()
             .map(|k| {
@@ -68,6 +84,13 @@ pub fn sign_with(text: &str, keys: &[&SignedSecretKey], hash: HashAlgorithm) -> 
                     ))?,
                     Subpacket::regular(SubpacketData::IssuerFingerprint(k.fingerprint()))?,
                 ];
+                if let Some(secs) = lifetime {
+                    config.hashed_subpackets.push(Subpacket::regular(
+                        SubpacketData::SignatureExpirationTime(pgp::types::Duration::from_secs(
+                            secs,
+                        )),
+                    )?);
+                }
                 config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
                     k.legacy_key_id(),
                 ))?];
@@ -84,11 +107,14 @@ pub fn sign(text: &str, key: &SignedSecretKey) -> String {
     sign_with(text, &[key], HashAlgorithm::Sha256)
 }
 
-/// A tiny HTTP/1.1 server answering GETs from a path → body map (404 otherwise).
+/// A tiny HTTP/1.1 server answering GETs from a path → body map (404 otherwise); a
+/// queued raw response for a path is sent (once) before the map is consulted, to inject
+/// redirects, malformed headers or altered bytes.
 pub struct FakeMirror {
     /// The mirror root, `http://127.0.0.1:<port>/debian/`.
     pub url: Url,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    raw: Arc<Mutex<HashMap<String, VecDeque<Vec<u8>>>>>,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
@@ -98,14 +124,15 @@ impl FakeMirror {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+        let raw: Arc<Mutex<HashMap<String, VecDeque<Vec<u8>>>>> = Arc::default();
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (f, r) = (files.clone(), requests.clone());
+        let (f, q, r) = (files.clone(), raw.clone(), requests.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut sock, _)) = listener.accept().await else {
                     return;
                 };
-                let (f, r) = (f.clone(), r.clone());
+                let (f, q, r) = (f.clone(), q.clone(), r.clone());
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 1024];
@@ -118,8 +145,15 @@ impl FakeMirror {
                     let head = String::from_utf8_lossy(&head);
                     let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
                     r.lock().unwrap().push(path.clone());
+                    let queued = q
+                        .lock()
+                        .unwrap()
+                        .get_mut(&path)
+                        .and_then(VecDeque::pop_front);
                     let body = f.lock().unwrap().get(&path).cloned();
-                    let response = match body {
+                    let response = match (queued, body) {
+                        (Some(raw), _) => raw,
+                        (None, body) => match body {
                         Some(body) => {
                             let mut out = format!(
                                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -130,6 +164,7 @@ impl FakeMirror {
                             out
                         }
                         None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                        },
                     };
                     let _ = sock.write_all(&response).await;
                     let _ = sock.shutdown().await;
@@ -139,8 +174,37 @@ impl FakeMirror {
         FakeMirror {
             url: Url::parse(&format!("http://127.0.0.1:{port}/debian/")).unwrap(),
             files,
+            raw,
             requests,
         }
+    }
+
+    /// Queues `response` (status line, headers and body, sent verbatim) as the next answer
+    /// for `path` under the mirror root; later requests get the next queued one, then `put`'s.
+    pub fn queue_raw(&self, path: &str, response: impl Into<Vec<u8>>) {
+        self.raw
+            .lock()
+            .unwrap()
+            .entry(format!("/debian/{path}"))
+            .or_default()
+            .push_back(response.into());
+    }
+
+    /// Queues a `200 OK` carrying `body` as the next answer for `path`.
+    pub fn queue_body(&self, path: &str, body: &[u8]) {
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        self.queue_raw(path, out);
+    }
+
+    /// Returns how many times `path` (under the mirror root) was requested.
+    pub fn hits(&self, path: &str) -> usize {
+        let full = format!("/debian/{path}");
+        self.requests().iter().filter(|r| **r == full).count()
     }
 
     /// Serves `body` at `path` under the mirror root (`dists/trixie/InRelease`).
