@@ -147,11 +147,13 @@ impl Client {
             mt.scopes.push(format!("repository:{from}:pull"));
             match self.try_mount(&mt, repo, digest, from).await {
                 Mount::Done => return Ok(BlobPush::Mounted),
-                Mount::Session(s) => session = Some(s),
+                Mount::Session(s) => {
+                    session = Some(s);
+                    // The session was opened with the mount's token: go on with it.
+                    t = mt;
+                }
                 Mount::Declined => {}
             }
-            // The mount token carries the extra scope; keep using it for this upload.
-            t = mt;
         }
         self.upload(&t, repo, digest, size, path, session, progress)
             .await?;
