@@ -15,6 +15,7 @@ mod architecture;
 mod bounds;
 mod build_env;
 mod concurrency;
+mod faults_push;
 mod go_build;
 mod golden_base;
 mod golden_java;
@@ -76,6 +77,7 @@ const TESTS: &[(&str, fn())] = &tests![
     golden_java::java21_runs_as_nonroot_with_its_generated_keystore,
     go_build::builds_are_reproducible_across_paths_mtimes_and_caches,
     go_build::unchanged_rebuild_reuses_layers_and_uploads_nothing,
+    faults_push::r12_b_a_killed_push_leaves_the_tag_and_a_rerun_completes,
     go_build::multi_binary_app_needs_and_honours_process_choice,
     go_build::local_layout_archive_and_zstd,
     go_build::errors_have_exit_codes_messages_and_hints,

@@ -1,16 +1,36 @@
 //! A loopback HTTP/1.1 proxy in front of a real registry that holds one kind of request
-//! forever: the fault a real registry cannot produce on demand, for "kill the client in the
-//! middle of a push" tests. Everything else is forwarded byte for byte.
+//! forever, or cuts its connection: the faults a real registry cannot produce on demand,
+//! for "kill the client in the middle of a push" and "the connection broke after k of n
+//! blobs" tests. Everything else is forwarded byte for byte, and every request line is
+//! recorded.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A proxy on 127.0.0.1 that forwards to `127.0.0.1:<upstream>` and stalls every request
-/// whose request line contains a given string.
+/// What happens to a request the proxy's rule catches.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Read, never forwarded, never answered.
+    Stall,
+    /// Read, then the client's connection is closed without an answer.
+    Close,
+}
+
+/// Which requests meet the fault: those whose request line contains `pattern`, after the
+/// first `pass` of them went through.
+struct Rule {
+    pattern: String,
+    pass: usize,
+    fault: Fault,
+    matched: AtomicUsize,
+}
+
+/// A proxy on 127.0.0.1 that forwards to `127.0.0.1:<upstream>` and stalls (or cuts) the
+/// requests its rule catches.
 pub struct StallProxy {
     port: u16,
     stalled: Arc<AtomicBool>,
@@ -22,25 +42,45 @@ impl StallProxy {
     /// Starts the proxy; requests whose line (`PUT /v2/app/manifests/1 HTTP/1.1`) contains
     /// `stall_on` are read but never forwarded.
     pub fn start(upstream: u16, stall_on: &str) -> Self {
+        Self::with_rule(upstream, Some((stall_on, 0, Fault::Stall)))
+    }
+
+    /// Like [`StallProxy::start`], but the first `pass` matching requests are forwarded.
+    pub fn stall_after(upstream: u16, pattern: &str, pass: usize) -> Self {
+        Self::with_rule(upstream, Some((pattern, pass, Fault::Stall)))
+    }
+
+    /// Forwards the first `pass` requests whose line contains `pattern`; for every later
+    /// one, closes the client's connection without forwarding or answering it.
+    pub fn close_after(upstream: u16, pattern: &str, pass: usize) -> Self {
+        Self::with_rule(upstream, Some((pattern, pass, Fault::Close)))
+    }
+
+    /// Forwards everything, recording each request line.
+    pub fn recording(upstream: u16) -> Self {
+        Self::with_rule(upstream, None)
+    }
+
+    fn with_rule(upstream: u16, rule: Option<(&str, usize, Fault)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         listener.set_nonblocking(true).expect("non-blocking accept");
         let stalled = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (st, sp, sn, pattern) = (
-            stalled.clone(),
-            stop.clone(),
-            seen.clone(),
-            stall_on.to_owned(),
-        );
+        let rule = Arc::new(rule.map(|(pattern, pass, fault)| Rule {
+            pattern: pattern.to_owned(),
+            pass,
+            fault,
+            matched: AtomicUsize::new(0),
+        }));
+        let (st, sp, sn) = (stalled.clone(), stop.clone(), seen.clone());
         thread::spawn(move || {
             while !sp.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let (st, sp, sn, pattern) =
-                            (st.clone(), sp.clone(), sn.clone(), pattern.clone());
-                        thread::spawn(move || serve(client, upstream, &pattern, &st, &sp, &sn));
+                        let (st, sp, sn, rule) = (st.clone(), sp.clone(), sn.clone(), rule.clone());
+                        thread::spawn(move || serve(client, upstream, &rule, &st, &sp, &sn));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
@@ -59,7 +99,8 @@ impl StallProxy {
         self.port
     }
 
-    /// Waits until a request has been stalled; returns whether one was within `timeout`.
+    /// Waits until a request has been stalled (or cut); returns whether one was within
+    /// `timeout`.
     pub fn wait_stalled(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -71,7 +112,7 @@ impl StallProxy {
         false
     }
 
-    /// Returns the request lines forwarded or stalled so far.
+    /// Returns the request lines forwarded, stalled or cut so far.
     pub fn requests(&self) -> Vec<String> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -86,7 +127,7 @@ impl Drop for StallProxy {
 fn serve(
     client: TcpStream,
     upstream: u16,
-    pattern: &str,
+    rule: &Option<Rule>,
     stalled: &AtomicBool,
     stop: &AtomicBool,
     seen: &Mutex<Vec<String>>,
@@ -102,6 +143,12 @@ fn serve(
         let _ = client_w.shutdown(Shutdown::Write);
     });
     let mut reader = BufReader::new(client);
+    // A TLS ClientHello (kiln probes loopback registries with HTTPS first): closing at once
+    // says "no TLS here"; waiting for a request line would hold the probe until its timeout.
+    if reader.fill_buf().is_ok_and(|b| b.first() == Some(&0x16)) {
+        let _ = server.shutdown(Shutdown::Both);
+        return;
+    }
     let mut server = server;
     loop {
         let mut head = Vec::new();
@@ -122,10 +169,21 @@ fn serve(
         seen.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(request_line.clone());
-        if request_line.contains(pattern) {
+        if let Some(rule) = rule
+            && request_line.contains(&rule.pattern)
+            && rule.matched.fetch_add(1, Ordering::SeqCst) >= rule.pass
+        {
             stalled.store(true, Ordering::SeqCst);
-            while !stop.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(50));
+            match rule.fault {
+                Fault::Stall => {
+                    while !stop.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                Fault::Close => {
+                    let _ = reader.get_ref().shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                }
             }
             return;
         }

@@ -171,7 +171,6 @@ pub async fn resolve(client: &Client, reference: &Reference) -> anyhow::Result<D
         return Ok(d.clone());
     }
     Ok(client
-        .get_manifest(reference, &reference.manifest_ref())
-        .await?
-        .digest)
+        .manifest_digest(reference, &reference.manifest_ref())
+        .await?)
 }

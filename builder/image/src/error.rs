@@ -42,6 +42,20 @@ pub enum ImageError {
     /// The image is not usable as asked (unsupported media type, no matching platform, ...).
     #[error("{0}")]
     Unsupported(String),
+    /// A manifest or index larger than registries must accept, refused before any upload.
+    #[error(
+        "the {what} `{digest}` is {size} bytes, more than the {max} bytes (4 MiB) registries must accept; nothing was pushed"
+    )]
+    ManifestTooLarge {
+        /// `manifest` or `index`.
+        what: &'static str,
+        /// Its digest.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A blob the image needs is neither in the store nor fetchable.
     #[error(
         "blob `{0}` is not in the local store and the image names no registry to fetch it from"
@@ -81,6 +95,10 @@ impl ImageError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Registry(e) => e.hint(),
+            Self::ManifestTooLarge { .. } => Some(
+                "a manifest grows with its layers and annotations: merge layers or drop annotations"
+                    .to_owned(),
+            ),
             Self::CorruptBlob(_) => Some(
                 "run the command again: kiln rebuilds what it built itself; an image it only has locally (a base in its store) is rebuilt with `kiln base build` or copied in again"
                     .to_owned(),

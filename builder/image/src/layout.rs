@@ -202,7 +202,10 @@ pub(crate) fn layers_of(
 
 fn read_blob(dir: &Path, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>, ImageError> {
     let path = dir.join("blobs/sha256").join(digest.hex());
-    let bytes = fs::read(&path).map_err(|e| ImageError::io("reading blob", &path, e))?;
+    let mut bytes = Vec::new();
+    open_blob(&path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        .map_err(|e| ImageError::io("reading blob", &path, e))?;
     if size.is_some_and(|s| s != bytes.len() as u64) || Digest::of(&bytes) != *digest {
         return Err(ImageError::Mismatch {
             what: "blob",
@@ -215,7 +218,7 @@ fn read_blob(dir: &Path, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>, 
 
 /// Checks that the file at `path` has `size` bytes hashing to `digest`.
 pub(crate) fn verify_file(path: &Path, digest: &Digest, size: u64) -> Result<(), ImageError> {
-    let mut file = fs::File::open(path).map_err(|e| ImageError::io("opening blob", path, e))?;
+    let mut file = open_blob(path).map_err(|e| ImageError::io("opening blob", path, e))?;
     let mut w = kiln_oci::Sha256Writer::new(std::io::sink());
     std::io::copy(&mut file, &mut w).map_err(|e| ImageError::io("reading blob", path, e))?;
     let (found, n, _) = w.finish();
@@ -229,10 +232,55 @@ pub(crate) fn verify_file(path: &Path, digest: &Digest, size: u64) -> Result<(),
     Ok(())
 }
 
+/// Opens the layout blob at `path` for reading, refusing a symlink (a layout from elsewhere
+/// could point one at any file of this machine) and anything but a regular file (a FIFO
+/// would hang the read) (RELIABILITY.md C05).
+pub(crate) fn open_blob(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a blob in an OCI layout must be a file, not a symlink",
+            ),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a blob in an OCI layout must be a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Returns whether `path` is a regular file (not a symlink to one).
+fn is_plain_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+}
+
 fn place_blob(src: &Path, dst: &Path) -> Result<(), ImageError> {
-    if dst.exists() || src == dst {
+    if src == dst {
         return Ok(());
     }
+    // A hard link to a symlink would be a symlink: only regular files are placed.
+    if !is_plain_file(src) {
+        return Err(ImageError::io(
+            "placing blob",
+            src,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a blob in an OCI layout must be a file, not a symlink",
+            ),
+        ));
+    }
+    if is_plain_file(dst) {
+        return Ok(());
+    }
+    remove_link(dst)?;
     match fs::hard_link(src, dst) {
         Ok(()) => return Ok(()),
         // Another writer put it there first: blobs are named by their content.
@@ -254,10 +302,19 @@ fn place_blob(src: &Path, dst: &Path) -> Result<(), ImageError> {
 
 fn write_blob(blob_dir: &Path, digest: &Digest, bytes: &[u8]) -> Result<(), ImageError> {
     let path = blob_dir.join(digest.hex());
-    if path.exists() {
+    if is_plain_file(&path) {
         return Ok(());
     }
+    remove_link(&path)?;
     write_file(&path, bytes)
+}
+
+/// Removes a symlink at `path` (a layout's blob names are files kiln writes itself).
+fn remove_link(path: &Path) -> Result<(), ImageError> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::remove_file(path).map_err(|e| ImageError::io("replacing a symlinked blob", path, e))?;
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temp file of its own and a rename, so readers never

@@ -142,6 +142,7 @@ pub async fn push_image<'a>(
     observer: &dyn PushObserver,
 ) -> Result<PushReport, ImageError> {
     let artifact = artifact.into();
+    check_push(target, &artifact)?;
     let unique = artifact.unique_layers();
     let images = artifact.images();
     let layers = stream::iter(unique.iter().copied())
@@ -207,6 +208,34 @@ pub async fn push_image<'a>(
     })
 }
 
+/// Refuses, before anything is sent, a target pinned to a digest (a push moves a tag) and
+/// manifests larger than registries must accept (RELIABILITY.md C05, R13).
+fn check_push(target: &Reference, artifact: &Artifact<'_>) -> Result<(), ImageError> {
+    if let Some(digest) = target.digest() {
+        return Err(ImageError::Unsupported(format!(
+            "cannot push to `{target}`: a push moves a tag, and `@{digest}` pins the reference to a digest; name the target by tag"
+        )));
+    }
+    let mut manifests = vec![("manifest", artifact.digest(), artifact.bytes())];
+    if let Artifact::Index(_) = artifact {
+        manifests[0].0 = "index";
+        for image in artifact.images() {
+            manifests.push(("manifest", &image.manifest_digest, &image.manifest_bytes));
+        }
+    }
+    for (what, digest, bytes) in manifests {
+        if bytes.len() as u64 > kiln_registry::MAX_MANIFEST_BYTES {
+            return Err(ImageError::ManifestTooLarge {
+                what,
+                digest: digest.clone(),
+                size: bytes.len() as u64,
+                max: kiln_registry::MAX_MANIFEST_BYTES,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Puts `image`'s config into `target`'s repository (skipped when it is there).
 async fn push_config(
     client: &Client,
@@ -257,8 +286,12 @@ async fn push_layer_inner(
         _ => None,
     };
     if !blobs.store().contains(&layer.digest) {
-        if client.blob_exists(target, &layer.digest).await?.is_some() {
-            return Ok(BlobOutcome::Existing);
+        // Before fetching the bytes: the registry may have them, or mount them. A failed
+        // check only means "unknown" (R10), a failed mount "upload instead" (R09).
+        match client.blob_exists(target, &layer.digest).await {
+            Ok(Some(_)) => return Ok(BlobOutcome::Existing),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "blob existence unknown"),
         }
         if let Some(from) = mount_from
             && client.mount_blob(target, &layer.digest, from).await?

@@ -1,12 +1,12 @@
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use kiln_layer::Compression;
 use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
 use kiln_oci::{Digest, Reference, Sha256Writer, media_types};
 use kiln_registry::Client;
 
-use crate::layout::{REF_NAME, layers_of, verify_file};
+use crate::layout::{REF_NAME, layers_of, open_blob, verify_file};
 use crate::{ImageError, Origin, Platform};
 
 /// What a validation checked.
@@ -312,12 +312,15 @@ fn validate_blobs(
 }
 
 /// Returns the sha256 of the decompressed layer at `path`.
+///
+/// The whole stream is read to its end, every gzip member and whatever follows the tar's
+/// end-of-archive blocks included: bytes smuggled after the tar still count, so they show
+/// as a diffID mismatch (RELIABILITY.md R14 e).
 fn diff_id_of(path: &Path, media_type: &str) -> io::Result<Digest> {
-    let file = io::BufReader::new(File::open(path)?);
-    let mut reader: Box<dyn Read> = match media_type {
-        media_types::OCI_LAYER_GZIP => Box::new(flate2::read::GzDecoder::new(file)),
-        media_types::OCI_LAYER_ZSTD => Box::new(zstd::Decoder::with_buffer(file)?),
-        _ => Box::new(file),
+    let file = io::BufReader::new(open_blob(path)?);
+    let mut reader: Box<dyn Read> = match Compression::from_media_type(media_type) {
+        Some(c) => c.decoder(file)?,
+        None => Box::new(file),
     };
     let mut w = Sha256Writer::new(io::sink());
     io::copy(&mut reader, &mut w)?;

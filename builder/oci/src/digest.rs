@@ -153,6 +153,31 @@ mod tests {
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
     }
 
+    /// C05: digests become file names (`blobs/sha256/<hex>`) and URL paths, so only
+    /// `sha256:` plus 64 lowercase hex characters gets through: no path pieces, no
+    /// uppercase (no second spelling of one blob), no other algorithm.
+    #[test]
+    fn c05_digests_are_sha256_and_lowercase_hex_only() {
+        let hex = Digest::of(b"x").hex().to_owned();
+        for bad in [
+            "sha256:../../x".to_owned(),
+            format!("sha256:../../{}", &hex[6..]),
+            format!("sha256:{}", hex.to_uppercase()),
+            format!("sha256:{hex}/"),
+            format!("sha256:{hex}\n"),
+            format!("SHA256:{hex}"),
+        ] {
+            let err = bad.parse::<Digest>().unwrap_err();
+            assert!(err.to_string().contains(&bad), "{err}");
+        }
+        let err = format!("sha512:{hex}{hex}").parse::<Digest>().unwrap_err();
+        assert!(matches!(err, DigestError::Algorithm(_)), "{err}");
+        assert!(err.to_string().contains("only accepts `sha256:"), "{err}");
+        // Serde goes through the same check (descriptors in pulled JSON).
+        let err = serde_json::from_str::<Digest>("\"sha256:../../etc/passwd\"").unwrap_err();
+        assert!(err.to_string().contains("64 lowercase hex"), "{err}");
+    }
+
     #[test]
     fn rejects_bad_digests() {
         assert!(matches!(

@@ -16,7 +16,7 @@ mod reference;
 pub use canonical::{CanonicalError, canonical_json};
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use media::{descriptor, media_types, to_spec_digest};
-pub use reference::{Reference, ReferenceError};
+pub use reference::{Reference, ReferenceError, is_valid_tag};
 
 /// The OCI image-spec types (manifest, index, config, descriptor, media type) from `oci-spec`.
 pub mod spec {

@@ -13,6 +13,15 @@ const DOCKER_HUB_API: &str = "registry-1.docker.io";
 /// Follows the grammar of distribution's `reference` package: the first path component
 /// is a registry host only if it contains `.` or `:` or is `localhost`; otherwise the
 /// reference is on Docker Hub, where one-component names live under `library/`.
+///
+/// Everything is validated when a reference is made, before it names a URL or a file
+/// (RELIABILITY.md C05): repository components are lowercase, a tag has at most 128
+/// characters, a digest is `sha256:` and 64 lowercase hex characters (no other algorithm,
+/// no uppercase, nothing a path could be built from).
+///
+/// `repo:tag@sha256:…` is accepted, as docker and podman accept it: the digest pins the
+/// image and the tag is only kept for display ([`Reference::manifest_ref`] asks for the
+/// digest, never the tag). A push, which moves a tag, refuses a reference with a digest.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
     registry: String,
@@ -48,19 +57,36 @@ pub enum ReferenceError {
 }
 
 impl Reference {
-    /// Returns a reference to `repository` on `registry` with an optional tag and digest.
+    /// Returns a reference to `repository` on `registry` with an optional tag and digest,
+    /// validated like a parsed one.
     pub fn new(
         registry: &str,
         repository: &str,
         tag: Option<&str>,
         digest: Option<Digest>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, ReferenceError> {
+        let whole = || {
+            let mut s = format!("{registry}/{repository}");
+            if let Some(t) = tag {
+                s.push_str(&format!(":{t}"));
+            }
+            s
+        };
+        if registry.is_empty() || registry.contains('/') {
+            return Err(ReferenceError::Repository(whole()));
+        }
+        if repository.is_empty() || !repository.split('/').all(valid_component) {
+            return Err(ReferenceError::Repository(whole()));
+        }
+        if tag.is_some_and(|t| !is_valid_tag(t)) {
+            return Err(ReferenceError::Tag(whole()));
+        }
+        Ok(Self {
             registry: registry.to_string(),
             repository: repository.to_string(),
             tag: tag.map(str::to_string),
             digest,
-        }
+        })
     }
 
     /// Returns the registry host as written (`docker.io` for Docker Hub), with port if any.
@@ -154,7 +180,9 @@ fn is_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
-fn valid_tag(t: &str) -> bool {
+/// Returns whether `t` is a valid tag: 1 to 128 of `A-Za-z0-9_.-`, not starting with `.`
+/// or `-` (distribution-spec, "Pulling manifests"). Such a tag is safe in a URL path.
+pub fn is_valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && !t.starts_with(['.', '-'])
@@ -189,7 +217,7 @@ impl FromStr for Reference {
             _ => (rest, None),
         };
         if let Some(t) = tag
-            && !valid_tag(t)
+            && !is_valid_tag(t)
         {
             return Err(ReferenceError::Tag(s.to_string()));
         }
@@ -265,6 +293,58 @@ mod tests {
         assert_eq!((r.registry(), r.tag()), ("localhost:5000", None));
         assert_eq!(parse("localhost/app").registry(), "localhost");
         assert_eq!(parse("quay.io/org/app").registry(), "quay.io");
+    }
+
+    /// C05: references are validated (or refused) when made, before any request or file
+    /// name is built from them; `repo:tag@digest` is pinned to the digest.
+    #[test]
+    fn c05_references_are_validated_before_use() {
+        let d = Digest::of(b"x");
+        let r = parse(&format!("127.0.0.1:5000/app:v1@{d}"));
+        assert_eq!(
+            r.manifest_ref(),
+            d.to_string(),
+            "the digest wins over the tag"
+        );
+        assert_eq!(r.tag(), Some("v1"), "the tag is kept for display");
+        assert_eq!(r.to_string(), format!("127.0.0.1:5000/app:v1@{d}"));
+
+        for upper in ["127.0.0.1:5000/App:v1", "Team/app", "quay.io/org/APP"] {
+            assert!(
+                matches!(
+                    upper.parse::<Reference>(),
+                    Err(ReferenceError::Repository(_))
+                ),
+                "{upper}"
+            );
+        }
+        let tag128 = "a".repeat(128);
+        assert_eq!(parse(&format!("app:{tag128}")).tag(), Some(tag128.as_str()));
+        let err = format!("app:b{tag128}").parse::<Reference>().unwrap_err();
+        assert!(matches!(err, ReferenceError::Tag(_)), "{err}");
+        assert!(err.to_string().contains("at most 128"), "{err}");
+
+        let upper_hex = format!("sha256:{}", d.hex().to_uppercase());
+        let sha512 = format!("sha512:{}{}", d.hex(), d.hex());
+        for bad in ["sha256:../../x", upper_hex.as_str(), sha512.as_str()] {
+            let err = format!("127.0.0.1:5000/app@{bad}")
+                .parse::<Reference>()
+                .unwrap_err();
+            assert!(matches!(err, ReferenceError::Digest { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        // A "tag" holding a path is no tag: the whole thing is then an invalid name.
+        assert!("127.0.0.1:5000/app:../../x".parse::<Reference>().is_err());
+        for bad in ["../x", "a/b", "", ".hidden", "-x", "x?y", "x%2f"] {
+            assert!(!is_valid_tag(bad), "{bad:?}");
+        }
+
+        // The constructor checks the same rules.
+        assert!(Reference::new("127.0.0.1:5000", "team/app", Some("v1"), None).is_ok());
+        assert!(Reference::new("127.0.0.1:5000", "../app", None, None).is_err());
+        assert!(Reference::new("127.0.0.1:5000", "App", None, None).is_err());
+        assert!(Reference::new("127.0.0.1:5000", "app", Some("../../x"), None).is_err());
+        assert!(Reference::new("127.0.0.1:5000/x", "app", None, None).is_err());
     }
 
     #[test]

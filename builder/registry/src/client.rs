@@ -1,6 +1,6 @@
 //! The [`Client`] handle and its shared state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,9 @@ pub(crate) struct Inner {
     /// `http` or `https` per host[:port], decided once per loopback/insecure host.
     pub(crate) schemes: Mutex<HashMap<String, &'static str>>,
     pub(crate) auth: AuthState,
+    /// `(target registry/repository, source repository)` pairs whose mount a registry
+    /// refused with a 4xx: not asked again by this client (RELIABILITY.md R09).
+    pub(crate) mounts_refused: Mutex<HashSet<(String, String)>>,
 }
 
 impl Client {
@@ -34,6 +37,7 @@ impl Client {
                 transports,
                 schemes: Mutex::new(HashMap::new()),
                 auth: AuthState::default(),
+                mounts_refused: Mutex::new(HashSet::new()),
             }),
         })
     }

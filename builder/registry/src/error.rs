@@ -79,6 +79,68 @@ pub enum RegistryError {
         /// The size seen (for an overlong download: the bytes received when kiln stopped).
         actual: u64,
     },
+    /// The registry announced a blob length (`Content-Length`) other than its descriptor's
+    /// size: refused before a byte is written.
+    #[error(
+        "{action}: the registry announced {announced} bytes (`Content-Length`), the descriptor says {expected}"
+    )]
+    AnnouncedSize {
+        /// What was being done.
+        action: String,
+        /// The descriptor's size.
+        expected: u64,
+        /// The `Content-Length` the registry sent.
+        announced: u64,
+    },
+    /// A manifest reference that is neither a tag nor a digest, refused before any request
+    /// (a path such as `../../x` would otherwise end up in the URL).
+    #[error(
+        "{action}: `{reference}` is neither a tag (at most 128 of `A-Za-z0-9_.-`) nor a `sha256:` digest"
+    )]
+    InvalidReference {
+        /// What was being done.
+        action: String,
+        /// The refused reference.
+        reference: String,
+    },
+    /// The registry stored a pushed manifest under another digest than kiln computed.
+    #[error("{action}: registry stored digest `{stored}`, expected `{expected}`")]
+    StoredDigest {
+        /// What was being done.
+        action: String,
+        /// The digest of the bytes kiln sent.
+        expected: Digest,
+        /// The `Docker-Content-Digest` the registry answered with.
+        stored: Digest,
+    },
+    /// A manifest larger than registries must accept, refused before anything is sent.
+    #[error(
+        "{action}: the manifest is {size} bytes, more than the {max} bytes (4 MiB) registries must accept"
+    )]
+    ManifestTooLarge {
+        /// What was being done.
+        action: String,
+        /// The manifest's size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The registry refused a manifest as too large (413).
+    #[error("{action}: the registry refused the {size}-byte manifest as too large (413)")]
+    ManifestRefused {
+        /// What was being done.
+        action: String,
+        /// The manifest's size.
+        size: u64,
+    },
+    /// A pulled manifest kiln refuses to interpret.
+    #[error("{action}: {problem}")]
+    BadManifest {
+        /// What was being done.
+        action: String,
+        /// What is wrong with it.
+        problem: ManifestProblem,
+    },
     /// A response body was larger than kiln accepts for its kind.
     #[error("{action}: response is larger than the {max} bytes kiln accepts")]
     TooLarge {
@@ -137,6 +199,42 @@ pub enum RegistryError {
         /// The registry being logged in to.
         registry: String,
     },
+}
+
+/// Why a pulled manifest is refused (RELIABILITY.md R15).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestProblem {
+    /// A Docker image manifest schema 1 (signed or not).
+    #[error("the registry sent a Docker schema1 manifest: schema1 unsupported")]
+    Schema1,
+    /// A document with both `manifests` and `layers` or `config`: an index to one reader,
+    /// an image to another (CVE-2021-41190).
+    #[error(
+        "the document has both `manifests` and `layers`/`config`, so it reads as an index and as an image; refusing the ambiguous document"
+    )]
+    Ambiguous,
+    /// The body's `mediaType` contradicts the `Content-Type` it came with.
+    #[error(
+        "the registry sent it as `{header}` but its `mediaType` says `{body}`; refusing the mismatch"
+    )]
+    MediaTypeMismatch {
+        /// The `Content-Type` (without parameters).
+        header: String,
+        /// The body's `mediaType`.
+        body: String,
+    },
+    /// The media type names one kind of document and the fields are the other kind's.
+    #[error("it is declared `{media_type}` but has the fields of {shape}; refusing the mismatch")]
+    Shape {
+        /// The declared media type.
+        media_type: String,
+        /// What the fields look like: `an image index` or `an image manifest`.
+        shape: &'static str,
+    },
+    /// The body is not a JSON object.
+    #[error("the manifest is not a JSON object")]
+    NotJson,
 }
 
 /// An unexpected HTTP answer, with the registry's own error code and message.
@@ -231,6 +329,25 @@ impl RegistryError {
                 "the registry sent other content than asked for; retry, and tell the registry operator if it persists"
                     .to_string(),
             ),
+            Self::StoredDigest { .. } => Some(
+                "something between kiln and the registry rewrote the manifest (a proxy, or a registry converting formats); the tag may now name other bytes than kiln built: push to a registry that stores manifests as sent"
+                    .to_string(),
+            ),
+            Self::ManifestTooLarge { .. } | Self::ManifestRefused { .. } => Some(
+                "a manifest grows with its layers and annotations: merge layers or drop annotations, or use a registry that accepts larger manifests"
+                    .to_string(),
+            ),
+            Self::BadManifest { problem, .. } => Some(match problem {
+                ManifestProblem::Schema1 => "copy the image again with a current tool (`skopeo copy`, `docker push`): it then gets a schema 2 or OCI manifest".to_string(),
+                _ => "the image or the registry is broken or hostile; pull it by digest from a registry you trust, and tell its operator".to_string(),
+            }),
+            Self::InvalidReference { .. } => {
+                Some("name a tag like `v1.2` or a digest like `sha256:<64 hex>`".to_string())
+            }
+            Self::AnnouncedSize { .. } => Some(
+                "the registry sent other content than asked for; retry, and tell the registry operator if it persists"
+                    .to_string(),
+            ),
             Self::Helper { helper, .. } => Some(format!(
                 "check that `docker-credential-{helper}` is installed and on PATH, or remove it from config.json"
             )),
@@ -255,6 +372,20 @@ impl RegistryError {
             Self::Status(e) => e.code.as_deref(),
             _ => None,
         }
+    }
+
+    /// Returns the error with `note` added to what was being done, e.g. how many attempts
+    /// were made before giving up.
+    pub(crate) fn noting(mut self, note: &str) -> Self {
+        match &mut self {
+            Self::Status(e) => e.action.push_str(note),
+            Self::Transport { action, .. }
+            | Self::Protocol { action, .. }
+            | Self::SizeMismatch { action, .. }
+            | Self::Io { action, .. } => action.push_str(note),
+            _ => {}
+        }
+        self
     }
 
     /// Returns whether trying again may help.

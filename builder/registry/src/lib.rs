@@ -17,6 +17,7 @@ mod client;
 mod error;
 mod hosts;
 mod login;
+mod manifest;
 mod payload;
 mod pull;
 mod push;
@@ -29,8 +30,9 @@ mod tls;
 mod upload;
 
 pub use client::Client;
-pub use error::{RegistryError, StatusError, TransportKind};
+pub use error::{ManifestProblem, RegistryError, StatusError, TransportKind};
 pub use login::login;
+pub use manifest::MAX_MANIFEST_BYTES;
 pub use pull::PulledManifest;
 pub use push::BlobPush;
 pub use referrers::Referrer;

@@ -11,12 +11,10 @@ use reqwest::{Method, Response};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
+use crate::manifest::{MAX_MANIFEST_BYTES, check_reference, media_type_of};
 use crate::push::DOCKER_CONTENT_DIGEST;
 use crate::request::{Request, Target, expect};
 use crate::{Client, RegistryError};
-
-/// The largest manifest kiln reads (the distribution spec suggests registries accept 4 MiB).
-const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
 /// A manifest (or index) as the registry sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +29,11 @@ pub struct PulledManifest {
 
 impl Client {
     /// Returns the manifest `reference` (tag or digest) of `repo`, asking for every manifest
-    /// and index type kiln reads. Bytes pulled by digest must hash to it; bytes pulled by
-    /// tag must hash to the registry's `Docker-Content-Digest` when it sends one.
+    /// and index type kiln reads, at most [`crate::MAX_MANIFEST_BYTES`]. Bytes pulled by
+    /// digest must hash to it. Pulled by tag, the bytes' own hash is their digest: a
+    /// `Docker-Content-Digest` that disagrees is only warned about, as registries get it
+    /// wrong (RELIABILITY.md R14). Schema 1, documents that read as both an index and an
+    /// image, and a `mediaType` the `Content-Type` contradicts are refused (R15).
     pub async fn get_manifest(
         &self,
         repo: &Reference,
@@ -42,6 +43,7 @@ impl Client {
             repo,
             format!("pulling manifest `{reference}` from `{}`", repo.name()),
         );
+        check_reference(t, reference)?;
         let inner = &*self.inner;
         let (resp, bytes) = inner
             .settings
@@ -53,17 +55,12 @@ impl Client {
                 let req = Request::new(Method::GET, url).header(ACCEPT, MANIFEST_ACCEPT);
                 let resp = expect(t, inner.send(t, &req).await?, &[200]).await?;
                 let headers = resp.headers().clone();
-                let bytes = read_capped(t, resp, MAX_MANIFEST).await?;
+                let bytes = read_capped(t, resp, MAX_MANIFEST_BYTES).await?;
                 Ok((headers, bytes))
             })
             .await?;
         let digest = Digest::of(&bytes);
-        let expected = reference.parse::<Digest>().ok().or_else(|| {
-            resp.get(DOCKER_CONTENT_DIGEST)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-        });
-        if let Some(expected) = expected
+        if let Ok(expected) = reference.parse::<Digest>()
             && expected != digest
         {
             return Err(RegistryError::DigestMismatch {
@@ -72,23 +69,73 @@ impl Client {
                 actual: digest,
             });
         }
-        let header_type = resp
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_string())
-            .filter(|v| !v.is_empty() && v != "application/json" && v != "text/plain");
-        let media_type = match header_type {
-            Some(m) => m,
-            None => body_media_type(&bytes).ok_or_else(|| RegistryError::Protocol {
-                action: t.action.clone(),
-                detail: "the manifest has neither a `Content-Type` nor a `mediaType`".to_string(),
-            })?,
-        };
+        let said = resp
+            .get(DOCKER_CONTENT_DIGEST)
+            .and_then(|v| v.to_str().ok());
+        if let Some(said) = said
+            && said != digest.to_string()
+        {
+            tracing::warn!(
+                reference,
+                repository = %repo.name(),
+                registry_said = said,
+                %digest,
+                "the registry's Docker-Content-Digest does not match the manifest it sent; using the manifest's own digest"
+            );
+        }
+        let content_type = resp.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let media_type = media_type_of(t, content_type, &bytes)?;
         Ok(PulledManifest {
             bytes,
             media_type,
             digest,
         })
+    }
+
+    /// Returns the digest of manifest `reference` of `repo` from one HEAD when the registry
+    /// names it (`Docker-Content-Digest`); a registry that leaves the header out, or a HEAD
+    /// that fails otherwise than 404, costs a GET, and kiln hashes the bytes itself
+    /// (RELIABILITY.md R10).
+    pub async fn manifest_digest(
+        &self,
+        repo: &Reference,
+        reference: &str,
+    ) -> Result<Digest, RegistryError> {
+        let t = &Target::pull(
+            repo,
+            format!("resolving manifest `{reference}` of `{}`", repo.name()),
+        );
+        check_reference(t, reference)?;
+        let inner = &*self.inner;
+        let url = inner
+            .url(t, &format!("{}/manifests/{reference}", repo.repository()))
+            .await?;
+        let req = Request::new(Method::HEAD, url).header(ACCEPT, MANIFEST_ACCEPT);
+        match inner.send(t, &req).await {
+            Ok(resp) if resp.status().as_u16() == 200 => {
+                let said = resp
+                    .headers()
+                    .get(DOCKER_CONTENT_DIGEST)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<Digest>().ok());
+                match (said, reference.parse::<Digest>()) {
+                    (Some(said), Err(_)) => return Ok(said),
+                    (Some(said), Ok(asked)) if said == asked => return Ok(said),
+                    _ => {}
+                }
+            }
+            Ok(resp) if resp.status().as_u16() == 404 => {
+                return Err(crate::request::status_error(t, resp).await);
+            }
+            Ok(resp) => {
+                tracing::debug!(
+                    status = resp.status().as_u16(),
+                    "manifest HEAD failed; asking with GET"
+                );
+            }
+            Err(e) => tracing::debug!(error = %e, "manifest HEAD failed; asking with GET"),
+        }
+        Ok(self.get_manifest(repo, reference).await?.digest)
     }
 
     /// Downloads blob `digest` of `repo` into `dest` through a temporary file in the same
@@ -141,6 +188,15 @@ impl Client {
             .retry
             .run(&t.action, move || async move {
                 let mut resp = self.blob_response(t, repo, digest).await?;
+                if let (Some(expected), Some(announced)) = (expected_size, resp.content_length())
+                    && expected != announced
+                {
+                    return Err(RegistryError::AnnouncedSize {
+                        action: t.action.clone(),
+                        expected,
+                        announced,
+                    });
+                }
                 let mut file = tokio::fs::File::create(tmp).await.map_err(io)?;
                 let mut hasher = Sha256::new();
                 let mut n = 0u64;
@@ -261,15 +317,6 @@ pub(crate) async fn read_capped(
         out.extend_from_slice(&chunk);
     }
     Ok(out)
-}
-
-fn body_media_type(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Typed {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-    }
-    serde_json::from_slice::<Typed>(bytes).ok()?.media_type
 }
 
 fn temp_path(dest: &Path) -> PathBuf {

@@ -7,10 +7,11 @@ use bytes::Bytes;
 use kiln_oci::{Digest, Reference};
 use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use url::Url;
 
+use crate::manifest::{check_reference, check_size};
 use crate::payload::Payload;
-use crate::request::{Request, Target, expect, location};
+use crate::request::{Request, Target, expect};
+use crate::upload::Session;
 use crate::{Client, RegistryError};
 
 /// The header registries put a content digest in.
@@ -35,8 +36,10 @@ pub enum BlobPush {
 /// What a mount attempt achieved.
 enum Mount {
     Done,
-    /// The registry opened an upload session instead (at this location).
-    Session(Url),
+    /// The registry opened an upload session instead.
+    Session(Session),
+    /// The mount failed or was refused; upload instead.
+    Declined,
 }
 
 impl Client {
@@ -50,7 +53,31 @@ impl Client {
             repo,
             format!("checking for blob `{digest}` in `{}`", repo.name()),
         );
-        self.head_blob(&t, repo, digest).await
+        let t = &t;
+        self.inner
+            .settings
+            .retry
+            .run(&t.action, move || self.head_blob(t, repo, digest))
+            .await
+    }
+
+    /// Returns `Some(size)` if the registry answers one HEAD with 200. Any other answer
+    /// than 200 or 404 (401/403, storage that refuses a HEAD it was redirected to, 5xx, no
+    /// answer) means "unknown", so the caller uploads: uploading a blob the registry has is
+    /// harmless (RELIABILITY.md R10).
+    pub(crate) async fn probe_blob(
+        &self,
+        t: &Target,
+        repo: &Reference,
+        digest: &Digest,
+    ) -> Option<u64> {
+        match self.head_blob(t, repo, digest).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(error = %e, %digest, "blob existence unknown; uploading");
+                None
+            }
+        }
     }
 
     async fn head_blob(
@@ -60,36 +87,32 @@ impl Client {
         digest: &Digest,
     ) -> Result<Option<u64>, RegistryError> {
         let inner = &*self.inner;
-        inner
-            .settings
-            .retry
-            .run(&t.action, move || async move {
-                let url = inner
-                    .url(t, &format!("{}/blobs/{digest}", repo.repository()))
-                    .await?;
-                let resp = inner.send(t, &Request::new(Method::HEAD, url)).await?;
-                match resp.status().as_u16() {
-                    200 => Ok(Some(
-                        resp.headers()
-                            .get(CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0),
-                    )),
-                    404 => Ok(None),
-                    _ => Err(crate::request::status_error(t, resp).await),
-                }
-            })
-            .await
+        let url = inner
+            .url(t, &format!("{}/blobs/{digest}", repo.repository()))
+            .await?;
+        let resp = inner.send(t, &Request::new(Method::HEAD, url)).await?;
+        match resp.status().as_u16() {
+            200 => Ok(Some(
+                resp.headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )),
+            404 => Ok(None),
+            _ => Err(crate::request::status_error(t, resp).await),
+        }
     }
 
     /// Puts blob `digest` (`size` bytes, read from `path`) into `repo`.
     ///
     /// Skips blobs the registry has; if `mount_from` names another repository on the same
     /// registry, tries a cross-repository mount first and falls back to uploading on any
-    /// refusal. An upload streams the file (monolithic `PUT`, or `PATCH` chunks when
-    /// [`crate::RegistrySettings::chunk_size`] is set); a failed upload starts a new
-    /// session from the start of the file. `progress` gets the bytes sent so far.
+    /// refusal (a 4xx refusal stops this client from asking again for that pair). An
+    /// upload streams the file (monolithic `PUT`, or `PATCH` chunks when
+    /// [`crate::RegistrySettings::chunk_size`] is set); a failed upload starts a whole new
+    /// session (HEAD, POST, ...) from the start of the file. `progress` gets the bytes sent
+    /// so far.
     pub async fn push_blob(
         &self,
         repo: &Reference,
@@ -115,26 +138,22 @@ impl Client {
             });
         }
         let mut t = Target::push(repo, action);
-        let existing = match self.head_blob(&t, repo, digest).await {
-            Ok(found) => found,
-            // A HEAD answer has no body to say why; the upload's answer will carry the code.
-            Err(e) if matches!(e.status(), Some(401 | 403)) => None,
-            Err(e) => return Err(e),
-        };
-        if existing.is_some() {
+        if self.probe_blob(&t, repo, digest).await.is_some() {
             return Ok(BlobPush::Existing);
         }
         let mut session = None;
-        if let Some(from) = mount_from.filter(|f| !f.is_empty() && *f != repo.repository()) {
+        if let Some(from) = mount_from.filter(|f| self.may_mount(repo, f)) {
             let mut mt = t.clone();
             mt.scopes.push(format!("repository:{from}:pull"));
-            match self.mount(&mt, repo, digest, from).await {
-                Ok(Mount::Done) => return Ok(BlobPush::Mounted),
-                Ok(Mount::Session(url)) => session = Some(url),
-                Err(e) => tracing::debug!(error = %e, "mount refused, uploading"),
+            match self.try_mount(&mt, repo, digest, from).await {
+                Mount::Done => return Ok(BlobPush::Mounted),
+                Mount::Session(s) => {
+                    session = Some(s);
+                    // The session was opened with the mount's token: go on with it.
+                    t = mt;
+                }
+                Mount::Declined => {}
             }
-            // The mount token carries the extra scope; keep using it for this upload.
-            t = mt;
         }
         self.upload(&t, repo, digest, size, path, session, progress)
             .await?;
@@ -142,15 +161,19 @@ impl Client {
     }
 
     /// Mounts blob `digest` from repository `from` into `repo` (same registry) without
-    /// sending any bytes. Returns `true` if mounted, `false` if the registry declined (it
-    /// may not have the blob there, or not let this user read it); the upload session a
-    /// declining registry opens is cancelled.
+    /// sending any bytes. Returns `true` if mounted, `false` if not: the registry declined
+    /// (it may not have the blob there, or not let this user read it; the upload session
+    /// it opens instead is cancelled), refused mounts, or failed. A failed mount is never
+    /// an error: the caller uploads instead (RELIABILITY.md R09).
     pub async fn mount_blob(
         &self,
         repo: &Reference,
         digest: &Digest,
         from: &str,
     ) -> Result<bool, RegistryError> {
+        if !self.may_mount(repo, from) {
+            return Ok(false);
+        }
         let mut t = Target::push(
             repo,
             format!(
@@ -159,29 +182,54 @@ impl Client {
             ),
         );
         t.scopes.push(format!("repository:{from}:pull"));
-        let t = &t;
-        let attempt = self
-            .inner
-            .settings
-            .retry
-            .run(&t.action, move || async move {
-                self.mount(t, repo, digest, from).await
-            })
-            .await;
-        match attempt {
-            Ok(Mount::Done) => Ok(true),
-            Ok(Mount::Session(url)) => {
+        match self.try_mount(&t, repo, digest, from).await {
+            Mount::Done => Ok(true),
+            Mount::Session(s) => {
                 // Best effort: an abandoned session is garbage-collected by the registry anyway.
-                if let Ok(resp) = self.inner.send(t, &Request::new(Method::DELETE, url)).await {
+                if let Ok(resp) = self
+                    .inner
+                    .send(&t, &Request::new(Method::DELETE, s.url))
+                    .await
+                {
                     tracing::debug!(status = resp.status().as_u16(), "cancelled upload session");
                 }
                 Ok(false)
             }
-            Err(e) if matches!(e.status(), Some(400 | 401 | 403 | 404)) => {
-                tracing::debug!(error = %e, "mount declined");
-                Ok(false)
+            Mount::Declined => Ok(false),
+        }
+    }
+
+    /// Returns whether a mount from `from` into `repo` is worth asking for.
+    fn may_mount(&self, repo: &Reference, from: &str) -> bool {
+        !from.is_empty()
+            && from != repo.repository()
+            && !self
+                .inner
+                .mounts_refused
+                .lock()
+                .expect("mount lock")
+                .contains(&(repo.name(), from.to_string()))
+    }
+
+    /// Asks once for a mount. 201 is a mount (unless its `Docker-Content-Digest` names other
+    /// content), 202 a session to upload on; a 4xx refusal (unsupported, not allowed,
+    /// unknown) turns mounts from `from` into `repo` off for this client, and a 5xx or a
+    /// broken connection only declines this one: the upload that follows has its own retries.
+    async fn try_mount(&self, t: &Target, repo: &Reference, digest: &Digest, from: &str) -> Mount {
+        match self.mount(t, repo, digest, from).await {
+            Ok(m) => m,
+            Err(e) => {
+                let status = e.status().unwrap_or(0);
+                if (400..500).contains(&status) && !matches!(status, 408 | 429 | 499) {
+                    self.inner
+                        .mounts_refused
+                        .lock()
+                        .expect("mount lock")
+                        .insert((repo.name(), from.to_string()));
+                }
+                tracing::debug!(error = %e, "mount failed; uploading instead");
+                Mount::Declined
             }
-            Err(e) => Err(e),
         }
     }
 
@@ -201,15 +249,27 @@ impl Client {
             .append_pair("from", from);
         let resp = inner.send(t, &Request::new(Method::POST, url)).await?;
         let resp = expect(t, resp, &[201, 202]).await?;
-        if resp.status().as_u16() == 201 {
-            tracing::debug!(%digest, %from, "mounted blob");
-            return Ok(Mount::Done);
+        if resp.status().as_u16() == 202 {
+            return Ok(Mount::Session(Session::of(t, &resp)?));
         }
-        Ok(Mount::Session(location(t, &resp)?))
+        let said = resp
+            .headers()
+            .get(DOCKER_CONTENT_DIGEST)
+            .and_then(|v| v.to_str().ok());
+        if let Some(said) = said
+            && said != digest.to_string()
+        {
+            tracing::warn!(%digest, %said, "a mount answered with another digest; uploading instead");
+            return Ok(Mount::Declined);
+        }
+        tracing::debug!(%digest, %from, "mounted blob");
+        Ok(Mount::Done)
     }
 
     /// Pushes manifest `bytes` of `media_type` as `tag_or_digest`; returns their digest.
-    /// Fails if a digest reference or the registry's `Docker-Content-Digest` disagrees.
+    /// Refuses, before sending anything, a reference that is neither a tag nor a digest and
+    /// a manifest over [`crate::MAX_MANIFEST_BYTES`]. Fails if a digest reference or the
+    /// registry's `Docker-Content-Digest` disagrees with the bytes (RELIABILITY.md R13).
     pub async fn push_manifest(
         &self,
         repo: &Reference,
@@ -237,6 +297,8 @@ impl Client {
             repo,
             format!("pushing manifest `{tag_or_digest}` to `{}`", repo.name()),
         );
+        check_reference(&t, tag_or_digest)?;
+        check_size(&t, bytes)?;
         let digest = Digest::of(bytes);
         if let Ok(expected) = tag_or_digest.parse::<Digest>()
             && expected != digest
@@ -264,6 +326,12 @@ impl Client {
                     .header(CONTENT_TYPE, media_type)
                     .payload(Payload::Bytes(body.clone()));
                 let resp = inner.send(tr, &req).await?;
+                if resp.status() == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+                    return Err(RegistryError::ManifestRefused {
+                        action: tr.action.clone(),
+                        size: body.len() as u64,
+                    });
+                }
                 expect(tr, resp, &[200, 201, 202, 204]).await
             })
             .await?;
@@ -274,10 +342,10 @@ impl Client {
             .and_then(|v| v.parse::<Digest>().ok())
             && said != digest
         {
-            return Err(RegistryError::DigestMismatch {
+            return Err(RegistryError::StoredDigest {
                 action: t.action,
                 expected: digest,
-                actual: said,
+                stored: said,
             });
         }
         let subject_acknowledged = resp.headers().contains_key(OCI_SUBJECT);

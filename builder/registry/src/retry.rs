@@ -1,7 +1,8 @@
 //! Retry policy: which failures are worth another attempt, and how long to wait.
 //!
-//! Retried: 5xx (except 501/505), 408, 429 (honouring `Retry-After` seconds) and transport
-//! failures other than TLS verification. Everything else fails at once, and so does an
+//! Retried: 5xx (except 501/505; 522 and the other proxy codes included), 408, 429
+//! (honouring `Retry-After` seconds), 499 (nginx's "client closed request", which proxies
+//! answer when a connection broke) and transport failures other than TLS verification. Everything else fails at once, and so does an
 //! answer whose `Retry-After` asks for a longer wait than [`RetryPolicy::max_delay`]: waiting
 //! a fraction of it would only be refused again, so the registry's own message is shown at
 //! once (RELIABILITY.md R05).
@@ -77,7 +78,7 @@ impl RetryPolicy {
 
 /// Returns whether an answer with `status` may succeed if asked again.
 pub(crate) fn retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429)
+    matches!(status.as_u16(), 408 | 429 | 499)
         || (status.is_server_error()
             && status != StatusCode::NOT_IMPLEMENTED
             && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED)
@@ -117,7 +118,7 @@ mod tests {
 
     #[test]
     fn classifies_statuses() {
-        for s in [500, 502, 503, 504, 408, 429] {
+        for s in [500, 502, 503, 504, 408, 429, 499, 522] {
             assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
         }
         for s in [400, 401, 403, 404, 501, 505] {

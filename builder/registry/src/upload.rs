@@ -1,12 +1,19 @@
 //! Blob upload sessions: `POST` to open, then one `PUT` with the whole file, or `PATCH`
-//! chunks and a closing `PUT`. A failure anywhere restarts the whole session.
+//! chunks and a closing `PUT`.
+//!
+//! A transient failure anywhere (5xx, 408, 429, 499, a reset or cut connection) abandons
+//! the session and starts a new one from the top (HEAD, POST, ...), at most
+//! [`MAX_SESSIONS`] in all with backoff between them: a session URL that saw a failure is
+//! never sent another chunk, since what the registry kept of it is unknown (RELIABILITY.md
+//! R07). A chunk answered 416 is the one exception: the registry says what it holds
+//! (`GET` on the session, `Range`), and the upload goes on from there (R11 e).
 //! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>
 
 use std::path::Path;
 
 use kiln_oci::{Digest, Reference};
-use reqwest::Method;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE};
+use reqwest::{Method, Response, StatusCode};
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -15,6 +22,41 @@ use crate::request::{Request, Target, expect, location};
 use crate::{Client, RegistryError};
 
 const OCTET_STREAM: &str = "application/octet-stream";
+/// Upload sessions tried per blob: the first and two restarts (fewer if the retry policy
+/// allows fewer attempts).
+const MAX_SESSIONS: u32 = 3;
+/// How often one session may pick up at the registry's offset after a 416.
+const MAX_RESUMES: u32 = 3;
+/// The header a registry names its smallest chunk in (distribution-spec v1.1).
+const CHUNK_MIN_LENGTH: &str = "oci-chunk-min-length";
+
+/// An upload session the registry opened.
+pub(crate) struct Session {
+    /// Where the next request of the session goes.
+    pub url: Url,
+    /// The smallest chunk the registry takes (all but the last), if it says.
+    pub min_chunk: Option<u64>,
+}
+
+impl Session {
+    /// Returns the session a 202 answer opened.
+    pub(crate) fn of(t: &Target, resp: &Response) -> Result<Self, RegistryError> {
+        let min_chunk = resp
+            .headers()
+            .get(CHUNK_MIN_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        Ok(Self {
+            url: location(t, resp)?,
+            min_chunk,
+        })
+    }
+}
+
+/// Returns whether a new session may get further than the one that failed with `e`.
+fn restartable(e: &RegistryError) -> bool {
+    e.is_retryable() || e.status() == Some(416) || e.code() == Some("BLOB_UPLOAD_UNKNOWN")
+}
 
 impl Client {
     /// Uploads `path` as blob `digest`, starting in `session` if the registry opened one.
@@ -26,21 +68,38 @@ impl Client {
         digest: &Digest,
         size: u64,
         path: &Path,
-        session: Option<Url>,
+        mut session: Option<Session>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        let session = &std::sync::Mutex::new(session);
-        self.inner
-            .settings
-            .retry
-            .run(&t.action, move || async move {
-                progress(0);
-                let first = session.lock().expect("session lock").take();
-                let (tx, rx) = mpsc::unbounded_channel();
-                let attempt = self.upload_once(t, repo, digest, size, path, first, tx);
-                with_progress(attempt, rx, progress).await
-            })
-            .await?;
+        let policy = &self.inner.settings.retry;
+        let sessions = policy.max_attempts.clamp(1, MAX_SESSIONS);
+        let mut failed = 0;
+        loop {
+            progress(0);
+            let (tx, rx) = mpsc::unbounded_channel();
+            let attempt = self.upload_once(t, repo, digest, size, path, session.take(), tx);
+            let err = match with_progress(attempt, rx, progress).await {
+                Ok(()) => break,
+                Err(e) => e,
+            };
+            failed += 1;
+            let too_long = err
+                .retry_after()
+                .is_some_and(|after| after > policy.max_delay);
+            if too_long || !restartable(&err) || failed >= sessions {
+                return Err(match failed {
+                    1 => err,
+                    n => err.noting(&format!(" (gave up after {n} upload sessions)")),
+                });
+            }
+            let wait = policy.delay(failed, err.retry_after());
+            tracing::debug!(%digest, session = failed, ?wait, error = %err, "upload failed; starting a new session");
+            tokio::time::sleep(wait).await;
+            // The failed session's closing PUT may have landed with only its answer lost.
+            if self.probe_blob(t, repo, digest).await.is_some() {
+                break;
+            }
+        }
         progress(size);
         Ok(())
     }
@@ -53,18 +112,21 @@ impl Client {
         digest: &Digest,
         size: u64,
         path: &Path,
-        session: Option<Url>,
+        session: Option<Session>,
         tx: mpsc::UnboundedSender<u64>,
     ) -> Result<(), RegistryError> {
         let inner = &*self.inner;
-        let mut at = match session {
-            Some(url) => url,
+        let Session {
+            url: mut at,
+            min_chunk,
+        } = match session {
+            Some(s) => s,
             None => {
                 let url = inner
                     .url(t, &format!("{}/blobs/uploads/", repo.repository()))
                     .await?;
                 let resp = inner.send(t, &Request::new(Method::POST, url)).await?;
-                location(t, &expect(t, resp, &[202]).await?)?
+                Session::of(t, &expect(t, resp, &[202]).await?)?
             }
         };
         let file = |offset: u64, len: u64| Payload::File {
@@ -76,7 +138,9 @@ impl Client {
         let last = match inner.settings.chunk_size.filter(|n| *n > 0) {
             None => file(0, size),
             Some(chunk) => {
-                let mut offset = 0;
+                // The registry's minimum wins; only the last chunk may be shorter (R11 d).
+                let chunk = chunk.max(min_chunk.unwrap_or(0));
+                let (mut offset, mut resumes) = (0, 0);
                 while offset < size {
                     let len = chunk.min(size - offset);
                     let end = offset + len - 1;
@@ -84,7 +148,14 @@ impl Client {
                         .header(CONTENT_TYPE, OCTET_STREAM)
                         .header(CONTENT_RANGE, &format!("{offset}-{end}"))
                         .payload(file(offset, len));
-                    let resp = expect(t, inner.send(t, &req).await?, &[202]).await?;
+                    let resp = inner.send(t, &req).await?;
+                    if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && resumes < MAX_RESUMES {
+                        resumes += 1;
+                        (offset, at) = self.upload_status(t, &at, size).await?;
+                        tracing::debug!(%digest, offset, "chunk out of order; resuming where the registry is");
+                        continue;
+                    }
+                    let resp = expect(t, resp, &[202]).await?;
                     check_range(t, &resp, end)?;
                     at = location(t, &resp)?;
                     offset += len;
@@ -99,6 +170,43 @@ impl Client {
             .payload(last);
         expect(t, inner.send(t, &req).await?, &[201, 204]).await?;
         Ok(())
+    }
+
+    /// Asks the registry how much of the session at `at` it holds; returns the offset to go
+    /// on from and the session's next URL.
+    async fn upload_status(
+        &self,
+        t: &Target,
+        at: &Url,
+        size: u64,
+    ) -> Result<(u64, Url), RegistryError> {
+        let inner = &*self.inner;
+        let resp = inner
+            .send(t, &Request::new(Method::GET, at.clone()))
+            .await?;
+        let resp = expect(t, resp, &[200, 204]).await?;
+        let range = resp.headers().get("range").and_then(|v| v.to_str().ok());
+        let next = match range {
+            None => Some(0),
+            Some(r) => r
+                .trim()
+                .trim_start_matches("bytes=")
+                .split_once('-')
+                .and_then(|(_, e)| e.trim().parse::<u64>().ok())
+                // distribution says `0-0` for an empty session: start over to be safe.
+                .map(|end| if end == 0 { 0 } else { end + 1 }),
+        };
+        let Some(next) = next.filter(|n| *n <= size) else {
+            return Err(RegistryError::Protocol {
+                action: t.action.clone(),
+                detail: format!(
+                    "asked where an upload stands, the registry answered range `{}` for a {size}-byte blob",
+                    range.unwrap_or_default()
+                ),
+            });
+        };
+        let url = location(t, &resp).unwrap_or_else(|_| at.clone());
+        Ok((next, url))
     }
 }
 

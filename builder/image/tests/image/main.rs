@@ -6,6 +6,7 @@
 mod common;
 
 mod archive;
+mod faults;
 mod index;
 mod layout;
 mod remote;

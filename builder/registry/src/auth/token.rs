@@ -23,6 +23,8 @@ use crate::request::{Request, Target, expect};
 const MIN_LIFETIME: Duration = Duration::from_secs(60);
 /// Tokens are dropped this much before they expire, to survive a slow request.
 const MARGIN: Duration = Duration::from_secs(10);
+/// The largest token response kiln reads (real ones are a few KiB).
+const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
 
 /// A bearer token and when to stop using it.
 pub(crate) struct Token {
@@ -114,10 +116,14 @@ pub(crate) async fn fetch(
             crate::error::redact_url(realm)
         ),
     };
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|_| bad("broke off its answer"))?;
+    // Capped: a token server must not make kiln hold an endless answer (R16).
+    let body = match crate::pull::read_capped(t, resp, MAX_TOKEN_RESPONSE).await {
+        Ok(body) => body,
+        Err(RegistryError::TooLarge { .. }) => {
+            return Err(bad("sent an answer larger than the 1 MiB kiln accepts"));
+        }
+        Err(_) => return Err(bad("broke off its answer")),
+    };
     // serde's error could quote a value from the body; say only that it was unreadable.
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|_| bad("sent an answer that is not a token response"))?;

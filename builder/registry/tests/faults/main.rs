@@ -1,13 +1,18 @@
-//! kiln-registry against fault-injecting fakes on 127.0.0.1: retries, redirects,
-//! digest verification, auth answers and secret redaction.
+//! kiln-registry against fault-injecting fakes on 127.0.0.1: retries and upload session
+//! restarts, mounts and existence checks, upload edge cases, manifest checks, digest
+//! verification, endless answers, auth answers and secret redaction.
 
 #[path = "../common/fake.rs"]
 mod fake;
 
 mod auth;
+mod exhaustion;
 mod helpers;
+mod manifests;
+mod mount;
 mod redirect;
 mod retry;
+mod upload;
 mod verify;
 
 use std::path::Path;

@@ -1,13 +1,14 @@
-//! Retries: 5xx, 429 with `Retry-After`, connection resets, and upload session restarts.
+//! Retries: 5xx, 429 with `Retry-After`, connection resets, and upload session restarts
+//! (RELIABILITY.md R05, R07).
 
 use std::time::Duration;
 
 use kiln_oci::Digest;
 use kiln_oci::media_types::OCI_MANIFEST;
-use kiln_registry::BlobPush;
+use kiln_registry::{BlobPush, Client, RegistryError, RegistrySettings};
 
-use crate::fake::{Fake, Reply};
-use crate::{client, reference};
+use crate::fake::{Fake, Recorded, Reply};
+use crate::{client, reference, settings};
 
 const MANIFEST: &[u8] =
     br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
@@ -129,8 +130,11 @@ async fn retries_a_connection_closed_without_answer() {
     assert_eq!(fake.requests().len(), 2);
 }
 
+/// R07 (and R11 a): a PUT answered 500 abandons the session; a new one starts with HEAD and
+/// POST, the relative `Location` keeps its query, `digest` is appended with `&`, and the
+/// whole file is sent again.
 #[tokio::test]
-async fn a_failed_upload_restarts_from_post() {
+async fn r07_a_failed_upload_restarts_from_post() {
     let puts = std::sync::atomic::AtomicUsize::new(0);
     let fake = Fake::start(move |req, _| match req.method.as_str() {
         "HEAD" => Reply::status(404),
@@ -164,8 +168,8 @@ async fn a_failed_upload_restarts_from_post() {
         }
     );
     let methods: Vec<_> = fake.requests().iter().map(|r| r.method.clone()).collect();
-    assert_eq!(methods, ["HEAD", "POST", "PUT", "POST", "PUT"]);
-    let put = &fake.requests()[4];
+    assert_eq!(methods, ["HEAD", "POST", "PUT", "HEAD", "POST", "PUT"]);
+    let put = &fake.requests()[5];
     assert_eq!(
         put.target,
         format!(
@@ -175,4 +179,193 @@ async fn a_failed_upload_restarts_from_post() {
     );
     assert_eq!(put.body, bytes);
     assert_eq!(put.header("content-type"), Some("application/octet-stream"));
+}
+
+/// One R07 fault: what the first session's PATCH or PUT meets.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Status(u16),
+    Reset,
+    CutMidBody,
+}
+
+/// A registry whose sessions are `u1`, `u2`, …; every PATCH/PUT of the sessions up to
+/// `failing` meets `fault`, later ones succeed.
+async fn faulty_registry(fault: Fault, failing: usize) -> Fake {
+    let session = |req: &Recorded| -> usize {
+        req.path()
+            .rsplit('/')
+            .next()
+            .and_then(|u| u.strip_prefix('u'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let hit = move |req: &Recorded| {
+        matches!(req.method.as_str(), "PATCH" | "PUT") && session(req) <= failing
+    };
+    Fake::start_cutting(
+        move |req, earlier| {
+            if hit(req) {
+                return match fault {
+                    Fault::Status(s) => Reply::status(s),
+                    Fault::Reset => Reply::Reset,
+                    Fault::CutMidBody => Reply::Close,
+                };
+            }
+            match req.method.as_str() {
+                "HEAD" => Reply::status(404),
+                "POST" => {
+                    let n = earlier.iter().filter(|r| r.method == "POST").count() + 1;
+                    Reply::status(202).header(
+                        "Location",
+                        &format!("/v2/app/blobs/uploads/u{n}?_state=s{n}"),
+                    )
+                }
+                "PATCH" => {
+                    let (_, end) = req
+                        .header("content-range")
+                        .unwrap()
+                        .split_once('-')
+                        .unwrap();
+                    Reply::status(202)
+                        .header("Location", req.path())
+                        .header("Range", &format!("0-{end}"))
+                }
+                "PUT" => Reply::status(201),
+                _ => Reply::status(400),
+            }
+        },
+        move |req, _| (matches!(fault, Fault::CutMidBody) && hit(req)).then_some(1000),
+    )
+    .await
+}
+
+/// R07: each transient fault (500, 502, 503, 504, 408, 499, 522, a reset connection, a
+/// connection cut mid-body) on a PATCH or the PUT, monolithic and chunked: the session is
+/// abandoned for good (its URL never sees another request), a new one starts from HEAD
+/// and POST, and the blob is complete. When every session fails: three sessions with
+/// growing waits between them, and an error naming the blob and the last status.
+#[tokio::test]
+async fn r07_transient_faults_restart_the_whole_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = kiln_e2e::noise(200_000, 7);
+    let path = tmp.path().join("layer");
+    std::fs::write(&path, &bytes).unwrap();
+    let d = Digest::of(&bytes);
+    let faults = [500, 502, 503, 504, 408, 499, 522]
+        .map(Fault::Status)
+        .into_iter()
+        .chain([Fault::Reset, Fault::CutMidBody]);
+    for fault in faults {
+        for chunk_size in [None, Some(64 * 1024)] {
+            let what = format!("{fault:?} chunks {chunk_size:?}");
+            let fake = faulty_registry(fault, 1).await;
+            let c = Client::new(RegistrySettings {
+                chunk_size,
+                ..settings()
+            })
+            .unwrap();
+            let got = c
+                .push_blob(
+                    &reference(&fake.host, "app"),
+                    &d,
+                    200_000,
+                    &path,
+                    None,
+                    &|_| {},
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(got, BlobPush::Uploaded { bytes: 200_000 }, "{what}");
+            let reqs = fake.requests();
+            let failed_at = reqs.iter().position(|r| r.path().ends_with("/u1")).unwrap();
+            assert!(
+                reqs[failed_at + 1..]
+                    .iter()
+                    .all(|r| !r.path().ends_with("/u1")),
+                "{what}: the broken session was used again: {reqs:#?}"
+            );
+            let after: Vec<&str> = reqs[failed_at + 1..]
+                .iter()
+                .map(|r| r.method.as_str())
+                .collect();
+            assert_eq!(after[..2], ["HEAD", "POST"], "{what}: {after:?}");
+            // The new session carries the whole file, in order.
+            let sent: Vec<u8> = reqs
+                .iter()
+                .filter(|r| r.path().ends_with("/u2"))
+                .flat_map(|r| r.body.clone())
+                .collect();
+            assert!(sent == bytes, "{what}: the second session sent other bytes");
+            let put = reqs.last().unwrap();
+            assert!(
+                put.method == "PUT"
+                    && put
+                        .target
+                        .ends_with(&format!("digest={}", d.to_string().replace(':', "%3A"))),
+                "{what}: {put:?}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the layer file is untouched"
+    );
+
+    // Every session fails: three of them, with growing waits, then a clear error.
+    let fake = faulty_registry(Fault::Status(503), usize::MAX).await;
+    let err = client()
+        .push_blob(
+            &reference(&fake.host, "app"),
+            &d,
+            200_000,
+            &path,
+            None,
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    let reqs = fake.requests();
+    let posts: Vec<_> = reqs.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 3, "{reqs:#?}");
+    let heads: Vec<_> = reqs.iter().filter(|r| r.method == "HEAD").collect();
+    assert_eq!(heads.len(), 3, "a HEAD opens every session: {reqs:#?}");
+    assert!(posts[1].at - posts[0].at >= Duration::from_millis(10));
+    assert!(posts[2].at - posts[1].at >= Duration::from_millis(20));
+    assert_eq!(err.status(), Some(503));
+    let text = err.to_string();
+    assert!(text.contains(&format!("pushing blob `{d}`")), "{text}");
+    assert!(text.contains("gave up after 3 upload sessions"), "{text}");
+    assert!(
+        text.ends_with("registry said 503 Service Unavailable"),
+        "{text}"
+    );
+
+    // The same for a connection reset on every try: the transport failure is named.
+    let fake = faulty_registry(Fault::Reset, usize::MAX).await;
+    let err = client()
+        .push_blob(
+            &reference(&fake.host, "app"),
+            &d,
+            200_000,
+            &path,
+            None,
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RegistryError::Transport { .. }), "{text}");
+    assert!(
+        text.contains(&format!("pushing blob `{d}`")) && text.contains("gave up after 3"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count(),
+        3
+    );
 }

@@ -1,4 +1,5 @@
-//! Digest verification of pulled manifests and blobs.
+//! Pull integrity: every manifest and blob checked against its digest and size before
+//! anything is kept (RELIABILITY.md R14).
 
 use kiln_oci::Digest;
 use kiln_oci::media_types::OCI_MANIFEST;
@@ -7,8 +8,9 @@ use kiln_registry::RegistryError;
 use crate::fake::{Fake, Reply};
 use crate::{client, reference};
 
+/// R14 (a): a manifest pulled by digest that hashes otherwise is refused, naming both.
 #[tokio::test]
-async fn manifest_by_digest_must_match() {
+async fn r14_a_manifest_by_digest_must_match() {
     let fake = Fake::start(|_, _| {
         Reply::status(200)
             .header("Content-Type", OCI_MANIFEST)
@@ -31,8 +33,10 @@ async fn manifest_by_digest_must_match() {
     }
 }
 
+/// R14 (d): pulled by tag, a wrong `Docker-Content-Digest` (registries get it wrong) is not
+/// trusted: the manifest's own hash is its digest (kiln only logs a warning).
 #[tokio::test]
-async fn manifest_by_tag_must_match_docker_content_digest() {
+async fn r14_d_a_tag_pull_uses_the_local_hash_over_docker_content_digest() {
     let said = Digest::of(b"something else").to_string();
     let fake = Fake::start(move |_, _| {
         Reply::status(200)
@@ -41,15 +45,19 @@ async fn manifest_by_tag_must_match_docker_content_digest() {
             .body("{}")
     })
     .await;
-    let err = client()
+    let got = client()
         .get_manifest(&reference(&fake.host, "app"), "v1")
         .await
-        .unwrap_err();
-    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+        .unwrap();
+    assert_eq!(got.digest, Digest::of(b"{}"));
+    assert_eq!(got.bytes, b"{}");
+    assert_eq!(got.media_type, OCI_MANIFEST);
 }
 
+/// R14 (b): corrupted blob bytes are refused naming the digest, and nothing is left on
+/// disk; a wrong size and an in-memory read are caught the same way.
 #[tokio::test]
-async fn corrupt_blob_leaves_no_file() {
+async fn r14_b_corrupt_blob_leaves_no_file() {
     let fake = Fake::start(|_, _| Reply::status(200).body("tampered bytes")).await;
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("blob");
@@ -73,7 +81,14 @@ async fn corrupt_blob_leaves_no_file() {
         .get_blob_to_file(&repo, &d, Some(5), &dest)
         .await
         .unwrap_err();
-    assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{err}");
+    // Caught from the announced length now, before a byte is read (R14 c).
+    assert!(
+        matches!(
+            err,
+            RegistryError::SizeMismatch { .. } | RegistryError::AnnouncedSize { .. }
+        ),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     let err = c.get_blob_bytes(&repo, &d, 100).await.unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
@@ -82,4 +97,77 @@ async fn corrupt_blob_leaves_no_file() {
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::TooLarge { .. }), "{err}");
+}
+
+/// R14 (b, c): a blob cut short (the connection closes before `Content-Length` bytes), an
+/// overlong one, and one whose `Content-Length` differs from the descriptor's size are
+/// refused naming the blob, before anything is kept; the destination does not exist.
+#[tokio::test]
+async fn r14_bc_truncated_overlong_and_misannounced_blobs_are_refused() {
+    let bytes = b"exactly these bytes".to_vec();
+    let d = Digest::of(&bytes);
+    let size = bytes.len() as u64;
+    let served = bytes.clone();
+    let fake = Fake::start(move |req, _| {
+        let mut long = served.clone();
+        long.extend_from_slice(b"and more");
+        match req.path() {
+            // Announced right, then cut off after 10 bytes.
+            p if p.starts_with("/v2/truncated/") => Reply::status(200)
+                .header("Content-Length", &served.len().to_string())
+                .body(served[..10].to_vec()),
+            p if p.starts_with("/v2/overlong/") => Reply::Stream {
+                status: 200,
+                headers: Vec::new(),
+                len: 1000,
+                chunked: true,
+            },
+            p if p.starts_with("/v2/announced/") => Reply::status(200)
+                .header("Content-Length", &long.len().to_string())
+                .body(long),
+            _ => Reply::status(404),
+        }
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("blob");
+    let c = client();
+    for repo in ["truncated", "overlong", "announced"] {
+        let err = c
+            .get_blob_to_file(&reference(&fake.host, repo), &d, Some(size), &dest)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("pulling blob `{d}` from")),
+            "{repo}: {text}"
+        );
+        match repo {
+            "truncated" => assert!(matches!(err, RegistryError::Transport { .. }), "{text}"),
+            "overlong" => assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{text}"),
+            _ => {
+                assert!(matches!(err, RegistryError::AnnouncedSize { .. }), "{text}");
+                assert!(
+                    text.contains(&format!(
+                        "announced 27 bytes (`Content-Length`), the descriptor says {size}"
+                    )),
+                    "{text}"
+                );
+            }
+        }
+        assert!(!dest.exists(), "{repo}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{repo}: a partial file was left"
+        );
+    }
+    let asked = |repo: &str| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.path().starts_with(&format!("/v2/{repo}/")))
+            .count()
+    };
+    assert_eq!(asked("announced"), 1, "a wrong length is not retried");
+    assert_eq!(asked("overlong"), 1, "an overlong blob is not retried");
 }
