@@ -15,6 +15,7 @@
 mod auth;
 mod client;
 mod error;
+mod guard;
 mod hosts;
 mod login;
 mod payload;
@@ -29,7 +30,7 @@ mod tls;
 mod upload;
 
 pub use client::Client;
-pub use error::{RegistryError, StatusError, TransportKind};
+pub use error::{ErrorClass, RegistryError, StatusError, TransportKind};
 pub use login::login;
 pub use pull::PulledManifest;
 pub use push::BlobPush;

@@ -25,6 +25,7 @@ const MIN_LIFETIME: Duration = Duration::from_secs(60);
 const MARGIN: Duration = Duration::from_secs(10);
 
 /// A bearer token and when to stop using it.
+#[derive(Clone)]
 pub(crate) struct Token {
     pub value: String,
     pub expires: Instant,
