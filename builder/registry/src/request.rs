@@ -386,3 +386,39 @@ pub(crate) fn location(t: &Target, resp: &Response) -> Result<Url, RegistryError
         .join(loc)
         .map_err(|e| err(format!("the registry's upload location is invalid: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, RegistrySettings};
+
+    fn target(authority: &str) -> Target {
+        let repo: Reference = format!("{authority}/app").parse().unwrap();
+        Target::pull(&repo, "pulling".to_string())
+    }
+
+    /// C03: names that merely look local get `https` at once: no plain-http probe and no
+    /// lookup happens to decide it (nothing is sent anywhere). Names under `localhost` are
+    /// loopback and probed like `127.0.0.1`.
+    #[tokio::test]
+    async fn c03_look_alike_hosts_are_https_without_a_probe() {
+        let c = Client::new(RegistrySettings::default()).unwrap();
+        for host in [
+            "localhost.evil.com:5000",
+            "127.0.0.1.nip.io:5000",
+            "x127.0.0.1:5000",
+            "foo.local:5000",
+        ] {
+            match c.inner.base_url(&target(host)).await {
+                Ok(url) => assert_eq!(url.as_str(), format!("https://{host}/v2/")),
+                // URL parsing reads a name ending in a number as an (invalid) IPv4
+                // address: refused before anything is sent, which is fine too.
+                Err(e) => assert!(
+                    host.starts_with("x127") && e.to_string().contains("not a valid registry host"),
+                    "{host}: {e}"
+                ),
+            }
+        }
+        assert!(c.inner.schemes.lock().unwrap().is_empty(), "a probe ran");
+    }
+}

@@ -167,16 +167,11 @@ impl Inner {
                     }
                     tracing::debug!(registry = %t.registry, refreshes, "token rejected, refreshing");
                 }
-                let mut scopes = missing.clone();
                 let wanted = match t.scopes.is_empty() {
                     true => challenge_scope(headers),
                     false => t.scopes.clone(),
                 };
-                for s in wanted {
-                    if !scopes.contains(&s) {
-                        scopes.push(s);
-                    }
-                }
+                let scopes = merge_scopes(missing.iter().chain(&wanted));
                 let header = self
                     .bearer_for(t, &realm, service.as_deref(), &scopes)
                     .await?;
@@ -280,6 +275,32 @@ pub(crate) fn insufficient_scope(headers: &HeaderMap) -> Option<Vec<String>> {
         .then(|| c.param("scope").map(split_scopes).unwrap_or_default())
 }
 
+/// Returns `scopes` with one entry per resource (`type:name`), in order of first
+/// appearance, each with the union of its actions: registries list actions in any order
+/// (`push,pull`), and asking twice for one resource helps nobody.
+fn merge_scopes<'a>(scopes: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut merged: Vec<(&str, Vec<&str>)> = Vec::new();
+    for scope in scopes {
+        let (resource, actions) = scope.rsplit_once(':').unwrap_or((scope, ""));
+        let index = match merged.iter().position(|(r, _)| *r == resource) {
+            Some(i) => i,
+            None => {
+                merged.push((resource, Vec::new()));
+                merged.len() - 1
+            }
+        };
+        for action in actions.split(',').filter(|a| !a.is_empty()) {
+            if !merged[index].1.contains(&action) {
+                merged[index].1.push(action);
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(resource, actions)| format!("{resource}:{}", actions.join(",")))
+        .collect()
+}
+
 fn split_scopes(scopes: &str) -> Vec<String> {
     scopes.split_whitespace().map(str::to_string).collect()
 }
@@ -293,4 +314,31 @@ fn sensitive(value: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(value).ok()?;
     v.set_sensitive(true);
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_scopes_per_resource_keeping_the_first_order() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let merged = |v: &[&str]| merge_scopes(s(v).iter());
+        assert_eq!(
+            merged(&["repository:a:push,pull", "repository:a:pull,push"]),
+            ["repository:a:push,pull"]
+        );
+        assert_eq!(
+            merged(&["repository:base:pull", "repository:app:pull,push"]),
+            ["repository:base:pull", "repository:app:pull,push"]
+        );
+        assert_eq!(
+            merged(&[
+                "repository:app:push",
+                "repository:app:pull",
+                "registry:catalog:*"
+            ]),
+            ["repository:app:push,pull", "registry:catalog:*"]
+        );
+    }
 }
