@@ -1,9 +1,11 @@
 //! A fault-injecting fake registry: a tokio `TcpListener` on 127.0.0.1 speaking just
 //! enough HTTP/1.1 by hand. Every connection serves one request and closes. TLS client
-//! hellos (kiln probes loopback hosts with HTTPS first) are dropped without being recorded.
+//! hellos (kiln probes loopback hosts with HTTPS first) are dropped without being recorded,
+//! or, for [`Fake::start_failing_tls`], answered with a fatal TLS alert and counted.
 
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -87,36 +89,67 @@ pub struct Fake {
     /// `127.0.0.1:<port>`.
     pub host: String,
     log: Arc<Mutex<Vec<Recorded>>>,
+    tls_hellos: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
+
+/// A fatal TLS 1.2 `handshake_failure` alert record.
+const HANDSHAKE_FAILURE_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
 
 impl Fake {
     /// Starts a fake answering with `handler(request, earlier requests)`.
     pub async fn start(
         handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
     ) -> Self {
+        Self::start_with(false, handler).await
+    }
+
+    /// Like [`Fake::start`], but a TLS handshake fails the way a server with an unusable
+    /// certificate or no common cipher makes it fail: with a fatal alert.
+    pub async fn start_failing_tls(
+        handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_with(true, handler).await
+    }
+
+    async fn start_with(
+        alert_tls: bool,
+        handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let tls_hellos = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
-        let task_log = log.clone();
+        let (task_log, task_hellos) = (log.clone(), tls_hellos.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let (log, handler) = (task_log.clone(), handler.clone());
+                let tls = (task_hellos.clone(), alert_tls);
                 tokio::spawn(async move {
-                    let _ = serve(stream, log, handler).await;
+                    let _ = serve(stream, log, handler, tls).await;
                 });
             }
         });
-        Self { host, log, task }
+        Self {
+            host,
+            log,
+            tls_hellos,
+            task,
+        }
     }
 
     /// Returns every request received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Returns how many TLS client hellos arrived.
+    pub fn tls_hellos(&self) -> usize {
+        self.tls_hellos.load(Ordering::SeqCst)
     }
 }
 
@@ -130,6 +163,7 @@ async fn serve(
     mut stream: TcpStream,
     log: Arc<Mutex<Vec<Recorded>>>,
     handler: Arc<Handler>,
+    (hellos, alert_tls): (Arc<AtomicUsize>, bool),
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -140,7 +174,12 @@ async fn serve(
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf[0] == 0x16 {
-            return Ok(()); // a TLS ClientHello: this fake speaks plain HTTP only
+            // A TLS ClientHello: this fake speaks plain HTTP only.
+            hellos.fetch_add(1, Ordering::SeqCst);
+            if alert_tls {
+                stream.write_all(&HANDSHAKE_FAILURE_ALERT).await?;
+            }
+            return Ok(());
         }
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;

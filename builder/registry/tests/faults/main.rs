@@ -5,7 +5,10 @@
 mod fake;
 
 mod auth;
+mod bearer;
 mod helpers;
+mod hostile;
+mod redaction;
 mod redirect;
 mod retry;
 mod verify;
