@@ -4,9 +4,12 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../../../registry/tests/common/fake.rs"]
+mod fake;
 
 mod archive;
 mod index;
 mod layout;
+mod push_faults;
 mod remote;
 mod validate;
