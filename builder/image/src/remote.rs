@@ -257,7 +257,14 @@ async fn push_layer_inner(
         _ => None,
     };
     if !blobs.store().contains(&layer.digest) {
-        if client.blob_exists(target, &layer.digest).await?.is_some() {
+        let exists = match client.blob_exists(target, &layer.digest).await {
+            Ok(found) => found.is_some(),
+            // A refused HEAD says nothing about the blob (RELIABILITY.md R04): go on, and
+            // let the mount or upload answer with the registry's own error code.
+            Err(e) if e.class() == kiln_registry::ErrorClass::Auth => false,
+            Err(e) => return Err(e.into()),
+        };
+        if exists {
             return Ok(BlobOutcome::Existing);
         }
         if let Some(from) = mount_from

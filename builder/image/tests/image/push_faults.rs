@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use kiln_image::{Blobs, ImageError, push_image};
+use kiln_image::{Blobs, ImageError, Origin, push_image};
 use kiln_registry::{Client, ErrorClass, RegistryError, RegistrySettings, RetryPolicy};
 
 use crate::common::{image, store};
@@ -115,6 +115,55 @@ async fn r04_forbidden_existence_checks_do_not_stop_the_push() {
     assert_eq!(reqs.last().unwrap().path(), "/v2/app/manifests/v1");
     assert_eq!(manifest_puts(&fake), 1);
     assert_eq!(report.layers.len(), 2);
+}
+
+/// R04: the layers of a run image that live in another repository of the target registry
+/// (not yet in the local store) are checked with `HEAD` first; a 403 there is "unknown":
+/// kiln tries the mount, fetches the layer, uploads it, and the manifest goes last.
+#[tokio::test]
+async fn r04_a_forbidden_check_of_a_remote_layer_does_not_stop_the_push() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = Blobs::new(store(&tmp.path().join("local")), None);
+    let mut fin = image(local.store(), 8).finalize().unwrap();
+    let stored: Vec<_> = fin
+        .layers
+        .iter()
+        .map(|l| {
+            (
+                format!("/v2/base/blobs/{}", l.digest),
+                std::fs::read(local.store().path(&l.digest)).unwrap(),
+            )
+        })
+        .collect();
+    let sessions = Mutex::new(0);
+    let fake = Fake::start(move |req, _| {
+        if req.method == "GET"
+            && let Some((_, bytes)) = stored.iter().find(|(p, _)| p == req.path())
+        {
+            return Reply::status(200).body(bytes.clone());
+        }
+        match req.method.as_str() {
+            "DELETE" => Reply::status(204),
+            _ => registry(req, &sessions, 403, None),
+        }
+    })
+    .await;
+    let base: kiln_oci::Reference = format!("{}/base:1", fake.host).parse().unwrap();
+    for layer in &mut fin.layers {
+        layer.origin = Origin::Remote(base.clone());
+    }
+    let c = client(None);
+    let blobs = Blobs::new(store(&tmp.path().join("empty")), Some(c.clone()));
+    let target = format!("{}/app:v1", fake.host).parse().unwrap();
+    let report = push_image(&c, &target, &fin, &blobs, &()).await.unwrap();
+    assert_eq!(report.digest, fin.manifest_digest);
+    let reqs = fake.requests();
+    let fetched = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && r.path().starts_with("/v2/base/blobs/"))
+        .count();
+    assert_eq!(fetched, 2, "both layers fetched for the upload");
+    assert_eq!(reqs.last().unwrap().path(), "/v2/app/manifests/v1");
 }
 
 /// R03: tokens the registry rejects after one request each: a chunked push refreshes a
