@@ -363,10 +363,12 @@ impl RegistryError {
         }
     }
 
-    /// Returns the HTTP status the registry answered with, if that is what failed.
+    /// Returns the HTTP status the registry answered with, if that is what failed (401 for
+    /// a scope or token the registry kept refusing).
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status(e) => Some(e.status),
+            Self::InsufficientScope { .. } | Self::TokenRejected { .. } => Some(401),
             _ => None,
         }
     }

@@ -22,8 +22,8 @@ pub(crate) struct Policy {
     pub grants: fn(&str) -> bool,
     /// How many registry requests one token authorizes.
     pub uses: usize,
-    /// Scopes the closing upload `PUT` needs besides `repository:app:pull,push`.
-    pub put_needs: &'static [&'static str],
+    /// Scopes a request needs besides `repository:app:pull,push`.
+    pub needs: fn(&Recorded) -> &'static [&'static str],
     /// An answer that replaces the registry's own for a request it returns `Some` for.
     pub answer: fn(&Recorded) -> Option<Reply>,
 }
@@ -33,7 +33,7 @@ impl Default for Policy {
         Self {
             grants: |_| true,
             uses: usize::MAX,
-            put_needs: &[],
+            needs: |_| &[],
             answer: |_| None,
         }
     }
@@ -83,9 +83,7 @@ impl TokenRegistry {
                     .body(format!(r#"{{"token":"{token}","expires_in":300}}"#));
             }
             let mut needs = vec![APP.to_string()];
-            if req.method == "PUT" && req.path().contains("/blobs/uploads/") {
-                needs.extend(policy.put_needs.iter().map(|s| s.to_string()));
-            }
+            needs.extend((policy.needs)(req).iter().map(|s| s.to_string()));
             let challenge = |error: &str, scope: &str| {
                 Reply::status(401).header(
                     "WWW-Authenticate",
@@ -199,13 +197,21 @@ fn chunked(chunk: u64) -> kiln_registry::Client {
     .unwrap()
 }
 
+/// The closing `PUT` of an upload needs `repository:base:pull` too.
+fn closing_put_needs_base(req: &Recorded) -> &'static [&'static str] {
+    match req.method == "PUT" && req.path().contains("/blobs/uploads/") {
+        true => &["repository:base:pull"],
+        false => &[],
+    }
+}
+
 /// R02: the registry wants `repository:base:pull` as well when the upload closes; kiln
 /// asks again with that scope first, retries the `PUT` once and the push goes on. The
 /// broader token then serves the next blob without another exchange.
 #[tokio::test]
 async fn r02_insufficient_scope_is_asked_for_first_and_the_push_goes_on() {
     let reg = TokenRegistry::start(Policy {
-        put_needs: &["repository:base:pull"],
+        needs: closing_put_needs_base,
         ..Policy::default()
     })
     .await;
@@ -242,7 +248,7 @@ async fn r02_insufficient_scope_is_asked_for_first_and_the_push_goes_on() {
 async fn r02_a_scope_never_granted_fails_once_naming_it() {
     let reg = TokenRegistry::start(Policy {
         grants: |s| s != "repository:base:pull",
-        put_needs: &["repository:base:pull"],
+        needs: closing_put_needs_base,
         ..Policy::default()
     })
     .await;
@@ -274,6 +280,32 @@ async fn r02_a_scope_never_granted_fails_once_naming_it() {
     assert_eq!(reg.asked().len(), 2, "{:?}", reg.asked());
     assert_eq!(reg.asked()[1][0], "repository:base:pull");
     assert_eq!((reg.count("POST"), reg.count("PUT")), (1, 2));
+}
+
+/// R02: a mount from a repository the token server will not let this user read ends in
+/// `insufficient_scope`: the mount counts as declined and the blob is uploaded.
+#[tokio::test]
+async fn r02_a_mount_source_never_granted_falls_back_to_an_upload() {
+    let reg = TokenRegistry::start(Policy {
+        grants: |s| s != "repository:base:pull",
+        needs: |req| match req.target.contains("mount=") {
+            true => &["repository:base:pull"],
+            false => &[],
+        },
+        ..Policy::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, d, bytes) = blob(tmp.path(), 500, 8);
+    let c = crate::client();
+    let repo = reference(&reg.fake.host, "app");
+    assert!(!c.mount_blob(&repo, &d, "base").await.unwrap());
+    let got = c
+        .push_blob(&repo, &d, 500, &path, Some("base"), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(got, BlobPush::Uploaded { bytes: 500 });
+    assert_eq!(reg.stored(), bytes);
 }
 
 /// R03: tokens that expire after three requests are refreshed in the middle of a chunked
