@@ -363,8 +363,7 @@ impl RegistryError {
         }
     }
 
-    /// Returns the HTTP status the registry answered with, if that is what failed (401 for
-    /// a scope or token the registry kept refusing).
+    /// Returns the HTTP status that failed (401 for a scope or token kept being refused).
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status(e) => Some(e.status),
@@ -518,7 +517,6 @@ mod tests {
             (status(401, None, None), Auth),
             (status(403, None, None), Auth),
             (with_code(400, "DENIED"), Auth),
-            (status(407, None, None), Auth),
             (status(429, None, None), Transient),
             (with_code(400, "TOOMANYREQUESTS"), Transient),
             (status(408, None, None), Transient),
