@@ -15,6 +15,7 @@ mod architecture;
 mod bounds;
 mod build_env;
 mod concurrency;
+mod faults_auth;
 mod faults_push;
 mod go_build;
 mod golden_base;
@@ -110,6 +111,7 @@ const TESTS: &[(&str, fn())] = &tests![
     harness::tls_registry_is_trusted_only_with_its_ca,
     harness::builder_combines_tls_and_htpasswd,
     harness::workspace_and_copy_dir_keep_the_tree,
+    faults_auth::c02_verbose_output_and_errors_never_show_credentials_tokens_or_signatures,
     architecture::crates_depend_only_in_the_designed_direction,
     architecture::libraries_neither_print_nor_read_the_environment,
 ];

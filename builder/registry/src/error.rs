@@ -165,6 +165,55 @@ pub enum RegistryError {
         /// What was wrong.
         detail: String,
     },
+    /// A URL a server named (a redirect, an upload location, a token realm) that kiln does
+    /// not follow: another scheme than http(s), a downgrade from https, or an address on this
+    /// machine or its networks that the registry has no business sending kiln to.
+    #[error("{action}: refusing the {what} `{url}`: {reason}")]
+    Refused {
+        /// What was being done.
+        action: String,
+        /// What the URL was: `redirect`, `location`, `token realm`.
+        what: &'static str,
+        /// The refused URL, without user info or query.
+        url: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Credentials would have gone over plain http to a host that is not this machine.
+    #[error(
+        "{action}: refusing to send the credentials for `{registry}` over plain http to `{url}`"
+    )]
+    CredentialsOverHttp {
+        /// What was being done.
+        action: String,
+        /// The registry the credentials are for.
+        registry: String,
+        /// The plain-http URL, without user info or query.
+        url: String,
+    },
+    /// The token server did not grant a scope the registry asked for, even when asked for
+    /// it first (`error="insufficient_scope"`).
+    #[error("{action}: insufficient scope for `{scope}`: the token server did not grant it")]
+    InsufficientScope {
+        /// What was being done.
+        action: String,
+        /// The registry as written.
+        registry: String,
+        /// The scope(s) the registry asked for, space separated.
+        scope: String,
+    },
+    /// The registry kept rejecting freshly fetched bearer tokens.
+    #[error(
+        "{action}: `{registry}` rejected {refreshes} fresh tokens in a row; kiln stopped asking"
+    )]
+    TokenRejected {
+        /// What was being done.
+        action: String,
+        /// The registry as written.
+        registry: String,
+        /// How many times the token was refreshed.
+        refreshes: u32,
+    },
     /// A `docker-credential-*` helper failed.
     #[error("running credential helper `docker-credential-{helper}` for `{registry}`: {detail}")]
     Helper {
@@ -235,6 +284,25 @@ pub enum ManifestProblem {
     /// The body is not a JSON object.
     #[error("the manifest is not a JSON object")]
     NotJson,
+}
+
+/// What kind of failure an error is, for callers that react differently to each (the CLI
+/// picks its exit code by it; CI retries only [`ErrorClass::Transient`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Credentials are missing, wrong or not allowed to do this (401, 403, `DENIED`, a scope
+    /// not granted, a failing credential helper). Retrying the same thing fails again.
+    Auth,
+    /// The network or the registry failed in a way that may pass (connection refused or
+    /// broken, timeout, 5xx, 408, 429). Retrying later may succeed.
+    Transient,
+    /// The request, the configuration or the registry's answer is wrong (unknown or invalid
+    /// name, a plain-http or untrusted-TLS registry without the setting that allows it, a
+    /// refused redirect, a digest or size mismatch, a broken protocol). Retrying the same
+    /// thing fails again.
+    Input,
+    /// Anything else (local I/O).
+    Other,
 }
 
 /// An unexpected HTTP answer, with the registry's own error code and message.
@@ -325,6 +393,19 @@ impl RegistryError {
             Self::InsecureHttp { host, .. } => Some(format!(
                 "to allow plain http, pass `--insecure-registry {host}`"
             )),
+            Self::Refused { .. } => Some(
+                "the registry (or its token server) pointed kiln somewhere it does not follow; tell the registry operator"
+                    .to_string(),
+            ),
+            Self::CredentialsOverHttp { registry, .. } => Some(format!(
+                "serve `{registry}` over https: kiln sends credentials over plain http only to registries on this machine"
+            )),
+            Self::InsufficientScope { registry, .. } => Some(format!(
+                "your credentials for `{registry}` may not do this: `kiln login {registry}` as a user who may, or check the repository name"
+            )),
+            Self::TokenRejected { registry, .. } => Some(format!(
+                "`{registry}` keeps refusing the tokens its own token server issues; check the clocks of both machines, then tell the registry operator"
+            )),
             Self::DigestMismatch { .. } => Some(
                 "the registry sent other content than asked for; retry, and tell the registry operator if it persists"
                     .to_string(),
@@ -358,10 +439,58 @@ impl RegistryError {
         }
     }
 
-    /// Returns the HTTP status the registry answered with, if that is what failed.
+    /// Returns what kind of failure this is: see [`ErrorClass`]. The registry's error code
+    /// wins over its status (`DENIED` is auth whatever the status, `TOOMANYREQUESTS`
+    /// transient); a `Retry-After` beyond kiln's patience is still transient.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Status(e) => match (e.code.as_deref(), e.status) {
+                (Some("UNAUTHORIZED" | "DENIED"), _) | (_, 401 | 403 | 407) => ErrorClass::Auth,
+                (Some("TOOMANYREQUESTS"), _) => ErrorClass::Transient,
+                (_, s)
+                    if reqwest::StatusCode::from_u16(s)
+                        .is_ok_and(crate::retry::retryable_status) =>
+                {
+                    ErrorClass::Transient
+                }
+                (_, 400..=499) => ErrorClass::Input,
+                _ => ErrorClass::Other,
+            },
+            Self::Transport { kind, .. } => match kind {
+                // An untrusted certificate stays untrusted until the settings change.
+                TransportKind::Tls => ErrorClass::Input,
+                TransportKind::Connect | TransportKind::Timeout | TransportKind::Broken => {
+                    ErrorClass::Transient
+                }
+            },
+            Self::InsufficientScope { .. }
+            | Self::TokenRejected { .. }
+            | Self::Helper { .. }
+            | Self::CredentialsOverHttp { .. } => ErrorClass::Auth,
+            Self::InsecureHttp { .. }
+            | Self::Refused { .. }
+            | Self::DigestMismatch { .. }
+            | Self::SizeMismatch { .. }
+            | Self::AnnouncedSize { .. }
+            | Self::InvalidReference { .. }
+            | Self::StoredDigest { .. }
+            | Self::ManifestTooLarge { .. }
+            | Self::ManifestRefused { .. }
+            | Self::BadManifest { .. }
+            | Self::TooLarge { .. }
+            | Self::Protocol { .. }
+            | Self::Credentials { .. }
+            | Self::TlsSetup { .. }
+            | Self::NoConfigDir { .. } => ErrorClass::Input,
+            Self::Io { .. } => ErrorClass::Other,
+        }
+    }
+
+    /// Returns the HTTP status that failed (401 for a scope or token kept being refused).
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status(e) => Some(e.status),
+            Self::InsufficientScope { .. } | Self::TokenRejected { .. } => Some(401),
             _ => None,
         }
     }
@@ -502,6 +631,98 @@ mod tests {
         );
         assert!(status(503, None, None).is_retryable());
         assert!(!status(401, None, None).is_retryable());
+    }
+
+    /// The CLI maps these classes to exit codes (RELIABILITY.md C06): auth and input
+    /// failures are not worth retrying, transient ones are.
+    #[test]
+    fn classifies_errors_into_auth_transient_input_and_other() {
+        use ErrorClass::*;
+        let with_code = |s: u16, c: &str| status(s, Some(c), None);
+        let tr = |kind| RegistryError::Transport {
+            action: "a".into(),
+            registry: "r".into(),
+            url: "https://r/v2/".into(),
+            kind,
+            detail: "x".into(),
+        };
+        for (e, want) in [
+            (tr(TransportKind::Connect), Transient),
+            (tr(TransportKind::Timeout), Transient),
+            (tr(TransportKind::Broken), Transient),
+            (tr(TransportKind::Tls), Input),
+            (status(401, None, None), Auth),
+            (status(403, None, None), Auth),
+            (with_code(400, "DENIED"), Auth),
+            (status(429, None, None), Transient),
+            (with_code(400, "TOOMANYREQUESTS"), Transient),
+            (status(408, None, None), Transient),
+            (status(500, None, None), Transient),
+            (status(400, None, None), Input),
+            (with_code(404, "NAME_UNKNOWN"), Input),
+            (with_code(400, "MANIFEST_INVALID"), Input),
+            (status(413, None, None), Input),
+            (status(501, None, None), Other),
+            (status(304, None, None), Other),
+        ] {
+            assert_eq!(e.class(), want, "{e}");
+        }
+        let auth = [
+            RegistryError::InsufficientScope {
+                action: "a".into(),
+                registry: "r".into(),
+                scope: "repository:x:pull".into(),
+            },
+            RegistryError::TokenRejected {
+                action: "a".into(),
+                registry: "r".into(),
+                refreshes: 5,
+            },
+            RegistryError::CredentialsOverHttp {
+                action: "a".into(),
+                registry: "r".into(),
+                url: "http://r/v2/".into(),
+            },
+            RegistryError::Helper {
+                helper: "pass".into(),
+                registry: "r".into(),
+                detail: "exited with 1".into(),
+            },
+        ];
+        for e in auth {
+            assert_eq!(e.class(), Auth, "{e}");
+            assert!(e.hint().is_some(), "{e}");
+        }
+        let input = [
+            RegistryError::Refused {
+                action: "a".into(),
+                what: "redirect",
+                url: "file:///etc/passwd".into(),
+                reason: "no".into(),
+            },
+            RegistryError::InsecureHttp {
+                action: "a".into(),
+                url: "http://r/v2/".into(),
+                host: "r".into(),
+            },
+            RegistryError::DigestMismatch {
+                action: "a".into(),
+                expected: Digest::of(b"a"),
+                actual: Digest::of(b"b"),
+            },
+            RegistryError::NoConfigDir {
+                registry: "r".into(),
+            },
+        ];
+        for e in input {
+            assert_eq!(e.class(), Input, "{e}");
+        }
+        let io = RegistryError::Io {
+            action: "a".into(),
+            path: "/x".into(),
+            source: std::io::Error::other("disk"),
+        };
+        assert_eq!(io.class(), Other);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 mod auth;
 mod client;
 mod error;
+mod guard;
 mod hosts;
 mod login;
 mod manifest;
@@ -30,7 +31,7 @@ mod tls;
 mod upload;
 
 pub use client::Client;
-pub use error::{ManifestProblem, RegistryError, StatusError, TransportKind};
+pub use error::{ErrorClass, ManifestProblem, RegistryError, StatusError, TransportKind};
 pub use login::login;
 pub use manifest::MAX_MANIFEST_BYTES;
 pub use pull::PulledManifest;

@@ -51,6 +51,7 @@ pub async fn login(
         authority: api_host(&registry).to_string(),
         scopes: Vec::new(),
         action: format!("logging in to `{registry}` as `{username}`"),
+        refreshes: Default::default(),
     };
     settings
         .retry

@@ -5,6 +5,8 @@
 //! host a redirect points at. Error bodies follow distribution-spec "Error Codes":
 //! <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes>
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use kiln_oci::Reference;
@@ -15,6 +17,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
+use crate::auth::insufficient_scope;
 use crate::client::Inner;
 use crate::error::redact_url;
 use crate::hosts::{allows_plain_http, same_origin, url_authority};
@@ -43,6 +46,8 @@ pub(crate) struct Target {
     pub scopes: Vec<String>,
     /// What is being done, for error messages.
     pub action: String,
+    /// How many rejected bearer tokens were refreshed so far in this call (clones share it).
+    pub refreshes: Arc<AtomicU32>,
 }
 
 impl Target {
@@ -71,6 +76,7 @@ impl Target {
             authority: repo.api_host().to_string(),
             scopes: vec![scope],
             action,
+            refreshes: Arc::default(),
         }
     }
 }
@@ -188,7 +194,9 @@ impl Inner {
     }
 
     /// Sends `req` once with whatever auth `t`'s registry wants, answering one 401
-    /// challenge. Returns the final response whatever its status.
+    /// challenge. Returns the final response whatever its status, except that a scope the
+    /// token server will not grant is [`RegistryError::InsufficientScope`] (RELIABILITY.md
+    /// R02).
     pub(crate) async fn send(&self, t: &Target, req: &Request) -> Result<Response, RegistryError> {
         let origin = self.base_url(t).await?;
         let auth = self.auth_header(t).await?;
@@ -196,37 +204,49 @@ impl Inner {
         if resp.status() != StatusCode::UNAUTHORIZED || !same_origin(resp.url(), &origin) {
             return Ok(resp);
         }
-        match self
+        let answer = self
             .answer_challenge(t, resp.headers(), auth.as_ref())
-            .await?
+            .await?;
+        let missing = answer.missing;
+        let resp = match answer.header {
+            Some(auth) => self.execute(t, &origin, req, Some(&auth)).await?,
+            None => resp,
+        };
+        if !missing.is_empty()
+            && resp.status() == StatusCode::UNAUTHORIZED
+            && insufficient_scope(resp.headers()).is_some()
         {
-            Some(auth) => self.execute(t, &origin, req, Some(&auth)).await,
-            None => Ok(resp),
+            return Err(RegistryError::InsufficientScope {
+                action: t.action.clone(),
+                registry: t.registry.clone(),
+                scope: missing.join(" "),
+            });
         }
+        Ok(resp)
     }
 
-    /// Sends `req`, following redirects by hand; `auth` goes only to URLs on `origin`.
+    /// Sends `req`, following redirects by hand; `auth` goes only to URLs on `origin`, and
+    /// never again once a redirect has left it. Every URL is checked (see `guard.rs`) before
+    /// it is requested.
     pub(crate) async fn execute(
         &self,
         t: &Target,
         origin: &Url,
         req: &Request,
-        auth: Option<&HeaderValue>,
+        mut auth: Option<&HeaderValue>,
     ) -> Result<Response, RegistryError> {
         let mut method = req.method.clone();
         let mut url = req.url.clone();
         let mut with_body = true;
-        for _ in 0..=MAX_REDIRECTS {
-            let authority = url_authority(&url);
-            if url.scheme() != "https"
-                && !(url.scheme() == "http" && allows_plain_http(&self.settings, &authority))
-            {
-                return Err(RegistryError::InsecureHttp {
-                    action: t.action.clone(),
-                    url: redact_url(&url),
-                    host: authority,
-                });
+        let mut from = origin.clone();
+        for hop in 0..=MAX_REDIRECTS {
+            let what = if hop == 0 { "location" } else { "redirect" };
+            self.check_url(t, what, &from, &url)?;
+            if !same_origin(&url, origin) {
+                // Go CVE-2024-45336: a later redirect back must not restore the header.
+                auth = None;
             }
+            let authority = url_authority(&url);
             let client = self.transports.for_authority(&authority)?;
             let mut rb = client
                 .request(method.clone(), url.clone())
@@ -253,9 +273,7 @@ impl Inner {
                 }
                 None => {}
             }
-            if let Some(a) = auth
-                && same_origin(&url, origin)
-            {
+            if let Some(a) = auth {
                 let mut a = a.clone();
                 a.set_sensitive(true);
                 rb = rb.header(AUTHORIZATION, a);
@@ -284,7 +302,7 @@ impl Inner {
                 method = Method::GET;
                 with_body = false;
             }
-            url = next;
+            from = std::mem::replace(&mut url, next);
         }
         Err(RegistryError::Protocol {
             action: t.action.clone(),
@@ -367,4 +385,40 @@ pub(crate) fn location(t: &Target, resp: &Response) -> Result<Url, RegistryError
     resp.url()
         .join(loc)
         .map_err(|e| err(format!("the registry's upload location is invalid: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, RegistrySettings};
+
+    fn target(authority: &str) -> Target {
+        let repo: Reference = format!("{authority}/app").parse().unwrap();
+        Target::pull(&repo, "pulling".to_string())
+    }
+
+    /// C03: names that merely look local get `https` at once: no plain-http probe and no
+    /// lookup happens to decide it (nothing is sent anywhere). Names under `localhost` are
+    /// loopback and probed like `127.0.0.1`.
+    #[tokio::test]
+    async fn c03_look_alike_hosts_are_https_without_a_probe() {
+        let c = Client::new(RegistrySettings::default()).unwrap();
+        for host in [
+            "localhost.evil.com:5000",
+            "127.0.0.1.nip.io:5000",
+            "x127.0.0.1:5000",
+            "foo.local:5000",
+        ] {
+            match c.inner.base_url(&target(host)).await {
+                Ok(url) => assert_eq!(url.as_str(), format!("https://{host}/v2/")),
+                // URL parsing reads a name ending in a number as an (invalid) IPv4
+                // address: refused before anything is sent, which is fine too.
+                Err(e) => assert!(
+                    host.starts_with("x127") && e.to_string().contains("not a valid registry host"),
+                    "{host}: {e}"
+                ),
+            }
+        }
+        assert!(c.inner.schemes.lock().unwrap().is_empty(), "a probe ran");
+    }
 }

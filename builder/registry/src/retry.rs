@@ -116,6 +116,19 @@ mod tests {
         );
     }
 
+    /// R05: however a registry answers, the default policy makes a bounded number of
+    /// attempts and waits a bounded time (no storm, no endless wait).
+    #[test]
+    fn r05_the_default_policy_bounds_attempts_and_waiting() {
+        let p = RetryPolicy::default();
+        assert!(p.max_attempts <= 5);
+        let waits = |after: Option<Duration>| -> Duration {
+            (1..p.max_attempts).map(|f| p.delay(f, after)).sum()
+        };
+        assert!(waits(None) <= Duration::from_secs(10));
+        assert!(waits(Some(Duration::from_secs(86_400))) <= Duration::from_secs(120));
+    }
+
     #[test]
     fn classifies_statuses() {
         for s in [500, 502, 503, 504, 408, 429, 499, 522] {

@@ -17,9 +17,15 @@ pub const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
     /// Hosts (`host` or `host:port`) that may be spoken to over plain HTTP, besides loopback
-    /// (`127.0.0.0/8`, `::1`, `localhost`), which always may. An entry without a port
+    /// (`127.0.0.0/8`, `::1`, `localhost`, `*.localhost`), which always may. An entry without a port
     /// matches every port of that host. kiln still tries HTTPS first for these hosts.
     pub insecure_registries: Vec<String>,
+    /// Whether credentials (Basic, or a token obtained with them) may go over plain http
+    /// to a registry or token server that is not on this machine. Off by default: an
+    /// insecure registry that wants credentials is refused rather than sent them in clear
+    /// (RELIABILITY.md C03). Loopback hosts (`127.0.0.0/8`, `::1`, `localhost`,
+    /// `*.localhost`) never leave the machine and always get them.
+    pub allow_http_credentials: bool,
     /// Extra PEM root certificates trusted for every registry (`--registry-ca`).
     pub ca_files: Vec<PathBuf>,
     /// docker/podman style certificate directories: `<dir>/<host[:port]>/*.crt` are extra
@@ -45,6 +51,7 @@ impl Default for RegistrySettings {
     fn default() -> Self {
         Self {
             insecure_registries: Vec::new(),
+            allow_http_credentials: false,
             ca_files: Vec::new(),
             certs_dirs: Vec::new(),
             docker_config_dir: None,

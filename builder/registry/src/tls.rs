@@ -1,14 +1,22 @@
 //! HTTP clients and their TLS roots: system roots plus `ca_files` for every host, plus
 //! `<certs_dir>/<host[:port]>/*.crt` for that host only (the docker/podman `certs.d`
 //! layout). One `reqwest::Client` is built per host that has its own roots.
+//!
+//! Names are resolved by [`LocalhostResolver`]: `localhost` and `*.localhost` (RFC 6761
+//! §6.3) go to loopback without asking DNS, because kiln lets those names use plain HTTP
+//! (`hosts::is_loopback`); a resolver that sent them elsewhere must not be able to get
+//! plain-HTTP traffic (or credentials) for them.
 
 use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Certificate;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+use crate::hosts::is_localhost_name;
 use crate::{RegistryError, RegistrySettings};
 
 /// The HTTP clients of one [`crate::Client`].
@@ -89,6 +97,7 @@ fn build(
         .user_agent(user_agent)
         // Redirects are followed by hand so credentials never travel to another host.
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(LocalhostResolver))
         .connect_timeout(Duration::from_secs(30))
         .pool_idle_timeout(Duration::from_secs(60));
     for r in roots {
@@ -98,6 +107,26 @@ fn build(
         path: origin.to_path_buf(),
         detail: format!("building the http client: {}", e.without_url()),
     })
+}
+
+/// The system resolver, except that `localhost` names are loopback (see the module doc).
+struct LocalhostResolver;
+
+impl Resolve for LocalhostResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = if is_localhost_name(&host) {
+                vec![
+                    (Ipv4Addr::LOCALHOST, 0).into(),
+                    (Ipv6Addr::LOCALHOST, 0).into(),
+                ]
+            } else {
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect()
+            };
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
 }
 
 fn load_pem(path: &Path) -> Result<Vec<Certificate>, RegistryError> {

@@ -4,10 +4,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../../../registry/tests/common/fake.rs"]
+mod fake;
 
 mod archive;
 mod faults;
 mod index;
 mod layout;
+mod push_faults;
 mod remote;
 mod validate;

@@ -12,6 +12,7 @@ mod token;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use reqwest::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use url::Url;
@@ -21,7 +22,7 @@ use self::token::TokenCache;
 use crate::RegistryError;
 use crate::client::Inner;
 use crate::error::redact_url;
-use crate::hosts::{allows_plain_http, normalize_registry, url_authority};
+use crate::hosts::{is_loopback, normalize_registry, url_authority};
 use crate::request::Target;
 
 /// The scheme a host asked for.
@@ -130,7 +131,7 @@ impl Inner {
             .cloned();
         match known {
             Some(Scheme::Bearer { realm, service }) => self
-                .bearer_for(t, &realm, service.as_deref(), t.scopes.clone())
+                .bearer_for(t, &realm, service.as_deref(), &t.scopes)
                 .await
                 .map(Some),
             Some(Scheme::Basic) => Ok(self.basic_for(t).await?),
@@ -138,77 +139,170 @@ impl Inner {
         }
     }
 
-    /// Returns the `Authorization` to resend with after a 401, or `None` if nothing
-    /// different from `sent` can be tried.
+    /// Returns what to resend with after a 401: a fresh `Authorization` (`None` if nothing
+    /// different from `sent` can be tried), and the scopes the registry said were missing.
+    ///
+    /// `error="insufficient_scope"` asks for a token with the challenge's scopes placed
+    /// first (ggcr `TestInsufficientScope`); any other 401 after a token was sent refreshes
+    /// it, at most [`MAX_REFRESHES`] times per call (Jib's bound), then fails.
     pub(crate) async fn answer_challenge(
         &self,
         t: &Target,
         headers: &HeaderMap,
         sent: Option<&HeaderValue>,
-    ) -> Result<Option<HeaderValue>, RegistryError> {
+    ) -> Result<Answer, RegistryError> {
         let scheme = self.learn_challenge(&t.authority, headers);
-        let scope = challenge_scope(headers);
+        let mut missing = Vec::new();
         let fresh = match scheme {
             Some(Scheme::Bearer { realm, service }) => {
-                let mut scopes = t.scopes.clone();
-                if scopes.is_empty() {
-                    scopes.extend(scope);
+                missing = insufficient_scope(headers).unwrap_or_default();
+                if sent.is_some() && missing.is_empty() {
+                    let refreshes = t.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+                    if refreshes > MAX_REFRESHES {
+                        return Err(RegistryError::TokenRejected {
+                            action: t.action.clone(),
+                            registry: t.registry.clone(),
+                            refreshes: MAX_REFRESHES,
+                        });
+                    }
+                    tracing::debug!(registry = %t.registry, refreshes, "token rejected, refreshing");
                 }
-                Some(
-                    self.bearer_for(t, &realm, service.as_deref(), scopes)
-                        .await?,
-                )
+                let wanted = match t.scopes.is_empty() {
+                    true => challenge_scope(headers),
+                    false => t.scopes.clone(),
+                };
+                let scopes = merge_scopes(missing.iter().chain(&wanted));
+                let header = self
+                    .bearer_for(t, &realm, service.as_deref(), &scopes)
+                    .await?;
+                Some(header)
             }
             Some(Scheme::Basic) => self.basic_for(t).await?,
             None => None,
         };
-        Ok(fresh.filter(|f| Some(f) != sent))
+        Ok(Answer {
+            header: fresh.filter(|f| Some(f) != sent),
+            missing,
+        })
     }
 
     async fn basic_for(&self, t: &Target) -> Result<Option<HeaderValue>, RegistryError> {
-        let cred = self.credential(t).await?;
-        Ok(cred
-            .and_then(|c| c.basic_header())
-            .and_then(|h| sensitive(&h)))
+        let Some(header) = self.credential(t).await?.and_then(|c| c.basic_header()) else {
+            return Ok(None);
+        };
+        let registry_url = self.base_url(t).await?;
+        self.check_credentials_transport(t, &registry_url)?;
+        Ok(sensitive(&header))
     }
 
+    /// Fetches a token for `scopes` and caches it for them, and for `t`'s own scopes too:
+    /// a token granting more still grants what `t` needs.
     async fn bearer_for(
         &self,
         t: &Target,
         realm: &str,
         service: Option<&str>,
-        scopes: Vec<String>,
+        scopes: &[String],
     ) -> Result<HeaderValue, RegistryError> {
         let realm_url = Url::parse(realm).map_err(|e| RegistryError::Protocol {
             action: t.action.clone(),
             detail: format!("the registry's token realm is not a URL: {e}"),
         })?;
-        let realm_host = url_authority(&realm_url);
-        if realm_url.scheme() != "https"
-            && !(realm_url.scheme() == "http" && allows_plain_http(&self.settings, &realm_host))
-        {
-            return Err(RegistryError::InsecureHttp {
-                action: t.action.clone(),
-                url: redact_url(&realm_url),
-                host: realm_host,
-            });
-        }
+        self.check_url(t, "token realm", &realm_url, &realm_url)?;
         let cred = self.credential(t).await?;
-        let tok = token::fetch(self, t, &realm_url, service, &scopes, cred.as_ref()).await?;
+        if cred.is_some() {
+            self.check_credentials_transport(t, &realm_url)?;
+            let registry_url = self.base_url(t).await?;
+            self.check_credentials_transport(t, &registry_url)?;
+        }
+        let tok = token::fetch(self, t, &realm_url, service, scopes, cred.as_ref()).await?;
         let header = bearer(&tok.value);
-        self.auth.tokens.put(&t.authority, &scopes, tok);
+        if t.scopes.as_slice() != scopes {
+            self.auth.tokens.put(&t.authority, &t.scopes, tok.clone());
+        }
+        self.auth.tokens.put(&t.authority, scopes, tok);
         Ok(header)
+    }
+
+    /// Refuses `url` for credentials if it is plain http to another machine and the
+    /// settings do not allow that (RELIABILITY.md C03).
+    fn check_credentials_transport(&self, t: &Target, url: &Url) -> Result<(), RegistryError> {
+        if url.scheme() == "https"
+            || is_loopback(&url_authority(url))
+            || self.settings.allow_http_credentials
+        {
+            return Ok(());
+        }
+        Err(RegistryError::CredentialsOverHttp {
+            action: t.action.clone(),
+            registry: t.registry.clone(),
+            url: redact_url(url),
+        })
     }
 }
 
-fn challenge_scope(headers: &HeaderMap) -> Option<String> {
+/// What [`Inner::answer_challenge`] found.
+pub(crate) struct Answer {
+    /// The `Authorization` to resend with, if there is a new one.
+    pub header: Option<HeaderValue>,
+    /// The scopes an `insufficient_scope` challenge named (empty otherwise).
+    pub missing: Vec<String>,
+}
+
+/// How many times one call refreshes a bearer token the registry rejected.
+pub(crate) const MAX_REFRESHES: u32 = 5;
+
+fn bearer_challenge(headers: &HeaderMap) -> Option<challenge::Challenge> {
     headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(challenge::parse)
         .find(|c| c.scheme == "bearer")
-        .and_then(|c| c.param("scope").map(str::to_string))
+}
+
+fn challenge_scope(headers: &HeaderMap) -> Vec<String> {
+    bearer_challenge(headers)
+        .and_then(|c| c.param("scope").map(split_scopes))
+        .unwrap_or_default()
+}
+
+/// Returns the scopes of a Bearer challenge with `error="insufficient_scope"`, if `headers`
+/// hold one (a challenge may name several scopes, space separated).
+pub(crate) fn insufficient_scope(headers: &HeaderMap) -> Option<Vec<String>> {
+    let c = bearer_challenge(headers)?;
+    (c.param("error") == Some("insufficient_scope"))
+        .then(|| c.param("scope").map(split_scopes).unwrap_or_default())
+}
+
+/// Returns `scopes` with one entry per resource (`type:name`), in order of first
+/// appearance, each with the union of its actions: registries list actions in any order
+/// (`push,pull`), and asking twice for one resource helps nobody.
+fn merge_scopes<'a>(scopes: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut merged: Vec<(&str, Vec<&str>)> = Vec::new();
+    for scope in scopes {
+        let (resource, actions) = scope.rsplit_once(':').unwrap_or((scope, ""));
+        let index = match merged.iter().position(|(r, _)| *r == resource) {
+            Some(i) => i,
+            None => {
+                merged.push((resource, Vec::new()));
+                merged.len() - 1
+            }
+        };
+        for action in actions.split(',').filter(|a| !a.is_empty()) {
+            if !merged[index].1.contains(&action) {
+                merged[index].1.push(action);
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(resource, actions)| format!("{resource}:{}", actions.join(",")))
+        .collect()
+}
+
+fn split_scopes(scopes: &str) -> Vec<String> {
+    scopes.split_whitespace().map(str::to_string).collect()
 }
 
 fn bearer(token: &str) -> HeaderValue {
@@ -220,4 +314,31 @@ fn sensitive(value: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(value).ok()?;
     v.set_sensitive(true);
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_scopes_per_resource_keeping_the_first_order() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let merged = |v: &[&str]| merge_scopes(s(v).iter());
+        assert_eq!(
+            merged(&["repository:a:push,pull", "repository:a:pull,push"]),
+            ["repository:a:push,pull"]
+        );
+        assert_eq!(
+            merged(&["repository:base:pull", "repository:app:pull,push"]),
+            ["repository:base:pull", "repository:app:pull,push"]
+        );
+        assert_eq!(
+            merged(&[
+                "repository:app:push",
+                "repository:app:pull",
+                "registry:catalog:*"
+            ]),
+            ["repository:app:push,pull", "registry:catalog:*"]
+        );
+    }
 }

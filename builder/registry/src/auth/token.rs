@@ -27,6 +27,7 @@ const MARGIN: Duration = Duration::from_secs(10);
 const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
 
 /// A bearer token and when to stop using it.
+#[derive(Clone)]
 pub(crate) struct Token {
     pub value: String,
     pub expires: Instant,

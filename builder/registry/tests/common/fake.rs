@@ -1,6 +1,7 @@
 //! A fault-injecting fake registry: a tokio `TcpListener` on 127.0.0.1 speaking just
 //! enough HTTP/1.1 by hand. Every connection serves one request and closes. TLS client
-//! hellos (kiln probes loopback hosts with HTTPS first) are dropped without being recorded.
+//! hellos (kiln probes loopback hosts with HTTPS first) are dropped without being recorded,
+//! or, for [`Fake::start_failing_tls`], answered with a fatal TLS alert and counted.
 //!
 //! Faults: close or reset a connection instead of answering, cut a request body off
 //! half-way ([`Fake::start_cutting`]), and stream an endless generated body
@@ -107,7 +108,14 @@ struct Shared {
     streamed: AtomicU64,
     /// [`Reply::Stream`] answers that ended (the client went away, or all was sent).
     streams_done: AtomicUsize,
+    /// TLS client hellos received.
+    tls_hellos: AtomicUsize,
+    /// Whether a TLS client hello gets a fatal alert (else the connection just closes).
+    alert_tls: bool,
 }
+
+/// A fatal TLS 1.2 `handshake_failure` alert record.
+const HANDSHAKE_FAILURE_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
 
 /// A running fake; stops when dropped.
 pub struct Fake {
@@ -122,7 +130,15 @@ impl Fake {
     pub async fn start(
         handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
     ) -> Self {
-        Self::start_cutting(handler, |_, _| None).await
+        Self::start_with(handler, |_, _| None, false).await
+    }
+
+    /// Like [`Fake::start`], but a TLS handshake fails the way a server with an unusable
+    /// certificate or no common cipher makes it fail: with a fatal alert.
+    pub async fn start_failing_tls(
+        handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_with(handler, |_, _| None, true).await
     }
 
     /// Like [`Fake::start`], but first asks `cut(request head, earlier requests)`: when it
@@ -133,6 +149,14 @@ impl Fake {
         handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
         cut: impl Fn(&Recorded, &[Recorded]) -> Option<usize> + Send + Sync + 'static,
     ) -> Self {
+        Self::start_with(handler, cut, false).await
+    }
+
+    async fn start_with(
+        handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
+        cut: impl Fn(&Recorded, &[Recorded]) -> Option<usize> + Send + Sync + 'static,
+        alert_tls: bool,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let shared = Arc::new(Shared {
@@ -141,6 +165,8 @@ impl Fake {
             cut: Box::new(cut),
             streamed: AtomicU64::new(0),
             streams_done: AtomicUsize::new(0),
+            tls_hellos: AtomicUsize::new(0),
+            alert_tls,
         });
         let task_shared = shared.clone();
         let task = tokio::spawn(async move {
@@ -160,6 +186,11 @@ impl Fake {
     /// Returns every request received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.log.lock().unwrap().clone()
+    }
+
+    /// Returns how many TLS client hellos arrived.
+    pub fn tls_hellos(&self) -> usize {
+        self.shared.tls_hellos.load(Ordering::SeqCst)
     }
 
     /// Waits (at most 10 s) until `n` streamed answers have ended; returns the body bytes
@@ -193,7 +224,12 @@ async fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf[0] == 0x16 {
-            return Ok(()); // a TLS ClientHello: this fake speaks plain HTTP only
+            // A TLS ClientHello: this fake speaks plain HTTP only.
+            shared.tls_hellos.fetch_add(1, Ordering::SeqCst);
+            if shared.alert_tls {
+                stream.write_all(&HANDSHAKE_FAILURE_ALERT).await?;
+            }
+            return Ok(());
         }
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;

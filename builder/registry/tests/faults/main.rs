@@ -6,10 +6,13 @@
 mod fake;
 
 mod auth;
+mod bearer;
 mod exhaustion;
 mod helpers;
+mod hostile;
 mod manifests;
 mod mount;
+mod redaction;
 mod redirect;
 mod retry;
 mod upload;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kiln_oci::Digest;
 use kiln_oci::media_types::OCI_MANIFEST;
-use kiln_registry::{BlobPush, Client, RegistryError, RegistrySettings};
+use kiln_registry::{BlobPush, Client, RegistryError, RegistrySettings, RetryPolicy};
 
 use crate::fake::{Fake, Recorded, Reply};
 use crate::{client, reference, settings};
@@ -53,23 +53,83 @@ async fn gives_up_after_max_attempts_and_not_on_4xx() {
     assert_eq!(fake.requests().len(), 1);
 }
 
+/// R05: `429` with `Retry-After: 2` is retried after at least 2 s, and then succeeds.
 #[tokio::test]
-async fn honours_retry_after() {
+async fn r05_b_retry_after_2_waits_at_least_2_s_then_succeeds() {
     let fake = Fake::start(|_, earlier| match earlier.len() {
-        0 => Reply::status(429).header("Retry-After", "1"),
+        0 => Reply::status(429).header("Retry-After", "2"),
         _ => manifest_reply(),
     })
     .await;
-    client()
+    let got = client()
         .get_manifest(&reference(&fake.host, "app"), "v1")
         .await
         .unwrap();
+    assert_eq!(got.bytes, MANIFEST);
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 2);
     let waited = reqs[1].at - reqs[0].at;
+    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}");
+}
+
+/// R05: `429` without `Retry-After` backs off exponentially: each wait at least doubles
+/// the policy's base delay of the one before.
+#[tokio::test]
+async fn r05_c_429_without_retry_after_backs_off_exponentially() {
+    let fake = Fake::start(|_, earlier| match earlier.len() {
+        0..4 => Reply::status(429),
+        _ => manifest_reply(),
+    })
+    .await;
+    let base = Duration::from_millis(40);
+    let c = kiln_registry::Client::new(kiln_registry::RegistrySettings {
+        retry: RetryPolicy {
+            max_attempts: 5,
+            base_delay: base,
+            max_delay: Duration::from_secs(2),
+        },
+        ..crate::settings()
+    })
+    .unwrap();
+    c.get_manifest(&reference(&fake.host, "app"), "v1")
+        .await
+        .unwrap();
+    let at: Vec<_> = fake.requests().iter().map(|r| r.at).collect();
+    assert_eq!(at.len(), 5);
+    for (i, pair) in at.windows(2).enumerate() {
+        let waited = pair[1] - pair[0];
+        let floor = base * (1 << i);
+        assert!(
+            waited >= floor,
+            "wait {i} was {waited:?}, expected >= {floor:?}"
+        );
+    }
+}
+
+/// R05: a registry answering `429` (no header) to everything, 50 calls at once: every call
+/// gives up after the policy's attempts, so the registry sees at most 50 × 3 requests,
+/// and the whole storm is over in the policy's bounded waiting time.
+#[tokio::test]
+async fn r05_d_a_429_storm_is_bounded_in_requests_and_time() {
+    let fake = Fake::start(|_, _| Reply::status(429)).await;
+    let c = client();
+    let started = std::time::Instant::now();
+    let calls = (0..50).map(|i| {
+        let c = c.clone();
+        let repo = reference(&fake.host, &format!("app{i}"));
+        async move { c.get_manifest(&repo, "v1").await }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    for r in &results {
+        let err = r.as_ref().unwrap_err();
+        assert_eq!(err.status(), Some(429));
+        assert_eq!(err.class(), kiln_registry::ErrorClass::Transient);
+    }
+    assert_eq!(fake.requests().len(), 50 * 3);
     assert!(
-        waited >= Duration::from_millis(900),
-        "retried after {waited:?}"
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
     );
 }
 

@@ -5,5 +5,6 @@
 mod common;
 
 mod auth;
+mod bearer;
 mod push_pull;
 mod tls;
