@@ -250,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn check_names_every_version() {
+    fn b03_check_names_every_version() {
         let req = Requirement {
             range: ">=22".parse().unwrap(),
             source: "engines.node in package.json".into(),
