@@ -155,7 +155,8 @@ pub(crate) fn b02_go_web_app_publishes_runs_and_keeps_secrets_out() {
             ("report", &report_text),
         ],
     );
-    secrets::assert_not_in_image(&client, &pinned, GO_CANARY, "image");
+    secrets::assert_absent(GO_CANARY, &[("config", &config.to_string())]);
+    secrets::assert_not_in_files(&files, GO_CANARY, "image");
     secrets::assert_not_in_sboms(&client, &pinned, GO_CANARY);
     let cached = secrets::assert_not_in_cache_image(&client, &report, GO_CANARY);
     assert!(
