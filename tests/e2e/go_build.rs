@@ -3,14 +3,22 @@
 use std::time::Duration;
 
 use crate::common;
-use crate::common::{CANARY, Kiln, client, label_json, layer_files, runtime, validate_pushed};
+use crate::common::{
+    CANARY, Kiln, client, label_json, layer_files, runtime, secrets, validate_pushed,
+};
 use kiln_e2e::{
     Registry, ensure_containers_conf, free_port, http_get, skopeo_inspect_config, wait_http,
 };
 
+/// Private-module credentials passed with `--env` (B02): a git URL rewrite holding a token,
+/// and a `.netrc` the go tool reads through `NETRC`.
+const GO_CANARY: &str = "kiln-goprivate-canary-4c8d17";
+
 /// The headline path: a Go web app with a module dependency and assets, published, pulled by
 /// podman, run as the image says, answering on 127.0.0.1 as uid 65532 with its assets.
-pub(crate) fn go_web_app_publishes_runs_and_keeps_secrets_out() {
+/// B02: the private-module credentials given to the build are in no layer, config (`Env`,
+/// labels, history), SBOM, output, report or cache image.
+pub(crate) fn b02_go_web_app_publishes_runs_and_keeps_secrets_out() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -19,7 +27,19 @@ pub(crate) fn go_web_app_publishes_runs_and_keeps_secrets_out() {
     let cache = common::warm_cache(&kiln, "cache");
     let image = registry.reference("team/go-web:v1");
     let report = kiln.ws.join("report.json");
-    let run = kiln.run(&[
+    let netrc = kiln.ws.write(
+        "netrc",
+        format!("machine git.kiln-canary.invalid login ci password {GO_CANARY}\n"),
+    );
+    let env = [
+        "GOPRIVATE=git.kiln-canary.invalid".to_owned(),
+        "GIT_CONFIG_COUNT=1".to_owned(),
+        format!("GIT_CONFIG_KEY_0=url.https://ci:{GO_CANARY}@git.kiln-canary.invalid/.insteadOf"),
+        "GIT_CONFIG_VALUE_0=https://git.kiln-canary.invalid/".to_owned(),
+        format!("NETRC={}", netrc.display()),
+    ];
+    let cache_image = registry.reference("team/go-web-cache:v1");
+    let mut args = vec![
         "build",
         &image,
         "--path",
@@ -27,9 +47,15 @@ pub(crate) fn go_web_app_publishes_runs_and_keeps_secrets_out() {
         "--publish",
         "--cache-dir",
         cache.to_str().unwrap(),
+        "--cache-image",
+        &cache_image,
         "--report",
         report.to_str().unwrap(),
-    ]);
+    ];
+    for kv in &env {
+        args.extend(["--env", kv]);
+    }
+    let run = kiln.run(&args);
     let pinned = run.ok();
     assert!(
         pinned.starts_with(&format!("{}/team/go-web@sha256:", registry.host())),
@@ -118,6 +144,26 @@ pub(crate) fn go_web_app_publishes_runs_and_keeps_secrets_out() {
         pinned.rsplit_once('@').unwrap().1
     );
     assert_eq!(report["layers"].as_array().unwrap().len(), 2);
+
+    // Not a trace of the credentials.
+    let report_text = std::fs::read_to_string(kiln.ws.join("report.json")).unwrap();
+    secrets::assert_absent(
+        GO_CANARY,
+        &[
+            ("stdout", &run.stdout),
+            ("stderr", &run.stderr),
+            ("report", &report_text),
+        ],
+    );
+    secrets::assert_absent(GO_CANARY, &[("config", &config.to_string())]);
+    secrets::assert_not_in_files(&files, GO_CANARY, "image");
+    secrets::assert_not_in_sboms(&client, &pinned, GO_CANARY);
+    let cached = secrets::assert_not_in_cache_image(&client, &report, GO_CANARY);
+    assert!(
+        cached.iter().any(|(p, _)| p.starts_with("linked/")),
+        "the cache image holds the link cache: {:?}",
+        cached.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
 
     // Run it as the image says.
     let podman = common::suite::podman();

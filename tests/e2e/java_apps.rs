@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::common;
 use crate::common::cache_with_base;
-use crate::common::{Kiln, client, layer_files, validate_pushed};
+use crate::common::{Kiln, client, layer_files, secrets, validate_pushed};
 use crate::common::{publish, reuse};
 use kiln_e2e::{Registry, ensure_containers_conf, skopeo_inspect_config};
 
@@ -64,8 +64,9 @@ pub(crate) fn multi_module_web_app_runs_with_module_and_dependency_layers() {
 
 /// `[io.kiln.java]`: with two runnable jars the build names both and the `jar` setting;
 /// `jar` picks one; `maven-settings` (or `KILN_MAVEN_SETTINGS`) reaches Maven, whose
-/// server password appears in no layer, config, output or report.
-pub(crate) fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
+/// server password (B02) appears in no layer, config (`Env`, labels, history), SBOM, output,
+/// report or cache image.
+pub(crate) fn b02_settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -81,6 +82,7 @@ pub(crate) fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_eve
         )],
     );
     let image = registry.reference("team/plain:1");
+    let cache_image = registry.reference("team/plain-cache:1");
     let build = |extra: &[(&str, &str)]| {
         kiln.run_with(
             &[
@@ -91,6 +93,8 @@ pub(crate) fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_eve
                 "--publish",
                 "--cache-dir",
                 cache.to_str().unwrap(),
+                "--cache-image",
+                &cache_image,
                 "--report",
                 kiln.ws.join("report.json").to_str().unwrap(),
             ],
@@ -150,19 +154,16 @@ pub(crate) fn settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_eve
     ] {
         assert!(!text.contains(password), "the password is in the {what}");
     }
-    for (path, bytes) in layer_files(&client(None, None), &pinned) {
-        assert!(
-            !bytes
-                .windows(password.len())
-                .any(|w| w == password.as_bytes()),
-            "the password is in layer file `{path}`"
-        );
-    }
+    let client = client(None, None);
+    secrets::assert_not_in_files(&layer_files(&client, &pinned), password, "image");
+    secrets::assert_not_in_sboms(&client, &pinned, password);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    secrets::assert_not_in_cache_image(&client, &report, password);
 }
 
 /// A Spring-Boot-shaped jar with a `..` entry, and one with a zip bomb entry, named by the
 /// `jar` setting: each is refused (exit 51) with an error naming the entry.
-pub(crate) fn zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry() {
+pub(crate) fn b05_zip_slip_and_zip_bomb_jars_are_refused_naming_the_entry() {
     let kiln = Kiln::new();
     let cache = cache_with_base(&kiln, "cache", "java17");
     let manifest: &[u8] = b"Manifest-Version: 1.0\r\nMain-Class: org.springframework.boot.loader.launch.JarLauncher\r\nStart-Class: x.App\r\n";

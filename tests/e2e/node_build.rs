@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::common;
 use crate::common::node::{layer_size, shipped_dev_dependencies, uploads};
 use crate::common::{
-    Kiln, cache_with_base, client, layer_files, publish, reuse, run_web, shared_base,
+    Kiln, cache_with_base, client, layer_files, publish, reuse, run_web, secrets, shared_base,
     validate_pushed,
 };
 use kiln_e2e::{Registry, ensure_containers_conf, skopeo_inspect_config};
@@ -33,11 +33,6 @@ fn paths(files: &[(String, Vec<u8>)]) -> Vec<&str> {
         .collect()
 }
 
-/// The headline Node path: an Express app with an eslint devDependency and an `.npmrc`
-/// holding a token runs on the `node` base as nonroot with `NODE_ENV=production`; its image
-/// has `node_modules` and app layers without eslint, lockfile or `.npmrc`, and the token is
-/// nowhere. A one-line change reuses `node_modules` (not installed, tarred or uploaded
-/// again) and uploads the app layer only; an unchanged rebuild is the same digest.
 /// Checks the SBOMs kiln attached to `pinned`: both validate with the formats' reference
 /// tools, their npm packages are exactly the lockfile's production packages (no
 /// devDependency such as eslint), the base's Debian packages are there, and the `.npmrc`
@@ -85,8 +80,15 @@ fn assert_sbom_lists_production_packages(
     assert!(debs.iter().any(|(n, _)| n == "nodejs"), "{debs:?}");
 }
 
-pub(crate) fn express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules()
-{
+/// The headline Node path: an Express app with an eslint devDependency and an `.npmrc`
+/// holding a token runs on the `node` base as nonroot with `NODE_ENV=production`; its image
+/// has `node_modules` and app layers without eslint, lockfile or `.npmrc`. A one-line change
+/// reuses `node_modules` (not installed, tarred or uploaded again) and uploads the app layer
+/// only; an unchanged rebuild is the same digest. B02: the token is nowhere: no layer,
+/// config (`Env`, labels, history), SBOM, report or output, nor the cache image the last
+/// build pushes.
+pub(crate) fn b02_express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules()
+ {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -98,7 +100,27 @@ pub(crate) fn express_app_ships_production_dependencies_only_and_a_code_change_r
     )
     .unwrap();
     let image = registry.reference("team/express:1");
-    let (pinned, r1) = publish(&kiln, &image, &app, &cache, "r1.json");
+    let first = kiln.run(&[
+        "build",
+        &image,
+        "--path",
+        app.to_str().unwrap(),
+        "--publish",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--report",
+        kiln.ws.join("r1.json").to_str().unwrap(),
+    ]);
+    let pinned = first.ok();
+    secrets::assert_absent(
+        NPMRC_CANARY,
+        &[
+            ("first build's stdout", &first.stdout),
+            ("first build's stderr", &first.stderr),
+        ],
+    );
+    let r1: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kiln.ws.join("r1.json")).unwrap()).unwrap();
     assert_eq!(
         reuse(&r1),
         [
@@ -142,12 +164,7 @@ pub(crate) fn express_app_ships_production_dependencies_only_and_a_code_change_r
             "the .npmrc token is in the {what}"
         );
     }
-    for (path, bytes) in &files {
-        let found = bytes
-            .windows(NPMRC_CANARY.len())
-            .any(|w| w == NPMRC_CANARY.as_bytes());
-        assert!(!found, "the .npmrc token is in layer file `{path}`");
-    }
+    secrets::assert_not_in_files(&files, NPMRC_CANARY, "image");
     assert_sbom_lists_production_packages(&kiln, &client, &pinned, &app);
 
     let (got, uid) = run_web(
@@ -175,6 +192,7 @@ pub(crate) fn express_app_ships_production_dependencies_only_and_a_code_change_r
         "the fixture's greeting moved; update this test"
     );
     std::fs::write(&server, changed).unwrap();
+    let cache_image = registry.reference("team/express-cache:1");
     let run = kiln.run(&[
         "build",
         &image,
@@ -183,6 +201,8 @@ pub(crate) fn express_app_ships_production_dependencies_only_and_a_code_change_r
         "--publish",
         "--cache-dir",
         cache.to_str().unwrap(),
+        "--cache-image",
+        &cache_image,
         "--report",
         kiln.ws.join("r3.json").to_str().unwrap(),
     ]);
@@ -200,6 +220,15 @@ pub(crate) fn express_app_ships_production_dependencies_only_and_a_code_change_r
     }
     let r3: serde_json::Value =
         serde_json::from_slice(&std::fs::read(kiln.ws.join("r3.json")).unwrap()).unwrap();
+    // The cache image holds the node_modules trees kiln keeps, and not the token.
+    let cached = secrets::assert_not_in_cache_image(&client, &r3, NPMRC_CANARY);
+    assert!(
+        cached
+            .iter()
+            .any(|(p, _)| p.ends_with("node_modules/express/package.json")),
+        "{:?}",
+        cached.iter().map(|(p, _)| p).take(20).collect::<Vec<_>>()
+    );
     assert_eq!(
         reuse(&r3),
         [("node_modules".to_owned(), true), ("app".to_owned(), false)]
@@ -569,7 +598,7 @@ pub(crate) fn node_builds_are_reproducible_across_paths_and_caches() {
 
 /// A directory that both the Go and the Node buildpack detect is ambiguous (exit 2) and the
 /// hint names the flag that picks one.
-pub(crate) fn a_go_app_with_a_package_json_asks_which_buildpack() {
+pub(crate) fn b04_a_go_app_with_a_package_json_asks_which_buildpack() {
     let kiln = Kiln::new();
     let app = kiln.ws.mkdir("both");
     std::fs::write(app.join("go.mod"), "module example.com/both\n\ngo 1.22\n").unwrap();

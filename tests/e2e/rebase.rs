@@ -117,9 +117,9 @@ fn rebase(kiln: &Kiln, args: &[&str]) -> common::Run {
 
 /// The headline: three apps, three bases, one call. Each app's tag moves to an image whose
 /// layers are v2's, then the app's own (same digests); the registry stores two blobs more
-/// per app, a config and a manifest; each runs and sees v2's file. A second call finds them
-/// up to date.
-pub(crate) fn go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests() {
+/// per app, a config and a manifest (R17 (d): v2's layers are mounted from `bases/*`, no
+/// layer byte is uploaded); each runs and sees v2's file. A second call finds them up to date.
+pub(crate) fn r17_d_go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -260,11 +260,11 @@ fn set_label(image: &mut kiln_image::Image, key: &str, value: String) {
     image.config.set_config(Some(exec));
 }
 
-/// Each refusal is exit 72 with its reason, and the app's tag stays where it was: another
-/// base id (allowed with `--force`), another architecture, an image marked unrebasable,
-/// one whose recorded base is not its layers' prefix, and a crafted base whose history
-/// names more layers than it has.
-pub(crate) fn refusals_name_their_reason_and_leave_the_tag() {
+/// R17: each refusal is exit 72 with its reason, and the app's tag stays where it was:
+/// another base id (allowed with `--force`), another architecture (c), an image marked
+/// unrebasable, one whose recorded base is not its layers' prefix or not its old run image
+/// (a), and a crafted base whose history names more layers than it has (b).
+pub(crate) fn r17_refusals_name_their_reason_and_leave_the_tag() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();
@@ -334,6 +334,36 @@ pub(crate) fn refusals_name_their_reason_and_leave_the_tag() {
     );
     assert_eq!(run.code, 72, "{}", run.stderr);
     assert!(run.stderr.contains("not a prefix"), "{}", run.stderr);
+    // R17 (a): the run image it records (here the node base's digest), read again, is not its
+    // bottom: refused naming the first mismatching layer, even forced, the tag unmoved.
+    let node_digest = tag_digest(&node_v1);
+    let not_based = crafted("not-based", &|i| {
+        let labels = i.config.config().clone().unwrap().labels().clone().unwrap();
+        let mut meta: serde_json::Value =
+            serde_json::from_str(&labels["io.buildpacks.lifecycle.metadata"]).unwrap();
+        meta["runImage"]["reference"] = node_digest.clone().into();
+        meta["runImage"]["image"] = node_v1.clone().into();
+        set_label(i, "io.buildpacks.lifecycle.metadata", meta.to_string())
+    });
+    let before = tag_digest(&not_based);
+    let run = rebase(
+        &kiln,
+        &[
+            &not_based,
+            "--publish",
+            "--force",
+            "--run-image",
+            &static_v1,
+        ],
+    );
+    assert_eq!(run.code, 72, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the image is not based on its old run image (layer "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tag_digest(&not_based), before);
 
     let ghost = registry.reference("bases/static:ghost");
     push_edited(&kiln.ws.join("store"), &static_v1, &ghost, |i| {
@@ -414,9 +444,9 @@ pub(crate) fn a_multi_arch_app_is_rebased_per_platform() {
     assert_eq!(run_web(&app, &[], &["/"]).0[0], "hello from express");
 }
 
-/// A rebase killed while its tag push hangs: the config and the platform's layers were
-/// in place, the tag was not moved, and the old image still runs.
-pub(crate) fn a_killed_rebase_leaves_the_old_tag() {
+/// R17 (e): a rebase killed while its tag push hangs: the config and the platform's layers
+/// were in place, the tag was not moved, and the old image still runs.
+pub(crate) fn r17_e_a_killed_rebase_leaves_the_old_tag() {
     ensure_containers_conf();
     let registry = Registry::anonymous();
     let kiln = Kiln::new();

@@ -327,7 +327,9 @@ fn refusal(name: &str, e: RebaseError) -> Failure {
             "only images built by kiln or a CNB platform (pack) can be rebased; rebuild with `kiln build`".to_owned()
         }
         RebaseError::BadBase { .. } => "rebuild the run image, or name another with `--run-image`".to_owned(),
-        RebaseError::NotRebasable | RebaseError::NotPrefix(_) => {
+        RebaseError::NotRebasable
+        | RebaseError::NotPrefix(_)
+        | RebaseError::NotBasedOn { .. } => {
             "rebuild the app on the new run image with `kiln build`".to_owned()
         }
     };

@@ -309,13 +309,19 @@ impl Environment {
     }
 }
 
-/// Parses `--env K=V` values.
+/// Parses `--env K=V` values. A malformed one is named by its position, never quoted: a
+/// token pasted without its name must not land in a CI log.
 pub fn parse_env_flags(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     values
         .iter()
-        .map(|kv| match kv.split_once('=') {
+        .enumerate()
+        .map(|(i, kv)| match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("`--env {kv}` is not `NAME=VALUE`"),
+            _ => bail!(
+                "`--env` value {} of {} is not `NAME=VALUE` (not shown: it may be a secret)",
+                i + 1,
+                values.len()
+            ),
         })
         .collect()
 }
@@ -341,4 +347,23 @@ fn apt_source_files() -> Vec<(SourcesFormat, String)> {
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// B02: a malformed `--env` value (a bare token, or `=token`) is refused by position,
+    /// its text nowhere in the message.
+    #[test]
+    fn b02_a_malformed_env_value_is_refused_without_echoing_it() {
+        let ok = parse_env_flags(&["A=1".into(), "B=x=y".into()]).unwrap();
+        assert_eq!(ok["B"], "x=y");
+        for bad in ["ghp_canary0123456789", "=ghp_canary0123456789"] {
+            let err = parse_env_flags(&["A=1".into(), bad.into()]).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(!text.contains("canary"), "{text}");
+            assert!(text.contains("`--env` value 2 of 2"), "{text}");
+        }
+    }
 }

@@ -234,4 +234,43 @@ buildpack = "kiln/go"
             Err(ProjectError::Parse { .. })
         ));
     }
+
+    /// B04: 100,000 levels of arrays, inline tables, dotted keys or table-header keys are
+    /// a parse error naming the file (the TOML parser's recursion limit), not a stack overflow.
+    #[test]
+    fn b04_deeply_nested_project_toml_is_an_error_not_a_stack_overflow() {
+        let n = 100_000;
+        for text in [
+            format!("a = {}{}", "[".repeat(n), "]".repeat(n)),
+            format!("a = {}1{}", "{b = ".repeat(n), "}".repeat(n)),
+            format!("[io.kiln.node]\n{}= 1\n", "a.".repeat(n)),
+            format!("[io.kiln.node.{}]\n", vec!["a"; n].join(".")),
+        ] {
+            let err = ProjectDescriptor::parse(&text, "/src/project.toml").unwrap_err();
+            assert!(matches!(err, ProjectError::Parse { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with("parsing `/src/project.toml`") && text.contains("recursion limit"),
+                "{text}"
+            );
+        }
+    }
+
+    /// B04: a `project.toml` that is not UTF-8 (TOML must be) is refused naming the file.
+    #[test]
+    fn b04_a_project_toml_that_is_not_utf8_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("project.toml"),
+            b"[io.kiln]\nprocess = \"caf\xe9\"\n",
+        )
+        .unwrap();
+        let err = ProjectDescriptor::load(dir.path()).unwrap_err();
+        let ProjectError::Io { path, source } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(path.ends_with("/project.toml"), "{path}");
+        assert_eq!(source.kind(), std::io::ErrorKind::InvalidData);
+        assert!(source.to_string().contains("invalid utf-8"), "{source}");
+    }
 }

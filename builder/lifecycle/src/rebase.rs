@@ -49,6 +49,19 @@ pub enum RebaseError {
     /// The layers the metadata says are the base's are not a prefix of the image.
     #[error("the recorded base layers are not a prefix of the image: {0}")]
     NotPrefix(String),
+    /// The old run image, read again, is not the bottom of the image: its layer `layer`
+    /// (counted from 1 at the bottom) differs from the image's.
+    #[error(
+        "the image is not based on its old run image (layer {layer} mismatch: the image has {image}, the old run image {base})"
+    )]
+    NotBasedOn {
+        /// The first layer that differs, counted from 1 at the bottom.
+        layer: usize,
+        /// The image's layer there (`` `sha256:…` `` or `no layer`).
+        image: String,
+        /// The old run image's layer there (`` `sha256:…` `` or `no layer`).
+        base: String,
+    },
     /// The new run image is not the same kind of base (OS, architecture, base id).
     #[error("the new run image `{name}` does not match the app's base: {why}")]
     BaseMismatch {
@@ -161,13 +174,7 @@ impl Rebase<'_> {
             })?;
         let base_count = top + 1;
         if let Some(old) = self.old_base {
-            let old_ids: Vec<&Digest> = old.layers.iter().map(|l| &l.diff_id).collect();
-            if old_ids != app_ids[..base_count] {
-                return Err(RebaseError::NotPrefix(format!(
-                    "the old run image has {} layers that are not the image's first {base_count}",
-                    old_ids.len()
-                )));
-            }
+            check_based_on(&old.layers, &self.app.layers, base_count)?;
         }
         let labels = labels_of(self.app);
         let app_shas = recorded_layer_shas(&metadata(&labels)?);
@@ -290,6 +297,27 @@ impl Rebase<'_> {
         }
         labels.insert(LIFECYCLE_METADATA.to_owned(), meta.to_string());
         Ok(labels)
+    }
+}
+
+/// Checks that the old run image's layers are exactly the image's first `base_count` (up
+/// to the recorded top layer), by diffID; names the first that differs.
+fn check_based_on(old: &[Layer], app: &[Layer], base_count: usize) -> Result<(), RebaseError> {
+    let at = |layers: &[Layer], i: usize| {
+        layers
+            .get(i)
+            .map_or_else(|| "no layer".to_owned(), |l| format!("`{}`", l.diff_id))
+    };
+    let differs = |i: usize| {
+        i >= base_count || old.get(i).map(|l| &l.diff_id) != app.get(i).map(|l| &l.diff_id)
+    };
+    match (0..old.len().max(base_count)).find(|&i| differs(i)) {
+        None => Ok(()),
+        Some(i) => Err(RebaseError::NotBasedOn {
+            layer: i + 1,
+            image: at(app, i),
+            base: at(old, i),
+        }),
     }
 }
 

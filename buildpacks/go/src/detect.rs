@@ -138,4 +138,26 @@ mod tests {
         std::fs::create_dir(dir.path().join("go.mod")).unwrap();
         assert_eq!(detect(dir.path()).unwrap(), None);
     }
+
+    /// B04: bytes that are not UTF-8 in `go.mod` (the go tool accepts them in comments) do not
+    /// stop detection or change what is read; the go tool judges the rest when it builds.
+    #[test]
+    fn b04_a_go_mod_that_is_not_utf8_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("go.mod"),
+            b"module example.com/x // caf\xe9\n\ngo 1.22\n// \xff\xfe\n",
+        )
+        .unwrap();
+        let plan = detect(dir.path()).unwrap().unwrap();
+        let facts: Vec<(String, String)> = plan.facts.into_iter().collect();
+        assert_eq!(
+            facts,
+            pairs(&[
+                (MANIFEST, "go.mod"),
+                (MODULE, "example.com/x"),
+                (VERSION, "1.22")
+            ])
+        );
+    }
 }

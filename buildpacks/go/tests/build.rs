@@ -330,20 +330,91 @@ fn missing_go_sum_asks_for_go_mod_tidy() {
     assert_eq!(hint.as_deref(), Some("run go mod tidy"));
 }
 
+/// A Go module proxy on 127.0.0.1 that answers every request 404 and records it.
+struct Proxy {
+    url: String,
+    requests: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+fn proxy() -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    // Detached: it dies with the test process.
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let line = String::from_utf8_lossy(&buf[..n]);
+            seen.lock()
+                .unwrap()
+                .push(line.lines().next().unwrap_or_default().to_owned());
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    Proxy { url, requests }
+}
+
+/// B03: a `go` line newer than the host's Go (and a `toolchain` line naming it) is an app
+/// error naming both versions and saying kiln never downloads a Go, before `go` runs.
 #[test]
-fn a_newer_go_directive_names_both_versions() {
+fn b03_a_newer_go_directive_names_both_versions() {
     let tmp = tempfile::tempdir().unwrap();
     let app = scratch_copy("go-multi", tmp.path());
     let go_mod = fs::read_to_string(app.join("go.mod"))
         .unwrap()
-        .replace("go 1.22", "go 1.99");
+        .replace("go 1.22", "go 1.99\n\ntoolchain go1.99.0");
     fs::write(app.join("go.mod"), go_mod).unwrap();
-    let (message, hint, _) = app_error(build(&app, &tmp.path().join("layers"), Some("api")));
+    let proxy = proxy();
+    let mut env = host_env();
+    env.insert("GOPROXY".into(), proxy.url.clone());
+    let (message, hint, lines) = app_error(build_with(
+        &app,
+        &tmp.path().join("layers"),
+        &shared_cache(),
+        &env,
+        Some("api"),
+    ));
     assert!(
         message.starts_with("`go.mod` requires go 1.99 but the host has go 1."),
         "{message}"
     );
-    assert!(hint.unwrap().contains("install Go 1.99 or newer"));
+    assert!(message.contains("toolchain go1.99.0"), "{message}");
+    let hint = hint.unwrap();
+    assert!(hint.contains("install Go 1.99 or newer"), "{hint}");
+    assert!(hint.contains("never downloads"), "{hint}");
+    assert!(proxy.requests.lock().unwrap().is_empty(), "{lines:?}");
+}
+
+/// B03: `toolchain go1.99.0` with a `go` line the host meets: the host's Go builds it, even
+/// with `GOTOOLCHAIN=auto` in the environment, and not a request reaches the module proxy
+/// (where the go tool would fetch `golang.org/toolchain`).
+#[test]
+fn b03_a_newer_toolchain_line_builds_with_the_host_go_and_downloads_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = scratch_copy("go-multi", tmp.path());
+    let go_mod = fs::read_to_string(app.join("go.mod"))
+        .unwrap()
+        .replace("go 1.22", "go 1.22\n\ntoolchain go1.99.0");
+    fs::write(app.join("go.mod"), go_mod).unwrap();
+    let proxy = proxy();
+    let mut env = host_env();
+    env.insert("GOPROXY".into(), proxy.url.clone());
+    env.insert("GOTOOLCHAIN".into(), "auto".into());
+    let layers = tmp.path().join("layers");
+    let built = build_with(&app, &layers, &shared_cache(), &env, Some("api"));
+    let lines = built.lines;
+    built
+        .result
+        .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", e.hint(), lines.join("\n")));
+    assert!(layers.join("app/workspace/bin/api").is_file());
+    assert!(
+        proxy.requests.lock().unwrap().is_empty(),
+        "the go tool asked the proxy: {:?}",
+        proxy.requests.lock().unwrap()
+    );
 }
 
 #[test]

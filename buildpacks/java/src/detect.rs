@@ -144,4 +144,64 @@ mod tests {
         assert_eq!(gradle_hint(both.path()), None);
         assert_eq!(gradle_hint(dir_with(&[]).path()), None);
     }
+
+    /// B04: a billion-laughs `pom.xml`, and one whose entities name a file outside the
+    /// project: no DTD is honoured, no entity expanded, no file read (the release the file and
+    /// the internal entity would give is never seen), at once; the app is still detected and
+    /// Maven, which builds it, has the last word.
+    #[test]
+    fn b04_entities_in_a_pom_are_never_expanded_or_fetched() {
+        let mut laughs =
+            String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE project [\n<!ENTITY lol0 \"lol\">\n");
+        for i in 1..=9 {
+            let refs = format!("&lol{};", i - 1).repeat(10);
+            laughs.push_str(&format!("<!ENTITY lol{i} \"{refs}\">\n"));
+        }
+        laughs.push_str(
+            "]>\n<project><properties><maven.compiler.release>&lol9;</maven.compiler.release>\
+             <maven.compiler.target>11</maven.compiler.target></properties></project>\n",
+        );
+        let outside = tempfile::tempdir().unwrap();
+        let file = outside.path().join("release.txt");
+        std::fs::write(&file, "21").unwrap();
+        let external = format!(
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE project [\n\
+             <!ENTITY release SYSTEM \"file://{}\">\n\
+             <!ENTITY passwd SYSTEM \"file:///etc/passwd\">\n\
+             <!ENTITY % dtd SYSTEM \"file:///etc/passwd\">\n%dtd;\n\
+             <!ENTITY seventeen \"17\">\n]>\n\
+             <project><name>&passwd;</name><properties>\
+             <maven.compiler.release>&release;</maven.compiler.release>\
+             <maven.compiler.target>11</maven.compiler.target></properties>\
+             <build><plugins><plugin><artifactId>maven-compiler-plugin</artifactId>\
+             <configuration><release>&seventeen;</release></configuration></plugin></plugins>\
+             </build></project>\n",
+            file.display()
+        );
+        // Parsed, but without the entities: the release is the plain `target` 11, not the
+        // 21 of the outside file nor the 17 of the internal entity.
+        let started = std::time::Instant::now();
+        for pom in [laughs, external] {
+            let plan = facts(&[("pom.xml", &pom)]).unwrap();
+            assert!(
+                plan.contains(&(VERSION.to_owned(), "11".to_owned())),
+                "{plan:?}"
+            );
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    /// B04: bytes that are not UTF-8 (a Latin-1 `pom.xml`, which XML allows when the file
+    /// declares it) do not stop detection or hide the release.
+    #[test]
+    fn b04_a_pom_that_is_not_utf8_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pom = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<project><name>caf\xe9 \xff\xfe</name>".to_vec();
+        pom.extend_from_slice(
+            b"<properties><java.version>17</java.version></properties></project>\n",
+        );
+        std::fs::write(dir.path().join("pom.xml"), pom).unwrap();
+        let plan = detect(dir.path()).unwrap().unwrap();
+        assert_eq!(plan.facts[VERSION], "17");
+    }
 }

@@ -187,7 +187,7 @@ pub fn explode(
         let Some(leaf) = leaf else { continue };
         path.push(leaf);
         let mut entry = archive.by_index(i).map_err(zip_err)?;
-        let compressed = entry.compressed_size();
+        let (compressed, declared) = (entry.compressed_size(), entry.size());
         // create_new is O_CREAT|O_EXCL: it never follows or replaces what is already there.
         let mut out = OpenOptions::new()
             .write(true)
@@ -195,10 +195,19 @@ pub fn explode(
             .mode(0o644)
             .open(&path)
             .map_err(|e| write_err(&path, e))?;
+        // Pass 1 held the declared sizes to the ratio and total caps, so stopping one byte
+        // past the declared size bounds what a lying header can make us write.
         let budget = limits.max_total_bytes - total;
-        let written = io::copy(&mut (&mut entry).take(budget.saturating_add(1)), &mut out)
+        let cap = declared.min(budget);
+        let written = io::copy(&mut (&mut entry).take(cap.saturating_add(1)), &mut out)
             .map_err(|e| write_err(&path, e))?;
-        total += written.min(budget);
+        total += written.min(cap);
+        if written > declared {
+            return Err(refuse(
+                &name,
+                format!("it inflates to more than the {declared} bytes its header declares"),
+            ));
+        }
         if written > budget {
             return Err(refuse(&name, over_total(limits)));
         }

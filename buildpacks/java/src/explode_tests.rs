@@ -94,7 +94,7 @@ fn jar_without_index_goes_to_the_default_layer_with_fixed_modes() {
 }
 
 #[test]
-fn zip_slip_and_absolute_names_are_refused() {
+fn b05_zip_slip_and_absolute_names_are_refused() {
     let err = refused(
         &[("ok.txt", b"x"), ("../evil", b"pwned")],
         &Limits::default(),
@@ -119,7 +119,7 @@ fn zip_slip_and_absolute_names_are_refused() {
 }
 
 #[test]
-fn symlink_entries_are_refused() {
+fn b05_symlink_entries_are_refused() {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     w.add_symlink("lib/link", "/etc", SimpleFileOptions::default())
         .unwrap();
@@ -131,7 +131,7 @@ fn symlink_entries_are_refused() {
 }
 
 #[test]
-fn duplicate_names_are_refused() {
+fn b05_duplicate_names_are_refused() {
     // The zip writer refuses duplicates, so rename `b.txt` to `a.txt` in the raw bytes.
     let mut bytes = zip_bytes(&[("a.txt", b"one"), ("b.txt", b"two")]);
     for i in 0..bytes.len() - 5 {
@@ -152,9 +152,13 @@ fn duplicate_names_are_refused() {
 }
 
 #[test]
-fn zip_bomb_is_refused_by_ratio_and_by_total() {
+fn b05_zip_bomb_is_refused_by_ratio_and_by_total() {
     let zeros = vec![0u8; 50 << 20];
     let bomb = zip_bytes(&[("bomb.bin", &zeros)]);
+    assert!(
+        zeros.len() >= 1000 * bomb.len(),
+        "a 42.zip-style ratio of at least 1000:1"
+    );
     let err = refused_bytes(&bomb, &Limits::default());
     assert!(err.contains("`bomb.bin`") && err.contains("ratio"), "{err}");
     let no_ratio = Limits {
@@ -170,7 +174,7 @@ fn zip_bomb_is_refused_by_ratio_and_by_total() {
 }
 
 #[test]
-fn too_many_entries_are_refused() {
+fn b05_too_many_entries_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let jar = jar_file(
         dir.path(),
@@ -208,7 +212,7 @@ fn entries_missing_from_the_index_are_refused() {
 }
 
 #[test]
-fn existing_symlinks_at_the_destination_are_not_followed() {
+fn b05_existing_symlinks_at_the_destination_are_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let outside = dir.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
@@ -223,4 +227,138 @@ fn existing_symlinks_at_the_destination_are_not_followed() {
     let err = explode(&jar, layer_dirs(dir.path()), &Limits::default()).unwrap_err();
     assert!(err.to_string().contains("`top.txt`"), "{err}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+/// Sets the uncompressed size every local and central header of `bytes` records to `size`.
+fn lie_about_sizes(bytes: &mut [u8], size: u32) {
+    for i in 0..bytes.len().saturating_sub(30) {
+        let at = match bytes[i..i + 4] {
+            [0x50, 0x4b, 0x03, 0x04] => i + 22,
+            [0x50, 0x4b, 0x01, 0x02] => i + 24,
+            _ => continue,
+        };
+        bytes[at..at + 4].copy_from_slice(&size.to_le_bytes());
+    }
+}
+
+/// A bomb whose headers claim 1000 bytes (under every cap) for 50 MiB of zeros: extraction
+/// stops one byte past the declared size, naming the entry, instead of writing 50 MiB.
+#[test]
+fn b05_a_bomb_with_lying_headers_stops_at_its_declared_size() {
+    let zeros = vec![0u8; 50 << 20];
+    let mut bomb = zip_bytes(&[("BOOT-INF/lib/x.jar", &zeros)]);
+    lie_about_sizes(&mut bomb, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let jar = write_jar(dir.path(), "liar.jar", &bomb);
+    let err = explode(&jar, layer_dirs(dir.path()), &Limits::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, JarError::Refused { .. }), "{err:?}");
+    assert!(
+        text.contains("liar.jar")
+            && text.contains("`BOOT-INF/lib/x.jar`")
+            && text.contains("more than the 1000 bytes its header declares"),
+        "{text}"
+    );
+    let written = dir
+        .path()
+        .join("layers")
+        .join(DEFAULT_LAYER)
+        .join("BOOT-INF/lib/x.jar");
+    let len = std::fs::metadata(&written).map_or(0, |m| m.len());
+    assert!(len <= 1001, "{len} bytes written for a 1000-byte entry");
+}
+
+/// A layered Spring Boot jar smuggling `BOOT-INF/lib/../../../x` (which its index would
+/// place in the `dependencies` layer) is refused before anything is written, naming it.
+#[test]
+fn b05_a_dot_dot_entry_under_boot_inf_lib_is_refused() {
+    let mut entries = spring_boot_jar();
+    entries.push(("BOOT-INF/lib/../../../x", b"owned"));
+    let err = refused(&entries, &Limits::default());
+    assert!(
+        err.contains("`BOOT-INF/lib/../../../x`") && err.contains("`..` in the path"),
+        "{err}"
+    );
+}
+
+/// `layers.idx` naming a layer `../../x` or `/abs` is refused with its line; an index entry
+/// `../../x` does not make the jar entry of that name acceptable.
+#[test]
+fn b05_hostile_layer_index_names_are_refused() {
+    let manifest: &[u8] = b"Manifest-Version: 1.0\r\n";
+    for (idx, line) in [
+        ("- \"../../x\":\n  - \"BOOT-INF/\"\n", 1),
+        (
+            "- \"application\":\n  - \"BOOT-INF/\"\n- \"/abs\":\n  - \"x\"\n",
+            3,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let jar = jar_file(
+            dir.path(),
+            "idx.jar",
+            &[
+                ("META-INF/MANIFEST.MF", manifest),
+                ("BOOT-INF/layers.idx", idx.as_bytes()),
+                ("BOOT-INF/classes/A.class", b"\xca\xfe"),
+            ],
+        );
+        let err = explode(&jar, layer_dirs(dir.path()), &Limits::default()).unwrap_err();
+        assert!(
+            matches!(err, JarError::LayersIdx { line: l, .. } if l == line),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("not a layer name"), "{err}");
+        assert!(!dir.path().join("layers").exists());
+    }
+    let idx: &[u8] = b"- \"application\":\n  - \"../../x\"\n  - \"META-INF/\"\n  - \"BOOT-INF/\"\n";
+    let err = refused(
+        &[
+            ("META-INF/MANIFEST.MF", manifest),
+            ("BOOT-INF/layers.idx", idx),
+            ("../../x", b"owned"),
+        ],
+        &Limits::default(),
+    );
+    assert!(err.contains("`../../x`"), "{err}");
+}
+
+/// A symlink entry (unix mode `S_IFLNK`) inside a layered jar's `BOOT-INF/lib` is refused
+/// by name, before any file is written.
+#[test]
+fn b05_a_symlink_entry_in_a_layered_jar_is_refused() {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default();
+    for (name, data) in spring_boot_jar() {
+        if name.ends_with('/') {
+            w.add_directory(name, opts).unwrap();
+        } else {
+            w.start_file(name, opts).unwrap();
+            w.write_all(data).unwrap();
+        }
+    }
+    w.add_symlink("BOOT-INF/lib/evil.jar", "/etc/shadow", opts)
+        .unwrap();
+    let err = refused_bytes(&w.finish().unwrap().into_inner(), &Limits::default());
+    assert!(
+        err.contains("`BOOT-INF/lib/evil.jar`") && err.contains("mode 120"),
+        "{err}"
+    );
+}
+
+/// A nested jar is copied as the bytes it is, never unpacked: a bomb inside
+/// `BOOT-INF/lib/inner.jar` (42.zip's trick) lands compressed, at its own size.
+#[test]
+fn b05_nested_jars_are_not_unpacked() {
+    let zeros = vec![0u8; 20 << 20];
+    let inner = zip_bytes(&[("zeros.bin", &zeros)]);
+    let mut entries = spring_boot_jar();
+    entries.push(("BOOT-INF/lib/inner.jar", &inner));
+    let dir = tempfile::tempdir().unwrap();
+    let jar = jar_file(dir.path(), "outer.jar", &entries);
+    explode(&jar, layer_dirs(dir.path()), &Limits::default()).unwrap();
+    let landed = dir
+        .path()
+        .join("layers/dependencies/BOOT-INF/lib/inner.jar");
+    assert_eq!(std::fs::read(landed).unwrap(), inner);
 }

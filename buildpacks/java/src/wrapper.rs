@@ -73,10 +73,13 @@ pub fn read_wrapper(app_dir: &Path) -> Result<Option<MavenWrapper>, WrapperError
     if !path.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read(&path).map_err(|source| WrapperError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text =
+        kiln_lifecycle::read_bounded(&path, kiln_lifecycle::MANIFEST_LIMIT).map_err(|source| {
+            WrapperError::Read {
+                path: path.clone(),
+                source,
+            }
+        })?;
     parse_wrapper(&String::from_utf8_lossy(&text), &path).map(Some)
 }
 
@@ -217,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn unpinned_distribution_is_refused_with_a_hint() {
+    fn b03_unpinned_distribution_is_refused_with_a_hint() {
         let err = parse(&format!("distributionUrl={URL}\n")).unwrap_err();
         assert!(matches!(err, WrapperError::Unpinned { .. }), "{err:?}");
         assert!(err.to_string().contains("distributionSha256Sum"), "{err}");

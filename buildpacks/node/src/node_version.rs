@@ -51,7 +51,13 @@ pub fn requirement(
             let text =
                 match kiln_lifecycle::read_bounded_string(&path, kiln_lifecycle::MANIFEST_LIMIT) {
                     Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                    // Too large, or not text: broken or hostile, never silently skipped.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidData
+                        ) =>
+                    {
                         return Err(BuildpackError::reading(&path, e));
                     }
                     Err(_) => continue,
@@ -218,6 +224,16 @@ mod tests {
         assert!(err.to_string().contains("engines.node"), "{err}");
     }
 
+    /// B04: an `.nvmrc` that is not UTF-8 is refused naming it, not skipped.
+    #[test]
+    fn b04_an_nvmrc_that_is_not_utf8_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".nvmrc"), b"20\xff\n").unwrap();
+        let err = requirement(&PackageJson::default(), dir.path(), None).unwrap_err();
+        assert!(matches!(err, BuildpackError::Usage { .. }), "{err:?}");
+        assert!(err.to_string().contains(".nvmrc`"), "{err}");
+    }
+
     #[test]
     fn reads_the_run_images_node_from_its_package_label() {
         let mut labels = BTreeMap::new();
@@ -234,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn check_names_every_version() {
+    fn b03_check_names_every_version() {
         let req = Requirement {
             range: ">=22".parse().unwrap(),
             source: "engines.node in package.json".into(),

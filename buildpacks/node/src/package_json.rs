@@ -149,4 +149,45 @@ mod tests {
             assert!(err.to_string().contains("`/src/package.json`"), "{err}");
         }
     }
+
+    /// B04: 100,000 levels of nesting, in an array or in the fields kiln reads, are an app
+    /// error naming the file (serde_json's recursion limit), not a stack overflow; detection
+    /// stops there.
+    #[test]
+    fn b04_deeply_nested_package_json_is_an_error_not_a_stack_overflow() {
+        let n = 100_000;
+        for text in [
+            format!("{}{}", "[".repeat(n), "]".repeat(n)),
+            format!(
+                "{{\"engines\":{}1{}}}",
+                "{\"node\":".repeat(n),
+                "}".repeat(n)
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("package.json"), &text).unwrap();
+            let err = crate::detect::detect(dir.path()).unwrap_err();
+            assert!(matches!(err, BuildpackError::App { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains("package.json` is not valid JSON: recursion limit exceeded"),
+                "{text}"
+            );
+        }
+    }
+
+    /// B04: a `package.json` that is not UTF-8 (JSON must be) is a usage error naming the
+    /// file; detection stops there.
+    #[test]
+    fn b04_a_package_json_that_is_not_utf8_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("package.json"), b"{\"name\":\"caf\xe9\"}").unwrap();
+        let err = crate::detect::detect(dir.path()).unwrap_err();
+        assert!(matches!(err, BuildpackError::Usage { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("package.json`") && text.contains("invalid utf-8"),
+            "{text}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ pub mod bases;
 pub mod caches;
 pub mod golden;
 pub mod node;
+pub mod secrets;
 pub mod suite;
 
 pub use bases::{cache_with_base, publish_base, shared_base};

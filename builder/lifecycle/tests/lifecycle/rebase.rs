@@ -18,13 +18,13 @@ use serde_json::Value;
 
 const EPOCH: i64 = 1_600_000_000;
 
-struct World {
+pub(crate) struct World {
     _tmp: tempfile::TempDir,
-    store: BlobStore,
-    root: std::path::PathBuf,
+    pub(crate) store: BlobStore,
+    pub(crate) root: std::path::PathBuf,
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     World {
@@ -35,7 +35,13 @@ fn world() -> World {
 }
 
 /// A base of `files.len()` layers (one file each), with `labels`, for `arch`.
-fn base(w: &World, name: &str, files: &[&str], labels: &[(&str, &str)], arch: &str) -> RunImage {
+pub(crate) fn base(
+    w: &World,
+    name: &str,
+    files: &[&str],
+    labels: &[(&str, &str)],
+    arch: &str,
+) -> RunImage {
     let policy = TarPolicy {
         mtime: 1,
         owner: Ownership::new(0, 0),
@@ -99,7 +105,7 @@ fn base(w: &World, name: &str, files: &[&str], labels: &[(&str, &str)], arch: &s
     }
 }
 
-fn v1(w: &World) -> RunImage {
+pub(crate) fn v1(w: &World) -> RunImage {
     base(
         w,
         "registry.example.com/bases/node:v1",
@@ -114,7 +120,7 @@ fn v1(w: &World) -> RunImage {
     )
 }
 
-fn v2(w: &World) -> RunImage {
+pub(crate) fn v2(w: &World) -> RunImage {
     base(
         w,
         "registry.example.com/bases/node:v2",
@@ -129,7 +135,7 @@ fn v2(w: &World) -> RunImage {
 }
 
 /// The app: two launch layers exported by the real exporter onto `run`.
-fn app(w: &World, run: &RunImage) -> Image {
+pub(crate) fn app(w: &World, run: &RunImage) -> Image {
     let dir = w.root.join("layers");
     for (layer, file) in [
         ("deps", "workspace/node_modules/x.js"),
@@ -306,7 +312,7 @@ fn refuse(app: &Image, new: &RunImage, old: Option<&Image>, force: bool) -> Reba
 }
 
 #[test]
-fn another_architecture_or_base_id_is_refused_unless_forced() {
+fn r17_c_another_os_architecture_or_base_id_is_refused_unless_forced() {
     let w = world();
     let old = v1(&w);
     let app = app(&w, &old);
@@ -342,6 +348,21 @@ fn another_architecture_or_base_id_is_refused_unless_forced() {
     );
     let anon = base(&w, "b:anon", &["a"], &[], "amd64");
     assert!(refuse(&app, &anon, None, false).forcible());
+    let mut windows = base(
+        &w,
+        "b:windows",
+        &["a"],
+        &[("io.buildpacks.base.id", "kiln/node")],
+        "amd64",
+    );
+    windows.image.config.set_os(Os::Windows);
+    let err = refuse(&app, &windows, None, false);
+    assert!(err.forcible(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the new run image `b:windows` does not match the app's base: its OS is `windows`, the app's `linux`"),
+        "{err}"
+    );
     let forced = Rebase {
         app: &app,
         new_base: &other,
@@ -354,7 +375,7 @@ fn another_architecture_or_base_id_is_refused_unless_forced() {
 }
 
 #[test]
-fn unrebasable_unknown_and_non_prefix_images_are_refused_even_forced() {
+fn r17_a_unrebasable_unknown_and_non_prefix_images_are_refused_even_forced() {
     let w = world();
     let (old, new) = (v1(&w), v2(&w));
     let app = app(&w, &old);
@@ -397,7 +418,7 @@ fn unrebasable_unknown_and_non_prefix_images_are_refused_even_forced() {
     );
     // The old base can be read, and its layers are not the app's first ones.
     let err = refuse(&app, &new, Some(&new.image), true);
-    assert!(matches!(err, RebaseError::NotPrefix(_)), "{err}");
+    assert!(matches!(err, RebaseError::NotBasedOn { .. }), "{err}");
     // A layer above the base that the metadata does not record.
     let mut stray = app.clone();
     stray.layers.insert(2, new.image.layers[2].clone());
@@ -409,7 +430,7 @@ fn unrebasable_unknown_and_non_prefix_images_are_refused_even_forced() {
 }
 
 #[test]
-fn a_base_whose_history_does_not_match_its_layers_is_an_error_not_a_panic() {
+fn r17_b_a_base_whose_history_does_not_match_its_layers_is_an_error_not_a_panic() {
     let w = world();
     let old = v1(&w);
     let app = app(&w, &old);
@@ -428,6 +449,87 @@ fn a_base_whose_history_does_not_match_its_layers_is_an_error_not_a_panic() {
         err.to_string().contains("describes 4 layers, but it has 3"),
         "{err}"
     );
+    // Fewer non-empty entries than layers (one marked empty) is refused the same way.
+    let mut short = v2(&w);
+    let mut history = short.image.config.history().clone().unwrap();
+    history[0].set_empty_layer(Some(true));
+    short.image.config.set_history(Some(history));
+    let err = refuse(&app, &short, None, false);
+    assert!(
+        err.to_string().contains("describes 2 layers, but it has 3"),
+        "{err}"
+    );
+
+    // The app's own history crafted with more non-empty entries than it has layers: the
+    // rebase goes on, with one plain entry per app layer, and the result is valid.
+    let mut crafted_app = app.clone();
+    let mut history = crafted_app.config.history().clone().unwrap();
+    for _ in 0..5 {
+        history.push(
+            HistoryBuilder::default()
+                .created_by("ghost".to_owned())
+                .build()
+                .unwrap(),
+        );
+    }
+    crafted_app.config.set_history(Some(history));
+    let new = v2(&w);
+    let rebased = Rebase {
+        app: &crafted_app,
+        new_base: &new,
+        old_base: Some(&old.image),
+        force: false,
+    }
+    .run()
+    .unwrap();
+    let history = rebased.image.config.history().clone().unwrap();
+    assert_eq!(history.len(), rebased.image.layers.len());
+    assert!(
+        history[3..]
+            .iter()
+            .all(|h| h.created_by().as_deref() == Some("kiln rebase: app layer")),
+        "{history:?}"
+    );
+    validate(&w, &rebased.image);
+}
+
+/// An old run image, read again, that is not the bottom of the image names the first layer
+/// that differs, whether it differs, runs past the image's recorded base, or stops short;
+/// `--force` does not override it.
+#[test]
+fn r17_a_an_image_not_on_its_old_run_image_names_the_first_mismatching_layer() {
+    let w = world();
+    let (old, new) = (v1(&w), v2(&w));
+    let app = app(&w, &old);
+    let other = base(
+        &w,
+        "b:other",
+        &["etc/other", "usr/bin/node"],
+        &[("io.buildpacks.base.id", "kiln/node")],
+        "amd64",
+    );
+    let short = base(
+        &w,
+        "b:short",
+        &["etc/os-release"],
+        &[("io.buildpacks.base.id", "kiln/node")],
+        "amd64",
+    );
+    let id = |l: &Layer| format!("`{}`", l.diff_id);
+    for (old_base, layer, image, base) in [
+        (&other, 1, id(&app.layers[0]), id(&other.image.layers[0])),
+        (&new, 3, id(&app.layers[2]), id(&new.image.layers[2])),
+        (&short, 2, id(&app.layers[1]), "no layer".to_owned()),
+    ] {
+        let err = refuse(&app, &new, Some(&old_base.image), true);
+        assert!(!err.forcible(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the image is not based on its old run image (layer {layer} mismatch: the image has {image}, the old run image {base})"
+            )
+        );
+    }
 }
 
 /// An image in pack's shape: the older `io.buildpacks.stack.id`, a whole reference in
