@@ -166,24 +166,24 @@ fn local_files_layer(files: &[LocalFile]) -> Result<LayerContents, BaseImageErro
 /// (or replaces) a merged-usr root symlink: the validator every layer kiln writes from
 /// configuration passes, so no layer can shadow `bin -> usr/bin` and its siblings.
 /// Package layers need no check: their paths are remapped under `usr/` as they are read.
-pub fn check_merged_usr<'p>(
+pub fn check_merged_usr<P: AsRef<str>>(
     layer: &'static str,
-    paths: impl IntoIterator<Item = &'p str>,
+    paths: impl IntoIterator<Item = P>,
 ) -> Result<(), BaseImageError> {
     // The deepest offending path names the file that brought its parents along.
     let worst = paths
         .into_iter()
-        .map(|p| p.trim_start_matches("./").trim_matches('/'))
         .filter_map(|p| {
+            let p = p.as_ref().trim_start_matches("./").trim_matches('/');
             let first = p.split('/').next().unwrap_or("");
             let alias = MERGED_USR_ALIASES.iter().find(|a| **a == first)?;
-            Some((p, *alias))
+            Some((p.to_owned(), *alias))
         })
         .max_by_key(|(p, _)| p.len());
     match worst {
         Some((path, alias)) => Err(BaseImageError::MergedUsr {
             layer,
-            path: path.to_owned(),
+            path,
             alias: alias.to_owned(),
         }),
         None => Ok(()),

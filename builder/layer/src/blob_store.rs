@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use kiln_oci::{Digest, Sha256Writer};
 use tempfile::TempPath;
@@ -17,11 +18,16 @@ use crate::LayerError;
 
 /// A directory of blobs named by their sha256 digest.
 ///
-/// Blobs are written to a temporary file (`.tmp-*`) in the blob directory and renamed to
-/// their digest only when complete, so a blob under its final name is always whole. What is
-/// already there may have rotted since (a bit flip, a truncation, an edit): [`check`]
-/// hashes a blob before it is handed out, once per store and process, and removes one that
-/// does not match its name (RELIABILITY.md W09).
+/// Blobs are written to a temporary file (`.tmp-*`) in the blob directory, synced, and
+/// renamed to their digest only when complete, so a blob under its final name is always
+/// whole, even after a crash or a `SIGKILL` mid-write (RELIABILITY.md W10). Two processes
+/// writing the same blob at once both succeed: each renames its own complete copy, and
+/// the second atomically replaces the first with the same bytes. Temporary files that a
+/// killed process left behind are removed by [`open`](Self::open) once they are a day old
+/// (a live writer's file is younger: every write touches it). What is already there may
+/// have rotted since (a bit flip, a truncation, an edit): [`check`] hashes a blob before
+/// it is handed out, once per store and process, and removes one that does not match its
+/// name (RELIABILITY.md W09).
 ///
 /// [`check`]: BlobStore::check
 #[derive(Debug, Clone)]
@@ -43,8 +49,16 @@ pub enum BlobCheck {
     Discarded,
 }
 
+/// The prefix of temporary blob files.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// How old a temporary file must be before [`BlobStore::open`] takes it for the leftover
+/// of a killed writer.
+const STALE_TEMP: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl BlobStore {
-    /// Opens the store at `root`, creating `root/blobs/sha256` if needed.
+    /// Opens the store at `root`, creating `root/blobs/sha256` if needed, and removes
+    /// temporary files left there by writers that died more than a day ago.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, LayerError> {
         let root = root.into();
         let dir = root.join("blobs").join("sha256");
@@ -52,6 +66,7 @@ impl BlobStore {
             path: root.clone(),
             source,
         })?;
+        remove_stale_temps(&dir, STALE_TEMP);
         Ok(Self {
             root,
             dir,
@@ -128,7 +143,7 @@ impl BlobStore {
     /// Returns a writer for a blob whose digest is not known yet.
     pub fn writer(&self) -> Result<BlobWriter, LayerError> {
         let temp = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(TEMP_PREFIX)
             .tempfile_in(&self.dir)
             .map_err(|e| self.write_err(e))?;
         let (file, path) = temp.into_parts();
@@ -148,6 +163,31 @@ impl BlobStore {
     }
 }
 
+/// Removes the temporary files in `dir` last modified more than `age` ago. Best effort: a
+/// store that cannot be tidied still works.
+fn remove_stale_temps(dir: &Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes())
+        {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d > age));
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A blob being written: a temporary file, hashed as it is written.
 ///
 /// Dropping it without [`commit`](Self::commit) deletes the temporary file.
@@ -159,8 +199,9 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    /// Renames the blob to its digest path and returns its digest and size. An existing
-    /// blob with that digest is replaced atomically (it has the same bytes).
+    /// Syncs the blob, renames it to its digest path and returns its digest and size. An
+    /// existing blob with that digest (written meanwhile by another process, or rotten)
+    /// is replaced atomically by these bytes, which are known to match the digest.
     pub fn commit(self) -> Result<(Digest, u64), LayerError> {
         let err = |source: io::Error| LayerError::Write {
             path: self.dir.clone(),
@@ -268,6 +309,29 @@ mod tests {
         // Once verified, a blob is not hashed again by this store (nor its clones).
         std::fs::write(later.path(&good), b"good bytez").unwrap();
         assert_eq!(later.clone().check(&good).unwrap(), BlobCheck::Verified);
+    }
+
+    /// W10: a killed writer's temporary file is removed by a later `open` once stale,
+    /// never while young (it may be a live writer's), and never a blob.
+    #[test]
+    fn w10_open_removes_stale_temporary_files_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path()).unwrap();
+        let d = store.put_bytes(b"kept").unwrap();
+        let dir = store.blob_dir().to_path_buf();
+        for name in [".tmp-old", ".tmp-young", "not-a-temp"] {
+            std::fs::write(dir.join(name), b"partial").unwrap();
+        }
+        let old = SystemTime::now() - STALE_TEMP - Duration::from_secs(60);
+        for name in [".tmp-old", "not-a-temp"] {
+            let f = File::options().write(true).open(dir.join(name)).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        let mut old_blob = File::options().write(true).open(store.path(&d)).unwrap();
+        old_blob.set_modified(old).unwrap();
+        old_blob.flush().unwrap();
+        BlobStore::open(tmp.path()).unwrap();
+        assert_eq!(names(&dir), [".tmp-young", d.hex(), "not-a-temp"]);
     }
 
     #[test]

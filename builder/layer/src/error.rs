@@ -31,19 +31,13 @@ pub enum LayerError {
         /// The host path of the offending file.
         path: PathBuf,
     },
-    /// A host file name (or symlink target) is not UTF-8.
-    #[error("adding `{path}` to a layer: its name or link target is not valid UTF-8")]
-    NonUtf8 {
-        /// The host path.
-        path: PathBuf,
-    },
-    /// Walking a host tree failed (permissions, a vanished directory, a loop).
+    /// Walking a host tree failed (permissions, a vanished directory).
     #[error("walking `{path}`: {source}")]
     Walk {
         /// The host path being walked.
         path: PathBuf,
         /// The underlying error.
-        source: walkdir::Error,
+        source: io::Error,
     },
     /// Reading a host file, its metadata or its link target failed.
     #[error("reading `{path}`: {source}")]
@@ -67,10 +61,48 @@ pub enum LayerError {
         actual: u64,
     },
     /// A host path that was a regular file when added is something else now.
-    #[error("reading `{path}`: it is no longer a regular file")]
+    #[error(
+        "reading `{path}`: it is no longer a regular file; make sure nothing is still \
+         changing the directory while the layer is built"
+    )]
     NotAFile {
         /// The host path.
         path: PathBuf,
+    },
+    /// A host file, or a directory above it, was replaced after being added: by a symlink
+    /// (never followed), another file or a non-directory.
+    #[error(
+        "reading `{path}`: it or a directory above it was replaced (by a symlink or another \
+         file) while the layer was being built; make sure nothing is still changing the \
+         directory"
+    )]
+    Replaced {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// An entry breaks a rule every layer kiln writes obeys (relative normalized paths, no
+    /// duplicates, parents before children, hardlinks to earlier files). For
+    /// [`crate::write_layer`] this is a bug in kiln.
+    #[error("writing `{path}` into a layer: {rule}")]
+    Unsound {
+        /// The in-layer path of the entry (bytes that are not UTF-8 shown as U+FFFD).
+        path: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A path of a layer cannot be placed on the run image through its symlinks.
+    #[error("placing `{path}` on the run image: {reason}")]
+    OnBase {
+        /// The entry's path in the layer as built.
+        path: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A layer read back for validation is not a readable tar.
+    #[error("reading a layer's tar: {source}")]
+    Unreadable {
+        /// The underlying error.
+        source: io::Error,
     },
     /// Reading the bytes of a streamed entry failed.
     #[error("reading the contents of `{path}` for a layer: {source}")]

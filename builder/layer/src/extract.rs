@@ -1,18 +1,32 @@
 //! Unpacking a layer blob into a fresh directory, confined: for kiln's own caches (the
 //! `--cache-image` of build pods), never for images' root file systems. The blob's diffID is
-//! checked while it streams; nothing lands outside the directory, whatever the tar says.
+//! checked while it streams; nothing lands outside the directory, whatever the tar says
+//! (RELIABILITY.md W12).
 //!
-//! Refused: absolute paths and `..`, writing through a symlink, symlinks that are absolute
-//! or point out of the directory, hardlinks to anything but a file unpacked before, devices,
-//! FIFOs and anything else.
+//! Every file, directory and link is created relative to a descriptor of its parent
+//! directory, and every parent is opened with `O_NOFOLLOW` from the destination down: no
+//! symlink is ever followed, whether the tar made it or something swapped it in while
+//! unpacking. Symlinks themselves are kept verbatim, whatever they point to (an absolute
+//! target, or more `..` than the link is deep, like the `cacerts` link of JDK packages):
+//! they are data, and nothing here resolves them.
+//!
+//! Refused: absolute paths and `..` components, whiteout names, an entry below a symlink
+//! or a file, an entry over an existing path (a duplicate, or a directory or file over a
+//! symlink), hardlinks to anything but a regular file unpacked before, devices, FIFOs and
+//! anything else.
 
+use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
 use kiln_oci::Digest;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
 use crate::Compression;
+use crate::contents::is_whiteout;
 
 /// Why a blob could not be unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -70,10 +84,17 @@ pub fn extract_layer(
     std::fs::create_dir(dir).map_err(io_err)?;
     let result = unpack(blob, compression, diff_id, dir);
     if result.is_err() {
+        // `remove_dir_all` does not follow symlinks: what they point to stays.
         let _ = std::fs::remove_dir_all(dir);
     }
     result
 }
+
+const ESCAPE: &str = "an absolute path or a `..` component";
+const WHITEOUT: &str = "a whiteout marker (`.wh.` name)";
+const PARENT: &str = "a parent is not a directory (a symlink?)";
+const EXISTS: &str = "something is already there (a duplicate, or a symlink in the way)";
+const HARDLINK: &str = "a hardlink to something not unpacked here as a regular file";
 
 fn unpack(
     blob: impl Read,
@@ -81,81 +102,92 @@ fn unpack(
     diff_id: &Digest,
     dir: &Path,
 ) -> Result<ExtractStats, ExtractError> {
-    let io_err = |source| ExtractError::Io {
+    let io_err = |source: io::Error| ExtractError::Io {
         dir: dir.to_path_buf(),
         source,
     };
+    let root = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(e.into()))?;
     let tar = compression.decoder(blob).map_err(io_err)?;
     let mut hashed = Hashing {
         inner: tar,
         hash: Sha256::new(),
     };
     let mut stats = ExtractStats::default();
+    let mut parents = Parents::new(root);
     {
         let mut archive = tar::Archive::new(&mut hashed);
         for entry in archive.entries().map_err(io_err)? {
             let mut entry = entry.map_err(io_err)?;
             let raw = entry.path_bytes().into_owned();
-            let name = String::from_utf8_lossy(&raw).into_owned();
             let refuse = |why| ExtractError::Refused {
                 dir: dir.to_path_buf(),
-                entry: name.clone(),
+                entry: String::from_utf8_lossy(&raw).into_owned(),
                 why,
             };
-            let rel = confined(Path::new(&name)).ok_or_else(|| refuse("absolute or `..` path"))?;
-            if rel.as_os_str().is_empty() {
+            let fail = |e: Errno| match e {
+                Errno::LOOP | Errno::NOTDIR => refuse(PARENT),
+                Errno::EXIST => refuse(EXISTS),
+                e => io_err(e.into()),
+            };
+            let parts = confined(&raw).ok_or_else(|| refuse(ESCAPE))?;
+            let Some((leaf, above)) = parts.split_last() else {
                 continue;
+            };
+            if parts.iter().any(|p| is_whiteout(p)) {
+                return Err(refuse(WHITEOUT));
             }
-            let target = dir.join(&rel);
-            if !parents_are_real_dirs(dir, &rel) {
-                return Err(refuse("a parent is not a directory (a symlink?)"));
-            }
+            let parent = parents.open(above, true).map_err(fail)?;
+            let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
             match entry.header().entry_type() {
-                tar::EntryType::Directory => {
-                    std::fs::create_dir_all(&target).map_err(io_err)?;
-                }
+                tar::EntryType::Directory => make_dir(parent, leaf).map_err(fail)?,
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent).map_err(io_err)?;
-                    }
-                    let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
-                    let mut file = open_new(&target, mode).map_err(io_err)?;
-                    stats.bytes += io::copy(&mut entry, &mut file).map_err(io_err)?;
+                    let flags = OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC;
+                    let fd = rustix::fs::openat(parent, *leaf, flags, Mode::from_raw_mode(mode))
+                        .map_err(fail)?;
+                    stats.bytes += io::copy(&mut entry, &mut File::from(fd)).map_err(io_err)?;
                     stats.files += 1;
                 }
                 tar::EntryType::Symlink => {
                     let link = entry
-                        .link_name()
-                        .map_err(io_err)?
+                        .link_name_bytes()
                         .ok_or_else(|| refuse("a symlink without a target"))?
                         .into_owned();
-                    let parent = rel.parent().unwrap_or(Path::new(""));
-                    if link.is_absolute() || confined(&parent.join(&link)).is_none() {
-                        return Err(refuse("a symlink that points out of the directory"));
-                    }
-                    if let Some(p) = target.parent() {
-                        std::fs::create_dir_all(p).map_err(io_err)?;
-                    }
-                    std::os::unix::fs::symlink(&link, &target).map_err(io_err)?;
+                    rustix::fs::symlinkat(link.as_slice(), parent, *leaf).map_err(fail)?;
                 }
                 // kiln's writer stores a file seen twice (an inode linked in two places)
                 // as a hardlink to the first: it must name a file already unpacked here.
                 tar::EntryType::Link => {
                     let link = entry
-                        .link_name()
-                        .map_err(io_err)?
-                        .ok_or_else(|| refuse("a hardlink without a target"))?
+                        .link_name_bytes()
+                        .ok_or_else(|| refuse(HARDLINK))?
                         .into_owned();
-                    let source =
-                        confined(&link).ok_or_else(|| refuse("a hardlink out of the directory"))?;
-                    let is_file = parents_are_real_dirs(dir, &source)
-                        && std::fs::symlink_metadata(dir.join(&source)).is_ok_and(|m| m.is_file());
+                    let source = confined(&link).ok_or_else(|| refuse(HARDLINK))?;
+                    let (source_leaf, source_above) =
+                        source.split_last().ok_or_else(|| refuse(HARDLINK))?;
+                    let source_dir = parents
+                        .open_other(source_above)
+                        .map_err(|_| refuse(HARDLINK))?;
+                    let is_file =
+                        rustix::fs::statat(&source_dir, *source_leaf, AtFlags::SYMLINK_NOFOLLOW)
+                            .is_ok_and(|st| {
+                                FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                            });
                     if !is_file {
-                        return Err(refuse(
-                            "a hardlink to something not unpacked here as a file",
-                        ));
+                        return Err(refuse(HARDLINK));
                     }
-                    std::fs::hard_link(dir.join(&source), &target).map_err(io_err)?;
+                    let parent = parents.open(above, true).map_err(fail)?;
+                    // No `AT_SYMLINK_FOLLOW`: the link is to the file itself.
+                    rustix::fs::linkat(&source_dir, *source_leaf, parent, *leaf, AtFlags::empty())
+                        .map_err(fail)?;
                 }
                 // Pax and GNU extension headers are consumed by the tar reader; anything
                 // else (devices, FIFOs) has no place in a cache.
@@ -175,48 +207,89 @@ fn unpack(
     Ok(stats)
 }
 
-/// Returns `path` with `.` components dropped, or `None` if it is absolute or climbs out.
-fn confined(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
+/// Returns the components of `path` without empty and `.` ones, or `None` if it is
+/// absolute or has a `..` component.
+fn confined(path: &[u8]) -> Option<Vec<&[u8]>> {
+    if path.starts_with(b"/") {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return None,
+            p => out.push(p),
         }
     }
     Some(out)
 }
 
-/// Returns whether every existing parent of `rel` under `dir` is a directory, not a
-/// symlink (so a file is never written through a link an earlier entry made).
-fn parents_are_real_dirs(dir: &Path, rel: &Path) -> bool {
-    let mut at = dir.to_path_buf();
-    let parts: Vec<_> = rel.components().collect();
-    for c in &parts[..parts.len().saturating_sub(1)] {
-        at.push(c);
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_dir() => {}
-            Ok(_) => return false,
-            Err(_) => return true,
+/// Creates the directory `name` in `parent`, or accepts one that is already there (but
+/// not a symlink to one).
+fn make_dir(parent: &OwnedFd, name: &[u8]) -> Result<(), Errno> {
+    match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+        Err(Errno::EXIST) => {
+            let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                Ok(())
+            } else {
+                Err(Errno::EXIST)
+            }
         }
+        other => other,
     }
-    // The entry itself must not be an existing symlink either.
-    !std::fs::symlink_metadata(dir.join(rel)).is_ok_and(|m| m.file_type().is_symlink())
 }
 
-fn open_new(path: &Path, mode: u32) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
+/// Directories opened beneath the destination, one component at a time with
+/// `O_NOFOLLOW`; the last one is kept, since consecutive entries mostly share a parent.
+struct Parents {
+    root: OwnedFd,
+    last: Option<(Vec<Vec<u8>>, OwnedFd)>,
+}
+
+impl Parents {
+    fn new(root: OwnedFd) -> Self {
+        Self { root, last: None }
+    }
+
+    /// Returns the directory `parts` below the destination, creating missing ones when
+    /// `create`.
+    fn open(&mut self, parts: &[&[u8]], create: bool) -> Result<&OwnedFd, Errno> {
+        if parts.is_empty() {
+            return Ok(&self.root);
+        }
+        let hit = self.last.as_ref().is_some_and(|(p, _)| {
+            p.len() == parts.len() && p.iter().zip(parts).all(|(a, b)| a == b)
+        });
+        if !hit {
+            let fd = walk(&self.root, parts, create)?;
+            self.last = Some((parts.iter().map(|p| p.to_vec()).collect(), fd));
+        }
+        Ok(&self.last.as_ref().expect("just set").1)
+    }
+
+    /// Returns the existing directory `parts`, without touching the cached one.
+    fn open_other(&self, parts: &[&[u8]]) -> Result<OwnedFd, Errno> {
+        walk(&self.root, parts, false)
+    }
+}
+
+/// Opens the directory `parts` below `root`, one component at a time, following no
+/// symlink; missing ones are created when `create`.
+fn walk(root: &OwnedFd, parts: &[&[u8]], create: bool) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::openat(root, ".", flags, Mode::empty())?;
+    for part in parts {
+        let next = match rustix::fs::openat(&dir, *part, flags, Mode::empty()) {
+            Err(Errno::NOENT) if create => {
+                make_dir(&dir, part)?;
+                rustix::fs::openat(&dir, *part, flags, Mode::empty())?
+            }
+            other => other?,
+        };
+        dir = next;
+    }
+    Ok(dir)
 }
 
 /// A reader that hashes what passes through.
@@ -341,16 +414,46 @@ mod tests {
         assert!(!dir.exists());
     }
 
+    /// W12: symlinks are data: kept verbatim whatever they point to, and never followed.
+    #[test]
+    fn w12_symlinks_out_of_the_directory_are_kept_verbatim_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        let (bytes, diff) = blob(
+            &[("a/kept", b"k")],
+            &[("a/evil", "../../outside"), ("evil", "/etc")],
+        );
+        let dir = tmp.path().join("out");
+        extract_layer(bytes.as_slice(), Compression::Gzip, &diff, &dir).unwrap();
+        assert_eq!(
+            std::fs::read_link(dir.join("a/evil")).unwrap(),
+            Path::new("../../outside")
+        );
+        assert_eq!(
+            std::fs::read_link(dir.join("evil")).unwrap(),
+            Path::new("/etc")
+        );
+        assert!(!outside.exists());
+    }
+
     #[test]
     fn escapes_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let outside = tmp.path().join("outside");
         let cases: Vec<(&str, (Vec<u8>, Digest))> = vec![
             (
-                "escaping symlink",
-                blob(&[], &[("a/evil", "../../outside")]),
+                "write through an escaping symlink",
+                raw_tar(|b| {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, "evil", "../outside").unwrap();
+                    let mut f = tar::Header::new_gnu();
+                    f.set_size(1);
+                    f.set_mode(0o644);
+                    b.append_data(&mut f, "evil/x", &b"x"[..]).unwrap();
+                }),
             ),
-            ("absolute symlink", blob(&[], &[("evil", "/etc")])),
             (
                 "write through a symlink",
                 raw_tar(|b| {

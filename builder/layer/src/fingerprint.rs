@@ -48,10 +48,10 @@ impl LayerContents {
         let mut count = 0u64;
         for e in entries {
             count += 1;
-            field(&mut h, e.path.as_bytes());
-            let (kind, link) = match e.kind {
-                PlanKind::Dir => (b'd', ""),
-                PlanKind::File(_) => (b'f', ""),
+            field(&mut h, e.path);
+            let (kind, link): (u8, &[u8]) = match e.kind {
+                PlanKind::Dir => (b'd', b""),
+                PlanKind::File(_) => (b'f', b""),
                 PlanKind::Symlink(target) => (b's', target),
                 PlanKind::Hardlink(target) => (b'h', target),
             };
@@ -60,7 +60,7 @@ impl LayerContents {
             number(&mut h, e.uid);
             number(&mut h, e.gid);
             number(&mut h, e.size());
-            field(&mut h, link.as_bytes());
+            field(&mut h, link);
             if let PlanKind::File(source) = e.kind {
                 let mut content = Sha256::new();
                 source.stream(e.path, &mut buf, |chunk| {

@@ -11,7 +11,7 @@
 pub(crate) const BLOCK: usize = 512;
 
 /// The name of every pax extended header entry.
-const PAX_NAME: &str = "././@PaxHeader";
+const PAX_NAME: &[u8] = b"././@PaxHeader";
 
 /// Type flags used by kiln layers.
 pub(crate) mod typeflag {
@@ -29,10 +29,10 @@ pub(crate) mod typeflag {
 
 /// Every value a header carries.
 pub(crate) struct HeaderFields<'a> {
-    /// The entry name; directories end with `/`.
-    pub(crate) name: &'a str,
+    /// The entry name; directories end with `/`. Bytes: host names need not be UTF-8.
+    pub(crate) name: &'a [u8],
     /// The link target of symlinks and hardlinks, else empty.
-    pub(crate) link: &'a str,
+    pub(crate) link: &'a [u8],
     pub(crate) typeflag: u8,
     pub(crate) mode: u32,
     pub(crate) uid: u64,
@@ -44,30 +44,36 @@ pub(crate) struct HeaderFields<'a> {
 /// Appends the header block(s) for `h` to `out`: a pax header and its records when a
 /// value does not fit its ustar field (names and link targets over 100 bytes, ids over
 /// 2097151, sizes of 8 GiB and more), then the ustar header.
+///
+/// Names and link targets that are not UTF-8 go into pax records as raw bytes, with no
+/// `hdrcharset` record: Go's and kiln's readers take the bytes as they are, GNU tar falls
+/// back to them after failing to decode, and GNU tar 1.34 warns about `hdrcharset`.
 pub(crate) fn encode(h: &HeaderFields<'_>, out: &mut Vec<u8>) {
+    let long_name = h.name.len() > 100;
+    let long_link = h.link.len() > 100;
     let mut records = Vec::new();
     if !fits(h.gid, 8) {
-        pax_record(&mut records, "gid", &h.gid.to_string());
+        pax_record(&mut records, "gid", h.gid.to_string().as_bytes());
     }
-    if h.link.len() > 100 {
+    if long_link {
         pax_record(&mut records, "linkpath", h.link);
     }
     if !fits(h.mtime, 12) {
-        pax_record(&mut records, "mtime", &h.mtime.to_string());
+        pax_record(&mut records, "mtime", h.mtime.to_string().as_bytes());
     }
-    if h.name.len() > 100 {
+    if long_name {
         pax_record(&mut records, "path", h.name);
     }
     if !fits(h.size, 12) {
-        pax_record(&mut records, "size", &h.size.to_string());
+        pax_record(&mut records, "size", h.size.to_string().as_bytes());
     }
     if !fits(h.uid, 8) {
-        pax_record(&mut records, "uid", &h.uid.to_string());
+        pax_record(&mut records, "uid", h.uid.to_string().as_bytes());
     }
     if !records.is_empty() {
         let pax = HeaderFields {
             name: PAX_NAME,
-            link: "",
+            link: b"",
             typeflag: typeflag::PAX,
             mode: 0o644,
             uid: 0,
@@ -134,19 +140,21 @@ fn octal(field: &mut [u8], value: u64) {
     }
 }
 
-fn copy_truncated(field: &mut [u8], s: &str) {
+fn copy_truncated(field: &mut [u8], s: &[u8]) {
     let n = s.len().min(field.len());
-    field[..n].copy_from_slice(&s.as_bytes()[..n]);
+    field[..n].copy_from_slice(&s[..n]);
 }
 
 /// Appends `"<len> <key>=<value>\n"`, where `<len>` counts the whole record, itself included.
-fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     let rest = key.len() + value.len() + 3;
     let mut len = rest + 1;
     while len != rest + len.to_string().len() {
         len = rest + len.to_string().len();
     }
-    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
 }
 
 #[cfg(test)]
@@ -155,8 +163,8 @@ mod tests {
 
     fn fields(name: &str) -> HeaderFields<'_> {
         HeaderFields {
-            name,
-            link: "",
+            name: name.as_bytes(),
+            link: b"",
             typeflag: typeflag::FILE,
             mode: 0o644,
             uid: 0,
@@ -207,7 +215,7 @@ mod tests {
     fn pax_record_length_counts_its_own_digits() {
         for n in 0..300 {
             let mut out = Vec::new();
-            pax_record(&mut out, "path", &"x".repeat(n));
+            pax_record(&mut out, "path", "x".repeat(n).as_bytes());
             let text = std::str::from_utf8(&out).unwrap();
             let (len, _) = text.split_once(' ').unwrap();
             assert_eq!(len.parse::<usize>().unwrap(), out.len());

@@ -7,15 +7,15 @@
 //! It is the writing half of tar→tar transforms (Debian `data.tar` into a layer): memory
 //! stays constant whatever the entry sizes.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 
 use kiln_oci::Sha256Writer;
 
-use crate::contents::normalize;
+use crate::contents::{BadPath, normalize};
 use crate::header::{HeaderFields, typeflag};
 use crate::tar_stream::TarStream;
+use crate::validate::LayerOrder;
 use crate::write::Compressor;
 use crate::{BlobStore, Compression, LayerBlob, LayerError, Ownership, TarPolicy, WriteOptions};
 
@@ -25,8 +25,10 @@ use crate::{BlobStore, Compression, LayerBlob, LayerError, Ownership, TarPolicy,
 /// `..` and NUL refused, the root refused) and names starting with `.wh.` are refused:
 /// whiteouts are never written by accident. Modes are kept as given (setuid, setgid and
 /// sticky bits included, file type bits dropped); an owner of `None` means the policy's
-/// owner. Nothing is sorted or deduplicated and parent directories are not added: the
-/// caller's order is the tar's order, which is deterministic when the caller's is.
+/// owner. Nothing is sorted and parent directories are not added: the caller's order is the
+/// tar's order, which is deterministic when the caller's is. A path given twice, a
+/// directory given after entries inside it, or an entry inside a non-directory is refused
+/// ([`LayerError::Unsound`], see [`crate::validate_tar`] with [`LayerOrder::Given`]).
 ///
 /// Dropping the writer without [`finish`](Self::finish), or after an error, deletes the
 /// temporary blob: no partial blob ever appears under a digest name. After a failed call,
@@ -36,8 +38,6 @@ pub struct LayerWriter {
     policy: TarPolicy,
     compression: Compression,
     dest: PathBuf,
-    /// Regular files written so far: the only valid hardlink targets.
-    files: HashSet<String>,
     failed: bool,
 }
 
@@ -67,11 +67,15 @@ impl LayerWriter {
             }
         })?;
         Ok(Self {
-            tar: TarStream::new(Sha256Writer::new(compressor), policy.mtime, dest.clone()),
+            tar: TarStream::new(
+                Sha256Writer::new(compressor),
+                policy.mtime,
+                dest.clone(),
+                LayerOrder::Given,
+            ),
             policy: *policy,
             compression,
             dest,
-            files: HashSet::new(),
             failed: false,
         })
     }
@@ -84,8 +88,9 @@ impl LayerWriter {
         owner: Option<Ownership>,
     ) -> Result<(), LayerError> {
         self.guard(|w| {
-            let name = format!("{}/", w.checked(path)?);
-            let fields = w.fields(&name, "", typeflag::DIR, mode, owner, 0);
+            let mut name = w.checked(path)?;
+            name.push(b'/');
+            let fields = w.fields(&name, b"", typeflag::DIR, mode, owner, 0);
             w.tar.append_header(&fields)
         })
     }
@@ -103,10 +108,8 @@ impl LayerWriter {
     ) -> Result<(), LayerError> {
         self.guard(|w| {
             let name = w.checked(path)?;
-            let fields = w.fields(&name, "", typeflag::FILE, mode, owner, size);
-            w.tar.append_reader(&fields, &mut reader)?;
-            w.files.insert(name);
-            Ok(())
+            let fields = w.fields(&name, b"", typeflag::FILE, mode, owner, size);
+            w.tar.append_reader(&fields, &mut reader)
         })
     }
 
@@ -126,7 +129,7 @@ impl LayerWriter {
                     reason: "a symlink target must be non-empty and free of NUL bytes",
                 });
             }
-            let fields = w.fields(&name, target, typeflag::SYMLINK, 0o777, owner, 0);
+            let fields = w.fields(&name, target.as_bytes(), typeflag::SYMLINK, 0o777, owner, 0);
             w.tar.append_header(&fields)
         })
     }
@@ -143,13 +146,7 @@ impl LayerWriter {
         self.guard(|w| {
             let name = w.checked(path)?;
             let target_name = w.checked(target)?;
-            if !w.files.contains(&target_name) {
-                return Err(LayerError::InvalidPath {
-                    path: path.to_string(),
-                    reason: "a hardlink must point to a regular file written earlier in the \
-                             same layer",
-                });
-            }
+            // The tar stream's rules refuse a target that is not an earlier file.
             let fields = w.fields(&name, &target_name, typeflag::HARDLINK, mode, owner, 0);
             w.tar.append_header(&fields)
         })
@@ -191,27 +188,18 @@ impl LayerWriter {
     }
 
     /// Returns the normalized `path`, or why it cannot be written.
-    fn checked(&self, path: &str) -> Result<String, LayerError> {
-        let invalid = |reason| LayerError::InvalidPath {
-            path: path.to_string(),
-            reason,
-        };
-        let name = normalize(path).map_err(invalid)?;
-        if name.is_empty() {
-            return Err(invalid("a layer's root must be a directory"));
+    fn checked(&self, path: &str) -> Result<Vec<u8>, LayerError> {
+        match normalize(path.as_bytes()) {
+            Ok(name) if name.is_empty() => Err(BadPath::Root.error(path)),
+            Ok(name) => Ok(name),
+            Err(bad) => Err(bad.error(path)),
         }
-        if name.split('/').any(|part| part.starts_with(".wh.")) {
-            return Err(LayerError::Whiteout {
-                path: PathBuf::from(path),
-            });
-        }
-        Ok(name)
     }
 
     fn fields<'a>(
         &self,
-        name: &'a str,
-        link: &'a str,
+        name: &'a [u8],
+        link: &'a [u8],
         type_flag: u8,
         mode: u32,
         owner: Option<Ownership>,
@@ -236,7 +224,6 @@ impl std::fmt::Debug for LayerWriter {
         f.debug_struct("LayerWriter")
             .field("compression", &self.compression)
             .field("dest", &self.dest)
-            .field("files", &self.files.len())
             .field("failed", &self.failed)
             .finish_non_exhaustive()
     }

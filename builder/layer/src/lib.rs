@@ -12,6 +12,10 @@
 //! time from the caller (e.g. a Debian `data.tar`), in the caller's order, with file
 //! bodies streamed from readers.
 //!
+//! Every entry written is checked against the rules every layer obeys ([`validate_tar`]).
+//! [`BaseLinks`] places a layer's paths behind the symlinks of the image it goes on.
+//! [`extract_layer`] unpacks kiln's cache layers, confined to their directory.
+//!
 //! Everything here is synchronous CPU and file work; async callers run it on blocking
 //! threads. Nothing prints: skipped files come back as [`Warning`]s.
 //!
@@ -20,6 +24,7 @@
 //! (<https://github.com/opencontainers/image-spec/blob/main/image-layout.md>); POSIX pax
 //! (<https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html>).
 
+mod base_links;
 mod blob_store;
 mod compression;
 mod contents;
@@ -35,8 +40,11 @@ mod policy;
 mod source;
 mod tar_stream;
 mod tree;
+mod validate;
+mod walk;
 mod write;
 
+pub use base_links::{BaseLinks, USUAL_BASE_LINKS};
 pub use blob_store::{BlobCheck, BlobStore, BlobWriter};
 pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_OVERLAP_LOG};
 pub use contents::LayerContents;
@@ -46,4 +54,5 @@ pub use files::{FileLock, write_atomic};
 pub use layer_writer::LayerWriter;
 pub use pargz::{BLOCK_SIZE as GZIP_BLOCK_SIZE, ParallelGzEncoder};
 pub use policy::{Ownership, TarPolicy};
+pub use validate::{LayerOrder, validate_tar};
 pub use write::{LayerBlob, WriteOptions, write_layer, write_layer_with};

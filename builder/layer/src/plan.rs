@@ -12,14 +12,14 @@ use crate::{LayerContents, LayerError, TarPolicy};
 pub(crate) enum PlanKind<'a> {
     Dir,
     File(&'a Source),
-    Symlink(&'a str),
+    Symlink(&'a [u8]),
     /// A hardlink to an earlier path of the same layer.
-    Hardlink(&'a str),
+    Hardlink(&'a [u8]),
 }
 
 /// One tar entry with every header field decided.
 pub(crate) struct Planned<'a> {
-    pub(crate) path: &'a str,
+    pub(crate) path: &'a [u8],
     pub(crate) kind: PlanKind<'a>,
     pub(crate) mode: u32,
     pub(crate) uid: u64,
@@ -48,14 +48,11 @@ pub(crate) fn plan<'a>(
     contents: &'a LayerContents,
     policy: &TarPolicy,
 ) -> Result<impl Iterator<Item = Planned<'a>>, LayerError> {
-    if let Some((path, reason)) = &contents.invalid {
-        return Err(LayerError::InvalidPath {
-            path: path.clone(),
-            reason,
-        });
+    if let Some((path, bad)) = &contents.invalid {
+        return Err(bad.error(path));
     }
     let default_owner = policy.owner;
-    let mut first_link: HashMap<(u64, u64), &'a str> = HashMap::new();
+    let mut first_link: HashMap<(u64, u64), &'a [u8]> = HashMap::new();
     Ok(contents.entries.iter().map(move |(path, entry)| {
         let owner = entry.owner.unwrap_or(default_owner);
         let kind = match &entry.kind {

@@ -6,15 +6,18 @@ use std::path::PathBuf;
 use crate::LayerError;
 use crate::header::{self, BLOCK, HeaderFields, typeflag};
 use crate::plan::{PlanKind, Planned};
+use crate::validate::{Kind, LayerOrder, Rules};
 
 /// The read buffer size for file contents: large enough to keep syscalls rare, small
 /// enough that memory does not depend on file sizes.
 const COPY_BUF: usize = 256 * 1024;
 
-/// Writes tar entries to `out`, one header and content at a time.
+/// Writes tar entries to `out`, one header and content at a time, checking each against
+/// the rules every layer obeys ([`Rules`]) before anything of it is written.
 pub(crate) struct TarStream<W: Write> {
     out: W,
     mtime: u64,
+    rules: Rules,
     /// Header bytes waiting to be written together with the next content chunk.
     pending: Vec<u8>,
     buf: Vec<u8>,
@@ -23,11 +26,13 @@ pub(crate) struct TarStream<W: Write> {
 }
 
 impl<W: Write> TarStream<W> {
-    /// Returns a stream writing to `out`, stamping every entry with `mtime`.
-    pub(crate) fn new(out: W, mtime: u64, dest: PathBuf) -> Self {
+    /// Returns a stream writing to `out`, stamping every entry with `mtime`, for entries
+    /// ordered as `order`.
+    pub(crate) fn new(out: W, mtime: u64, dest: PathBuf, order: LayerOrder) -> Self {
         Self {
             out,
             mtime,
+            rules: Rules::new(order),
             pending: Vec::with_capacity(4 * BLOCK),
             buf: vec![0; COPY_BUF],
             dest,
@@ -37,12 +42,12 @@ impl<W: Write> TarStream<W> {
     /// Appends one entry: its header(s), then its content padded to a whole block.
     pub(crate) fn append(&mut self, entry: &Planned<'_>) -> Result<(), LayerError> {
         let dir_name;
-        let (name, type_flag, link) = match entry.kind {
+        let (name, type_flag, link): (&[u8], u8, &[u8]) = match entry.kind {
             PlanKind::Dir => {
-                dir_name = format!("{}/", entry.path);
-                (dir_name.as_str(), typeflag::DIR, "")
+                dir_name = [entry.path, b"/"].concat();
+                (&dir_name, typeflag::DIR, b"")
             }
-            PlanKind::File(_) => (entry.path, typeflag::FILE, ""),
+            PlanKind::File(_) => (entry.path, typeflag::FILE, b""),
             PlanKind::Symlink(target) => (entry.path, typeflag::SYMLINK, target),
             PlanKind::Hardlink(target) => (entry.path, typeflag::HARDLINK, target),
         };
@@ -57,7 +62,7 @@ impl<W: Write> TarStream<W> {
             size,
             mtime: self.mtime,
         };
-        header::encode(&fields, &mut self.pending);
+        self.header(&fields)?;
         if let PlanKind::File(source) = entry.kind {
             let Self {
                 out,
@@ -89,7 +94,7 @@ impl<W: Write> TarStream<W> {
         fields: &HeaderFields<'_>,
         reader: &mut dyn Read,
     ) -> Result<(), LayerError> {
-        header::encode(fields, &mut self.pending);
+        self.header(fields)?;
         let size = fields.size;
         let mut remaining = size;
         while remaining > 0 {
@@ -102,7 +107,7 @@ impl<W: Write> TarStream<W> {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(source) => {
                         return Err(LayerError::EntrySource {
-                            path: fields.name.to_string(),
+                            path: String::from_utf8_lossy(fields.name).into_owned(),
                             source,
                         });
                     }
@@ -111,7 +116,7 @@ impl<W: Write> TarStream<W> {
             };
             if n == 0 {
                 return Err(LayerError::ShortEntry {
-                    path: fields.name.to_string(),
+                    path: String::from_utf8_lossy(fields.name).into_owned(),
                     expected: size,
                     actual: size - remaining,
                 });
@@ -131,7 +136,7 @@ impl<W: Write> TarStream<W> {
 
     /// Appends one entry without content (directory, symlink, hardlink).
     pub(crate) fn append_header(&mut self, fields: &HeaderFields<'_>) -> Result<(), LayerError> {
-        header::encode(fields, &mut self.pending);
+        self.header(fields)?;
         if self.pending.len() >= 64 * 1024 {
             self.flush_pending()?;
         }
@@ -143,6 +148,28 @@ impl<W: Write> TarStream<W> {
         self.pending.resize(self.pending.len() + 2 * BLOCK, 0);
         self.flush_pending()?;
         Ok(self.out)
+    }
+
+    /// Checks the entry `fields` describes against the layer's rules, then queues its
+    /// header block(s).
+    fn header(&mut self, fields: &HeaderFields<'_>) -> Result<(), LayerError> {
+        let (path, kind) = match fields.typeflag {
+            typeflag::DIR => (
+                fields.name.strip_suffix(b"/").unwrap_or(fields.name),
+                Kind::Dir,
+            ),
+            typeflag::SYMLINK => (fields.name, Kind::Symlink),
+            typeflag::HARDLINK => (fields.name, Kind::Hardlink),
+            _ => (fields.name, Kind::File),
+        };
+        self.rules
+            .check(path, kind, fields.link)
+            .map_err(|rule| LayerError::Unsound {
+                path: String::from_utf8_lossy(path).into_owned(),
+                rule,
+            })?;
+        header::encode(fields, &mut self.pending);
+        Ok(())
     }
 
     fn flush_pending(&mut self) -> Result<(), LayerError> {

@@ -12,6 +12,7 @@ use crate::compression::{GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_OVERLAP_LOG
 use crate::pargz::ParallelGzEncoder;
 use crate::plan::plan;
 use crate::tar_stream::TarStream;
+use crate::validate::LayerOrder;
 use crate::{BlobStore, BlobWriter, Compression, LayerContents, LayerError, TarPolicy};
 
 /// The result of writing a layer.
@@ -104,7 +105,12 @@ pub fn write_layer_with(
     };
     let blob = store.writer()?;
     let compressor = Compressor::new(compression, blob, options.threads).map_err(write_err)?;
-    let mut tar = TarStream::new(Sha256Writer::new(compressor), policy.mtime, dest.clone());
+    let mut tar = TarStream::new(
+        Sha256Writer::new(compressor),
+        policy.mtime,
+        dest.clone(),
+        LayerOrder::Sorted,
+    );
     for entry in entries {
         tar.append(&entry)?;
     }

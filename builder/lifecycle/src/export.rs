@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use kiln_image::{Image, Layer, Origin};
-use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy};
+use kiln_layer::{
+    BaseLinks, BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy,
+};
 use kiln_oci::Digest;
 use kiln_oci::spec::HistoryBuilder;
 
@@ -86,9 +88,10 @@ impl Exporter<'_> {
             mtime: self.epoch.max(0) as u64,
             owner: Ownership { uid: 0, gid: 0 },
         };
+        let base = self.base_links(run);
         let mut exported = Vec::new();
         for layer in &output.layers {
-            exported.push(self.export_layer(layer, &policy, cache)?);
+            exported.push(self.export_layer(layer, &policy, &base, cache)?);
         }
         let default = output
             .processes
@@ -173,10 +176,57 @@ impl Exporter<'_> {
         Ok((Image { config, layers }, exported))
     }
 
+    /// Returns the symlinks of the run image's file system (RELIABILITY.md W08): read from
+    /// its layers in the store, and kept there under the chain of their diffIDs so the
+    /// next build does not read them again. Layers the store lacks (a run image only a
+    /// registry has) or cannot read make the set incomplete, and then app directories
+    /// where bases usually have links are refused rather than guessed at.
+    fn base_links(&self, run: &RunImage) -> BaseLinks {
+        let mut chain = String::from("kiln base links\0");
+        for l in &run.image.layers {
+            chain.push_str(&l.diff_id.to_string());
+            chain.push('\0');
+        }
+        let saved = self
+            .store
+            .root()
+            .join("kiln-base-links")
+            .join(Digest::of(chain.as_bytes()).hex());
+        if let Some(links) = BaseLinks::load(&saved) {
+            return links;
+        }
+        let mut links = BaseLinks::new();
+        for layer in &run.image.layers {
+            let read = std::fs::File::open(self.store.path(&layer.digest))
+                .map(std::io::BufReader::new)
+                .ok()
+                .and_then(|file| {
+                    let media = layer.media_type.as_str();
+                    if media.ends_with("gzip") {
+                        Compression::Gzip.decoder(file).ok()
+                    } else if media.ends_with("zstd") {
+                        Compression::Zstd.decoder(file).ok()
+                    } else if media.ends_with(".tar") {
+                        Some(Box::new(file) as Box<dyn std::io::Read>)
+                    } else {
+                        None
+                    }
+                })
+                .map(|tar| links.add_layer(tar));
+            if !matches!(read, Some(Ok(()))) {
+                links.mark_incomplete();
+            }
+        }
+        // Only a cache: a build that cannot keep it just reads the layers next time.
+        let _ = links.save(&saved);
+        links
+    }
+
     fn export_layer(
         &self,
         layer: &LaunchLayer,
         policy: &TarPolicy,
+        base: &BaseLinks,
         cache: &mut LayerCache,
     ) -> Result<ExportedLayer, ExportError> {
         let done = |blob, reused, warnings| ExportedLayer {
@@ -190,7 +240,7 @@ impl Exporter<'_> {
         let keyed = layer
             .cache_key
             .as_ref()
-            .map(|key| self.key_fingerprint(&layer.name, key, policy));
+            .map(|key| self.key_fingerprint(&layer.name, key, policy, base));
         let mut warnings: Vec<String> = Vec::new();
         let mut note = |reuse: Reuse| match reuse {
             Reuse::Discarded(rotten) => {
@@ -207,6 +257,9 @@ impl Exporter<'_> {
         }
         let mut contents = LayerContents::new();
         contents.add_tree(&layer.dir, "")?;
+        // App files for `/lib/…` go to `usr/lib/…` on a merged-/usr base: a `lib/`
+        // directory entry would replace the base's `lib -> usr/lib` link (W08).
+        contents.place_on(base)?;
         let fingerprint = contents.fingerprint(policy, self.compression)?;
         let (blob, reused) = match note(cache.get(&fingerprint, self.store)) {
             Some(blob) => (blob, true),
@@ -225,18 +278,26 @@ impl Exporter<'_> {
     }
 
     /// Returns the reuse-index key of a layer the buildpack keyed itself: the key, the
-    /// layer's name, the tar policy and compression, and kiln's version (which fixes the
-    /// tar format and the compression levels).
-    fn key_fingerprint(&self, name: &str, key: &str, policy: &TarPolicy) -> Digest {
+    /// layer's name, the tar policy and compression, kiln's version (which fixes the tar
+    /// format and the compression levels), and the run image's symlinks (which decide
+    /// where paths land).
+    fn key_fingerprint(
+        &self,
+        name: &str,
+        key: &str,
+        policy: &TarPolicy,
+        base: &BaseLinks,
+    ) -> Digest {
         Digest::of(
             format!(
-                "kiln {} buildpack layer key\0{}\0{name}\0{key}\0{}\0{}:{}\0{}",
+                "kiln {} buildpack layer key\0{}\0{name}\0{key}\0{}\0{}:{}\0{}\0{}",
                 env!("CARGO_PKG_VERSION"),
                 self.buildpack.0,
                 policy.mtime,
                 policy.owner.uid,
                 policy.owner.gid,
-                self.compression.as_str()
+                self.compression.as_str(),
+                base.digest()
             )
             .as_bytes(),
         )

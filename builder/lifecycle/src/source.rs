@@ -414,4 +414,79 @@ mod tests {
             Path::new("/etc/passwd")
         );
     }
+
+    /// W01: links out of the source (to a credentials file, to `/etc`, to a host
+    /// directory), loops and self links are copied as links with their targets verbatim;
+    /// nothing they point to is read into the scratch copy, and the walk ends.
+    #[test]
+    fn w01_symlinks_are_copied_verbatim_and_never_followed() {
+        const CANARY: &[u8] = b"KILN-CANARY-W01-scratch";
+        let host = tempfile::tempdir().unwrap();
+        fs::create_dir_all(host.path().join(".docker")).unwrap();
+        fs::write(host.path().join(".docker/config.json"), CANARY).unwrap();
+        fs::create_dir_all(host.path().join("etc")).unwrap();
+        fs::write(host.path().join("etc/shadow"), CANARY).unwrap();
+        let src = tree(&[("main.go", "package main")]);
+        let creds = host.path().join(".docker/config.json");
+        let links: Vec<(&str, String)> = vec![
+            ("creds", creds.display().to_string()),
+            ("creds-tilde", "~/.docker/config.json".into()),
+            ("etc", "/etc".into()),
+            ("hostetc", host.path().join("etc").display().to_string()),
+            ("loop", "loop".into()),
+            ("a", "b".into()),
+            ("b", "a".into()),
+            ("sub/self", ".".into()),
+            ("sub/up", "../../../..".into()),
+        ];
+        for (path, target) in &links {
+            let p = src.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, p).unwrap();
+        }
+        let dst = tempfile::tempdir().unwrap();
+        let stats = copy_source(src.path(), dst.path(), &ProjectDescriptor::default()).unwrap();
+        assert_eq!(stats.files, 1, "only main.go is a file");
+        for (path, target) in &links {
+            let p = dst.path().join(path);
+            assert!(
+                p.symlink_metadata().unwrap().file_type().is_symlink(),
+                "{path}"
+            );
+            assert_eq!(fs::read_link(&p).unwrap(), Path::new(target), "{path}");
+        }
+        for e in walkdir::WalkDir::new(dst.path()).follow_links(false) {
+            let e = e.unwrap();
+            if e.file_type().is_file() {
+                let bytes = fs::read(e.path()).unwrap();
+                assert!(!bytes.windows(CANARY.len()).any(|w| w == CANARY), "{e:?}");
+            }
+        }
+    }
+
+    /// W05: a file hardlinked to an ignored one is copied as a plain file with its bytes;
+    /// the ignored peer stays out.
+    #[test]
+    fn w05_a_hardlink_whose_peer_is_ignored_is_copied_as_a_plain_file() {
+        let src = tree(&[
+            (".gitignore", "secrets.env\n"),
+            ("secrets.env", "KILN_CANARY"),
+        ]);
+        fs::hard_link(src.path().join("secrets.env"), src.path().join("app.env")).unwrap();
+        fs::write(src.path().join("pair-a"), b"pair").unwrap();
+        fs::hard_link(src.path().join("pair-a"), src.path().join("pair-b")).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        copy_source(src.path(), dst.path(), &ProjectDescriptor::default()).unwrap();
+        assert!(!dst.path().join("secrets.env").exists());
+        let app = dst.path().join("app.env");
+        assert!(app.symlink_metadata().unwrap().is_file());
+        assert_eq!(fs::read(&app).unwrap(), b"KILN_CANARY");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            app.metadata().unwrap().nlink(),
+            1,
+            "not linked to anything ignored"
+        );
+        assert_eq!(fs::read(dst.path().join("pair-b")).unwrap(), b"pair");
+    }
 }

@@ -49,6 +49,7 @@ fn build(root: &Path, app: &Path) -> (BuildpackError, Vec<String>) {
         workspace: "/workspace",
         output: &output,
         settings: &Default::default(),
+        sandbox: kiln_lifecycle::Sandbox::unconfined(),
         run_image: None,
     };
     let err = JavaBuildpack

@@ -52,6 +52,7 @@ fn b03_an_unsatisfiable_engines_node_is_a_clear_mismatch_before_any_install() {
         workspace: "/workspace",
         output: &output,
         settings: &Default::default(),
+        sandbox: kiln_lifecycle::Sandbox::unconfined(),
         run_image: Some(&run),
     };
     let err = NodeBuildpack.build(&ctx, &plan).unwrap_err();

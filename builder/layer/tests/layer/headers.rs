@@ -135,7 +135,7 @@ fn symlinks_are_verbatim_and_not_followed() {
 }
 
 #[test]
-fn hardlinks_are_kept_as_links_to_the_first_path() {
+fn w05_hardlinks_are_kept_as_links_to_the_first_path() {
     let (_, entries) = sample_layer();
     let first = find(&entries, "workspace/bin/app");
     assert_eq!(first.kind, EntryType::Regular);
@@ -146,7 +146,7 @@ fn hardlinks_are_kept_as_links_to_the_first_path() {
 }
 
 #[test]
-fn hardlinks_point_backwards_in_layer_order() {
+fn w05_hardlinks_point_backwards_in_layer_order() {
     // The walk visits `a/z` before `a-b`; the tar lists `a-b` first, so it must carry
     // the bytes.
     let tmp = tempfile::tempdir().unwrap();

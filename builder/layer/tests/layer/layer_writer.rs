@@ -242,8 +242,10 @@ fn dropping_an_unfinished_writer_leaves_nothing() {
     assert!(blob_names(&store).is_empty(), "{:?}", blob_names(&store));
 }
 
+/// W03 (whiteout names, a bare `.wh.` too) and W04 (escapes, the root, hardlinks to
+/// nothing earlier) for layers written entry by entry.
 #[test]
-fn refuses_escapes_whiteouts_the_root_and_dangling_hardlinks() {
+fn w03_w04_refuses_escapes_whiteouts_the_root_and_dangling_hardlinks() {
     let tmp = tempfile::tempdir().unwrap();
     let store = store_in(tmp.path(), "s");
     let fresh = || LayerWriter::new(&policy(), Compression::Gzip, &store).unwrap();
@@ -258,6 +260,9 @@ fn refuses_escapes_whiteouts_the_root_and_dangling_hardlinks() {
     assert!(matches!(err, LayerError::Whiteout { .. }), "{err:?}");
     let err = fresh().append_dir(".wh..wh..opq", 0o755, None).unwrap_err();
     assert!(matches!(err, LayerError::Whiteout { .. }), "{err:?}");
+    let err = fresh().append_symlink("etc/.wh.", "x", None).unwrap_err();
+    assert!(matches!(err, LayerError::Whiteout { .. }), "{err:?}");
+    assert!(err.to_string().contains("whiteout"), "{err}");
     let err = fresh().append_dir("./", 0o755, None).unwrap_err();
     assert!(matches!(err, LayerError::InvalidPath { .. }), "{err:?}");
     let err = fresh()

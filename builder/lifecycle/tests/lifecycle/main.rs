@@ -1,6 +1,8 @@
-//! kiln-lifecycle's integration tests, in one binary: the export and rebase phases, and a
-//! rebase published to real registries.
+//! kiln-lifecycle's integration tests, in one binary: the export and rebase phases, a
+//! rebase published to real registries, and app layers placed through the run image's
+//! symlinks (W08).
 
+mod base_links;
 mod export;
 mod rebase;
 mod rebase_push;

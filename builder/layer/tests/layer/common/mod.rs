@@ -173,3 +173,9 @@ pub fn have(bin: &str) -> bool {
 pub fn file_digest(path: &Path) -> Digest {
     Digest::of(&std::fs::read(path).unwrap())
 }
+
+mod readers;
+pub use readers::*;
+
+mod raw_tar;
+pub use raw_tar::*;
