@@ -92,7 +92,8 @@ pub(crate) fn c02_verbose_output_and_errors_never_show_credentials_tokens_or_sig
         "--cache-dir",
         kiln.ws.join("cache").to_str().unwrap(),
     ]);
-    assert_eq!(run.code, 62, "{}", run.stderr);
+    // C06: storage refusing the request (403) is an auth failure, not worth a retry.
+    assert_eq!(run.code, 77, "{}", run.stderr);
     let storage_url = format!("http://{}/bucket/base?<redacted>", storage.host);
     assert!(
         run.stderr.contains(&storage_url) && run.stderr.contains("403"),

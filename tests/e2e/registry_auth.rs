@@ -27,7 +27,8 @@ pub(crate) fn htpasswd_registry_needs_login_and_login_stores_docker_credentials(
     let image = registry.reference("auth/app:1");
 
     let denied = publish(&kiln, &image, &app, &["--process", "api"]);
-    assert_eq!(denied.code, 62, "{}", denied.stderr);
+    // C06: missing credentials are an auth failure (77), not worth a retry.
+    assert_eq!(denied.code, 77, "{}", denied.stderr);
     assert!(
         denied.stderr.contains("UNAUTHORIZED") || denied.stderr.contains("401"),
         "{}",
@@ -120,7 +121,8 @@ pub(crate) fn tls_registry_with_private_ca() {
     let image = registry.reference("tls/app:1");
 
     let untrusted = publish(&kiln, &image, &app, &["--process", "api"]);
-    assert_eq!(untrusted.code, 62, "{}", untrusted.stderr);
+    // C06: an untrusted certificate is the configuration's to fix (exit 2), not a network fault.
+    assert_eq!(untrusted.code, 2, "{}", untrusted.stderr);
     assert!(
         untrusted.stderr.to_lowercase().contains("certificate"),
         "{}",

@@ -20,6 +20,11 @@ pub mod exit {
     pub const EXPORT: u8 = 62;
     /// Rebase refused or failed.
     pub const REBASE: u8 = 72;
+    /// A network or registry failure that may pass: retry later (sysexits' `EX_TEMPFAIL`).
+    pub const TRANSIENT: u8 = 75;
+    /// The registry refused the credentials, or they may not do this: retrying fails again
+    /// until the credentials or permissions change (sysexits' `EX_NOPERM`).
+    pub const AUTH: u8 = 77;
 }
 
 /// A failure with its exit code and an optional hint.
@@ -49,6 +54,36 @@ impl Failure {
         self
     }
 
+    /// Returns the failure with the exit code its cause calls for, so CI can tell what to
+    /// retry (RELIABILITY.md C06): a registry that refused the credentials or the permission
+    /// is [`exit::AUTH`]; a network, registry or mirror failure that may pass is
+    /// [`exit::TRANSIENT`]; a wrong name, tag or registry setting is [`exit::USAGE`]. Any
+    /// other cause keeps the code of the phase that failed.
+    pub fn classified(mut self) -> Self {
+        use kiln_registry::{ErrorClass, RegistryError};
+        if self.code == exit::USAGE {
+            return self;
+        }
+        let registry = self
+            .error
+            .chain()
+            .find_map(|e| e.downcast_ref::<RegistryError>())
+            .map(RegistryError::class);
+        let mirror_transient = self
+            .error
+            .chain()
+            .find_map(|e| e.downcast_ref::<kiln_debian::FetchError>())
+            .is_some_and(kiln_debian::FetchError::is_transient);
+        match registry {
+            Some(ErrorClass::Auth) => self.code = exit::AUTH,
+            Some(ErrorClass::Transient) => self.code = exit::TRANSIENT,
+            Some(ErrorClass::Input) => self.code = exit::USAGE,
+            _ if mirror_transient => self.code = exit::TRANSIENT,
+            _ => {}
+        }
+        self
+    }
+
     /// Renders the failure for the terminal.
     pub fn render(&self) -> String {
         let mut out = format!("error: {}\n", self.error);
@@ -74,5 +109,47 @@ impl Failure {
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         Self::new(exit::FAILURE, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+    use kiln_registry::{RegistryError, StatusError};
+
+    use super::*;
+
+    fn registry(status: u16, code: Option<&str>) -> anyhow::Error {
+        let e = RegistryError::Status(Box::new(StatusError {
+            action: "pushing manifest to `r/app`".into(),
+            registry: "r".into(),
+            status,
+            code: code.map(Into::into),
+            message: None,
+            url: None,
+            retry_after: None,
+        }));
+        Err::<(), _>(e).context("publishing `r/app:1`").unwrap_err()
+    }
+
+    /// C06: CI can tell what to retry from the exit code alone.
+    #[test]
+    fn c06_exit_codes_tell_auth_transient_and_input_failures_apart() {
+        let code = |e| Failure::new(exit::EXPORT, e).classified().code;
+        assert_eq!(code(registry(401, Some("UNAUTHORIZED"))), exit::AUTH);
+        assert_eq!(code(registry(403, Some("DENIED"))), exit::AUTH);
+        assert_eq!(code(registry(503, None)), exit::TRANSIENT);
+        assert_eq!(
+            code(registry(429, Some("TOOMANYREQUESTS"))),
+            exit::TRANSIENT
+        );
+        assert_eq!(code(registry(404, Some("NAME_UNKNOWN"))), exit::USAGE);
+        assert_eq!(code(registry(400, Some("MANIFEST_INVALID"))), exit::EXPORT);
+        assert_eq!(code(anyhow::anyhow!("disk full")), exit::EXPORT);
+        let rebase = Failure::new(exit::REBASE, registry(502, None)).classified();
+        assert_eq!(rebase.code, exit::TRANSIENT);
+        // A usage error stays one, whatever it wraps.
+        let usage = Failure::new(exit::USAGE, registry(401, None)).classified();
+        assert_eq!(usage.code, exit::USAGE);
     }
 }

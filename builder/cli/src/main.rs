@@ -75,6 +75,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(failure::exit::OK),
         Err(f) => {
+            let f = f.classified();
             eprint!("{}", f.render());
             ExitCode::from(f.code)
         }

@@ -86,6 +86,24 @@ pub enum FetchError {
     },
 }
 
+impl FetchError {
+    /// Returns whether trying again later may help: the connection failed (but not its TLS
+    /// handshake), or the mirror answered 408, 429 or 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport { source, .. } => {
+                !source.is_builder() && !format!("{source:?}").contains("certificate")
+            }
+            Self::Status { status, .. } => {
+                status.is_server_error()
+                    || *status == reqwest::StatusCode::REQUEST_TIMEOUT
+                    || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
+            _ => false,
+        }
+    }
+}
+
 fn hint_for(status: reqwest::StatusCode) -> &'static str {
     if status == reqwest::StatusCode::NOT_FOUND {
         "; the suite, architecture or package may be gone from the mirror (re-lock, or check the mirror)"

@@ -21,7 +21,7 @@ fn port(host: &str) -> &str {
 
 fn refusal(err: &RegistryError) -> String {
     assert!(matches!(err, RegistryError::Refused { .. }), "{err:?}");
-    assert_eq!(err.class(), ErrorClass::Input);
+    assert_eq!(err.class(), ErrorClass::Protocol);
     assert!(err.hint().is_some());
     err.to_string()
 }

@@ -12,6 +12,12 @@ use std::time::Duration;
 use kiln_oci::Digest;
 use url::Url;
 
+mod class;
+mod manifest;
+
+pub use class::ErrorClass;
+pub use manifest::ManifestProblem;
+
 /// What went wrong below HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
@@ -250,61 +256,6 @@ pub enum RegistryError {
     },
 }
 
-/// Why a pulled manifest is refused (RELIABILITY.md R15).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ManifestProblem {
-    /// A Docker image manifest schema 1 (signed or not).
-    #[error("the registry sent a Docker schema1 manifest: schema1 unsupported")]
-    Schema1,
-    /// A document with both `manifests` and `layers` or `config`: an index to one reader,
-    /// an image to another (CVE-2021-41190).
-    #[error(
-        "the document has both `manifests` and `layers`/`config`, so it reads as an index and as an image; refusing the ambiguous document"
-    )]
-    Ambiguous,
-    /// The body's `mediaType` contradicts the `Content-Type` it came with.
-    #[error(
-        "the registry sent it as `{header}` but its `mediaType` says `{body}`; refusing the mismatch"
-    )]
-    MediaTypeMismatch {
-        /// The `Content-Type` (without parameters).
-        header: String,
-        /// The body's `mediaType`.
-        body: String,
-    },
-    /// The media type names one kind of document and the fields are the other kind's.
-    #[error("it is declared `{media_type}` but has the fields of {shape}; refusing the mismatch")]
-    Shape {
-        /// The declared media type.
-        media_type: String,
-        /// What the fields look like: `an image index` or `an image manifest`.
-        shape: &'static str,
-    },
-    /// The body is not a JSON object.
-    #[error("the manifest is not a JSON object")]
-    NotJson,
-}
-
-/// What kind of failure an error is, for callers that react differently to each (the CLI
-/// picks its exit code by it; CI retries only [`ErrorClass::Transient`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Credentials are missing, wrong or not allowed to do this (401, 403, `DENIED`, a scope
-    /// not granted, a failing credential helper). Retrying the same thing fails again.
-    Auth,
-    /// The network or the registry failed in a way that may pass (connection refused or
-    /// broken, timeout, 5xx, 408, 429). Retrying later may succeed.
-    Transient,
-    /// The request, the configuration or the registry's answer is wrong (unknown or invalid
-    /// name, a plain-http or untrusted-TLS registry without the setting that allows it, a
-    /// refused redirect, a digest or size mismatch, a broken protocol). Retrying the same
-    /// thing fails again.
-    Input,
-    /// Anything else (local I/O).
-    Other,
-}
-
 /// An unexpected HTTP answer, with the registry's own error code and message.
 #[derive(Debug, thiserror::Error)]
 #[error("{action}: registry said {}", status_text(*.status, .code.as_deref(), .message.as_deref(), .url.as_deref()))]
@@ -436,53 +387,6 @@ impl RegistryError {
                 Some("set DOCKER_CONFIG or make sure the home directory is known".to_string())
             }
             _ => None,
-        }
-    }
-
-    /// Returns what kind of failure this is: see [`ErrorClass`]. The registry's error code
-    /// wins over its status (`DENIED` is auth whatever the status, `TOOMANYREQUESTS`
-    /// transient); a `Retry-After` beyond kiln's patience is still transient.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            Self::Status(e) => match (e.code.as_deref(), e.status) {
-                (Some("UNAUTHORIZED" | "DENIED"), _) | (_, 401 | 403 | 407) => ErrorClass::Auth,
-                (Some("TOOMANYREQUESTS"), _) => ErrorClass::Transient,
-                (_, s)
-                    if reqwest::StatusCode::from_u16(s)
-                        .is_ok_and(crate::retry::retryable_status) =>
-                {
-                    ErrorClass::Transient
-                }
-                (_, 400..=499) => ErrorClass::Input,
-                _ => ErrorClass::Other,
-            },
-            Self::Transport { kind, .. } => match kind {
-                // An untrusted certificate stays untrusted until the settings change.
-                TransportKind::Tls => ErrorClass::Input,
-                TransportKind::Connect | TransportKind::Timeout | TransportKind::Broken => {
-                    ErrorClass::Transient
-                }
-            },
-            Self::InsufficientScope { .. }
-            | Self::TokenRejected { .. }
-            | Self::Helper { .. }
-            | Self::CredentialsOverHttp { .. } => ErrorClass::Auth,
-            Self::InsecureHttp { .. }
-            | Self::Refused { .. }
-            | Self::DigestMismatch { .. }
-            | Self::SizeMismatch { .. }
-            | Self::AnnouncedSize { .. }
-            | Self::InvalidReference { .. }
-            | Self::StoredDigest { .. }
-            | Self::ManifestTooLarge { .. }
-            | Self::ManifestRefused { .. }
-            | Self::BadManifest { .. }
-            | Self::TooLarge { .. }
-            | Self::Protocol { .. }
-            | Self::Credentials { .. }
-            | Self::TlsSetup { .. }
-            | Self::NoConfigDir { .. } => ErrorClass::Input,
-            Self::Io { .. } => ErrorClass::Other,
         }
     }
 
@@ -631,98 +535,6 @@ mod tests {
         );
         assert!(status(503, None, None).is_retryable());
         assert!(!status(401, None, None).is_retryable());
-    }
-
-    /// The CLI maps these classes to exit codes (RELIABILITY.md C06): auth and input
-    /// failures are not worth retrying, transient ones are.
-    #[test]
-    fn classifies_errors_into_auth_transient_input_and_other() {
-        use ErrorClass::*;
-        let with_code = |s: u16, c: &str| status(s, Some(c), None);
-        let tr = |kind| RegistryError::Transport {
-            action: "a".into(),
-            registry: "r".into(),
-            url: "https://r/v2/".into(),
-            kind,
-            detail: "x".into(),
-        };
-        for (e, want) in [
-            (tr(TransportKind::Connect), Transient),
-            (tr(TransportKind::Timeout), Transient),
-            (tr(TransportKind::Broken), Transient),
-            (tr(TransportKind::Tls), Input),
-            (status(401, None, None), Auth),
-            (status(403, None, None), Auth),
-            (with_code(400, "DENIED"), Auth),
-            (status(429, None, None), Transient),
-            (with_code(400, "TOOMANYREQUESTS"), Transient),
-            (status(408, None, None), Transient),
-            (status(500, None, None), Transient),
-            (status(400, None, None), Input),
-            (with_code(404, "NAME_UNKNOWN"), Input),
-            (with_code(400, "MANIFEST_INVALID"), Input),
-            (status(413, None, None), Input),
-            (status(501, None, None), Other),
-            (status(304, None, None), Other),
-        ] {
-            assert_eq!(e.class(), want, "{e}");
-        }
-        let auth = [
-            RegistryError::InsufficientScope {
-                action: "a".into(),
-                registry: "r".into(),
-                scope: "repository:x:pull".into(),
-            },
-            RegistryError::TokenRejected {
-                action: "a".into(),
-                registry: "r".into(),
-                refreshes: 5,
-            },
-            RegistryError::CredentialsOverHttp {
-                action: "a".into(),
-                registry: "r".into(),
-                url: "http://r/v2/".into(),
-            },
-            RegistryError::Helper {
-                helper: "pass".into(),
-                registry: "r".into(),
-                detail: "exited with 1".into(),
-            },
-        ];
-        for e in auth {
-            assert_eq!(e.class(), Auth, "{e}");
-            assert!(e.hint().is_some(), "{e}");
-        }
-        let input = [
-            RegistryError::Refused {
-                action: "a".into(),
-                what: "redirect",
-                url: "file:///etc/passwd".into(),
-                reason: "no".into(),
-            },
-            RegistryError::InsecureHttp {
-                action: "a".into(),
-                url: "http://r/v2/".into(),
-                host: "r".into(),
-            },
-            RegistryError::DigestMismatch {
-                action: "a".into(),
-                expected: Digest::of(b"a"),
-                actual: Digest::of(b"b"),
-            },
-            RegistryError::NoConfigDir {
-                registry: "r".into(),
-            },
-        ];
-        for e in input {
-            assert_eq!(e.class(), Input, "{e}");
-        }
-        let io = RegistryError::Io {
-            action: "a".into(),
-            path: "/x".into(),
-            source: std::io::Error::other("disk"),
-        };
-        assert_eq!(io.class(), Other);
     }
 
     #[test]
