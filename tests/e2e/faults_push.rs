@@ -12,7 +12,7 @@ use kiln_oci::{Digest, Reference, media_types};
 use crate::common::{self, Kiln, client, runtime, validate_pushed};
 
 /// Returns how many blobs (layers, configs, manifests) the registry stores.
-fn stored_blobs(registry: &Registry) -> usize {
+pub(crate) fn stored_blobs(registry: &Registry) -> usize {
     let mut n = 0;
     let mut stack = vec![registry.data_dir().join("docker/registry/v2/blobs")];
     while let Some(dir) = stack.pop() {
@@ -28,7 +28,7 @@ fn stored_blobs(registry: &Registry) -> usize {
 }
 
 /// Pushes a one-layer image as `reference` with the registry client; returns its digest.
-fn push_placeholder(reference: &Reference, dir: &Path) -> Digest {
+pub(crate) fn push_placeholder(reference: &Reference, dir: &Path) -> Digest {
     let c = client(None, None);
     let layer = kiln_e2e::noise(1000, 1);
     let config =
@@ -56,7 +56,7 @@ fn push_placeholder(reference: &Reference, dir: &Path) -> Digest {
 }
 
 /// Returns the digest the registry's tag `1` of `reference` names.
-fn tag_digest(reference: &Reference) -> Digest {
+pub(crate) fn tag_digest(reference: &Reference) -> Digest {
     runtime()
         .block_on(client(None, None).manifest_digest(reference, "1"))
         .unwrap()

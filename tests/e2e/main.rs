@@ -24,6 +24,7 @@ mod harness;
 mod integrity;
 mod java_apps;
 mod java_build;
+mod machine_faults;
 mod node_build;
 mod pod_build;
 mod rebase;
@@ -79,6 +80,8 @@ const TESTS: &[(&str, fn())] = &tests![
     go_build::builds_are_reproducible_across_paths_mtimes_and_caches,
     go_build::unchanged_rebuild_reuses_layers_and_uploads_nothing,
     faults_push::r12_b_a_killed_push_leaves_the_tag_and_a_rerun_completes,
+    machine_faults::c06_an_interrupted_push_cancels_its_upload_sessions_and_leaves_the_tag,
+    machine_faults::c06_a_full_disk_mid_layer_and_a_read_only_cache_fail_cleanly,
     go_build::multi_binary_app_needs_and_honours_process_choice,
     go_build::local_layout_archive_and_zstd,
     go_build::errors_have_exit_codes_messages_and_hints,

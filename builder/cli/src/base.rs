@@ -206,6 +206,10 @@ fn build(
         let hint = e.hint();
         Failure::new(exit::FAILURE, e).hint(hint)
     })?;
+    crate::signals::watch(
+        &client,
+        [store.blob_dir().to_path_buf(), store.root().to_path_buf()],
+    );
     let blobs = Blobs::new(store, Some(client.clone()));
     let target: Option<Reference> = a
         .publish

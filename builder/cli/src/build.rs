@@ -79,6 +79,14 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
     let store = BlobStore::open(&store_dir).map_err(|e| {
         Failure::new(exit::KILN_BUILD, e).hint(Some("check that `--cache-dir` is writable".into()))
     })?;
+    crate::signals::watch(
+        &client,
+        [
+            store.blob_dir().to_path_buf(),
+            store_dir.clone(),
+            cache_dir.clone(),
+        ],
+    );
     let blobs = Blobs::new(store, Some(client.clone()));
 
     ui.phase("DETECTING");

@@ -74,12 +74,24 @@ impl Failure {
             .chain()
             .find_map(|e| e.downcast_ref::<kiln_debian::FetchError>())
             .is_some_and(kiln_debian::FetchError::is_transient);
+        let machine = self
+            .error
+            .chain()
+            .filter_map(|e| e.downcast_ref::<std::io::Error>())
+            .find_map(|e| machine_failure(e.kind()));
         match registry {
             Some(ErrorClass::Auth) => self.code = exit::AUTH,
             Some(ErrorClass::Transient) => self.code = exit::TRANSIENT,
             Some(ErrorClass::Input) => self.code = exit::USAGE,
             _ if mirror_transient => self.code = exit::TRANSIENT,
-            _ => {}
+            _ => {
+                if let Some(why) = machine {
+                    self.code = exit::KILN_BUILD;
+                    self.hint.get_or_insert_with(|| {
+                        format!("{why}: free space or fix the file system (kiln writes its cache dir, `--cache-dir`), then run again")
+                    });
+                }
+            }
         }
         self
     }
@@ -109,6 +121,18 @@ impl Failure {
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         Self::new(exit::FAILURE, error)
+    }
+}
+
+/// Returns what an I/O error of `kind` says of the machine, when it is the machine's fault
+/// rather than kiln's or the input's.
+fn machine_failure(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind::*;
+    match kind {
+        StorageFull => Some("the disk is full"),
+        QuotaExceeded => Some("the disk quota is used up"),
+        ReadOnlyFilesystem => Some("the file system is read-only"),
+        _ => None,
     }
 }
 
@@ -148,6 +172,14 @@ mod tests {
         assert_eq!(code(anyhow::anyhow!("disk full")), exit::EXPORT);
         let rebase = Failure::new(exit::REBASE, registry(502, None)).classified();
         assert_eq!(rebase.code, exit::TRANSIENT);
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let full = Failure::new(
+            exit::EXPORT,
+            anyhow::Error::new(full).context("writing blob"),
+        );
+        let full = full.classified();
+        assert_eq!(full.code, exit::KILN_BUILD);
+        assert!(full.hint.unwrap().contains("the disk is full"));
         // A usage error stays one, whatever it wraps.
         let usage = Failure::new(exit::USAGE, registry(401, None)).classified();
         assert_eq!(usage.code, exit::USAGE);

@@ -20,6 +20,7 @@ mod sbom;
 mod session;
 mod settings;
 mod sign;
+mod signals;
 mod sink;
 mod supply;
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         return ExitCode::from(127);
     }
     let cli = Cli::parse();
+    signals::install();
     let env = Environment::capture();
     let result = match &cli.command {
         Command::Build(args) => {

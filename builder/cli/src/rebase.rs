@@ -78,6 +78,7 @@ pub fn run(args: &RebaseArgs, env: &Environment, ui: &Ui) -> Result<(), Failure>
     let store = BlobStore::open(&store_dir).map_err(|e| {
         Failure::new(exit::REBASE, e).hint(Some("check that `--cache-dir` is writable".into()))
     })?;
+    crate::signals::watch(&client, [store.blob_dir().to_path_buf(), store_dir.clone()]);
     let blobs = Blobs::new(store, Some(client.clone()));
     let ctx = Job {
         args,

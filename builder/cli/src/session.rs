@@ -31,6 +31,7 @@ impl Session {
             let hint = e.hint();
             Failure::new(exit::FAILURE, e).hint(hint)
         })?;
+        crate::signals::watch(&client, []);
         Ok(Self { runtime, client })
     }
 }

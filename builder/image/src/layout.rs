@@ -290,7 +290,7 @@ fn place_blob(src: &Path, dst: &Path) -> Result<(), ImageError> {
     // A copy (another file system), through a temp file of its own.
     let dir = dst.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(&kiln_layer::temp_prefix())
         .tempfile_in(dir)
         .map_err(|e| ImageError::io("creating a temp file in", dir, e))?;
     let mut from = fs::File::open(src).map_err(|e| ImageError::io("opening blob", src, e))?;

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use kiln_oci::{Digest, Sha256Writer};
 use tempfile::TempPath;
 
-use crate::LayerError;
+use crate::{LayerError, TEMP_PREFIX};
 
 /// A directory of blobs named by their sha256 digest.
 ///
@@ -48,9 +48,6 @@ pub enum BlobCheck {
     /// The blob's bytes did not hash to its digest; it was removed from the store.
     Discarded,
 }
-
-/// The prefix of temporary blob files.
-const TEMP_PREFIX: &str = ".tmp-";
 
 /// How old a temporary file must be before [`BlobStore::open`] takes it for the leftover
 /// of a killed writer.
@@ -143,7 +140,7 @@ impl BlobStore {
     /// Returns a writer for a blob whose digest is not known yet.
     pub fn writer(&self) -> Result<BlobWriter, LayerError> {
         let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+            .prefix(&crate::temp_prefix())
             .tempfile_in(&self.dir)
             .map_err(|e| self.write_err(e))?;
         let (file, path) = temp.into_parts();

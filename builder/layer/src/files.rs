@@ -8,6 +8,29 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// The prefix of every temporary file kiln writes (`.tmp-<pid>-…`): a file that is still
+/// there later is a killed writer's leftover, and which process left it is in its name.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Returns the prefix of this process's temporary files: `.tmp-<pid>-`.
+pub fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
+/// Removes the temporary files this process has in `dir` (for an interrupted run, whose
+/// writers will not finish); returns how many went. Best effort.
+pub fn remove_own_temp_files(dir: &Path) -> usize {
+    let prefix = temp_prefix();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Writes `bytes` to `path` through a temporary file of its own in the same directory and a
 /// rename, so a reader sees the old file or the new one, never a partial one, and two
 /// writers never write into one temporary file. (No `fsync`: what this guards against is a
@@ -17,7 +40,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.persist(path).map(drop).map_err(|e| e.error)
 }
@@ -164,6 +189,19 @@ mod tests {
         let reader = FileLock::shared(&lock).unwrap();
         assert!(FileLock::try_exclusive(&lock).unwrap().is_none());
         drop((exclusive, reader));
+    }
+
+    #[test]
+    fn an_interrupted_run_removes_its_own_temp_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join(format!("{}abc", temp_prefix()));
+        let theirs = dir.path().join(format!("{TEMP_PREFIX}1-abc"));
+        let blob = dir.path().join("0123abcd");
+        for f in [&mine, &theirs, &blob] {
+            std::fs::write(f, "x").unwrap();
+        }
+        assert_eq!(remove_own_temp_files(dir.path()), 1);
+        assert!(!mine.exists() && theirs.exists() && blob.exists());
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_O
 pub use contents::LayerContents;
 pub use error::{LayerError, SkippedKind, Warning};
 pub use extract::{ExtractError, ExtractStats, extract_layer};
-pub use files::{FileLock, write_atomic};
+pub use files::{FileLock, TEMP_PREFIX, remove_own_temp_files, temp_prefix, write_atomic};
 pub use layer_writer::LayerWriter;
 pub use pargz::{BLOCK_SIZE as GZIP_BLOCK_SIZE, ParallelGzEncoder};
 pub use policy::{Ownership, TarPolicy};

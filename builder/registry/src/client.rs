@@ -2,9 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
+use url::Url;
+
 use crate::auth::AuthState;
+use crate::request::Target;
 use crate::tls::Transports;
 use crate::{RegistryError, RegistrySettings};
 
@@ -25,6 +29,11 @@ pub(crate) struct Inner {
     /// `(target registry/repository, source repository)` pairs whose mount a registry
     /// refused with a 4xx: not asked again by this client (RELIABILITY.md R09).
     pub(crate) mounts_refused: Mutex<HashSet<(String, String)>>,
+    /// Upload sessions open right now, by a number of their own: where each goes next and
+    /// for whom (see [`Client::abort_uploads`]).
+    pub(crate) uploads: Mutex<HashMap<u64, (Target, Url)>>,
+    /// The number of the next upload session.
+    pub(crate) next_upload: AtomicU64,
 }
 
 impl Client {
@@ -38,6 +47,8 @@ impl Client {
                 schemes: Mutex::new(HashMap::new()),
                 auth: AuthState::default(),
                 mounts_refused: Mutex::new(HashSet::new()),
+                uploads: Mutex::new(HashMap::new()),
+                next_upload: AtomicU64::new(0),
             }),
         })
     }

@@ -326,5 +326,6 @@ fn temp_path(dest: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dest.with_file_name(format!(".{name}.{}.{n}.kiln-partial", std::process::id()))
+    // kiln's temp file names (kiln-layer's `temp_prefix`): `.tmp-<pid>-…`.
+    dest.with_file_name(format!(".tmp-{}-{name}.{n}", std::process::id()))
 }

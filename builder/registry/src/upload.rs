@@ -10,6 +10,8 @@
 //! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use kiln_oci::{Digest, Reference};
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE};
@@ -17,9 +19,13 @@ use reqwest::{Method, Response, StatusCode};
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::client::Inner;
 use crate::payload::{Payload, with_progress};
 use crate::request::{Request, Target, expect, location};
 use crate::{Client, RegistryError};
+
+/// How long [`Client::abort_uploads`] gives each `DELETE`.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(3);
 
 const OCTET_STREAM: &str = "application/octet-stream";
 /// Upload sessions tried per blob: the first and two restarts (fewer if the retry policy
@@ -50,6 +56,37 @@ impl Session {
             url: location(t, resp)?,
             min_chunk,
         })
+    }
+}
+
+/// An upload session this client has open, known to [`Client::abort_uploads`] until dropped
+/// (the upload finished, failed or was abandoned).
+struct Open<'a> {
+    inner: &'a Inner,
+    id: u64,
+}
+
+impl<'a> Open<'a> {
+    fn new(inner: &'a Inner, t: &Target, at: &Url) -> Self {
+        let id = inner.next_upload.fetch_add(1, Ordering::Relaxed);
+        let mut open = inner.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        open.insert(id, (t.clone(), at.clone()));
+        Self { inner, id }
+    }
+
+    /// Notes where the session goes next (each answer names the next URL).
+    fn moved(&self, at: &Url) {
+        let mut open = self.inner.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = open.get_mut(&self.id) {
+            entry.1 = at.clone();
+        }
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        let mut open = self.inner.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        open.remove(&self.id);
     }
 }
 
@@ -129,6 +166,7 @@ impl Client {
                 Session::of(t, &expect(t, resp, &[202]).await?)?
             }
         };
+        let open = Open::new(inner, t, &at);
         let file = |offset: u64, len: u64| Payload::File {
             path: path.to_path_buf(),
             offset,
@@ -152,12 +190,14 @@ impl Client {
                     if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && resumes < MAX_RESUMES {
                         resumes += 1;
                         (offset, at) = self.upload_status(t, &at, size).await?;
+                        open.moved(&at);
                         tracing::debug!(%digest, offset, "chunk out of order; resuming where the registry is");
                         continue;
                     }
                     let resp = expect(t, resp, &[202]).await?;
                     check_range(t, &resp, end)?;
                     at = location(t, &resp)?;
+                    open.moved(&at);
                     offset += len;
                 }
                 Payload::Empty
@@ -169,7 +209,32 @@ impl Client {
             .header(CONTENT_TYPE, OCTET_STREAM)
             .payload(last);
         expect(t, inner.send(t, &req).await?, &[201, 204]).await?;
+        drop(open);
         Ok(())
+    }
+
+    /// Cancels the upload sessions this client (and its clones) has open, with a `DELETE`
+    /// on each (at most a few seconds apiece, answers ignored), so the registry can drop what
+    /// it kept; for a push interrupted by a signal (RELIABILITY.md C06). Returns how many
+    /// sessions there were. The uploads themselves are not stopped: the caller exits.
+    pub async fn abort_uploads(&self) -> usize {
+        let open: Vec<(Target, Url)> = {
+            let mut open = self.inner.uploads.lock().unwrap_or_else(|e| e.into_inner());
+            open.drain().map(|(_, s)| s).collect()
+        };
+        let inner = &*self.inner;
+        let deletes = open.iter().map(|(t, at)| async move {
+            let req = Request::new(Method::DELETE, at.clone());
+            match tokio::time::timeout(ABORT_TIMEOUT, inner.send(t, &req)).await {
+                Ok(Ok(resp)) => {
+                    tracing::debug!(status = %resp.status(), "upload session cancelled")
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "cancelling an upload session failed"),
+                Err(_) => tracing::debug!("cancelling an upload session timed out"),
+            }
+        });
+        futures_util::future::join_all(deletes).await;
+        open.len()
     }
 
     /// Asks the registry how much of the session at `at` it holds; returns the offset to go
