@@ -22,11 +22,22 @@ const APPS: [(&str, &str, usize); 3] = [
 /// Returns a new cache dir whose store holds every base the apps run on.
 fn cache_with_all_bases(kiln: &Kiln, name: &str) -> PathBuf {
     let cache = cache_with_base(kiln, name, APPS[0].1);
+    let index_path = cache.join("oci/index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     for (_, base, _) in &APPS[1..] {
         let built = shared_base(base, "linux/amd64");
         link_tree(&built.join("oci"), &cache.join("oci"));
         link_tree(&built.join("sbom-v1"), &cache.join("sbom-v1"));
+        // `link_tree` keeps the first base's `index.json`: add this base's names to it.
+        let more: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(built.join("oci/index.json")).unwrap()).unwrap();
+        let manifests = index["manifests"].as_array_mut().unwrap();
+        manifests.extend(more["manifests"].as_array().unwrap().iter().cloned());
     }
+    // Replaced, never written through: the file is a hardlink to the suite's base.
+    std::fs::remove_file(&index_path).unwrap();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     cache
 }
 

@@ -184,16 +184,26 @@ impl Pod<'_> {
     }
 }
 
-/// Waits until `marker` exists or `pod` exits (then panics with its log), for at most
+/// Returns the log of the last step the pod started (its steps log into `/out/<step>.log`).
+fn last_step_log(out: &Path) -> String {
+    ["damaged", "warm", "cold", "builds", "versions"]
+        .iter()
+        .map(|s| read(out, &format!("{s}.log")))
+        .find(|t| !t.is_empty())
+        .unwrap_or_default()
+}
+
+/// Waits until `marker` exists or `pod` exits (then panics with its logs), for at most
 /// `limit`.
 fn wait_for(marker: &Path, pod: &mut RunningPod<'_>, out: &Path, limit: Duration) {
     let start = Instant::now();
     while !marker.exists() {
         if let Some(status) = pod.child.try_wait().unwrap() {
             panic!(
-                "the pod exited ({status}) before `{}`:\n{}",
+                "the pod exited ({status}) before `{}`:\n{}\n--- last step ---\n{}",
                 marker.display(),
-                std::fs::read_to_string(out.join("pod.log")).unwrap_or_default()
+                std::fs::read_to_string(out.join("pod.log")).unwrap_or_default(),
+                last_step_log(out)
             );
         }
         assert!(
@@ -414,11 +424,7 @@ fn run_the_pod(kiln: &Kiln, archive: &Path) {
     assert!(
         status.success(),
         "the pod failed ({status}):\n{log}\n--- last step ---\n{}",
-        ["damaged", "warm", "cold", "builds", "versions"]
-            .iter()
-            .map(|s| step(s))
-            .find(|t| !t.is_empty())
-            .unwrap_or_default()
+        last_step_log(&out)
     );
 
     // Every toolchain, as the pod's user.
@@ -480,8 +486,11 @@ fn run_the_pod(kiln: &Kiln, archive: &Path) {
         "{report}"
     );
     assert_eq!(
-        report["cache_image"]["uploaded_bytes"], 0,
-        "an unchanged cache is not uploaded again"
+        report["cache_image"]["uploaded_bytes"],
+        0,
+        "an unchanged cache is not uploaded again: {:#}\ncold: {:#}",
+        report["cache_image"],
+        json(&out.join("cold.json"))["cache_image"]
     );
     let total = |name: &str| {
         let r = json(&out.join(name));

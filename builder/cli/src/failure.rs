@@ -64,15 +64,27 @@ impl Failure {
         if self.code == exit::USAGE {
             return self;
         }
+        // Wrappers that are `#[error(transparent)]` hide the registry's and the mirror's
+        // errors from `source()`: ask them.
         let registry = self
             .error
             .chain()
-            .find_map(|e| e.downcast_ref::<RegistryError>())
+            .find_map(|e| {
+                e.downcast_ref::<RegistryError>().or_else(|| {
+                    e.downcast_ref::<kiln_image::ImageError>()
+                        .and_then(kiln_image::ImageError::registry)
+                })
+            })
             .map(RegistryError::class);
         let mirror_transient = self
             .error
             .chain()
-            .find_map(|e| e.downcast_ref::<kiln_debian::FetchError>())
+            .find_map(|e| {
+                e.downcast_ref::<kiln_debian::FetchError>().or_else(|| {
+                    e.downcast_ref::<kiln_debian::DebianError>()
+                        .and_then(kiln_debian::DebianError::fetch)
+                })
+            })
             .is_some_and(kiln_debian::FetchError::is_transient);
         let machine = self
             .error
@@ -172,6 +184,18 @@ mod tests {
         assert_eq!(code(anyhow::anyhow!("disk full")), exit::EXPORT);
         let rebase = Failure::new(exit::REBASE, registry(502, None)).classified();
         assert_eq!(rebase.code, exit::TRANSIENT);
+        // The way `kiln build` reports a push: the image crate's error around the registry's.
+        let refused = kiln_image::ImageError::from(RegistryError::Status(Box::new(StatusError {
+            action: "pushing".into(),
+            registry: "r".into(),
+            status: 401,
+            code: None,
+            message: None,
+            url: None,
+            retry_after: None,
+        })));
+        let push = anyhow::Error::new(refused).context("pushing `r/app:1`");
+        assert_eq!(code(push), exit::AUTH);
         let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
         let full = Failure::new(
             exit::EXPORT,

@@ -175,6 +175,9 @@ impl Environment {
             ] {
                 read.extend(vars.get(key).filter(|v| !v.is_empty()).map(PathBuf::from));
             }
+            for key in ["MAVEN_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"] {
+                read.extend(vars.get(key).into_iter().flat_map(|v| jvm_store_paths(v)));
+            }
         }
         read.extend(self.maven_settings()?);
         read.extend(self.path_list("KILN_SANDBOX_READ"));
@@ -309,6 +312,18 @@ impl Environment {
     }
 }
 
+/// Returns the trust and key stores JVM options name (`-Djavax.net.ssl.trustStore=PATH`):
+/// a JVM a build step starts reads them.
+fn jvm_store_paths(options: &str) -> Vec<PathBuf> {
+    const STORES: &[&str] = &["-Djavax.net.ssl.trustStore=", "-Djavax.net.ssl.keyStore="];
+    options
+        .split_whitespace()
+        .filter_map(|o| STORES.iter().find_map(|p| o.strip_prefix(p)))
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
+}
+
 /// Parses `--env K=V` values. A malformed one is named by its position, never quoted: a
 /// token pasted without its name must not land in a CI log.
 pub fn parse_env_flags(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -352,6 +367,16 @@ fn apt_source_files() -> Vec<(SourcesFormat, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jvm_options_name_their_stores() {
+        assert_eq!(
+            jvm_store_paths(
+                "-Xmx1g -Djavax.net.ssl.trustStore=/ca/cacerts -Djavax.net.ssl.keyStore=rel -Dx=/y"
+            ),
+            [PathBuf::from("/ca/cacerts")]
+        );
+    }
 
     /// B02: a malformed `--env` value (a bare token, or `=token`) is refused by position,
     /// its text nowhere in the message.

@@ -107,3 +107,14 @@ pub enum DebianError {
         reason: String,
     },
 }
+
+impl DebianError {
+    /// Returns the download's error, when that is what failed (it is the error itself, not
+    /// its source: `source()` skips it).
+    pub fn fetch(&self) -> Option<&FetchError> {
+        match self {
+            Self::Fetch(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -70,6 +70,15 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// Returns the registry's error, when that is what failed (it is the error itself, not
+    /// its source: `source()` skips it).
+    pub fn registry(&self) -> Option<&kiln_registry::RegistryError> {
+        match self {
+            Self::Registry(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Returns an `Io` error for `path`.
     pub(crate) fn io(
         doing: &'static str,

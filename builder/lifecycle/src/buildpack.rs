@@ -32,6 +32,10 @@ pub trait Buildpack: Send + Sync {
     }
 }
 
+/// The directory of a buildpack's cache dir where builds sharing it keep their lock files
+/// ([`crate::FileLock`]): hidden, so never an entry of a cache image.
+pub const CACHE_LOCKS: &str = ".locks";
+
 /// The plan fact in which a buildpack names the run image the app needs (`kiln-base/java21`
 /// for a Java 21 project), in place of its stack's default; `--run-image` still wins.
 pub const RUN_IMAGE_FACT: &str = "run-image";
@@ -57,7 +61,9 @@ pub struct BuildContext<'a> {
     /// An empty directory for this build's layers. Each launch layer is a sub-directory laid
     /// out as the image's root (`<layer dir>/workspace/bin/app` ends up at `/workspace/bin/app`).
     pub layers_dir: &'a Path,
-    /// A directory that persists between builds for this buildpack (toolchain caches). Never shipped.
+    /// A directory that persists between builds for this buildpack (toolchain caches). Never
+    /// shipped. Each top-level directory is one entry of a cache image (`--cache-image`);
+    /// lock files go under [`CACHE_LOCKS`], which no cache image carries.
     pub cache_dir: &'a Path,
     /// The allow-listed environment for toolchain processes: nothing else may reach them.
     /// `HOME` and `TMPDIR` are the build's own (empty at the start of each build).

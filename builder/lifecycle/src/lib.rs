@@ -26,7 +26,8 @@ pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
 pub use bounded::{LOCKFILE_LIMIT, MANIFEST_LIMIT, read_bounded, read_bounded_string};
 pub use buildpack::{
     BASE_PACKAGES_LABEL, BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings,
-    DeclaredPackage, LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo, SOURCE_ROOT_FACT,
+    CACHE_LOCKS, DeclaredPackage, LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo,
+    SOURCE_ROOT_FACT,
 };
 pub use cache_image::{
     CACHE_BUILDPACK_LABEL, CACHE_ENTRIES_LABEL, CacheEntry, CacheImageError, RestoreError,

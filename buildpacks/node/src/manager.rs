@@ -96,8 +96,11 @@ impl<'a> Manager<'a> {
         let (exe, prefix, version, berry) = match spec.kind {
             Kind::Npm => (npm.to_path_buf(), Vec::new(), npm_version(npm), false),
             _ => {
-                std::fs::create_dir_all(cache.join("tools"))
-                    .map_err(|e| BuildpackError::io("creating kiln's tools directory", e))?;
+                for d in [cache.join("tools"), cache.join(kiln_lifecycle::CACHE_LOCKS)] {
+                    std::fs::create_dir_all(&d).map_err(|e| {
+                        BuildpackError::io(format!("creating `{}`", d.display()), e)
+                    })?;
+                }
                 let p = provision(spec, &npm_tool, &cache.join("tools"))?;
                 prepend_path(&mut env, &p.bin_dir);
                 let berry = spec.kind == Kind::Yarn && !p.version.starts_with("1.");
@@ -122,7 +125,13 @@ impl<'a> Manager<'a> {
                 format!("--cache-folder={}", dir(cache, "yarn1-cache")),
                 // Yarn 1's cache is not safe for concurrent installs; builds sharing the
                 // cache dir take turns.
-                format!("--mutex=file:{}", dir(cache, "yarn1-cache.mutex")),
+                format!(
+                    "--mutex=file:{}",
+                    cache
+                        .join(kiln_lifecycle::CACHE_LOCKS)
+                        .join("yarn1")
+                        .display()
+                ),
             ],
             _ => Vec::new(),
         };

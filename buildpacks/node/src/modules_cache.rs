@@ -147,19 +147,22 @@ fn project_files(root: &Path) -> io::Result<Vec<String>> {
 }
 
 /// The entries under `<cache>/modules`, shared by builds that share the cache dir. An
-/// entry's lock (`<key>.lock`) is held exclusively by the one build that installs into it,
-/// and shared by every build that uses a complete one, until that build ends (its layer is
+/// entry's lock (`<cache>/.locks/modules/<key>.lock`, outside the entries, so a cache image
+/// never carries it) is held exclusively by the one build that installs into it, and
+/// shared by every build that uses a complete one, until that build ends (its layer is
 /// exported after the buildpack returns); an entry is removed only under the exclusive lock,
 /// so never while in use. A complete entry is never changed in place but for its full tree,
 /// which builds running a build script against it take turns at (`<key>.full.lock`).
 pub struct ModulesCache {
     root: PathBuf,
+    locks: PathBuf,
 }
 
 /// One key's entry, held by this build (see [`ModulesCache::lock_entry`]).
 pub struct Entry {
     dir: PathBuf,
     lock: FileLock,
+    full_lock: PathBuf,
     /// Whether this build holds it exclusively, to install into (it was not complete).
     owned: bool,
 }
@@ -172,6 +175,7 @@ impl ModulesCache {
     pub fn new(cache_dir: &Path) -> Self {
         Self {
             root: cache_dir.join("modules"),
+            locks: cache_dir.join(kiln_lifecycle::CACHE_LOCKS).join("modules"),
         }
     }
 
@@ -180,14 +184,20 @@ impl ModulesCache {
     /// another build installs into it, waits for that build to complete it (or give up).
     pub fn lock_entry(&self, key: &str) -> io::Result<Entry> {
         let dir = self.root.join(key);
-        let path = self.root.join(format!("{key}.lock"));
+        let path = self.locks.join(format!("{key}.lock"));
+        let full_lock = self.locks.join(format!("{key}.full.lock"));
         loop {
             if let Some(lock) = FileLock::try_exclusive(&path)? {
                 let owned = !complete(&dir);
                 if !owned {
                     lock.downgrade()?;
                 }
-                return Ok(Entry { dir, lock, owned });
+                return Ok(Entry {
+                    dir,
+                    lock,
+                    full_lock,
+                    owned,
+                });
             }
             if complete(&dir) {
                 // Shared holders only, or the installer is just done: a shared lock waits
@@ -197,6 +207,7 @@ impl ModulesCache {
                     return Ok(Entry {
                         dir,
                         lock,
+                        full_lock,
                         owned: false,
                     });
                 }
@@ -219,25 +230,28 @@ impl ModulesCache {
             }
             match std::fs::metadata(dir.join(MANIFEST)).and_then(|m| m.modified()) {
                 Ok(t) => used.push((t, dir)),
-                Err(_) => remove_unheld(&dir),
+                Err(_) => self.remove_unheld(&dir),
             }
         }
         used.sort();
         used.reverse();
         // `keep` is one of the most recently used, whose count it takes.
         for (_, dir) in used.into_iter().skip(KEEP.saturating_sub(1)) {
-            remove_unheld(&dir);
+            self.remove_unheld(&dir);
         }
     }
-}
 
-/// Removes the entry at `dir` and its lock files, unless a build holds it.
-fn remove_unheld(dir: &Path) {
-    let lock = dir.with_extension("lock");
-    if let Ok(Some(held)) = FileLock::try_exclusive(&lock) {
-        let _ = std::fs::remove_dir_all(dir);
-        let _ = std::fs::remove_file(dir.with_extension("full.lock"));
-        let _ = held.remove();
+    /// Removes the entry at `dir` and its lock files, unless a build holds it.
+    fn remove_unheld(&self, dir: &Path) {
+        let Some(key) = dir.file_name().map(|k| k.to_string_lossy().into_owned()) else {
+            return;
+        };
+        let lock = self.locks.join(format!("{key}.lock"));
+        if let Ok(Some(held)) = FileLock::try_exclusive(&lock) {
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_file(self.locks.join(format!("{key}.full.lock")));
+            let _ = held.remove();
+        }
     }
 }
 
@@ -255,7 +269,7 @@ impl Entry {
 
     /// Holds the full tree for this build until the returned lock is dropped.
     pub fn lock_full_tree(&self) -> io::Result<FileLock> {
-        FileLock::exclusive(&self.dir.with_extension("full.lock"))
+        FileLock::exclusive(&self.full_lock)
     }
 
     /// Returns the manifest when the entry is complete (and marks it used).
@@ -407,13 +421,13 @@ mod tests {
         let mut left: Vec<String> = std::fs::read_dir(tmp.path().join("modules"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| !n.ends_with(".lock"))
             .collect();
         left.sort();
         let mut expected: Vec<String> = vec!["current".into(), "k0".into()];
         expected.extend((3..KEEP + 2).map(|i| format!("k{i}")));
         assert_eq!(left, expected);
-        assert!(!tmp.path().join("modules/half.lock").exists());
+        assert!(!tmp.path().join(".locks/modules/half.lock").exists());
+        assert!(tmp.path().join(".locks/modules/current.lock").exists());
         drop(busy);
     }
 

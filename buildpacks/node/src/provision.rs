@@ -68,7 +68,7 @@ pub fn provision(
     let package_dir = dir.join("node_modules").join(package);
     if !package_dir.join(script).is_file() {
         // One build installs it; others sharing the cache dir wait, then find it there.
-        let lock = tools_dir.join(format!("{dir_name}.lock"));
+        let lock = locks_dir(tools_dir).join(format!("{dir_name}.lock"));
         let _held = FileLock::exclusive(&lock)
             .map_err(|e| BuildpackError::io(format!("locking `{}`", lock.display()), e))?;
         if !package_dir.join(script).is_file() {
@@ -112,7 +112,7 @@ fn resolve(
     tools_dir: &Path,
 ) -> Result<String, BuildpackError> {
     let file = tools_dir.join("resolved.json");
-    let _held = FileLock::exclusive(&tools_dir.join("resolved.json.lock"))
+    let _held = FileLock::exclusive(&locks_dir(tools_dir).join("resolved.json.lock"))
         .map_err(|e| BuildpackError::io("locking kiln's resolved versions", e))?;
     let mut known: BTreeMap<String, Resolved> = std::fs::read(&file)
         .ok()
@@ -161,6 +161,14 @@ fn resolve(
     let _ = std::fs::create_dir_all(tools_dir)
         .and_then(|()| write_atomic(&file, &serde_json::to_vec(&known).unwrap_or_default()));
     Ok(version)
+}
+
+/// Returns where the locks of `tools_dir` (`<cache>/tools`) live: `<cache>/.locks/tools`,
+/// outside the cache entries a cache image carries.
+fn locks_dir(tools_dir: &Path) -> PathBuf {
+    tools_dir
+        .with_file_name(kiln_lifecycle::CACHE_LOCKS)
+        .join("tools")
 }
 
 /// `npm pack` then `npm install` of `package@version` into `dir` (through a temporary
