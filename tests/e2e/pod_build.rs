@@ -475,6 +475,12 @@ fn run_the_pod(kiln: &Kiln, archive: &Path) {
         "the warm pod installed again: {warm}"
     );
     let report = json(&out.join("warm.json"));
+    // The locked-down pod (no capabilities, no-new-privileges, the default seccomp profile)
+    // still confines the build steps: Landlock needs none of what it lacks (B01).
+    assert_eq!(
+        report["sandbox"]["confinement"], "landlock",
+        "the pod's build steps ran unconfined: {report}"
+    );
     let restored: Vec<&str> = report["cache_image"]["restored"]
         .as_array()
         .unwrap()
