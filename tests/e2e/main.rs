@@ -98,6 +98,7 @@ const TESTS: &[(&str, fn())] = &tests![
     registry_auth::run_image_from_oci_layout,
     sandbox::b01_a_hostile_go_toolexec_reaches_no_secret,
     sandbox::b01_a_hostile_npm_script_reaches_no_secret,
+    sandbox::b01_without_landlock_kiln_says_so_once_and_require_refuses,
     build_env::toolchain_gets_no_credentials_or_docker_config,
     go_build::git_checkouts_stamp_revision_source_and_commit_time,
     go_build::missing_toolchain_is_a_kiln_build_failure,

@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_e2e::Registry;
+use kiln_e2e::{Registry, ensure_containers_conf};
 
-use crate::common::{Kiln, Run, cache_with_base, client, layer_files};
+use crate::common::{Kiln, Run, bases, cache_with_base, client, layer_files, suite};
 
 /// The secret every target holds.
 const CANARY: &str = "KILN-SANDBOX-CANARY-3f9e1c";
@@ -285,4 +285,93 @@ pub(crate) fn b01_a_hostile_maven_plugin_reaches_no_secret() {
     .unwrap();
     let run = victim.build(&registry, &app, &[], &[]);
     victim.assert_refused(&run, "maven plugin");
+}
+
+/// B01: where a seccomp profile hides Landlock (as some container runtimes' profiles do),
+/// kiln says once that the build steps run unconfined, builds, and records it in the
+/// report; `--sandbox require` refuses to build there. Run in a podman container on the
+/// node base with the host's Go mounted and a profile that answers Landlock's system calls
+/// with ENOSYS.
+pub(crate) fn b01_without_landlock_kiln_says_so_once_and_require_refuses() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let podman = suite::podman();
+    podman.load(&bases::archive("node"));
+    let profile = kiln.ws.write(
+        "seccomp.json",
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["landlock_create_ruleset",
+            "landlock_add_rule", "landlock_restrict_self"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+    );
+    let app = kiln.ws.mkdir("src/app");
+    std::fs::write(app.join("go.mod"), "module example.com/app\n\ngo 1.22\n").unwrap();
+    std::fs::write(app.join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
+    let out = kiln.ws.mkdir("out");
+    let goroot = kiln_e2e::go_bin()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let mounts = [
+        format!("seccomp={}", profile.display()),
+        format!("{}:/usr/local/bin/kiln:ro", kiln_e2e::kiln_bin().display()),
+        format!("{}:/go:ro", goroot.display()),
+        format!("{}:/src:ro", app.display()),
+        format!("{}:/out", out.display()),
+    ];
+    let build = |extra: &[&str]| {
+        let mut options = vec!["--security-opt", &mounts[0]];
+        for m in &mounts[1..] {
+            options.extend(["-v", m.as_str()]);
+        }
+        options.extend([
+            "--tmpfs",
+            "/kiln:rw,exec,mode=1777",
+            "-e",
+            "HOME=/kiln",
+            "-e",
+            "PATH=/go/bin:/usr/bin:/bin",
+            "--user",
+            "0",
+        ]);
+        let mut cmd = vec![
+            "/usr/local/bin/kiln",
+            "build",
+            "local/app:1",
+            "--path",
+            "/src",
+            "--cache-dir",
+            "/kiln/cache",
+            "--no-sbom",
+        ];
+        cmd.extend(extra);
+        podman.run_once_with("localhost/kiln-base/node", &options, &cmd)
+    };
+
+    let auto = build(&["--report", "/out/report.json"]);
+    let stderr = String::from_utf8_lossy(&auto.stderr);
+    assert!(auto.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("build steps run unconfined").count(),
+        1,
+        "said once: {stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["sandbox"]["confinement"], "none", "{report}");
+    assert!(
+        report["sandbox"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("seccomp")),
+        "{report}"
+    );
+
+    let required = build(&["--sandbox", "require"]);
+    let stderr = String::from_utf8_lossy(&required.stderr);
+    assert_eq!(required.status.code(), Some(52), "{stderr}");
+    assert!(stderr.contains("the build sandbox is required"), "{stderr}");
+    assert!(
+        stderr.contains("--sandbox auto"),
+        "the hint names the way out: {stderr}"
+    );
+    assert!(!stderr.contains("BUILDING"), "it built: {stderr}");
 }
