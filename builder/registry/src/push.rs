@@ -270,6 +270,8 @@ impl Client {
     /// Refuses, before sending anything, a reference that is neither a tag nor a digest and
     /// a manifest over [`crate::MAX_MANIFEST_BYTES`]. Fails if a digest reference or the
     /// registry's `Docker-Content-Digest` disagrees with the bytes (RELIABILITY.md R13).
+    /// A manifest refused over its blobs (`DIGEST_INVALID`, `BLOB_UNKNOWN`) is sent again,
+    /// a few times: see [`blob_link_race`].
     pub async fn push_manifest(
         &self,
         repo: &Reference,
@@ -312,29 +314,41 @@ impl Client {
         let inner = &*self.inner;
         let body = &Bytes::copy_from_slice(bytes);
         let tr = &t;
-        let resp = inner
-            .settings
-            .retry
-            .run(&t.action, move || async move {
-                let url = inner
-                    .url(
-                        tr,
-                        &format!("{}/manifests/{tag_or_digest}", repo.repository()),
-                    )
-                    .await?;
-                let req = Request::new(Method::PUT, url)
-                    .header(CONTENT_TYPE, media_type)
-                    .payload(Payload::Bytes(body.clone()));
-                let resp = inner.send(tr, &req).await?;
-                if resp.status() == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
-                    return Err(RegistryError::ManifestRefused {
-                        action: tr.action.clone(),
-                        size: body.len() as u64,
-                    });
+        let mut refused = 0;
+        let resp = loop {
+            let put = inner
+                .settings
+                .retry
+                .run(&t.action, move || async move {
+                    let url = inner
+                        .url(
+                            tr,
+                            &format!("{}/manifests/{tag_or_digest}", repo.repository()),
+                        )
+                        .await?;
+                    let req = Request::new(Method::PUT, url)
+                        .header(CONTENT_TYPE, media_type)
+                        .payload(Payload::Bytes(body.clone()));
+                    let resp = inner.send(tr, &req).await?;
+                    if resp.status() == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+                        return Err(RegistryError::ManifestRefused {
+                            action: tr.action.clone(),
+                            size: body.len() as u64,
+                        });
+                    }
+                    expect(tr, resp, &[200, 201, 202, 204]).await
+                })
+                .await;
+            match put {
+                Err(e) if refused + 1 < MANIFEST_BLOB_TRIES && blob_link_race(&e) => {
+                    refused += 1;
+                    let wait = inner.settings.retry.delay(refused, None);
+                    tracing::debug!(error = %e, ?wait, "manifest refused over its blobs; trying again");
+                    tokio::time::sleep(wait).await;
                 }
-                expect(tr, resp, &[200, 201, 202, 204]).await
-            })
-            .await?;
+                other => break other?,
+            }
+        };
         if let Some(said) = resp
             .headers()
             .get(DOCKER_CONTENT_DIGEST)
@@ -351,4 +365,20 @@ impl Client {
         let subject_acknowledged = resp.headers().contains_key(OCI_SUBJECT);
         Ok((digest, subject_acknowledged))
     }
+}
+
+/// How many times a manifest refused over its blobs is sent in all.
+const MANIFEST_BLOB_TRIES: u32 = 3;
+
+/// Returns whether `e` is a registry refusing a manifest over blobs kiln pushed before it:
+/// the CNCF registry's file-system storage rewrites a repository's blob link files in place,
+/// so a manifest `PUT` while another push of the same blob to the same repository rewrites
+/// its link reads it empty and answers `DIGEST_INVALID` (distribution issues 2098, 4489).
+/// Builds sharing a registry meet it (RELIABILITY.md W10); the next try reads it whole.
+fn blob_link_race(e: &RegistryError) -> bool {
+    e.status() == Some(400)
+        && matches!(
+            e.code(),
+            Some("DIGEST_INVALID" | "BLOB_UNKNOWN" | "MANIFEST_BLOB_UNKNOWN")
+        )
 }

@@ -205,3 +205,57 @@ async fn c05_bad_manifest_references_are_refused_before_any_request() {
     }
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
 }
+
+/// W10: a registry whose blob links another push of the same blobs is rewriting refuses a
+/// manifest with `DIGEST_INVALID` (the CNCF registry's file-system storage does); kiln sends
+/// it again and the push succeeds. A refusal that stays is reported after three tries, with
+/// the registry's code and message; any other 400 is not tried again.
+#[tokio::test]
+async fn w10_a_manifest_refused_while_another_push_relinks_its_blobs_is_sent_again() {
+    let invalid = || {
+        Reply::status(400)
+            .header("Content-Type", "application/json")
+            .body(r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#)
+    };
+    let fake = Fake::start(move |req, seen| {
+        let earlier = seen.iter().filter(|r| r.target == req.target).count();
+        match req.path() {
+            "/v2/app/manifests/once" if earlier == 0 => invalid(),
+            "/v2/app/manifests/once" => Reply::status(201),
+            "/v2/app/manifests/always" => invalid(),
+            _ => Reply::status(400),
+        }
+    })
+    .await;
+    let c = client();
+    let repo = reference(&fake.host, "app");
+    let digest = c
+        .push_manifest(&repo, "once", OCI_MANIFEST, MANIFEST.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(digest, Digest::of(MANIFEST.as_bytes()));
+    let puts = |tag: &str| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path() == format!("/v2/app/manifests/{tag}"))
+            .count()
+    };
+    assert_eq!(puts("once"), 2);
+
+    let err = c
+        .push_manifest(&repo, "always", OCI_MANIFEST, MANIFEST.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("DIGEST_INVALID"), "{err}");
+    assert!(
+        err.to_string().contains("provided digest did not match"),
+        "{err}"
+    );
+    assert_eq!(puts("always"), 3);
+    let err = c
+        .push_manifest(&repo, "other", OCI_MANIFEST, MANIFEST.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert_eq!(puts("other"), 1, "a plain 400 is not tried again");
+}
