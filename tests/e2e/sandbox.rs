@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_e2e::{Registry, ensure_containers_conf};
 
-use crate::common::{Kiln, Run, bases, cache_with_base, client, layer_files, suite};
+use crate::common::{Kiln, Run, bases, cache_with_base, client, layer_files, suite, warm_cache};
 
 /// The secret every target holds.
 const CANARY: &str = "KILN-SANDBOX-CANARY-3f9e1c";
@@ -306,6 +306,9 @@ pub(crate) fn b01_without_landlock_kiln_says_so_once_and_require_refuses() {
     std::fs::write(app.join("go.mod"), "module example.com/app\n\ngo 1.22\n").unwrap();
     std::fs::write(app.join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
     let out = kiln.ws.mkdir("out");
+    // The suite's warm Go caches, linked from a kiln cache dir, at the same paths inside.
+    let cache = warm_cache(&kiln, "cache");
+    let downloads = kiln_e2e::machine_cache().join("downloads");
     let goroot = kiln_e2e::go_bin()
         .parent()
         .and_then(Path::parent)
@@ -317,6 +320,8 @@ pub(crate) fn b01_without_landlock_kiln_says_so_once_and_require_refuses() {
         format!("{}:/go:ro", goroot.display()),
         format!("{}:/src:ro", app.display()),
         format!("{}:/out", out.display()),
+        format!("{0}:{0}", cache.display()),
+        format!("{0}:{0}", downloads.display()),
     ];
     let build = |extra: &[&str]| {
         let mut options = vec!["--security-opt", &mounts[0]];
@@ -324,10 +329,8 @@ pub(crate) fn b01_without_landlock_kiln_says_so_once_and_require_refuses() {
             options.extend(["-v", m.as_str()]);
         }
         options.extend([
-            "--tmpfs",
-            "/kiln:rw,exec,mode=1777",
             "-e",
-            "HOME=/kiln",
+            "HOME=/root",
             "-e",
             "PATH=/go/bin:/usr/bin:/bin",
             "--user",
@@ -340,7 +343,7 @@ pub(crate) fn b01_without_landlock_kiln_says_so_once_and_require_refuses() {
             "--path",
             "/src",
             "--cache-dir",
-            "/kiln/cache",
+            cache.to_str().unwrap(),
             "--no-sbom",
         ];
         cmd.extend(extra);
