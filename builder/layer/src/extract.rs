@@ -133,6 +133,12 @@ fn unpack(
                     if link.is_absolute() || confined(&parent.join(&link)).is_none() {
                         return Err(refuse("a symlink that points out of the directory"));
                     }
+                    if climbs_after_name(&link) {
+                        return Err(refuse(
+                            "a symlink whose target has `..` after a name (through another \
+                             symlink it could climb out of the directory)",
+                        ));
+                    }
                     if let Some(p) = target.parent() {
                         std::fs::create_dir_all(p).map_err(io_err)?;
                     }
@@ -191,6 +197,22 @@ fn confined(path: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// Returns whether `link` has a `..` after a name, as in `a/b/..`: when `a/b` is itself a
+/// symlink (`a/b -> ..`), that resolves above `a`, which the lexical check cannot see. With
+/// `..` only in front, a target climbs from its own real parent and then only descends, so
+/// every symlink stays inside whatever the order of the entries.
+fn climbs_after_name(link: &Path) -> bool {
+    let mut named = false;
+    link.components().any(|c| match c {
+        Component::Normal(_) => {
+            named = true;
+            false
+        }
+        Component::ParentDir => named,
+        _ => false,
+    })
 }
 
 /// Returns whether every existing parent of `rel` under `dir` is a directory, not a
@@ -395,5 +417,38 @@ mod tests {
             assert!(!dir.exists(), "{what}");
         }
         assert!(!outside.exists());
+    }
+
+    /// Found by the `tar_extract` fuzz target: `a/b -> ..` then `c -> a/b/..` passed the
+    /// lexical check (`a/b/..` looks like `a`) but `c` resolved to the directory's parent.
+    #[test]
+    fn fuzz_tar_extract_a_symlink_climbing_through_another_symlink_is_refused() {
+        let (bytes, diff) = raw_tar(|b| {
+            let mut d = tar::Header::new_gnu();
+            d.set_entry_type(tar::EntryType::Directory);
+            d.set_size(0);
+            d.set_mode(0o755);
+            b.append_data(&mut d, "a", io::empty()).unwrap();
+            for (path, target) in [("a/b", ".."), ("c", "a/b/.."), ("d", "c/x")] {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        let err = extract_layer(bytes.as_slice(), Compression::Gzip, &diff, &dir).unwrap_err();
+        assert!(
+            matches!(&err, ExtractError::Refused { entry, .. } if entry == "c"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`..` after a name"), "{err}");
+        assert!(!dir.exists());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        // `..` in front only still works: it climbs from the link's own real directory.
+        let (bytes, diff) = blob(&[("m/x", b"x")], &[("m/n/l", "../x")]);
+        extract_layer(bytes.as_slice(), Compression::Gzip, &diff, &dir).unwrap();
+        assert_eq!(std::fs::read(dir.join("m/n/l")).unwrap(), b"x");
     }
 }
