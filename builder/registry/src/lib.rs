@@ -28,6 +28,9 @@ mod tags;
 mod tls;
 mod upload;
 
+/// The `WWW-Authenticate` parser the client answers a 401 with, for the fuzzers (`fuzz/`).
+#[doc(hidden)]
+pub use auth::challenge::{Challenge, parse as parse_www_authenticate};
 pub use client::Client;
 pub use error::{RegistryError, StatusError, TransportKind};
 pub use login::login;
