@@ -294,7 +294,11 @@ pub fn parse_date(text: &str) -> Option<i64> {
     let (stamp, zone) = text.rsplit_once(' ')?;
     let offset: i64 = match zone {
         "UTC" | "GMT" | "UT" | "Z" => 0,
-        z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+        // Sign and four digits: slicing anything else could split a UTF-8 character.
+        z if z.len() == 5
+            && (z.starts_with('+') || z.starts_with('-'))
+            && z[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
             let hh: i64 = z[1..3].parse().ok()?;
             let mm: i64 = z[3..5].parse().ok()?;
             let secs = hh * 3600 + mm * 60;
@@ -394,6 +398,16 @@ SHA256:
         assert_eq!(parse_date("Thu, 01 Jan 1970 01:00:00 +0100"), Some(0));
         assert_eq!(parse_date("01 Jan 1970 00:00:10 GMT"), Some(10));
         assert_eq!(parse_date("yesterday"), None);
+    }
+
+    /// Found by the `deb822` fuzz target: a zone of five bytes with a multi-byte
+    /// character panicked (a slice inside the character); a sign with non-digits parsed.
+    #[test]
+    fn fuzz_release_date_zone_that_is_not_a_sign_and_four_digits() {
+        assert_eq!(parse_date("n:: -%\u{55e}7"), None);
+        assert_eq!(parse_date("01 Jan 1970 00:00:00 +1\u{e9}"), None);
+        assert_eq!(parse_date("01 Jan 1970 00:00:00 ++1+1"), None);
+        assert_eq!(parse_date("01 Jan 1970 00:00:00 -0130"), Some(5400));
     }
 
     #[test]

@@ -218,7 +218,7 @@ impl<'a> Artifact<'a> {
 
 /// Returns the digest and size of the manifest for `os`/`arch` in the index JSON
 /// `index_bytes` (of `what`, for the error).
-pub(crate) fn pick_platform(
+pub fn pick_platform(
     index_bytes: &[u8],
     os: &str,
     arch: &str,

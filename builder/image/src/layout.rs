@@ -168,7 +168,7 @@ pub fn read_layout(
 }
 
 /// Returns the layers of `manifest`, paired with the config's diffIDs.
-pub(crate) fn layers_of(
+pub fn layers_of(
     manifest: &ImageManifest,
     config: &ImageConfiguration,
     origin: Origin,

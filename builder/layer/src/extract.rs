@@ -436,6 +436,66 @@ mod tests {
         assert!(!outside.exists());
     }
 
+    /// W12 (found by the `tar_extract` fuzz target on the earlier, path-based unpacker): a
+    /// symlink `c -> a/b/..` through another, `a/b -> ..`, resolves above the directory; it
+    /// is kept as written, and neither a file nor a symlink's target is ever written
+    /// through it.
+    #[test]
+    fn fuzz_tar_extract_nothing_is_written_through_a_symlink_climbing_through_another() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        let (bytes, diff) = raw_tar(|b| {
+            let mut d = tar::Header::new_gnu();
+            d.set_entry_type(tar::EntryType::Directory);
+            d.set_size(0);
+            d.set_mode(0o755);
+            b.append_data(&mut d, "a", io::empty()).unwrap();
+            for (path, target) in [("a/b", ".."), ("c", "a/b/.."), ("d", "c/x")] {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+        });
+        extract_layer(bytes.as_slice(), Compression::Gzip, &diff, &dir).unwrap();
+        assert_eq!(
+            std::fs::read_link(dir.join("c")).unwrap(),
+            Path::new("a/b/..")
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "only `out`"
+        );
+
+        let (bytes, diff) = raw_tar(|b| {
+            let mut d = tar::Header::new_gnu();
+            d.set_entry_type(tar::EntryType::Directory);
+            d.set_size(0);
+            d.set_mode(0o755);
+            b.append_data(&mut d, "a", io::empty()).unwrap();
+            for (path, target) in [("a/b", ".."), ("c", "a/b/..")] {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+            let mut f = tar::Header::new_gnu();
+            f.set_size(1);
+            f.set_mode(0o644);
+            b.append_data(&mut f, "c/pwned", &b"x"[..]).unwrap();
+        });
+        let dir = tmp.path().join("out2");
+        assert!(extract_layer(bytes.as_slice(), Compression::Gzip, &diff, &dir).is_err());
+        assert!(!dir.exists());
+        assert!(!tmp.path().join("pwned").exists());
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "only `out`"
+        );
+    }
+
     #[test]
     fn escapes_are_refused() {
         let tmp = tempfile::tempdir().unwrap();

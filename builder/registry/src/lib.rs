@@ -30,6 +30,9 @@ mod tags;
 mod tls;
 mod upload;
 
+/// The `WWW-Authenticate` parser the client answers a 401 with, for the fuzzers (`fuzz/`).
+#[doc(hidden)]
+pub use auth::challenge::{Challenge, parse as parse_www_authenticate};
 pub use client::Client;
 pub use error::{ErrorClass, ManifestProblem, RegistryError, StatusError, TransportKind};
 pub use login::login;

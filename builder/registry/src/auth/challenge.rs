@@ -3,7 +3,7 @@
 
 /// One authentication challenge: a scheme and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Challenge {
+pub struct Challenge {
     /// The scheme, lowercased (`basic`, `bearer`).
     pub scheme: String,
     /// Parameters in order; names lowercased.
@@ -12,7 +12,7 @@ pub(crate) struct Challenge {
 
 impl Challenge {
     /// Returns the value of parameter `name`.
-    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+    pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(n, _)| n == name)
@@ -21,7 +21,7 @@ impl Challenge {
 }
 
 /// Parses every challenge in a `WWW-Authenticate` header value.
-pub(crate) fn parse(header: &str) -> Vec<Challenge> {
+pub fn parse(header: &str) -> Vec<Challenge> {
     let mut p = Parser {
         s: header.as_bytes(),
         i: 0,

@@ -5,7 +5,7 @@
 //! the realm (token auth spec: <https://distribution.github.io/distribution/spec/auth/token/>).
 //! Once a host is known to use Bearer, tokens are fetched before the first request.
 
-mod challenge;
+pub(crate) mod challenge;
 pub(crate) mod credentials;
 pub(crate) mod helper;
 mod token;
