@@ -183,7 +183,7 @@ impl Environment {
         read.extend(self.path_list("KILN_SANDBOX_READ"));
         Ok(SandboxSettings {
             mode,
-            launcher: std::env::current_exe().ok(),
+            launcher: launcher(),
             read,
             write: self.path_list("KILN_SANDBOX_WRITE"),
             homes,
@@ -310,6 +310,17 @@ impl Environment {
         };
         Ok(Mirrors { main, security })
     }
+}
+
+/// Returns the sandbox launcher: this very binary. `/proc/self/exe` names it even when the
+/// file was replaced or removed since kiln started (an upgrade in the middle of a build);
+/// in the child about to exec, it is still kiln.
+fn launcher() -> Option<PathBuf> {
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    if proc_exe.exists() {
+        return Some(proc_exe);
+    }
+    std::env::current_exe().ok()
 }
 
 /// Returns the trust and key stores JVM options name (`-Djavax.net.ssl.trustStore=PATH`):
