@@ -282,6 +282,7 @@ impl Environment {
             auth_files,
             user_agent: format!("kiln/{}", env!("CARGO_PKG_VERSION")),
             helper_timeout: self.helper_timeout()?,
+            helper_dirs: self.path_list("PATH"),
             ..RegistrySettings::default()
         })
     }

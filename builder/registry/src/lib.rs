@@ -41,4 +41,4 @@ pub use pull::PulledManifest;
 pub use push::BlobPush;
 pub use referrers::Referrer;
 pub use retry::RetryPolicy;
-pub use settings::{DEFAULT_HELPER_TIMEOUT, RegistrySettings};
+pub use settings::{DEFAULT_CREDENTIAL_TTL, DEFAULT_HELPER_TIMEOUT, RegistrySettings};

@@ -35,8 +35,10 @@ pub struct RegistrySettings {
     pub docker_config_dir: Option<PathBuf>,
     /// podman/containers `auth.json` files, highest priority first.
     pub auth_files: Vec<PathBuf>,
-    /// A directory searched for `docker-credential-<name>` before `PATH` (tests, bundles).
-    pub helper_dir: Option<PathBuf>,
+    /// The directories searched, in order, for `docker-credential-<name>`: the CLI passes
+    /// the absolute entries of `PATH`. Relative ones are never searched, so a helper is
+    /// never taken from the directory kiln runs in (a project's, RELIABILITY.md C01).
+    pub helper_dirs: Vec<PathBuf>,
     /// The `User-Agent` header sent with every request.
     pub user_agent: String,
     /// How often and how patiently failed requests are retried.
@@ -45,7 +47,13 @@ pub struct RegistrySettings {
     pub chunk_size: Option<u64>,
     /// How long a `docker-credential-*` helper may take before its process group is killed.
     pub helper_timeout: Duration,
+    /// How long credentials looked up (in a file, from a helper) are used before they are
+    /// looked up again: a long build outlives a rotated token (RELIABILITY.md C04).
+    pub credential_ttl: Duration,
 }
+
+/// How long credentials are used before they are looked up again, unless set otherwise.
+pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(5 * 60);
 
 impl Default for RegistrySettings {
     fn default() -> Self {
@@ -56,11 +64,12 @@ impl Default for RegistrySettings {
             certs_dirs: Vec::new(),
             docker_config_dir: None,
             auth_files: Vec::new(),
-            helper_dir: None,
+            helper_dirs: Vec::new(),
             user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string(),
             retry: RetryPolicy::default(),
             chunk_size: None,
             helper_timeout: DEFAULT_HELPER_TIMEOUT,
+            credential_ttl: DEFAULT_CREDENTIAL_TTL,
         }
     }
 }

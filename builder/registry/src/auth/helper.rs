@@ -6,12 +6,14 @@
 //! A helper is untrusted and may hang (RELIABILITY.md C01): it runs in a process group of
 //! its own, for at most [`RegistrySettings::helper_timeout`], after which the whole group is
 //! killed; its answer is read up to [`MAX_ANSWER`] bytes; and each `(helper, server)` is asked
-//! once per client ([`HelperCache`]), a failure included, so a broken helper costs one
-//! timeout, not one per request.
+//! once per client and [`RegistrySettings::credential_ttl`] ([`HelperCache`]), a failure
+//! included, so a broken helper costs one timeout, not one per request, and a long build
+//! still sees a rotated secret (C04).
 
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,10 +26,10 @@ use crate::{RegistryError, RegistrySettings};
 /// The most kiln reads of a helper's answer (real ones are well under a kilobyte).
 pub const MAX_ANSWER: u64 = 64 * 1024;
 
-/// What each `(helper, server)` answered, asked once per client.
+/// What each `(helper, server)` answered, and when it was asked.
 #[derive(Default)]
 pub(crate) struct HelperCache {
-    answers: Mutex<HashMap<(String, String), Arc<AnswerCell>>>,
+    answers: Mutex<HashMap<(String, String), (Instant, Arc<AnswerCell>)>>,
 }
 
 /// Where one `(helper, server)`'s answer is kept once it came.
@@ -37,7 +39,8 @@ type AnswerCell = tokio::sync::OnceCell<Answer>;
 type Answer = Result<Option<Credential>, String>;
 
 impl HelperCache {
-    /// Returns what helper `name` says for `server`, running it only the first time.
+    /// Returns what helper `name` says for `server`, running it the first time and again
+    /// once the answer is older than the credentials' time to live.
     pub(crate) async fn get(
         &self,
         settings: &RegistrySettings,
@@ -45,13 +48,16 @@ impl HelperCache {
         registry: &str,
         server: &str,
     ) -> Result<Option<Credential>, RegistryError> {
-        let cell = self
-            .answers
-            .lock()
-            .await
-            .entry((name.to_owned(), server.to_owned()))
-            .or_default()
-            .clone();
+        let cell = {
+            let mut answers = self.answers.lock().await;
+            let entry = answers
+                .entry((name.to_owned(), server.to_owned()))
+                .or_insert_with(|| (Instant::now(), Arc::default()));
+            if entry.0.elapsed() >= settings.credential_ttl {
+                *entry = (Instant::now(), Arc::default());
+            }
+            entry.1.clone()
+        };
         let answer = cell
             .get_or_init(|| async {
                 get(settings, name, registry, server)
@@ -154,6 +160,17 @@ fn failed(name: &str, registry: &str, out: &std::process::Output) -> RegistryErr
     }
 }
 
+/// Returns the first executable `program` in the absolute directories of `dirs`.
+fn find_helper(dirs: &[std::path::PathBuf], program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    dirs.iter()
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 async fn run(
     settings: &RegistrySettings,
     name: &str,
@@ -177,12 +194,12 @@ async fn run(
         ));
     }
     let program = format!("docker-credential-{name}");
-    let path = settings
-        .helper_dir
-        .as_ref()
-        .map(|d| d.join(&program))
-        .filter(|p| p.is_file())
-        .map_or_else(|| program.clone().into(), |p| p.into_os_string());
+    let Some(path) = find_helper(&settings.helper_dirs, &program) else {
+        return Err(err(format!(
+            "`{program}` is not in any absolute directory of PATH (a relative one, such as \
+             `.`, is never searched)"
+        )));
+    };
     let mut child = Command::new(&path)
         .arg(verb)
         .stdin(Stdio::piped())
@@ -236,4 +253,36 @@ async fn run(
     };
     let _ = writer.await;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C01: a helper is looked up only in absolute directories: one the relative entry `.`
+    /// (or a project's `bin`) would find is never run.
+    #[test]
+    fn c01_helpers_are_found_in_absolute_directories_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        // A directory next to the tests' working directory, named relatively as PATH's `.`
+        // or `bin` entries would name it.
+        let here = tempfile::tempdir_in(".").unwrap();
+        let relative = std::path::PathBuf::from(here.path().file_name().unwrap());
+        let helper = here.path().join("docker-credential-nosy");
+        std::fs::write(&helper, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(relative.join("docker-credential-nosy").is_file());
+        assert_eq!(find_helper(&[relative], "docker-credential-nosy"), None);
+        let absolute = here.path().canonicalize().unwrap();
+        assert_eq!(
+            find_helper(&[absolute.clone()], "docker-credential-nosy"),
+            Some(absolute.join("docker-credential-nosy"))
+        );
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            find_helper(&[absolute], "docker-credential-nosy"),
+            None,
+            "not executable"
+        );
+    }
 }

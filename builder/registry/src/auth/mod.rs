@@ -13,6 +13,7 @@ mod token;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use reqwest::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use url::Url;
@@ -41,8 +42,9 @@ pub(crate) struct AuthState {
     schemes: Mutex<HashMap<String, Scheme>>,
     /// Credentials given for a whole registry (`kiln login`), used before any file.
     given: Mutex<HashMap<String, Credential>>,
-    /// What was found for `(registry, repository)`, looked up once each.
-    credentials: Mutex<HashMap<(String, String), Option<Credential>>>,
+    /// What was found for `(registry, repository)`, and when: looked up again once older
+    /// than `RegistrySettings::credential_ttl`.
+    credentials: Mutex<HashMap<(String, String), (Instant, Option<Credential>)>>,
     helpers: helper::HelperCache,
     tokens: TokenCache,
 }
@@ -57,7 +59,8 @@ impl Inner {
             .insert(normalize_registry(registry), credential);
     }
 
-    /// Returns the credentials for the repository `t` is for, looking them up once.
+    /// Returns the credentials for the repository `t` is for, looking them up once per
+    /// `RegistrySettings::credential_ttl`.
     async fn credential(&self, t: &Target) -> Result<Option<Credential>, RegistryError> {
         let registry = normalize_registry(&t.registry);
         if let Some(c) = self
@@ -70,12 +73,14 @@ impl Inner {
             return Ok(Some(c.clone()));
         }
         let key = (registry, t.repository.clone());
-        if let Some(c) = self
+        let ttl = self.settings.credential_ttl;
+        if let Some((at, c)) = self
             .auth
             .credentials
             .lock()
             .expect("credentials lock")
             .get(&key)
+            && at.elapsed() < ttl
         {
             return Ok(c.clone());
         }
@@ -84,7 +89,7 @@ impl Inner {
             .credentials
             .lock()
             .expect("credentials lock")
-            .insert(key, found.clone());
+            .insert(key, (Instant::now(), found.clone()));
         Ok(found)
     }
 

@@ -24,7 +24,7 @@ fn helper_settings(dir: &Path, host: &str, name: &str, timeout: Duration) -> Reg
     std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
     RegistrySettings {
         docker_config_dir: Some(dir.to_path_buf()),
-        helper_dir: Some(dir.to_path_buf()),
+        helper_dirs: vec![dir.to_path_buf()],
         helper_timeout: timeout,
         ..settings()
     }
@@ -174,4 +174,94 @@ async fn c04_requests_carry_the_most_specific_entrys_credentials() {
             "{repo}: sent {sent:?}, expected {user}'s"
         );
     }
+}
+
+/// C04: a long build outlives a rotated credential: once the credentials' time to live is
+/// over, `config.json` and the credential helper are read again, and the next requests
+/// carry the new secret (while within it, one lookup serves every request).
+#[tokio::test]
+async fn c04_rotated_credentials_are_looked_up_again() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = basic_registry().await;
+    let host = registry.host.clone();
+    let b64 = |p: &str| base64::engine::general_purpose::STANDARD.encode(format!("ci:{p}"));
+    let write = |password: &str| {
+        let json = serde_json::json!({"auths": {host.clone(): {"auth": b64(password)}}});
+        std::fs::write(tmp.path().join("config.json"), json.to_string()).unwrap();
+    };
+    write("before");
+    // The helper answers what its secret file holds, and counts its runs.
+    let helpers = tempfile::tempdir().unwrap();
+    let secret = helpers.path().join("secret");
+    let runs = helpers.path().join("runs");
+    std::fs::write(&secret, "h1").unwrap();
+    helper(
+        helpers.path(),
+        "rotating",
+        &format!(
+            "echo run >> {runs}\nprintf '{{\"Username\":\"ci\",\"Secret\":\"%s\"}}' \"$(cat {secret})\"",
+            runs = runs.display(),
+            secret = secret.display()
+        ),
+    );
+    let other = helpers.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let json = serde_json::json!({"credHelpers": {host.clone(): "rotating"}});
+    std::fs::write(other.join("config.json"), json.to_string()).unwrap();
+    let ttl = Duration::from_millis(300);
+    let client = |dir: &Path| {
+        kiln_registry::Client::new(RegistrySettings {
+            docker_config_dir: Some(dir.to_path_buf()),
+            helper_dirs: vec![helpers.path().to_path_buf()],
+            credential_ttl: ttl,
+            ..settings()
+        })
+        .unwrap()
+    };
+    let sent = |repo: &str| -> Vec<String> {
+        registry
+            .requests()
+            .iter()
+            .filter(|r| r.path().starts_with(&format!("/v2/{repo}/")))
+            .filter_map(|r| r.header("authorization").map(str::to_owned))
+            .collect()
+    };
+
+    let files = client(tmp.path());
+    let _ = files.get_manifest(&reference(&host, "a"), "v1").await;
+    write("after");
+    let _ = files.get_manifest(&reference(&host, "a"), "v2").await;
+    assert_eq!(
+        sent("a").last(),
+        Some(&format!("Basic {}", b64("before"))),
+        "within the time to live"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let _ = files.get_manifest(&reference(&host, "a"), "v3").await;
+    assert_eq!(
+        sent("a").last(),
+        Some(&format!("Basic {}", b64("after"))),
+        "{:?}",
+        sent("a")
+    );
+
+    let helped = client(&other);
+    let _ = helped.get_manifest(&reference(&host, "b"), "v1").await;
+    std::fs::write(&secret, "h2").unwrap();
+    let _ = helped.get_manifest(&reference(&host, "b"), "v2").await;
+    assert_eq!(sent("b").last(), Some(&format!("Basic {}", b64("h1"))));
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let _ = helped.get_manifest(&reference(&host, "b"), "v3").await;
+    assert_eq!(
+        sent("b").last(),
+        Some(&format!("Basic {}", b64("h2"))),
+        "{:?}",
+        sent("b")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap().lines().count(),
+        2,
+        "one run per time to live"
+    );
 }

@@ -171,7 +171,7 @@ async fn credential_helpers_get_and_store() {
     std::fs::write(docker.join("config.json"), &config).unwrap();
     let s = RegistrySettings {
         docker_config_dir: Some(docker.clone()),
-        helper_dir: Some(bin.clone()),
+        helper_dirs: vec![bin.clone()],
         ..settings()
     };
     push_image(&reg, s, tmp.path()).await.unwrap();
@@ -182,7 +182,7 @@ async fn credential_helpers_get_and_store() {
     std::fs::write(store.join("config.json"), r#"{"credsStore":"kilntest"}"#).unwrap();
     let s = RegistrySettings {
         docker_config_dir: Some(store.clone()),
-        helper_dir: Some(bin.clone()),
+        helper_dirs: vec![bin.clone()],
         ..settings()
     };
     push_image(&reg, s.clone(), tmp.path()).await.unwrap();
