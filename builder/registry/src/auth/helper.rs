@@ -29,8 +29,11 @@ pub const MAX_ANSWER: u64 = 64 * 1024;
 /// What each `(helper, server)` answered, and when it was asked.
 #[derive(Default)]
 pub(crate) struct HelperCache {
-    answers: Mutex<HashMap<(String, String), (Instant, Arc<AnswerCell>)>>,
+    answers: Mutex<HashMap<(String, String), Asked>>,
 }
+
+/// When a helper was asked, and where its answer is kept.
+type Asked = (Instant, Arc<AnswerCell>);
 
 /// Where one `(helper, server)`'s answer is kept once it came.
 type AnswerCell = tokio::sync::OnceCell<Answer>;
@@ -275,7 +278,7 @@ mod tests {
         assert_eq!(find_helper(&[relative], "docker-credential-nosy"), None);
         let absolute = here.path().canonicalize().unwrap();
         assert_eq!(
-            find_helper(&[absolute.clone()], "docker-credential-nosy"),
+            find_helper(std::slice::from_ref(&absolute), "docker-credential-nosy"),
             Some(absolute.join("docker-credential-nosy"))
         );
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o644)).unwrap();

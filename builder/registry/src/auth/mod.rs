@@ -36,6 +36,9 @@ pub(crate) enum Scheme {
     },
 }
 
+/// Credentials looked up for a repository (none is an answer too), and when.
+type Found = (Instant, Option<Credential>);
+
 /// Auth knowledge shared by the clones of a client. `Debug` is deliberately not derived.
 #[derive(Default)]
 pub(crate) struct AuthState {
@@ -44,7 +47,7 @@ pub(crate) struct AuthState {
     given: Mutex<HashMap<String, Credential>>,
     /// What was found for `(registry, repository)`, and when: looked up again once older
     /// than `RegistrySettings::credential_ttl`.
-    credentials: Mutex<HashMap<(String, String), (Instant, Option<Credential>)>>,
+    credentials: Mutex<HashMap<(String, String), Found>>,
     helpers: helper::HelperCache,
     tokens: TokenCache,
 }
