@@ -251,6 +251,10 @@ pub struct RegistryArgs {
     /// Trust this PEM CA file for registry TLS, besides the system roots. Repeatable.
     #[arg(long = "registry-ca", value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,
+    /// Send credentials to a plain-HTTP (`--insecure-registry`) registry on another machine,
+    /// where anyone on the network can read them. Without it kiln refuses.
+    #[arg(long)]
+    pub allow_http_credentials: bool,
 }
 
 /// `kiln build`.

@@ -198,11 +198,16 @@ async fn push_blobs(
 
 /// Uploads `bytes` unless `repo` has them.
 async fn push_absent(client: &Client, repo: &Reference, bytes: &[u8]) -> anyhow::Result<()> {
-    if client
-        .blob_exists(repo, &kiln_oci::Digest::of(bytes))
-        .await?
-        .is_none()
-    {
+    // A check the registry does not answer (403, 5xx) means "unknown": push it, and let the
+    // upload carry the registry's own error (RELIABILITY.md R04, R10).
+    let present = match client.blob_exists(repo, &kiln_oci::Digest::of(bytes)).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::debug!(error = %e, "attachment blob existence unknown");
+            false
+        }
+    };
+    if !present {
         client
             .push_blob_bytes(repo, bytes.to_vec().into())
             .await

@@ -276,6 +276,7 @@ impl Environment {
         }
         Ok(RegistrySettings {
             insecure_registries: args.insecure_registries.clone(),
+            allow_http_credentials: args.allow_http_credentials,
             ca_files: args.registry_ca.clone(),
             certs_dirs,
             docker_config_dir,

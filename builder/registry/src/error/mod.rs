@@ -349,7 +349,7 @@ impl RegistryError {
                     .to_string(),
             ),
             Self::CredentialsOverHttp { registry, .. } => Some(format!(
-                "serve `{registry}` over https: kiln sends credentials over plain http only to registries on this machine"
+                "serve `{registry}` over https: kiln sends credentials over plain http only to registries on this machine, or with `--allow-http-credentials`, where anyone on the network can read them"
             )),
             Self::InsufficientScope { registry, .. } => Some(format!(
                 "your credentials for `{registry}` may not do this: `kiln login {registry}` as a user who may, or check the repository name"
