@@ -117,6 +117,7 @@ const TESTS: &[(&str, fn())] = &tests![
     harness::workspace_and_copy_dir_keep_the_tree,
     faults_auth::c02_verbose_output_and_errors_never_show_credentials_tokens_or_signatures,
     architecture::crates_depend_only_in_the_designed_direction,
+    architecture::buildpacks_reach_no_network_crate,
     architecture::libraries_neither_print_nor_read_the_environment,
 ];
 

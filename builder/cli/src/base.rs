@@ -11,8 +11,9 @@ use kiln_debian::platform::debian_arch;
 use kiln_debian::{
     DebianError, Definition, Keyring, LockedPackage, Lockfile, Mirrors, diff, fetch_deb, lock,
 };
-use kiln_image::{Artifact, Blobs, FinalImage, FinalIndex};
+use kiln_image::Blobs;
 use kiln_layer::{BlobStore, Compression};
+use kiln_model::{Artifact, FinalImage, FinalIndex};
 use kiln_oci::Reference;
 use kiln_registry::Client;
 

@@ -5,12 +5,13 @@
 
 use std::path::Path;
 
-use kiln_image::{Blobs, FinalImage, PushReport, fetch_remote, push_image};
+use kiln_image::{Blobs, PushReport, fetch_remote, push_image};
 use kiln_layer::Compression;
 use kiln_layer::LayerBlob;
 use kiln_lifecycle::{
     LayerCache, Restored, cache_entries, entry_fingerprint, host_arch, pack_cache, restore_entry,
 };
+use kiln_model::FinalImage;
 use kiln_oci::Reference;
 use kiln_registry::Client;
 use serde::Serialize;

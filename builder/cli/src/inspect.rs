@@ -100,7 +100,7 @@ async fn inspect(
             let entry = entries
                 .iter()
                 .find(|e| {
-                    kiln_image::Platform::of_entry(e)
+                    kiln_model::Platform::of_entry(e)
                         .is_some_and(|p| p.os == "linux" && p.architecture == arch)
                 })
                 .ok_or_else(|| anyhow!("the index `{digest}` has no linux/{arch} image"))?;

@@ -9,14 +9,14 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use futures_util::{StreamExt, stream};
 use kiln_image::{
-    Artifact, Blobs, FinalImage, FinalIndex, Image, fetch_remote, fetch_remote_all, layout_has,
-    push_image, read_layout, write_layout,
+    Blobs, fetch_remote, fetch_remote_all, layout_has, push_image, read_layout, write_layout,
 };
 use kiln_layer::BlobStore;
 use kiln_lifecycle::{
     Rebase, RebaseError, Rebased, RecordedRunImage, RunImage, base_id, host_arch,
     recorded_run_image,
 };
+use kiln_model::{Artifact, FinalImage, FinalIndex, Image};
 use kiln_oci::{Digest, Reference};
 use kiln_registry::Client;
 use serde::Serialize;

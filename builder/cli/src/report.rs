@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use kiln_image::{FinalImage, PushReport};
+use kiln_image::PushReport;
 use kiln_lifecycle::{Confinement, ExportedLayer};
+use kiln_model::FinalImage;
 use kiln_oci::Reference;
 
 use crate::build_cache::CacheReport;

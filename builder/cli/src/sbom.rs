@@ -9,9 +9,10 @@ use anyhow::{Context, anyhow};
 use kiln_attest::sbom::{
     Catalog, Ecosystem, LayerCatalog, Package, SbomInput, Subject, catalog_layer,
 };
-use kiln_image::{Blobs, Layer};
+use kiln_image::Blobs;
 use kiln_layer::Compression;
 use kiln_lifecycle::DeclaredPackage;
+use kiln_model::Layer;
 use kiln_oci::Digest;
 
 /// Bumped whenever cataloging changes what it finds, so older cached results are not used.

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use kiln_image::{
-    Artifact, BlobOutcome, Blobs, PushObserver, PushReport, push_image, write_archive, write_layout,
+    BlobOutcome, Blobs, PushObserver, PushReport, push_image, write_archive, write_layout,
 };
+use kiln_model::Artifact;
 use kiln_oci::Digest;
 use kiln_oci::Reference;
 use kiln_registry::Client;

@@ -13,7 +13,8 @@ use kiln_attest::artifact::{
 use kiln_attest::sign::{
     Envelope, IN_TOTO_PAYLOAD_TYPE, PrivateKey, SLSA_PROVENANCE_V1, sign_envelope,
 };
-use kiln_image::{Artifact, Blobs};
+use kiln_image::Blobs;
+use kiln_model::Artifact;
 use kiln_oci::{Digest, Reference};
 use kiln_registry::Client;
 use serde::Serialize;
@@ -375,7 +376,7 @@ fn unsigned_envelope(statement: &[u8]) -> Envelope {
 
 /// Returns `os-arch[-variant]` of an image config, the file stem of its SBOMs.
 fn platform_stem(config: &[u8]) -> String {
-    match kiln_image::Platform::of_config(config) {
+    match kiln_model::Platform::of_config(config) {
         Ok(p) => match p.variant {
             Some(v) => format!("{}-{}-{v}", p.os, p.architecture),
             None => format!("{}-{}", p.os, p.architecture),

@@ -24,8 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy};
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::spec::{
     ConfigBuilder, History, HistoryBuilder, ImageConfigurationBuilder, RootFsBuilder,
 };

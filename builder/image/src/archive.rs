@@ -6,7 +6,9 @@ use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::json;
 
 use crate::layout::REF_NAME;
-use crate::{Artifact, Blobs, ImageError};
+use kiln_model::Artifact;
+
+use crate::{Blobs, ImageError};
 
 /// Writes `artifact` (an image or a multi-platform index) as an OCI archive: a tar of an OCI
 /// image layout holding just it, named `ref_name`, as `podman load` and `skopeo copy

@@ -4,7 +4,9 @@ use kiln_layer::{BlobCheck, BlobStore};
 use kiln_oci::Digest;
 use kiln_registry::Client;
 
-use crate::{ImageError, Layer, Origin};
+use kiln_model::{Layer, Origin};
+
+use crate::ImageError;
 
 /// Resolves layer blobs to local files: the blob store, filled from the registry on demand.
 #[derive(Clone)]

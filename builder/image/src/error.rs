@@ -29,6 +29,9 @@ pub enum ImageError {
     /// The local blob store failed.
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
+    /// The image or index is not one kiln can assemble or read.
+    #[error(transparent)]
+    Model(#[from] kiln_model::ModelError),
     /// Content does not match what describes it.
     #[error("{what} `{expected}` does not match its content: found {found}")]
     Mismatch {

@@ -5,9 +5,9 @@ use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
 use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::{Value, json};
 
-use crate::index::{is_index, pick_platform};
-use crate::model::oci_layer_type;
-use crate::{Artifact, Blobs, Image, ImageError, Layer, Origin};
+use kiln_model::{Artifact, Image, Layer, Origin, is_index, oci_layer_type, pick_platform};
+
+use crate::{Blobs, ImageError};
 
 /// The annotation that names an image inside an OCI layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";

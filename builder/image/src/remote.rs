@@ -4,9 +4,10 @@ use kiln_oci::spec::{ImageConfiguration, ImageManifest};
 use kiln_oci::{Digest, Reference, media_types};
 use kiln_registry::{BlobPush, Client};
 
-use crate::index::{is_index, pick_platform};
+use kiln_model::{Artifact, FinalImage, Image, Layer, Origin, Platform, is_index, pick_platform};
+
 use crate::layout::layers_of;
-use crate::{Artifact, Blobs, FinalImage, Image, ImageError, Layer, Origin, Platform};
+use crate::{Blobs, ImageError};
 
 /// Largest config blob kiln reads; real configs are a few KiB.
 const MAX_CONFIG_BYTES: u64 = 16 << 20;

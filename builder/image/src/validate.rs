@@ -7,7 +7,9 @@ use kiln_oci::{Digest, Reference, Sha256Writer, media_types};
 use kiln_registry::Client;
 
 use crate::layout::{REF_NAME, layers_of, open_blob, verify_file};
-use crate::{ImageError, Origin, Platform};
+use kiln_model::{Origin, Platform};
+
+use crate::ImageError;
 
 /// What a validation checked.
 #[derive(Clone, Debug)]

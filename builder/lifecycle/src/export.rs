@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{
     BaseLinks, BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy,
 };
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::Digest;
 use kiln_oci::spec::HistoryBuilder;
 
@@ -23,7 +23,7 @@ pub enum ExportError {
     Layer(#[from] kiln_layer::LayerError),
     /// Assembling the image failed.
     #[error(transparent)]
-    Image(#[from] kiln_image::ImageError),
+    Image(#[from] kiln_model::ModelError),
     /// The build produced nothing to run.
     #[error("the build produced no process to run")]
     NoProcess,

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kiln_e2e::Registry;
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, TarPolicy};
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::Reference;
 use kiln_oci::spec::{Arch, ConfigBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
 use kiln_registry::{Client, RegistrySettings, RetryPolicy};

@@ -8,10 +8,11 @@ use std::io::Write as _;
 
 use kiln_e2e::{Registry, StallProxy};
 use kiln_image::{
-    BlobOutcome, Blobs, FinalImage, FinalIndex, ImageError, fetch_remote, push_image, read_layout,
-    validate_layout, validate_remote, write_layout,
+    BlobOutcome, Blobs, ImageError, fetch_remote, push_image, read_layout, validate_layout,
+    validate_remote, write_layout,
 };
 use kiln_layer::{Compression, extract_layer};
+use kiln_model::{FinalImage, FinalIndex};
 use kiln_oci::spec::Arch;
 use kiln_oci::{Digest, Reference, media_types};
 use kiln_registry::Client;

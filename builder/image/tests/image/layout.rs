@@ -1,6 +1,7 @@
 //! `write_layout` / `read_layout`: round trip, `index.json` names, and `skopeo` reading it.
 
-use kiln_image::{Blobs, ImageError, Origin, read_layout, validate_layout, write_layout};
+use kiln_image::{Blobs, ImageError, read_layout, validate_layout, write_layout};
+use kiln_model::Origin;
 use serde_json::Value;
 
 use crate::common::{image, store};

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use kiln_image::{Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerWriter, Ownership, TarPolicy};
 use kiln_lifecycle::{
     BuildOutput, Exporter, LaunchLayer, LayerCache, Process, RunImage, SourceFacts, static_base,
 };
+use kiln_model::{Layer, Origin};
 use kiln_oci::{Digest, Reference};
 
 const EPOCH: i64 = 1_600_000_000;

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kiln_image::{Blobs, FinalImage, Image, validate_layout, write_layout};
+use kiln_image::{Blobs, validate_layout, write_layout};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
     BuildOutput, DEFAULT_PATH, ExportError, ExportedLayer, Exporter, LaunchLayer, LayerCache,
     Process, RunImage, SourceFacts, static_base,
 };
+use kiln_model::{FinalImage, Image};
 use serde_json::Value;
 
 const EPOCH: i64 = 1_600_000_000;

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use kiln_image::{Blobs, Image, Layer, Origin, validate_layout, write_layout};
+use kiln_image::{Blobs, validate_layout, write_layout};
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, TarPolicy};
 use kiln_lifecycle::{
     BuildOutput, Exporter, LIFECYCLE_METADATA, LaunchLayer, LayerCache, Process, Rebase,
     RebaseError, RunImage, SourceFacts,
 };
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::spec::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
 };
