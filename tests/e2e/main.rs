@@ -118,6 +118,7 @@ const TESTS: &[(&str, fn())] = &tests![
     faults_auth::c02_verbose_output_and_errors_never_show_credentials_tokens_or_signatures,
     architecture::crates_depend_only_in_the_designed_direction,
     architecture::libraries_neither_print_nor_read_the_environment,
+    architecture::error_messages_never_repeat_their_source,
 ];
 
 /// libtest's options that take a value (so the next word is not a filter).
