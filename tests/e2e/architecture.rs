@@ -1,7 +1,9 @@
-//! The dependency direction of DESIGN.md §2, enforced from `cargo metadata`:
-//! `oci` ← `layer`, `model`, `registry` ← `image`; `model`, `layer` ← `lifecycle`;
-//! buildpacks depend on the lifecycle's Buildpack API only, and nothing of theirs reaches
-//! the network stack; nothing depends on `cli`.
+//! DESIGN.md's rules that the sources themselves can be checked for: the dependency
+//! direction of §2, enforced from `cargo metadata` (`oci` ← `layer`, `model`, `registry` ←
+//! `image`; `model`, `layer` ← `lifecycle`; buildpacks depend on the lifecycle's Buildpack
+//! API only, and nothing of theirs reaches the network stack; nothing depends on `cli`),
+//! libraries that neither print nor read the environment, and error messages that do not
+//! repeat their source (§4).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -259,4 +261,315 @@ fn test_only_modules(files: &[std::path::PathBuf]) -> BTreeSet<std::path::PathBu
         }
     }
     out
+}
+
+/// Offenders in the two crates the lead is restructuring (issue 21), as `crate dir:
+/// Type::Variant`: the lead removes these when fixing them. No other crate may be listed,
+/// and an entry that no longer offends fails the check, so the list only shrinks.
+const PENDING_SOURCE_IN_MESSAGE: &[&str] = &[
+    "builder/image: ImageError::Io",
+    "builder/image: ImageError::Json",
+];
+
+/// DESIGN.md §4: a variant that has a source (a field named `source`, or one marked
+/// `#[source]` or `#[from]`) never names it in its own `#[error("...")]` message: the CLI
+/// prints every `source()` under `Caused by:`, so the cause would show twice.
+pub(crate) fn error_messages_never_repeat_their_source() {
+    // The scanner itself, on the shapes it must tell apart.
+    let sample = r#"
+        pub enum SampleError {
+            #[error("reading `{path}`: {source}")]
+            Named { path: PathBuf, source: io::Error },
+            #[error("reading `{}`: {}", .path.display(), .source)]
+            Args { path: PathBuf, source: io::Error },
+            /// A doc comment, and another attribute.
+            #[error("parsing: {0}")]
+            #[allow(dead_code)]
+            Tuple(#[from] ControlError),
+            #[error("wrapping `{0}`: {1:?}")]
+            Marked(String, #[source] Box<dyn Error + Send>),
+            #[error("reading `{path}`")]
+            Fine { path: PathBuf, source: io::Error },
+            #[error("parsing `{0}`: {{source}} {1:?}")]
+            NoSource(String, BTreeMap<String, String>),
+            #[error(transparent)]
+            Wrapped(#[from] io::Error),
+        }
+        // #[error("{source}")] in a comment
+        #[error("serializing: {0}")]
+        pub struct SampleStruct(#[from] serde_json::Error);
+    "#;
+    let found: Vec<String> = variants_repeating_their_source(sample)
+        .into_iter()
+        .map(|(_, item)| item)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "SampleError::Named",
+            "SampleError::Args",
+            "SampleError::Tuple",
+            "SampleError::Marked",
+            "SampleStruct",
+        ],
+        "the scanner misreads its sample"
+    );
+
+    let root = kiln_e2e::workspace_root();
+    let (mut scanned, mut found) = (0, BTreeMap::new());
+    for group in ["builder", "buildpacks"] {
+        let mut crates: Vec<_> = std::fs::read_dir(root.join(group))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        crates.sort();
+        for krate in crates {
+            let mut stack = vec![root.join(group).join(&krate).join("src")];
+            while let Some(d) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for entry in entries {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    if path.extension().is_none_or(|e| e != "rs") {
+                        continue;
+                    }
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    scanned += text.matches("#[error(").count();
+                    for (line, item) in variants_repeating_their_source(&text) {
+                        let shown = path.strip_prefix(&root).unwrap_or(&path).display();
+                        found.insert(
+                            format!("{group}/{krate}: {item}"),
+                            format!("{shown}:{line}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(scanned > 100, "only {scanned} `#[error(` attributes found");
+    for pending in PENDING_SOURCE_IN_MESSAGE {
+        assert!(
+            pending.starts_with("builder/image: ") || pending.starts_with("builder/cli: "),
+            "`{pending}`: only the image and cli crates may have pending offenders"
+        );
+        assert!(
+            found.remove(*pending).is_some(),
+            "`{pending}` no longer repeats its source: remove it from PENDING_SOURCE_IN_MESSAGE"
+        );
+    }
+    let offenders: Vec<String> = found
+        .into_iter()
+        .map(|(item, at)| format!("{at}: {item}"))
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "error messages that repeat their own source (drop it from the message: the CLI \
+         prints the chain):\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Returns `(line, Type::Variant)` (or `(line, Type)` for a struct) of each item of `text`
+/// whose `#[error("...")]` message names the item's own source field.
+fn variants_repeating_their_source(text: &str) -> Vec<(usize, String)> {
+    const ATTR: &str = "#[error(";
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(ATTR).map(|i| i + from) {
+        from = at + ATTR.len();
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        if text[line_start..at].contains("//") {
+            continue;
+        }
+        let Some(len) = balanced(&text[from..]) else {
+            continue;
+        };
+        let attr = &text[from..from + len];
+        if attr.trim() == "transparent" {
+            continue;
+        }
+        // `)]`, then doc comments and other attributes, then the item.
+        let mut rest = text[from + len..].trim_start_matches([')', ']']);
+        loop {
+            rest = rest.trim_start();
+            if rest.starts_with("//") {
+                rest = rest.split_once('\n').map_or("", |(_, r)| r);
+            } else if let Some(inner) = rest.strip_prefix("#[") {
+                rest = &inner[balanced(inner).unwrap_or(inner.len())..];
+                rest = rest.strip_prefix(']').unwrap_or(rest);
+            } else {
+                break;
+            }
+        }
+        if ident(rest) == "pub" {
+            rest = rest["pub".len()..].trim_start();
+            if let Some(inner) = rest.strip_prefix('(') {
+                rest = inner[balanced(inner).unwrap_or(inner.len()) + 1..].trim_start();
+            }
+        }
+        let word = ident(rest);
+        let item = match word {
+            "enum" => continue,
+            "struct" => {
+                rest = rest["struct".len()..].trim_start();
+                ident(rest).to_owned()
+            }
+            variant => {
+                let owner = text[..at]
+                    .rfind("enum ")
+                    .map_or("?", |i| ident(&text[i + "enum ".len()..]));
+                format!("{owner}::{variant}")
+            }
+        };
+        rest = rest[ident(rest).len()..].trim_start();
+        let fields = match rest.chars().next() {
+            Some(open @ ('{' | '(')) => {
+                let body = &rest[1..];
+                let body = &body[..balanced(body).unwrap_or(body.len())];
+                fields(body, open == '(')
+            }
+            _ => continue,
+        };
+        let source = fields
+            .iter()
+            .find(|(_, attrs)| attrs.iter().any(|a| a == "source" || a == "from"))
+            .or_else(|| fields.iter().find(|(name, _)| name == "source"))
+            .map(|(name, _)| name.as_str());
+        if let Some(source) = source
+            && names_field(attr, source)
+        {
+            out.push((text[..at].matches('\n').count() + 1, item));
+        }
+    }
+    out
+}
+
+/// Returns the length of `s` up to the bracket that closes one opened before it, skipping
+/// string literals.
+fn balanced(s: &str) -> Option<usize> {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for (i, c) in s.char_indices() {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth == 0 => return Some(i),
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Returns the identifier `s` starts with.
+fn ident(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// Returns `(name, attributes)` of each field of a variant or struct body: the name for
+/// named fields, the position for tuple fields.
+fn fields(body: &str, tuple: bool) -> Vec<(String, Vec<String>)> {
+    let code: String = body
+        .lines()
+        .map(|l| l.split_once("//").map_or(l, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in code.char_indices() {
+        match c {
+            '(' | '[' | '{' | '<' => depth += 1,
+            ')' | ']' | '}' | '>' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&code[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&code[start..]);
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .enumerate()
+        .map(|(n, mut part)| {
+            let mut attrs = Vec::new();
+            while let Some(inner) = part.strip_prefix("#[") {
+                let len = balanced(inner).unwrap_or(inner.len());
+                attrs.push(inner[..len].trim().to_owned());
+                part = inner[len..].trim_start_matches(']').trim_start();
+            }
+            let name = if tuple {
+                n.to_string()
+            } else {
+                let part = part.strip_prefix("pub").map_or(part, str::trim_start);
+                let part = match part.strip_prefix('(') {
+                    Some(inner) => inner[balanced(inner).unwrap_or(0) + 1..].trim_start(),
+                    None => part,
+                };
+                ident(part).to_owned()
+            };
+            (name, attrs)
+        })
+        .collect()
+}
+
+/// Returns whether the `#[error(...)]` arguments `attr` show the field `name`: as `{name}`
+/// (or `{name:?}`) in the format string, or as `name` / `.name` among the arguments after it.
+fn names_field(attr: &str, name: &str) -> bool {
+    let attr = attr.trim_start();
+    let Some(body) = attr.strip_prefix('"') else {
+        return false;
+    };
+    let end = balanced_string_end(body);
+    let (format, args) = (&body[..end], &body[end..]);
+    let mut rest = format;
+    while let Some(i) = rest.find('{') {
+        rest = &rest[i + 1..];
+        if let Some(after) = rest.strip_prefix('{') {
+            rest = after;
+            continue;
+        }
+        let inner = &rest[..rest.find('}').unwrap_or(rest.len())];
+        if inner.split(':').next().unwrap_or_default().trim() == name {
+            return true;
+        }
+    }
+    args.match_indices(name).any(|(i, _)| {
+        let before = args[..i].chars().next_back().unwrap_or(' ');
+        let after = args[i + name.len()..].chars().next().unwrap_or(' ');
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        !word(before) && !word(after) && (before == '.' || name.parse::<usize>().is_err())
+    })
+}
+
+/// Returns the length of a string literal's contents, `s` starting just after its `"`.
+fn balanced_string_end(s: &str) -> usize {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return i,
+            _ => {}
+        }
+    }
+    s.len()
 }

@@ -119,6 +119,7 @@ const TESTS: &[(&str, fn())] = &tests![
     architecture::crates_depend_only_in_the_designed_direction,
     architecture::buildpacks_reach_no_network_crate,
     architecture::libraries_neither_print_nor_read_the_environment,
+    architecture::error_messages_never_repeat_their_source,
 ];
 
 /// libtest's options that take a value (so the next word is not a filter).

@@ -96,7 +96,7 @@ pub enum BaseImageError {
         alias: String,
     },
     /// A file to add from the build machine could not be read.
-    #[error("reading `{}` to add to the image: {source}", path.display())]
+    #[error("reading `{}` to add to the image", path.display())]
     LocalFile {
         /// The file.
         path: PathBuf,

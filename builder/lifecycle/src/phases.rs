@@ -75,7 +75,7 @@ pub enum PhaseError {
     #[error(transparent)]
     Source(#[from] SourceError),
     /// Scratch directory handling failed (exit 52).
-    #[error("preparing the build directory `{}`: {source}", path.display())]
+    #[error("preparing the build directory `{}`", path.display())]
     Scratch {
         /// The directory.
         path: PathBuf,

@@ -231,7 +231,7 @@ pub enum RegistryError {
         detail: String,
     },
     /// A local file operation failed.
-    #[error("{action}: `{}`: {source}", .path.display())]
+    #[error("{action}: `{}`", .path.display())]
     Io {
         /// What was being done.
         action: String,
