@@ -6,7 +6,7 @@ use kiln_oci::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A file operation failed.
-    #[error("{doing} `{}`: {source}", path.display())]
+    #[error("{doing} `{}`", path.display())]
     Io {
         /// What was being done.
         doing: &'static str,
@@ -16,7 +16,7 @@ pub enum ImageError {
         source: std::io::Error,
     },
     /// A manifest, index or config could not be read or written as JSON.
-    #[error("{doing}: {source}")]
+    #[error("{doing}")]
     Json {
         /// What was being done.
         doing: String,

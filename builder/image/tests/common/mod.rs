@@ -118,3 +118,14 @@ pub fn flip_byte(path: &Path) {
     f.seek(SeekFrom::Start(mid)).unwrap();
     f.write_all(&[b[0] ^ 0xff]).unwrap();
 }
+
+/// Returns `err` and each of its causes, joined by `: `, as the CLI prints the chain.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
