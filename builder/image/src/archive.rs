@@ -37,7 +37,11 @@ pub async fn write_archive<'a>(
             "annotations": { REF_NAME: ref_name },
         }],
     });
-    let index = canonical_json(&index).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let index = canonical_json(&index).map_err(|source| ImageError::SerializeIndex {
+        what: "OCI archive",
+        path: path.to_path_buf(),
+        source,
+    })?;
     let tmp = path.with_extension("kiln-tmp");
     let file = File::create(&tmp).map_err(|e| ImageError::io("creating archive", &tmp, e))?;
     let io = |e| ImageError::io("writing archive", path, e);

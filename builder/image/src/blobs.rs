@@ -45,7 +45,10 @@ impl Blobs {
         let digest = layer.digest.clone();
         let check = tokio::task::spawn_blocking(move || store.check(&digest))
             .await
-            .map_err(|e| ImageError::Unsupported(format!("checking a stored blob: {e}")))??;
+            .map_err(|source| ImageError::TaskFailed {
+                doing: format!("checking the stored blob `{}`", layer.digest),
+                source,
+            })??;
         let discarded = match check {
             BlobCheck::Verified => return Ok(path),
             BlobCheck::Discarded => {

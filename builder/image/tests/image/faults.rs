@@ -197,7 +197,7 @@ async fn r13_c05_oversized_manifests_and_digest_targets_are_refused_before_any_u
     let err = push_image(&client(), &pinned, &fin, &blobs, &())
         .await
         .unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err}");
+    assert!(matches!(err, ImageError::PushToDigest { .. }), "{err}");
     assert!(err.to_string().contains("a push moves a tag"), "{err}");
 
     fin.manifest_bytes =
