@@ -28,6 +28,22 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         &["kiln-oci", "kiln-layer", "kiln-model", "kiln-image"],
     );
     put("kiln-attest", &["kiln-oci"]);
+    put(
+        "kiln-pipeline",
+        &[
+            "kiln-oci",
+            "kiln-layer",
+            "kiln-model",
+            "kiln-registry",
+            "kiln-image",
+            "kiln-lifecycle",
+            "kiln-debian",
+            "kiln-attest",
+            "kiln-buildpack-go",
+            "kiln-buildpack-java",
+            "kiln-buildpack-node",
+        ],
+    );
     put("kiln-buildpack-go", &["kiln-lifecycle"]);
     put("kiln-buildpack-java", &["kiln-lifecycle"]);
     put("kiln-buildpack-node", &["kiln-lifecycle"]);
@@ -42,6 +58,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "kiln-lifecycle",
             "kiln-debian",
             "kiln-attest",
+            "kiln-pipeline",
             "kiln-buildpack-go",
             "kiln-buildpack-java",
             "kiln-buildpack-node",
@@ -201,25 +218,13 @@ pub(crate) fn libraries_neither_print_nor_read_the_environment() {
         "builder/lifecycle",
         "builder/debian",
         "builder/attest",
+        "builder/pipeline",
         "buildpacks/go",
         "buildpacks/java",
         "buildpacks/node",
     ] {
-        let mut files = Vec::new();
-        let mut stack = vec![root.join(dir).join("src")];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    files.push(path);
-                }
-            }
-        }
-        let test_only = test_only_modules(&files);
-        for path in files.iter().filter(|p| !test_only.contains(*p)) {
-            let text = std::fs::read_to_string(path).unwrap();
+        for path in library_files(&root.join(dir)) {
+            let text = std::fs::read_to_string(&path).unwrap();
             // Unit tests at the bottom of a file may use anything.
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
             for (n, line) in code.lines().enumerate() {
@@ -236,6 +241,70 @@ pub(crate) fn libraries_neither_print_nor_read_the_environment() {
         "library code that prints or reads env:\n{}",
         offenders.join("\n")
     );
+}
+
+/// Library errors and hints name no flag and no `kiln` command: a library does not know
+/// which command line (if any) runs it, so the CLI maps its errors to hints in its own
+/// terms (`builder/cli/src/errors.rs`). Buildpacks are exempt: their usage hints speak to
+/// the app developer about kiln's settings, as a buildpack's do.
+pub(crate) fn library_errors_name_no_command_line() {
+    let root = kiln_e2e::workspace_root();
+    // The lockfile's header tells a human editing it which commands write it.
+    let exempt = [root.join("builder/debian/src/lockfile.rs")];
+    let mut offenders = Vec::new();
+    for dir in [
+        "builder/oci",
+        "builder/layer",
+        "builder/model",
+        "builder/registry",
+        "builder/image",
+        "builder/lifecycle",
+        "builder/debian",
+        "builder/attest",
+        "builder/pipeline",
+    ] {
+        for path in library_files(&root.join(dir)) {
+            if exempt.contains(&path) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                let names_a_flag = line
+                    .match_indices("`--")
+                    .any(|(i, _)| line[i + 3..].starts_with(|c: char| c.is_ascii_lowercase()));
+                if (names_a_flag || line.contains("`kiln ")) && !line.trim_start().starts_with("//")
+                {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "library messages that name the command line (hint from the CLI instead):\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Returns the source files of the crate in `dir`, without unit-test modules kept in files
+/// of their own.
+fn library_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.join("src")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let test_only = test_only_modules(&files);
+    files.retain(|p| !test_only.contains(p));
+    files
 }
 
 /// Returns the files of `files` that are modules declared `#[cfg(test)] mod name;` (unit

@@ -120,6 +120,7 @@ const TESTS: &[(&str, fn())] = &tests![
     architecture::buildpacks_reach_no_network_crate,
     architecture::libraries_neither_print_nor_read_the_environment,
     architecture::error_messages_never_repeat_their_source,
+    architecture::library_errors_name_no_command_line,
 ];
 
 /// libtest's options that take a value (so the next word is not a filter).

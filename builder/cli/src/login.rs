@@ -46,7 +46,7 @@ pub fn run(args: &LoginArgs, env: &Environment) -> Result<(), Failure> {
             password,
         ))
         .map_err(|e| {
-            let hint = e.hint();
+            let hint = crate::errors::registry_hint(&e);
             Failure::new(
                 exit::FAILURE,
                 anyhow!(e).context(format!("logging in to `{}`", args.registry)),

@@ -63,7 +63,7 @@ pub enum BaseImageError {
     UnknownArchitecture(String),
     /// The lockfile has no packages for the architecture.
     #[error(
-        "the lockfile of `{definition}` has no packages for `{arch}`; run `kiln base lock` with that architecture in the definition"
+        "the lockfile of `{definition}` has no packages for `{arch}`: it was locked without that architecture"
     )]
     NoArchitecture {
         /// The definition.

@@ -155,7 +155,7 @@ pub enum LockfileError {
         source: toml::de::Error,
     },
     /// The content breaks an invariant.
-    #[error("lockfile `{path}`: {reason}; re-run `kiln base lock`")]
+    #[error("lockfile `{path}`: {reason}")]
     Invalid {
         /// The file.
         path: PathBuf,

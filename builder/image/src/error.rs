@@ -198,7 +198,7 @@ impl ImageError {
                     .to_owned(),
             ),
             Self::CorruptBlob(_) => Some(
-                "run the command again: kiln rebuilds what it built itself; an image it only has locally (a base in its store) is rebuilt with `kiln base build` or copied in again"
+                "run the command again: kiln rebuilds what it built itself; an image it only has locally (a base in its store) must be built or copied in again"
                     .to_owned(),
             ),
             _ => None,

@@ -27,7 +27,7 @@ pub use layout::{layout_has, read_layout, write_layout};
 pub use remote::{
     BlobOutcome, PushObserver, PushReport, fetch_remote, fetch_remote_all, push_image,
 };
-pub use sink::{ArchiveSink, LayoutSink, RegistrySink, Sink, Written};
+pub use sink::{ArchiveSink, Destination, LayoutSink, RegistrySink, Sink, Written};
 pub use validate::{
     Validated, ValidatedIndex, validate_layout, validate_layout_index, validate_remote,
     validate_remote_index,

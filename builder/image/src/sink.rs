@@ -4,7 +4,7 @@
 //! OCI archive ([`ArchiveSink`]).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use futures_util::future::LocalBoxFuture;
 use kiln_model::Artifact;
@@ -26,6 +26,30 @@ pub trait Sink: fmt::Display + Send + Sync {
         blobs: &'a Blobs,
         observer: &'a dyn PushObserver,
     ) -> LocalBoxFuture<'a, Result<Written, ImageError>>;
+
+    /// Returns where the sink writes, for whoever tells the user.
+    fn destination(&self) -> Destination<'_>;
+}
+
+/// Where a sink writes.
+#[derive(Clone, Copy, Debug)]
+pub enum Destination<'a> {
+    /// A registry repository and tag.
+    Registry(&'a Reference),
+    /// An OCI image layout directory, and the name the artifact gets in it.
+    Layout {
+        /// The layout directory.
+        dir: &'a Path,
+        /// The artifact's `org.opencontainers.image.ref.name`.
+        name: &'a str,
+    },
+    /// An OCI archive file, and the name the artifact gets in it.
+    Archive {
+        /// The archive file.
+        path: &'a Path,
+        /// The artifact's name inside.
+        name: &'a str,
+    },
 }
 
 /// What a sink did.
@@ -69,6 +93,10 @@ impl Sink for RegistrySink {
                 .map(Written::Pushed)
         })
     }
+
+    fn destination(&self) -> Destination<'_> {
+        Destination::Registry(&self.target)
+    }
 }
 
 impl fmt::Display for RegistrySink {
@@ -100,6 +128,13 @@ impl Sink for LayoutSink {
             Ok(Written::Saved)
         })
     }
+
+    fn destination(&self) -> Destination<'_> {
+        Destination::Layout {
+            dir: &self.dir,
+            name: &self.name,
+        }
+    }
 }
 
 impl fmt::Display for LayoutSink {
@@ -129,6 +164,13 @@ impl Sink for ArchiveSink {
             observer.blobs_pushed();
             Ok(Written::Saved)
         })
+    }
+
+    fn destination(&self) -> Destination<'_> {
+        Destination::Archive {
+            path: &self.path,
+            name: &self.name,
+        }
     }
 }
 

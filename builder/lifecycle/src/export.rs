@@ -62,7 +62,7 @@ pub struct ExportedLayer {
 }
 
 /// Turns a build's launch layers into an image on a run image.
-pub struct Exporter<'a> {
+pub struct Export<'a> {
     /// Where layer blobs go.
     pub store: &'a BlobStore,
     /// The build epoch (unix seconds): every mtime and `created`.
@@ -75,9 +75,9 @@ pub struct Exporter<'a> {
     pub buildpack: (&'a str, &'a str),
 }
 
-impl Exporter<'_> {
+impl Export<'_> {
     /// Writes (or reuses) every launch layer and returns the app image and the layers.
-    pub fn export(
+    pub fn run(
         &self,
         run: &RunImage,
         output: &BuildOutput,
