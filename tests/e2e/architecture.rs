@@ -287,6 +287,67 @@ pub(crate) fn library_errors_name_no_command_line() {
     );
 }
 
+/// The CLI stays thin (issue 21): a command per file that resolves flags, runs the
+/// library's phases and renders; no function over 80 lines, and no registry request of its
+/// own (those go through `kiln-pipeline`).
+pub(crate) fn cli_commands_stay_thin() {
+    let root = kiln_e2e::workspace_root();
+    let registry_calls = [
+        ".get_manifest(",
+        ".put_manifest(",
+        ".manifest_digest(",
+        ".get_blob",
+        ".push_blob",
+        ".list_tags(",
+        ".mount_blob(",
+        "push_image(",
+        "push_index(",
+    ];
+    let mut offenders = Vec::new();
+    for path in library_files(&root.join("builder/cli")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let lines: Vec<&str> = code.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            if registry_calls.iter().any(|c| line.contains(c)) {
+                offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+            let Some(indent) = fn_start(line) else {
+                continue;
+            };
+            let close = format!("{indent}}}");
+            let length = lines[n..]
+                .iter()
+                .position(|l| *l == close)
+                .map_or(1, |end| end + 1);
+            if length > 80 {
+                offenders.push(format!(
+                    "{}:{}: a function of {length} lines",
+                    path.display(),
+                    n + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "the CLI grows a pipeline again (move it into kiln-pipeline):\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Returns the indentation of a line that starts a function with a body.
+fn fn_start(line: &str) -> Option<&str> {
+    let trimmed = line.trim_start();
+    let indent = &line[..line.len() - trimmed.len()];
+    let rest = ["pub(crate) ", "pub "]
+        .iter()
+        .find_map(|p| trimmed.strip_prefix(p))
+        .unwrap_or(trimmed);
+    let rest = rest.strip_prefix("async ").unwrap_or(rest);
+    (rest.starts_with("fn ") && !trimmed.ends_with(';')).then_some(indent)
+}
+
 /// Returns the source files of the crate in `dir`, without unit-test modules kept in files
 /// of their own.
 fn library_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

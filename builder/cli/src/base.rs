@@ -21,16 +21,12 @@ use crate::settings::Environment;
 
 /// Runs a `kiln base` subcommand.
 pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     match cmd {
         BaseCommand::Lock(a) => {
             // An unreadable old lock is being replaced anyway; a readable one guards
             // against a rollback of the archive.
             let old = Lockfile::read(&lock_path(&a.common.definition)).ok();
-            let new = relock(&a.common, env, &runtime, ui, old.as_ref())?;
+            let new = relock(&a.common, env, ui, old.as_ref())?;
             write_lock(&a.common.definition, &new, ui)
         }
         BaseCommand::Update(a) => {
@@ -41,7 +37,7 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
                     a.common.definition.display()
                 )))
             })?;
-            let new = relock(&a.common, env, &runtime, ui, Some(&old))?;
+            let new = relock(&a.common, env, ui, Some(&old))?;
             let changes = diff(&old, &new);
             if changes.is_empty() {
                 ui.info("no package changed");
@@ -73,18 +69,10 @@ fn mirrors(common: &BaseCommon, env: &Environment) -> Result<Mirrors, Failure> {
         })
 }
 
-fn http_client() -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder()
-        .user_agent(format!("kiln/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Failure::new(exit::FAILURE, e))
-}
-
 /// Locks the definition of `common`, refusing a rollback from `previous` when given.
 fn relock(
     common: &BaseCommon,
     env: &Environment,
-    runtime: &tokio::runtime::Runtime,
     ui: &Ui,
     previous: Option<&Lockfile>,
 ) -> Result<Lockfile, Failure> {
@@ -96,12 +84,15 @@ fn relock(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     ui.phase(&format!("LOCKING {} ({})", def.name, def.suite));
-    let http = http_client()?;
-    let new = runtime
+    // Locking reads mirrors only: no registry settings apply.
+    let session = Session::open(Default::default())
+        .map_err(|e| crate::errors::session_failure(e, exit::FAILURE))?;
+    let http = session.http();
+    let new = session
         .block_on(async {
             match previous {
-                Some(old) => kiln_debian::relock(&def, &mirrors, &keyring, now, &http, old).await,
-                None => lock(&def, &mirrors, &keyring, now, &http).await,
+                Some(old) => kiln_debian::relock(&def, &mirrors, &keyring, now, http, old).await,
+                None => lock(&def, &mirrors, &keyring, now, http).await,
             }
         })
         .map_err(|e| match e {
@@ -171,7 +162,7 @@ fn build(a: &BaseBuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
         definition: &def,
         lock: &lockfile,
         included: &included,
-        http: &http_client()?,
+        http: session.http(),
         mirrors: &mirrors(&a.common, env)?,
         deb_cache: &cache_dir.join("debian"),
         store: store.blobs().store(),

@@ -96,7 +96,7 @@ pub fn session_failure(e: SessionError, store_code: u8) -> Failure {
         SessionError::Store(_) => {
             Failure::new(store_code, e).hint(Some("check that `--cache-dir` is writable".into()))
         }
-        SessionError::Runtime(_) => Failure::new(exit::FAILURE, e),
+        SessionError::Runtime(_) | SessionError::Mirror(_) => Failure::new(exit::FAILURE, e),
     }
 }
 

@@ -30,18 +30,26 @@ pub fn run(args: &InspectArgs, env: &Environment) -> Result<(), Failure> {
     Ok(())
 }
 
-fn table(i: &Inspection) -> String {
-    let mut out = String::new();
-    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<12} {v}\n"));
-    line("Image", &i.image);
-    line("Digest", &i.digest);
-    if let Some(d) = &i.platform_digest {
-        line("Platform", &format!("{} ({d})", i.platform));
-    } else {
-        line("Platform", &i.platform);
+/// Rows of `Key        value` lines.
+#[derive(Default)]
+struct Table(String);
+
+impl Table {
+    fn line(&mut self, key: &str, value: &str) {
+        self.0.push_str(&format!("{key:<12} {value}\n"));
     }
-    line("Created", i.created.as_deref().unwrap_or("-"));
-    line("User", i.user.as_deref().unwrap_or("-"));
+}
+
+fn table(i: &Inspection) -> String {
+    let mut t = Table::default();
+    t.line("Image", &i.image);
+    t.line("Digest", &i.digest);
+    match &i.platform_digest {
+        Some(d) => t.line("Platform", &format!("{} ({d})", i.platform)),
+        None => t.line("Platform", &i.platform),
+    }
+    t.line("Created", i.created.as_deref().unwrap_or("-"));
+    t.line("User", i.user.as_deref().unwrap_or("-"));
     let base = match &i.base {
         Some(b) if b["image"].is_string() => format!(
             "{} ({})",
@@ -51,7 +59,23 @@ fn table(i: &Inspection) -> String {
         Some(b) => format!("base image `{}`", b["base_id"].as_str().unwrap_or("-")),
         None => "-".into(),
     };
-    line("Base", &base);
+    t.line("Base", &base);
+    build_lines(&mut t, i);
+    attachment_lines(&mut t, i);
+    t.0.push_str(&format!("Layers ({}):\n", i.layers.len()));
+    for l in &i.layers {
+        t.0.push_str(&format!(
+            "  {}  {:>10}  {}\n",
+            l.digest,
+            human_bytes(l.size),
+            l.created_by
+        ));
+    }
+    t.0
+}
+
+/// The buildpacks and processes.
+fn build_lines(t: &mut Table, i: &Inspection) {
     let bps: Vec<String> = i
         .buildpacks
         .iter()
@@ -63,7 +87,7 @@ fn table(i: &Inspection) -> String {
             )
         })
         .collect();
-    line("Buildpacks", &or_dash(&bps.join(", ")));
+    t.line("Buildpacks", &or_dash(&bps.join(", ")));
     for p in &i.processes {
         let command: Vec<&str> = p["command"]
             .as_array()
@@ -74,32 +98,31 @@ fn table(i: &Inspection) -> String {
         } else {
             ""
         };
-        line(
+        let kind = p["type"].as_str().unwrap_or("?");
+        t.line(
             "Process",
-            &format!(
-                "{}{default}: {}",
-                p["type"].as_str().unwrap_or("?"),
-                command.join(" ")
-            ),
+            &format!("{kind}{default}: {}", command.join(" ")),
         );
     }
+}
+
+/// The SBOM, signatures and provenance.
+fn attachment_lines(t: &mut Table, i: &Inspection) {
     match &i.sbom {
         Some(s) => {
             let types: Vec<String> = s.by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
-            line(
-                "SBOM",
-                &format!(
-                    "{} packages ({}) {}",
-                    s.packages,
-                    types.join(", "),
-                    s.digest
-                ),
+            let summary = format!(
+                "{} packages ({}) {}",
+                s.packages,
+                types.join(", "),
+                s.digest
             );
+            t.line("SBOM", &summary);
         }
-        None => line("SBOM", "none attached"),
+        None => t.line("SBOM", "none attached"),
     }
     if i.signatures.is_empty() {
-        line("Signatures", "none");
+        t.line("Signatures", "none");
     }
     for s in &i.signatures {
         let m = if s.digest_matches {
@@ -107,34 +130,24 @@ fn table(i: &Inspection) -> String {
         } else {
             ", names another digest"
         };
-        line(
+        t.line(
             "Signature",
             &format!("{} ({}{m})", s.docker_reference, s.status),
         );
     }
     match &i.provenance {
         Some(p) => {
-            line("Provenance", &format!("{} ({})", p.builder_id, p.status));
+            t.line("Provenance", &format!("{} ({})", p.builder_id, p.status));
             let source = match (&p.source, &p.revision) {
                 (Some(s), Some(r)) => format!("{s}@{r}"),
                 (Some(s), None) => s.clone(),
                 (None, Some(r)) => r.clone(),
                 (None, None) => "-".into(),
             };
-            line("  source", &source);
+            t.line("  source", &source);
         }
-        None => line("Provenance", "none attached"),
+        None => t.line("Provenance", "none attached"),
     }
-    out.push_str(&format!("Layers ({}):\n", i.layers.len()));
-    for l in &i.layers {
-        out.push_str(&format!(
-            "  {}  {:>10}  {}\n",
-            l.digest,
-            human_bytes(l.size),
-            l.created_by
-        ));
-    }
-    out
 }
 
 fn or_dash(s: &str) -> String {

@@ -20,8 +20,9 @@ use kiln_registry::Client;
 use tokio::sync::watch;
 
 use crate::attach::{AttachError, Attached, SharedBlobs, push_artifact};
-use crate::attest::{Attestations, ProvenanceReport, SupplyReport};
+use crate::attest::{Attestations, ImageSbom, ProvenanceReport, SupplyReport};
 use crate::{Progress, Store};
+use kiln_attest::sign::Envelope;
 
 /// Why delivering failed.
 #[derive(Debug, thiserror::Error)]
@@ -240,11 +241,63 @@ async fn attach(
     what: &Attestations,
     pushed: watch::Receiver<Push>,
 ) -> Result<AttachReport, DeliverError> {
-    let pushed = &pushed;
     // The empty config every artifact shares is looked for once.
     let shared = &SharedBlobs::default();
-    let failed = |what| move |source| DeliverError::Attach { what, source };
-    let sbom_jobs = what.sboms.iter().map(|s| async move {
+    let to = &Attaching {
+        client,
+        target,
+        shared,
+        pushed: &pushed,
+    };
+    let top = Subject {
+        media_type: artifact.media_type().to_owned(),
+        digest: artifact.digest().clone(),
+        size: artifact.bytes().len() as u64,
+    };
+    let provenance_job = async {
+        match &what.provenance {
+            Some(envelope) => to.provenance(&top, envelope).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let sign_jobs = what.signatures.iter().map(|s| async move {
+        let ready = image_blobs_in(to.pushed.clone());
+        let attached = s
+            .push(client, target, ready)
+            .await
+            .map_err(failed("signing the image"))?;
+        Ok::<_, DeliverError>((s.digest.to_string(), attached))
+    });
+    let (sboms, provenance, signatures) = tokio::join!(
+        futures_util::future::join_all(what.sboms.iter().map(|s| to.sbom(s))),
+        provenance_job,
+        futures_util::future::join_all(sign_jobs),
+    );
+    Ok(AttachReport {
+        sboms: sboms.into_iter().collect::<Result<_, _>>()?,
+        provenance: provenance?,
+        signatures: signatures.into_iter().collect::<Result<_, _>>()?,
+        after_push_ms: 0,
+    })
+}
+
+/// Returns a function turning an attachment error into a [`DeliverError`] saying what
+/// was being attached.
+fn failed(what: &'static str) -> impl Fn(AttachError) -> DeliverError {
+    move |source| DeliverError::Attach { what, source }
+}
+
+/// Where attachments go, once the image they name is in the registry.
+struct Attaching<'a> {
+    client: &'a Client,
+    target: &'a Reference,
+    shared: &'a SharedBlobs,
+    pushed: &'a watch::Receiver<Push>,
+}
+
+impl Attaching<'_> {
+    /// Attaches one image's SBOMs (SPDX and CycloneDX, one artifact).
+    async fn sbom(&self, s: &ImageSbom) -> Result<Attached, DeliverError> {
         let subject = Subject {
             media_type: MANIFEST_MEDIA_TYPE.to_owned(),
             digest: s.digest.clone(),
@@ -259,28 +312,26 @@ async fn attach(
             ),
         ];
         let manifest = artifact_manifest(SPDX_MEDIA_TYPE, Some(&subject), layers);
-        let ready = image_blobs_in(pushed.clone());
+        let ready = image_blobs_in(self.pushed.clone());
         push_artifact(
-            client,
-            target,
+            self.client,
+            self.target,
             &subject,
             Attachment::Sbom,
             &manifest,
-            shared,
+            self.shared,
             ready,
         )
         .await
         .map_err(failed("attaching the SBOM"))
-    });
-    let top = Subject {
-        media_type: artifact.media_type().to_owned(),
-        digest: artifact.digest().clone(),
-        size: artifact.bytes().len() as u64,
-    };
-    let provenance_job = async {
-        let Some(envelope) = &what.provenance else {
-            return Ok(None);
-        };
+    }
+
+    /// Attaches the provenance envelope to `top`, the pushed image or index.
+    async fn provenance(
+        &self,
+        top: &Subject,
+        envelope: &Envelope,
+    ) -> Result<ProvenanceReport, DeliverError> {
         let bytes = serde_json::to_vec(envelope)
             .map_err(|e| failed("attaching the provenance")(AttachError::Envelope(e)))?;
         let layer = ArtifactLayer {
@@ -291,43 +342,24 @@ async fn attach(
                 SLSA_PROVENANCE_V1.to_owned(),
             )]),
         };
-        let manifest = artifact_manifest(DSSE_MEDIA_TYPE, Some(&top), vec![layer]);
-        let ready = image_blobs_in(pushed.clone());
+        let manifest = artifact_manifest(DSSE_MEDIA_TYPE, Some(top), vec![layer]);
+        let ready = image_blobs_in(self.pushed.clone());
         let attached = push_artifact(
-            client,
-            target,
-            &top,
+            self.client,
+            self.target,
+            top,
             Attachment::Attestation,
             &manifest,
-            shared,
+            self.shared,
             ready,
         )
         .await
         .map_err(failed("attaching the provenance"))?;
-        Ok(Some(ProvenanceReport {
+        Ok(ProvenanceReport {
             signed: !envelope.signatures.is_empty(),
             attached,
-        }))
-    };
-    let sign_jobs = what.signatures.iter().map(|s| async move {
-        let ready = image_blobs_in(pushed.clone());
-        let attached = s
-            .push(client, target, ready)
-            .await
-            .map_err(failed("signing the image"))?;
-        Ok::<_, DeliverError>((s.digest.to_string(), attached))
-    });
-    let (sboms, provenance, signatures) = tokio::join!(
-        futures_util::future::join_all(sbom_jobs),
-        provenance_job,
-        futures_util::future::join_all(sign_jobs),
-    );
-    Ok(AttachReport {
-        sboms: sboms.into_iter().collect::<Result<_, _>>()?,
-        provenance: provenance?,
-        signatures: signatures.into_iter().collect::<Result<_, _>>()?,
-        after_push_ms: 0,
-    })
+        })
+    }
 }
 
 /// Resolves once every blob of the image is in the registry; fails when its push failed

@@ -9,9 +9,10 @@ use std::path::Path;
 use kiln_image::{Blobs, PushReport, fetch_remote, push_image};
 use kiln_layer::{Compression, LayerBlob};
 use kiln_lifecycle::{
-    LayerCache, Restored, cache_entries, entry_fingerprint, host_arch, pack_cache, restore_entry,
+    CacheEntry, LayerCache, Restored, cache_entries, entry_fingerprint, host_arch, pack_cache,
+    restore_entry,
 };
-use kiln_model::FinalImage;
+use kiln_model::{FinalImage, Layer};
 use kiln_oci::Reference;
 use kiln_registry::Client;
 use serde::Serialize;
@@ -49,16 +50,20 @@ pub struct Restore<'a> {
     pub dir: &'a Path,
 }
 
+impl CacheReport {
+    /// Records why a cache image or entry was not used, and says so.
+    fn problem(&mut self, what: String, progress: &dyn Progress) {
+        progress.warn(&format!("{what}; building without it"));
+        self.problems.push(what);
+    }
+}
+
 impl Restore<'_> {
     /// Restores the entries of the cache image that the cache directory lacks, recording
     /// their blobs in the layer reuse `index`; every problem is a warning, and the entry it
     /// concerns is simply rebuilt.
     pub async fn run(&self, index: &mut LayerCache, progress: &dyn Progress) -> CacheReport {
         let mut report = CacheReport::default();
-        let problem = |report: &mut CacheReport, what: String| {
-            progress.warn(&format!("{what}; building without it"));
-            report.problems.push(what);
-        };
         let reference = self.image;
         let image = match fetch_remote(self.client, reference, "linux", host_arch()).await {
             Ok((image, _)) => image,
@@ -70,10 +75,8 @@ impl Restore<'_> {
             }
             Err(e) => {
                 let why = causes(&e);
-                problem(
-                    &mut report,
-                    format!("reading the cache image `{reference}`: {why}"),
-                );
+                let what = format!("reading the cache image `{reference}`: {why}");
+                report.problem(what, progress);
                 return report;
             }
         };
@@ -81,7 +84,8 @@ impl Restore<'_> {
             Ok(entries) => entries,
             Err(e) => {
                 let why = causes(&e);
-                problem(&mut report, format!("the cache image `{reference}`: {why}"));
+                let what = format!("the cache image `{reference}`: {why}");
+                report.problem(what, progress);
                 return report;
             }
         };
@@ -90,55 +94,67 @@ impl Restore<'_> {
                 report.present.push(entry.path);
                 continue;
             }
-            let blob = match self.blobs.local_path(layer).await {
-                Ok(path) => path,
-                Err(e) => {
-                    let why = causes(&e);
-                    problem(&mut report, format!("cache entry `{}`: {why}", entry.path));
-                    continue;
-                }
-            };
-            let (dir, layer) = (self.dir.to_path_buf(), layer.clone());
-            let unpacked = tokio::task::spawn_blocking(move || {
-                let got = restore_entry(&dir, &entry, &layer, &blob);
-                // The blob stays in the store, known by the entry's fingerprint: packed
-                // again unchanged after the build, the entry is not compressed again.
-                let compression = Compression::from_media_type(&layer.media_type);
-                let key = match (&got, compression) {
-                    (Ok(Restored::Unpacked { .. }), Some(c)) => {
-                        entry_fingerprint(&dir, &entry.path, c).ok().map(|k| (k, c))
-                    }
-                    _ => None,
-                };
-                (entry, layer, got, key)
-            })
-            .await;
-            match unpacked {
-                Ok((entry, layer, Ok(Restored::Unpacked { files }), key)) => {
-                    progress.info(&format!(
-                        "restored cache entry `{}` ({files} files)",
-                        entry.path
-                    ));
-                    if let Some((key, compression)) = key {
-                        let blob = LayerBlob {
-                            digest: layer.digest,
-                            diff_id: layer.diff_id,
-                            size: layer.size,
-                            media_type: compression.media_type(),
-                        };
-                        index.insert(&key, blob);
-                    }
-                    report.restored.push(entry.path);
-                }
-                Ok((entry, _, Ok(Restored::Present), _)) => report.present.push(entry.path),
-                Ok((entry, _, Err(e), _)) => {
-                    let why = causes(&e);
-                    problem(&mut report, format!("cache entry `{}`: {why}", entry.path))
-                }
-                Err(e) => problem(&mut report, format!("restoring the cache: {e}")),
-            }
+            self.entry(entry, layer, index, &mut report, progress).await;
         }
         report
+    }
+
+    /// Unpacks one entry the cache directory lacks, and records its blob in `index`.
+    async fn entry(
+        &self,
+        entry: CacheEntry,
+        layer: &Layer,
+        index: &mut LayerCache,
+        report: &mut CacheReport,
+        progress: &dyn Progress,
+    ) {
+        let blob = match self.blobs.local_path(layer).await {
+            Ok(path) => path,
+            Err(e) => {
+                let why = causes(&e);
+                report.problem(format!("cache entry `{}`: {why}", entry.path), progress);
+                return;
+            }
+        };
+        let (dir, layer) = (self.dir.to_path_buf(), layer.clone());
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let got = restore_entry(&dir, &entry, &layer, &blob);
+            // The blob stays in the store, known by the entry's fingerprint: packed again
+            // unchanged after the build, the entry is not compressed again.
+            let compression = Compression::from_media_type(&layer.media_type);
+            let key = match (&got, compression) {
+                (Ok(Restored::Unpacked { .. }), Some(c)) => {
+                    entry_fingerprint(&dir, &entry.path, c).ok().map(|k| (k, c))
+                }
+                _ => None,
+            };
+            (entry, layer, got, key)
+        })
+        .await;
+        match unpacked {
+            Ok((entry, layer, Ok(Restored::Unpacked { files }), key)) => {
+                progress.info(&format!(
+                    "restored cache entry `{}` ({files} files)",
+                    entry.path
+                ));
+                if let Some((key, compression)) = key {
+                    let blob = LayerBlob {
+                        digest: layer.digest,
+                        diff_id: layer.diff_id,
+                        size: layer.size,
+                        media_type: compression.media_type(),
+                    };
+                    index.insert(&key, blob);
+                }
+                report.restored.push(entry.path);
+            }
+            Ok((entry, _, Ok(Restored::Present), _)) => report.present.push(entry.path),
+            Ok((entry, _, Err(e), _)) => {
+                let why = causes(&e);
+                report.problem(format!("cache entry `{}`: {why}", entry.path), progress);
+            }
+            Err(e) => report.problem(format!("restoring the cache: {e}"), progress),
+        }
     }
 }
 

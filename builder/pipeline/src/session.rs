@@ -1,5 +1,5 @@
 //! What every command that reads or writes images sets up first, once: an async runtime,
-//! a registry client, and kiln's local store.
+//! a registry client (and one for Debian mirrors), and kiln's local store.
 
 use std::path::{Path, PathBuf};
 
@@ -17,15 +17,20 @@ pub enum SessionError {
     /// The registry settings are unusable (a CA file that does not parse, ...).
     #[error(transparent)]
     Client(#[from] RegistryError),
+    /// The HTTP client for Debian mirrors could not be built (no TLS roots).
+    #[error("building the HTTP client for Debian mirrors")]
+    Mirror(#[source] reqwest::Error),
     /// kiln's local store could not be opened or created.
     #[error(transparent)]
     Store(#[from] LayerError),
 }
 
-/// A runtime and a registry client, shared by every phase of one command.
+/// A runtime, a registry client and an HTTP client for Debian mirrors, shared by every
+/// phase of one command.
 pub struct Session {
     runtime: Runtime,
     client: Client,
+    http: reqwest::Client,
 }
 
 impl Session {
@@ -36,7 +41,20 @@ impl Session {
             .build()
             .map_err(SessionError::Runtime)?;
         let client = Client::new(settings)?;
-        Ok(Self { runtime, client })
+        let http = reqwest::Client::builder()
+            .user_agent(format!("kiln/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(SessionError::Mirror)?;
+        Ok(Self {
+            runtime,
+            client,
+            http,
+        })
+    }
+
+    /// Returns the HTTP client for Debian mirrors.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Returns the registry client.
