@@ -8,81 +8,27 @@ use std::time::Instant;
 use kiln_attest::sign::PrivateKey;
 use kiln_layer::Compression;
 use kiln_lifecycle::{
-    Build, BuildResult, Buildpack, Confinement, Detect, Export, ExportError, ExportedLayer,
-    GitInfo, LayerCache, PhaseError, Plan, ProjectDescriptor, RunImage, SandboxSettings, Scratch,
-    SourceFacts, build_epoch, git_info,
+    Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, LayerCache, Plan,
+    ProjectDescriptor, RunImage, SandboxSettings, Scratch, build_epoch, git_info,
 };
-use kiln_model::{FinalImage, ModelError};
+use kiln_model::FinalImage;
 use kiln_oci::{Digest, Reference};
 use serde::Serialize;
 
-use crate::attest::{
-    Attest, AttestError, Attestations, BuildProvenance, SupplyReport, provenance_statement,
-};
-use crate::deliver::{Deliver, DeliverError, Delivered, sinks};
+use crate::attest::SupplyReport;
+use crate::deliver::Delivered;
 use crate::restore::{self, CacheReport, Restore};
 use crate::run_image::{RunImageError, choose_run_image, resolve_run_image, run_image_info};
 use crate::source::ImageSource;
-use crate::{Progress, Session, Store, human_bytes};
+use crate::{Progress, Session, Store};
+
+mod error;
+mod finish;
+
+pub use error::CreateError;
 
 /// The image directory apps run in.
 pub const WORKSPACE: &str = "/workspace";
-
-/// Why a build failed, by the phase that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// The buildpack asked for is not one of the creator's.
-    #[error("there is no buildpack `{id}`")]
-    UnknownBuildpack {
-        /// The id asked for.
-        id: String,
-        /// The ids there are.
-        known: Vec<&'static str>,
-    },
-    /// No buildpack, or more than one, recognised the app.
-    #[error(transparent)]
-    Detect(PhaseError),
-    /// The run image could not be chosen or read.
-    #[error(transparent)]
-    RunImage(Box<RunImageError>),
-    /// The build's scratch directory could not be claimed.
-    #[error("claiming a scratch directory in `{}`", dir.display())]
-    Scratch {
-        /// The directory scratch directories live in.
-        dir: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The buildpack's build failed: the app's (a compile error) or kiln's.
-    #[error(transparent)]
-    Build(PhaseError),
-    /// The layers or the image could not be written.
-    #[error(transparent)]
-    Export(#[from] ExportError),
-    /// The image could not be assembled.
-    #[error(transparent)]
-    Assemble(#[from] ModelError),
-    /// An SBOM could not be made.
-    #[error(transparent)]
-    Attest(Box<AttestError>),
-    /// The image could not be pushed or saved, or its attestations attached.
-    #[error(transparent)]
-    Deliver(Box<DeliverError>),
-}
-
-/// Errors of the phases that carry an image's error are boxed, so a build's `Result`
-/// stays small.
-macro_rules! boxed_from {
-    ($($error:ident => $variant:ident),*) => {$(
-        impl From<$error> for CreateError {
-            fn from(e: $error) -> Self {
-                Self::$variant(Box::new(e))
-            }
-        }
-    )*};
-}
-boxed_from!(RunImageError => RunImage, AttestError => Attest, DeliverError => Deliver);
 
 /// What the provenance of a pushed build says beyond the build itself.
 #[derive(Clone, Debug, Default)]
@@ -409,149 +355,5 @@ impl<'a> Creator<'a> {
             progress.warn(warning);
         }
         Ok((built, scratch))
-    }
-}
-
-/// A cache image push going on beside the build's own, on a thread of its own.
-type CachePush<'r> = (
-    &'r Reference,
-    std::thread::JoinHandle<Result<kiln_image::PushReport, String>>,
-);
-
-impl Creator<'_> {
-    /// Writes (or reuses) the launch layers and assembles the image; starts the cache
-    /// image's push, when there is one.
-    fn export(
-        &self,
-        detected: &Detected<'_>,
-        built: &BuildResult,
-        buildpack_cache: &Path,
-        progress: &dyn Progress,
-    ) -> Result<(FinalImage, Vec<ExportedLayer>, Option<CachePush<'_>>), CreateError> {
-        progress.phase("EXPORTING");
-        let mut index = LayerCache::open(&self.cache_dir.join("layers.json"));
-        let facts = SourceFacts {
-            url: detected.git.remote.clone(),
-            revision: detected.git.revision.clone(),
-        };
-        let (image, layers) = Export {
-            store: self.store.blobs().store(),
-            epoch: detected.epoch,
-            compression: self.compression,
-            workspace: WORKSPACE,
-            buildpack: (detected.buildpack.id(), env!("CARGO_PKG_VERSION")),
-        }
-        .run(&detected.run, &built.output, &facts, &mut index)?;
-        // The cache image goes out beside the app image, not after it.
-        let cache_push = self.cache_image.as_ref().and_then(|target| {
-            let blobs = self.store.blobs();
-            let buildpack = detected.buildpack.id();
-            let image = restore::pack(
-                buildpack_cache,
-                buildpack,
-                blobs,
-                self.compression,
-                &mut index,
-                progress,
-            )?;
-            let handle = self.session.runtime().handle().clone();
-            let (client, blobs, to) =
-                (self.session.client().clone(), blobs.clone(), target.clone());
-            let thread = std::thread::spawn(move || {
-                handle.block_on(restore::push(client, blobs, to, image))
-            });
-            Some((target, thread))
-        });
-        if let Err(e) = index.save() {
-            progress.debug(&format!("could not save the layer cache index: {e}"));
-        }
-        for l in &layers {
-            for w in &l.warnings {
-                progress.warn(&format!("layer {}: {w}", l.name));
-            }
-            let how = if l.reused { "reused" } else { "written" };
-            progress.info(&format!(
-                "layer {} {} ({}, {how})",
-                l.name,
-                l.blob.digest,
-                human_bytes(l.blob.size)
-            ));
-        }
-        Ok((image.finalize()?, layers, cache_push))
-    }
-
-    /// Makes the image's SBOM, its provenance (when pushed) and its signatures.
-    fn attest(
-        &self,
-        image: &FinalImage,
-        detected: &Detected<'_>,
-        built: &BuildResult,
-        started: Instant,
-        progress: &dyn Progress,
-    ) -> Result<Attestations, CreateError> {
-        let provenance = self.provenance.as_ref().filter(|_| self.publish);
-        let statement = provenance.map(|p| {
-            provenance_statement(&BuildProvenance {
-                builder_id: &p.builder_id,
-                target: &self.target,
-                digest: &image.manifest_digest,
-                buildpack: detected.buildpack.id(),
-                run: &detected.run,
-                git: &detected.git,
-                process: self.process.as_deref(),
-                env_names: &p.env_names,
-                cache_image: self.cache_image.as_ref(),
-                compression: self.compression,
-                started,
-            })
-        });
-        let attest = Attest {
-            blobs: self.store.blobs(),
-            cache_dir: &self.cache_dir,
-            sbom: self.sbom,
-            sbom_dir: self.sbom_dir.as_deref(),
-            name: &self.target.name(),
-            declared: &built.output.packages,
-            created: detected.epoch,
-            key: self.sign_key.filter(|_| self.publish),
-            target: Some(&self.target),
-            statement,
-        };
-        Ok(self.session.block_on(attest.run(image.into(), progress))?)
-    }
-
-    /// Pushes the image (with its attestations) or saves it into kiln's store, and writes
-    /// the archive.
-    fn deliver(
-        &self,
-        image: &FinalImage,
-        attestations: Attestations,
-        progress: &dyn Progress,
-    ) -> Result<(Delivered, SupplyReport), CreateError> {
-        let sinks = sinks(
-            self.session.client(),
-            self.publish.then_some(&self.target),
-            self.store,
-            &self.name,
-            self.archive.as_deref(),
-        );
-        let attach = self.publish.then_some((&self.target, &attestations));
-        let delivered = self.session.block_on(
-            Deliver {
-                client: self.session.client(),
-                blobs: self.store.blobs(),
-                sinks: &sinks,
-                attach,
-            }
-            .run(image.into(), progress),
-        )?;
-        let mut supply = attestations.report;
-        if let Some(attached) = &delivered.attached {
-            supply.record(attached.clone());
-        }
-        for (digest, attached) in &supply.signatures {
-            progress.info(&format!("signed {digest} ({})", attached.tag));
-        }
-        Ok((delivered, supply))
     }
 }
