@@ -195,10 +195,49 @@ pub(crate) fn buildpacks_reach_no_network_crate() {
     }
 }
 
+/// The library crates (not the CLI).
+const BUILDER_LIBRARIES: &[&str] = &[
+    "builder/oci",
+    "builder/layer",
+    "builder/model",
+    "builder/registry",
+    "builder/image",
+    "builder/lifecycle",
+    "builder/debian",
+    "builder/attest",
+    "builder/pipeline",
+];
+
+/// Returns `path:line: text` of each line of code (not a comment, not a unit test) in the
+/// crates `dirs` for which `offends` holds, skipping the files `exempt`.
+fn offending_lines(
+    dirs: &[&str],
+    exempt: &[std::path::PathBuf],
+    offends: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let root = kiln_e2e::workspace_root();
+    let mut offenders = Vec::new();
+    for dir in dirs {
+        for path in library_files(&root.join(dir)) {
+            if exempt.contains(&path) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Unit tests at the bottom of a file may use anything.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                if offends(line) && !line.trim_start().starts_with("//") {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    offenders
+}
+
 /// Libraries never print and never read environment variables: the CLI resolves settings
 /// and renders output (DESIGN.md §2).
 pub(crate) fn libraries_neither_print_nor_read_the_environment() {
-    let root = kiln_e2e::workspace_root();
     let forbidden = [
         "env::var",
         "env::vars",
@@ -208,34 +247,15 @@ pub(crate) fn libraries_neither_print_nor_read_the_environment() {
         "eprint!(",
         "dbg!(",
     ];
-    let mut offenders = Vec::new();
-    for dir in [
-        "builder/oci",
-        "builder/layer",
-        "builder/model",
-        "builder/registry",
-        "builder/image",
-        "builder/lifecycle",
-        "builder/debian",
-        "builder/attest",
-        "builder/pipeline",
-        "buildpacks/go",
-        "buildpacks/java",
-        "buildpacks/node",
-    ] {
-        for path in library_files(&root.join(dir)) {
-            let text = std::fs::read_to_string(&path).unwrap();
-            // Unit tests at the bottom of a file may use anything.
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-            for (n, line) in code.lines().enumerate() {
-                if forbidden.iter().any(|f| line.contains(f))
-                    && !line.trim_start().starts_with("//")
-                {
-                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
-                }
-            }
-        }
-    }
+    let buildpacks = ["buildpacks/go", "buildpacks/java", "buildpacks/node"];
+    let dirs: Vec<&str> = BUILDER_LIBRARIES
+        .iter()
+        .copied()
+        .chain(buildpacks)
+        .collect();
+    let offenders = offending_lines(&dirs, &[], |line| {
+        forbidden.iter().any(|f| line.contains(f))
+    });
     assert!(
         offenders.is_empty(),
         "library code that prints or reads env:\n{}",
@@ -248,38 +268,14 @@ pub(crate) fn libraries_neither_print_nor_read_the_environment() {
 /// terms (`builder/cli/src/errors.rs`). Buildpacks are exempt: their usage hints speak to
 /// the app developer about kiln's settings, as a buildpack's do.
 pub(crate) fn library_errors_name_no_command_line() {
-    let root = kiln_e2e::workspace_root();
     // The lockfile's header tells a human editing it which commands write it.
-    let exempt = [root.join("builder/debian/src/lockfile.rs")];
-    let mut offenders = Vec::new();
-    for dir in [
-        "builder/oci",
-        "builder/layer",
-        "builder/model",
-        "builder/registry",
-        "builder/image",
-        "builder/lifecycle",
-        "builder/debian",
-        "builder/attest",
-        "builder/pipeline",
-    ] {
-        for path in library_files(&root.join(dir)) {
-            if exempt.contains(&path) {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-            for (n, line) in code.lines().enumerate() {
-                let names_a_flag = line
-                    .match_indices("`--")
-                    .any(|(i, _)| line[i + 3..].starts_with(|c: char| c.is_ascii_lowercase()));
-                if (names_a_flag || line.contains("`kiln ")) && !line.trim_start().starts_with("//")
-                {
-                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
-                }
-            }
-        }
-    }
+    let exempt = [kiln_e2e::workspace_root().join("builder/debian/src/lockfile.rs")];
+    let offenders = offending_lines(BUILDER_LIBRARIES, &exempt, |line| {
+        let names_a_flag = line
+            .match_indices("`--")
+            .any(|(i, _)| line[i + 3..].starts_with(|c: char| c.is_ascii_lowercase()));
+        names_a_flag || line.contains("`kiln ")
+    });
     assert!(
         offenders.is_empty(),
         "library messages that name the command line (hint from the CLI instead):\n{}",
