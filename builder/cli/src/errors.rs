@@ -80,10 +80,7 @@ pub fn image_hint(e: &ImageError) -> Option<String> {
 
 /// Returns the next step when the build sandbox is required and unavailable.
 pub fn sandbox_hint(e: &SandboxError) -> String {
-    format!(
-        "{}: pass `--sandbox auto` to build unconfined there",
-        e.hint()
-    )
+    format!("{} (`--sandbox auto`)", e.hint())
 }
 
 /// A session that did not open; a store that did not open fails with `store_code`.
