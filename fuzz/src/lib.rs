@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 use kiln_debian::deb::{self, DebInfo, PathTracker};
 use kiln_debian::release::{IndexFile, Release, format_date, parse_date};
 use kiln_debian::{InRelease, Keyring, Version};
-use kiln_image::{Image, Origin, Platform};
 use kiln_layer::{BlobStore, Compression, Ownership, TarPolicy};
+use kiln_model::{Image, Origin, Platform};
 use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
 use kiln_oci::{Digest, Reference};
 use kiln_registry::Challenge;
@@ -287,7 +287,7 @@ pub fn manifest(data: &[u8]) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &[][..]),
     };
-    if let Ok((digest, _size)) = kiln_image::pick_platform(top, "linux", "amd64", "fuzz") {
+    if let Ok((digest, _size)) = kiln_model::pick_platform(top, "linux", "amd64", "fuzz") {
         assert_eq!(digest.to_string().parse::<Digest>().as_ref(), Ok(&digest));
     }
     let _ = serde_json::from_slice::<ImageIndex>(top);

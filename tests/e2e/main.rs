@@ -14,6 +14,7 @@ mod common;
 mod architecture;
 mod bounds;
 mod build_env;
+mod cli_errors;
 mod concurrency;
 mod faults_auth;
 mod faults_push;
@@ -116,8 +117,14 @@ const TESTS: &[(&str, fn())] = &tests![
     harness::builder_combines_tls_and_htpasswd,
     harness::workspace_and_copy_dir_keep_the_tree,
     faults_auth::c02_verbose_output_and_errors_never_show_credentials_tokens_or_signatures,
+    cli_errors::c06_push_failures_render_their_cause_once_with_a_hint,
+    cli_errors::c06_build_failures_render_their_cause_once_with_a_hint,
     architecture::crates_depend_only_in_the_designed_direction,
+    architecture::buildpacks_reach_no_network_crate,
     architecture::libraries_neither_print_nor_read_the_environment,
+    architecture::error_messages_never_repeat_their_source,
+    architecture::library_errors_name_no_command_line,
+    architecture::cli_commands_stay_thin,
 ];
 
 /// libtest's options that take a value (so the next word is not a filter).

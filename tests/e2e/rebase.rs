@@ -230,7 +230,7 @@ fn push_edited(
     store: &Path,
     pinned: &str,
     target: &str,
-    edit: impl FnOnce(&mut kiln_image::Image),
+    edit: impl FnOnce(&mut kiln_model::Image),
 ) {
     let client = client(None, None);
     runtime().block_on(async {
@@ -252,7 +252,7 @@ fn blobs(store: &Path, client: &kiln_registry::Client) -> kiln_image::Blobs {
     kiln_image::Blobs::new(store, Some(client.clone()))
 }
 
-fn set_label(image: &mut kiln_image::Image, key: &str, value: String) {
+fn set_label(image: &mut kiln_model::Image, key: &str, value: String) {
     let mut exec = image.config.config().clone().unwrap();
     let mut labels = exec.labels().clone().unwrap_or_default();
     labels.insert(key.to_owned(), value);
@@ -294,7 +294,7 @@ pub(crate) fn r17_refusals_name_their_reason_and_leave_the_tag() {
     assert!(other.stderr.contains("--force"), "{}", other.stderr);
     refused(&["--run-image", &arm], "architecture is `arm64");
 
-    let crafted = |name: &str, edit: &dyn Fn(&mut kiln_image::Image)| {
+    let crafted = |name: &str, edit: &dyn Fn(&mut kiln_model::Image)| {
         let target = registry.reference(&format!("team/{name}:1"));
         push_edited(&kiln.ws.join("store"), &pinned, &target, edit);
         target
@@ -426,7 +426,7 @@ pub(crate) fn a_multi_arch_app_is_rebased_per_platform() {
                 .unwrap();
             images.push(image.finalize().unwrap());
         }
-        let index = kiln_image::FinalIndex::new(images).unwrap();
+        let index = kiln_model::FinalIndex::new(images).unwrap();
         let blobs = blobs(&kiln.ws.join("store"), &client);
         kiln_image::push_image(&client, &app.parse().unwrap(), &index, &blobs, &())
             .await

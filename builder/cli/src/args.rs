@@ -232,6 +232,15 @@ pub enum SandboxArg {
     Off,
 }
 
+impl From<CompressionArg> for kiln_layer::Compression {
+    fn from(arg: CompressionArg) -> Self {
+        match arg {
+            CompressionArg::Gzip => Self::Gzip,
+            CompressionArg::Zstd => Self::Zstd,
+        }
+    }
+}
+
 impl From<SandboxArg> for kiln_lifecycle::SandboxMode {
     fn from(arg: SandboxArg) -> Self {
         match arg {

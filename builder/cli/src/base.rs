@@ -1,43 +1,32 @@
 //! `kiln base lock | update | build`: golden bases from signed Debian packages.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
-use futures_util::{StreamExt, TryStreamExt, stream};
-use kiln_debian::base_image::{BaseBuild, LocalFile, build_base};
+use kiln_attest::sign::PrivateKey;
+use kiln_debian::base_image::LocalFile;
 use kiln_debian::platform::debian_arch;
-use kiln_debian::{
-    DebianError, Definition, Keyring, LockedPackage, Lockfile, Mirrors, diff, fetch_deb, lock,
-};
-use kiln_image::{Artifact, Blobs, FinalImage, FinalIndex};
-use kiln_layer::{BlobStore, Compression};
+use kiln_debian::{DebianError, Definition, Keyring, Lockfile, Mirrors, diff, lock};
+use kiln_model::{Artifact, FinalIndex};
 use kiln_oci::Reference;
-use kiln_registry::Client;
+use kiln_pipeline::{AssembleBase, Attest, Deliver, Session, Store, sinks};
 
-use crate::args::{BaseBuildArgs, BaseCommand, BaseCommon, CompressionArg};
+use crate::args::{BaseBuildArgs, BaseCommand, BaseCommon};
+use crate::errors::{base_failure, deliver_failure, no_mirror_hint};
 use crate::failure::{Failure, exit};
-use crate::output::{Ui, human_bytes};
+use crate::keys::signing_key;
+use crate::output::Ui;
 use crate::settings::Environment;
-use crate::sink::Sinks;
-use crate::supply;
-
-/// `.deb` downloads in flight at once.
-const FETCH_CONCURRENCY: usize = 4;
 
 /// Runs a `kiln base` subcommand.
 pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     match cmd {
         BaseCommand::Lock(a) => {
             // An unreadable old lock is being replaced anyway; a readable one guards
             // against a rollback of the archive.
             let old = Lockfile::read(&lock_path(&a.common.definition)).ok();
-            let new = relock(&a.common, env, &runtime, ui, old.as_ref())?;
+            let new = relock(&a.common, env, ui, old.as_ref())?;
             write_lock(&a.common.definition, &new, ui)
         }
         BaseCommand::Update(a) => {
@@ -48,7 +37,7 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
                     a.common.definition.display()
                 )))
             })?;
-            let new = relock(&a.common, env, &runtime, ui, Some(&old))?;
+            let new = relock(&a.common, env, ui, Some(&old))?;
             let changes = diff(&old, &new);
             if changes.is_empty() {
                 ui.info("no package changed");
@@ -58,7 +47,7 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
             }
             write_lock(&a.common.definition, &new, ui)
         }
-        BaseCommand::Build(a) => build(a, env, &runtime, ui),
+        BaseCommand::Build(a) => build(a, env, ui),
     }
 }
 
@@ -80,25 +69,10 @@ fn mirrors(common: &BaseCommon, env: &Environment) -> Result<Mirrors, Failure> {
         })
 }
 
-/// Turns a missing security archive into a usage error with the flag to pass.
-fn no_mirror(e: kiln_debian::mirrors::NoSecurityMirror) -> Failure {
-    Failure::new(exit::USAGE, e).hint(Some(
-        "pass `--security-mirror URL`, set `KILN_DEBIAN_SECURITY_MIRROR`, or add a `-security` suite to the apt sources".into(),
-    ))
-}
-
-fn http_client() -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder()
-        .user_agent(format!("kiln/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Failure::new(exit::FAILURE, e))
-}
-
 /// Locks the definition of `common`, refusing a rollback from `previous` when given.
 fn relock(
     common: &BaseCommon,
     env: &Environment,
-    runtime: &tokio::runtime::Runtime,
     ui: &Ui,
     previous: Option<&Lockfile>,
 ) -> Result<Lockfile, Failure> {
@@ -110,16 +84,19 @@ fn relock(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     ui.phase(&format!("LOCKING {} ({})", def.name, def.suite));
-    let http = http_client()?;
-    let new = runtime
+    // Locking reads mirrors only: no registry settings apply.
+    let session = Session::open(Default::default())
+        .map_err(|e| crate::errors::session_failure(e, exit::FAILURE))?;
+    let http = session.http();
+    let new = session
         .block_on(async {
             match previous {
-                Some(old) => kiln_debian::relock(&def, &mirrors, &keyring, now, &http, old).await,
-                None => lock(&def, &mirrors, &keyring, now, &http).await,
+                Some(old) => kiln_debian::relock(&def, &mirrors, &keyring, now, http, old).await,
+                None => lock(&def, &mirrors, &keyring, now, http).await,
             }
         })
         .map_err(|e| match e {
-            DebianError::NoMirror(e) => no_mirror(e),
+            DebianError::NoMirror(e) => Failure::new(exit::USAGE, e).hint(Some(no_mirror_hint())),
             e => Failure::new(exit::FAILURE, e),
         })?;
     Ok(new)
@@ -140,12 +117,7 @@ fn write_lock(def_path: &Path, lockfile: &Lockfile, ui: &Ui) -> Result<(), Failu
     Ok(())
 }
 
-fn build(
-    a: &BaseBuildArgs,
-    env: &Environment,
-    runtime: &tokio::runtime::Runtime,
-    ui: &Ui,
-) -> Result<(), Failure> {
+fn build(a: &BaseBuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
     let def = load_definition(&a.common.definition)?;
     let lock_file = lock_path(&a.common.definition);
     let lockfile = Lockfile::read(&lock_file).map_err(|e| {
@@ -168,27 +140,38 @@ fn build(
             .map_err(|e| Failure::new(exit::USAGE, e))?,
     )
     .context("resolving the cache directory")?;
-    let store_dir = cache_dir.join("oci");
-    let store = BlobStore::open(&store_dir).map_err(|e| Failure::new(exit::FAILURE, e))?;
-    let compression = match a.compression {
-        CompressionArg::Gzip => Compression::Gzip,
-        CompressionArg::Zstd => Compression::Zstd,
-    };
-
-    let job = PlatformBuild {
-        def: &def,
+    let target: Option<Reference> = a
+        .publish
+        .as_deref()
+        .map(|r| {
+            r.parse()
+                .map_err(|e| Failure::new(exit::USAGE, anyhow!("--publish: {e}")))
+        })
+        .transpose()?;
+    let sign_key = signing_key(&a.supply, env)?;
+    if sign_key.is_some() && target.is_none() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("`--sign-key` signs the base in its registry, and this build does not push"),
+        )
+        .hint(Some("add `--publish IMAGE`".into())));
+    }
+    let session = crate::session::open(env, &a.registry)?;
+    let store = crate::session::store(&session, &cache_dir, exit::FAILURE)?;
+    let assemble = AssembleBase {
+        definition: &def,
         lock: &lockfile,
         included: &included,
-        http: &http_client()?,
+        http: session.http(),
         mirrors: &mirrors(&a.common, env)?,
         deb_cache: &cache_dir.join("debian"),
-        store: &store,
-        compression,
+        store: store.blobs().store(),
+        compression: a.compression.into(),
         local_files: &local_files(&a.add_file)?,
     };
     let images = archs
         .iter()
-        .map(|arch| job.build(arch, runtime, ui))
+        .map(|arch| assemble.run(&session, arch, ui).map_err(base_failure))
         .collect::<Result<Vec<_>, _>>()?;
     let index = match images.len() {
         1 => None,
@@ -198,88 +181,85 @@ fn build(
         Some(index) => Artifact::Index(index),
         None => Artifact::Image(&images[0]),
     };
+    let out = Output {
+        session: &session,
+        store: &store,
+        cache_dir: &cache_dir,
+        target: target.as_ref(),
+        name: format!("kiln-base/{}", def.name),
+        sign_key: sign_key.as_ref(),
+    };
+    out.deliver(a, artifact, &lockfile, ui)
+}
 
-    let settings = env
-        .registry_settings(&a.registry)
-        .map_err(|e| Failure::new(exit::USAGE, e))?;
-    let client = Client::new(settings).map_err(|e| {
-        let hint = e.hint();
-        Failure::new(exit::FAILURE, e).hint(hint)
-    })?;
-    crate::signals::watch(
-        &client,
-        [store.blob_dir().to_path_buf(), store.root().to_path_buf()],
-    );
-    let blobs = Blobs::new(store, Some(client.clone()));
-    let target: Option<Reference> = a
-        .publish
-        .as_deref()
-        .map(|r| {
-            r.parse()
-                .map_err(|e| Failure::new(exit::USAGE, anyhow!("--publish: {e}")))
-        })
-        .transpose()?;
-    let local_name = format!("kiln-base/{}", def.name);
-    let name = a.publish.as_deref().unwrap_or(&local_name);
-    let sign_key = supply::signing_key(&a.supply, env)?;
-    if sign_key.is_some() && target.is_none() {
-        return Err(Failure::new(
-            exit::USAGE,
-            anyhow!("`--sign-key` signs the base in its registry, and this build does not push"),
-        )
-        .hint(Some("add `--publish IMAGE`".into())));
-    }
-    let sbom_name = target
-        .as_ref()
-        .map_or_else(|| local_name.clone(), Reference::name);
-    let created = kiln_debian::base_image::release_epoch(&lockfile)
-        .map_err(|e| Failure::new(exit::FAILURE, e))?;
-    let (sboms, sbom_reports, sbom_ms) = runtime
-        .block_on(supply::make_sboms(
-            &a.supply,
-            supply::Described {
-                artifact,
-                name: &sbom_name,
-                declared: &[],
-                created,
-            },
-            &blobs,
-            &cache_dir,
-            ui,
-        ))
-        .map_err(|e| Failure::new(exit::EXPORT, e))?;
-    let mut report = supply::SupplyReport {
-        sboms: sbom_reports,
-        sbom_ms,
-        ..Default::default()
-    };
-    let attachments = target.as_ref().map(|t| {
-        let what = supply::Attachments {
-            artifact,
-            sboms: &sboms,
+/// Where a built base goes, and what vouches for it.
+struct Output<'a> {
+    session: &'a Session,
+    store: &'a Store,
+    cache_dir: &'a Path,
+    target: Option<&'a Reference>,
+    /// Its name in kiln's store (`kiln-base/<name>`), when not published.
+    name: String,
+    sign_key: Option<&'a PrivateKey>,
+}
+
+impl Output<'_> {
+    /// Makes the base's SBOMs (and signatures), then pushes or saves it with them, and
+    /// prints its pinned reference.
+    fn deliver(
+        &self,
+        a: &BaseBuildArgs,
+        artifact: Artifact<'_>,
+        lockfile: &Lockfile,
+        ui: &Ui,
+    ) -> Result<(), Failure> {
+        let name = a.publish.as_deref().unwrap_or(&self.name);
+        let sbom_name = self
+            .target
+            .map_or_else(|| self.name.clone(), Reference::name);
+        let created = kiln_debian::base_image::release_epoch(lockfile)
+            .map_err(|e| Failure::new(exit::FAILURE, e))?;
+        let attest = Attest {
+            blobs: self.store.blobs(),
+            cache_dir: self.cache_dir,
+            sbom: !a.supply.no_sbom,
+            sbom_dir: a.supply.sbom_dir.as_deref(),
+            name: &sbom_name,
+            declared: &[],
+            created,
+            key: self.sign_key,
+            target: self.target,
             statement: None,
-            key: sign_key.as_ref(),
         };
-        (t, what)
-    });
-    supply::deliver_and_attach(runtime, &client, attachments, &mut report, |blobs_in| {
-        Sinks {
-            publish: target.as_ref(),
-            store_dir: &store_dir,
-            name,
-            output: a.output.as_deref(),
+        let mut attestations = self
+            .session
+            .block_on(attest.run(artifact, ui))
+            .map_err(|e| Failure::new(exit::EXPORT, e))?;
+        let client = self.session.client();
+        let sinks = sinks(client, self.target, self.store, name, a.output.as_deref());
+        let deliver = Deliver {
+            client,
+            blobs: self.store.blobs(),
+            sinks: &sinks,
+            attach: self.target.map(|t| (t, &attestations)),
+        };
+        let delivered = self
+            .session
+            .block_on(deliver.run(artifact, ui))
+            .map_err(|e| deliver_failure(e, exit::EXPORT))?;
+        if let Some(attached) = delivered.attached {
+            attestations.report.record(attached);
         }
-        .deliver(runtime, &client, artifact, &blobs, ui, blobs_in)
-    })?;
-    for (digest, attached) in &report.signatures {
-        ui.info(&format!("signed {digest} ({})", attached.tag));
+        for (digest, attached) in &attestations.report.signatures {
+            ui.info(&format!("signed {digest} ({})", attached.tag));
+        }
+        let pinned = match self.target {
+            Some(t) => format!("{}@{}", t.name(), artifact.digest()),
+            None => format!("{name}@{}", artifact.digest()),
+        };
+        println!("{pinned}");
+        Ok(())
     }
-    let pinned = match &target {
-        Some(t) => format!("{}@{}", t.name(), artifact.digest()),
-        None => format!("{name}@{}", artifact.digest()),
-    };
-    println!("{pinned}");
-    Ok(())
 }
 
 /// Returns the `--add-file SRC:DEST` files, checked: `DEST` absolute, `SRC` a file.
@@ -309,58 +289,6 @@ fn local_files(specs: &[String]) -> Result<Vec<LocalFile>, Failure> {
             })
         })
         .collect()
-}
-
-/// What building one platform's image of a base needs.
-struct PlatformBuild<'a> {
-    def: &'a Definition,
-    lock: &'a Lockfile,
-    included: &'a [Lockfile],
-    http: &'a reqwest::Client,
-    mirrors: &'a Mirrors,
-    deb_cache: &'a Path,
-    store: &'a BlobStore,
-    compression: Compression,
-    local_files: &'a [LocalFile],
-}
-
-impl PlatformBuild<'_> {
-    /// Fetches the `.deb`s locked for `arch` and builds and finalizes its image.
-    fn build(
-        &self,
-        arch: &str,
-        runtime: &tokio::runtime::Runtime,
-        ui: &Ui,
-    ) -> Result<FinalImage, Failure> {
-        let locked = self.lock.packages.get(arch).map_or(&[][..], Vec::as_slice);
-        ui.phase(&format!("FETCHING {} packages for {arch}", locked.len()));
-        let debs = runtime.block_on(fetch_all(
-            self.http,
-            self.mirrors,
-            &self.lock.suite,
-            locked,
-            self.deb_cache,
-        ))?;
-        ui.phase(&format!("BUILDING {arch}"));
-        let image = build_base(&BaseBuild {
-            definition: self.def,
-            lock: self.lock,
-            included: self.included,
-            arch,
-            debs: &debs,
-            store: self.store,
-            compression: self.compression,
-            local_files: self.local_files,
-        })
-        .map_err(|e| Failure::new(exit::EXPORT, e))?;
-        let final_image = image
-            .finalize()
-            .map_err(|e| Failure::new(exit::EXPORT, e))?;
-        for l in &final_image.layers {
-            ui.info(&format!("layer {} ({})", l.digest, human_bytes(l.size)));
-        }
-        Ok(final_image)
-    }
 }
 
 /// Refuses a lock made from a definition whose suite, architectures, packages or exclusions
@@ -432,33 +360,4 @@ fn platforms(wanted: &[String], lock: &Lockfile, def: &Path) -> Result<Vec<Strin
         }
     }
     Ok(archs)
-}
-
-/// Downloads (or finds in the cache) every `.deb` of `locked`, a few at a time, each checked
-/// against its locked size and SHA-256. Returns package name → cached path.
-async fn fetch_all(
-    http: &reqwest::Client,
-    mirrors: &Mirrors,
-    suite: &str,
-    locked: &[LockedPackage],
-    cache: &Path,
-) -> Result<BTreeMap<String, PathBuf>, Failure> {
-    for p in locked {
-        mirrors
-            .for_suite(p.suite.as_deref().unwrap_or(suite))
-            .map_err(no_mirror)?;
-    }
-    let fetched: Vec<(String, PathBuf)> = stream::iter(locked)
-        .map(|p| async move {
-            let mirror = mirrors
-                .for_suite(p.suite.as_deref().unwrap_or(suite))
-                .unwrap_or(&mirrors.main);
-            let path = fetch_deb(http, mirror, p, cache).await?;
-            Ok::<_, kiln_debian::FetchError>((p.name.clone(), path))
-        })
-        .buffer_unordered(FETCH_CONCURRENCY)
-        .try_collect()
-        .await
-        .map_err(|e| Failure::new(exit::FAILURE, e))?;
-    Ok(fetched.into_iter().collect())
 }

@@ -66,16 +66,24 @@ impl Failure {
         }
         // Wrappers that are `#[error(transparent)]` hide the registry's and the mirror's
         // errors from `source()`: ask them.
-        let registry = self
-            .error
-            .chain()
-            .find_map(|e| {
-                e.downcast_ref::<RegistryError>().or_else(|| {
+        let registry = self.error.chain().find_map(|e| {
+            e.downcast_ref::<RegistryError>()
+                .or_else(|| {
                     e.downcast_ref::<kiln_image::ImageError>()
                         .and_then(kiln_image::ImageError::registry)
                 })
-            })
-            .map(RegistryError::class);
+                .or_else(|| {
+                    // A large image error is boxed, and its box is the chain's link.
+                    e.downcast_ref::<Box<kiln_image::ImageError>>()
+                        .and_then(|b| b.registry())
+                })
+        });
+        if let Some(e) = registry
+            && self.hint.is_none()
+        {
+            self.hint = crate::errors::registry_hint(e);
+        }
+        let registry = registry.map(RegistryError::class);
         let mirror_transient = self
             .error
             .chain()

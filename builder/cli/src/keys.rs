@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use kiln_attest::sign::{PrivateKey, PublicKey, SignError};
 
-use crate::args::{KeyGenerateArgs, KeyPasswordArgs};
+use crate::args::{KeyGenerateArgs, KeyPasswordArgs, SupplyArgs};
 use crate::failure::{Failure, exit};
 use crate::settings::Environment;
 
@@ -52,6 +52,14 @@ pub fn generate(args: &KeyGenerateArgs, env: &Environment) -> Result<(), Failure
     println!("{}", private_path.display());
     println!("{}", public_path.display());
     Ok(())
+}
+
+/// Reads the `--sign-key`, if any.
+pub fn signing_key(args: &SupplyArgs, env: &Environment) -> Result<Option<PrivateKey>, Failure> {
+    args.sign_key
+        .as_deref()
+        .map(|path| load_private(path, &args.password, env))
+        .transpose()
 }
 
 /// Reads the private key at `path`, decrypting it with the password `args` or the

@@ -34,11 +34,9 @@ pub fn run(args: &LoginArgs, env: &Environment) -> Result<(), Failure> {
     let settings = env
         .registry_settings(&args.registry_args)
         .map_err(|e| Failure::new(exit::USAGE, e))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime
+    let session = kiln_pipeline::Session::open(settings.clone())
+        .map_err(|e| crate::errors::session_failure(e, exit::FAILURE))?;
+    session
         .block_on(kiln_registry::login(
             &settings,
             &args.registry,
@@ -46,7 +44,7 @@ pub fn run(args: &LoginArgs, env: &Environment) -> Result<(), Failure> {
             password,
         ))
         .map_err(|e| {
-            let hint = e.hint();
+            let hint = crate::errors::registry_hint(&e);
             Failure::new(
                 exit::FAILURE,
                 anyhow!(e).context(format!("logging in to `{}`", args.registry)),

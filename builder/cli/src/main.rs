@@ -2,27 +2,20 @@
 //! exits with the documented code (see [`failure::exit`]).
 
 mod args;
-mod attach;
 mod base;
-mod base_stream;
 mod build;
-mod build_cache;
+mod errors;
 mod failure;
 mod inspect;
 mod keys;
 mod login;
 mod output;
-mod provenance;
 mod rebase;
 mod report;
-mod run_image;
-mod sbom;
 mod session;
 mod settings;
 mod sign;
 mod signals;
-mod sink;
-mod supply;
 
 use std::process::ExitCode;
 

@@ -6,8 +6,9 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kiln_image::{BlobOutcome, PushObserver};
+use kiln_image::{BlobOutcome, Destination, PushObserver, Written};
 use kiln_oci::Digest;
+use kiln_pipeline::{Progress, human_bytes};
 
 /// How much to print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,18 +132,59 @@ impl PushObserver for PushProgress {
     }
 }
 
-/// Formats a byte count for people (`1.5 MiB`).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
+impl Progress for Ui {
+    fn phase(&self, name: &str) {
+        Ui::phase(self, name);
     }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
+
+    fn info(&self, line: &str) {
+        Ui::info(self, line);
+    }
+
+    fn warn(&self, line: &str) {
+        Ui::warn(self, line);
+    }
+
+    fn debug(&self, line: &str) {
+        Ui::debug(self, line);
+    }
+
+    fn toolchain(&self, line: &str) {
+        Ui::toolchain(self, line);
+    }
+
+    fn push_observer(&self) -> Box<dyn PushObserver + '_> {
+        Box::new(self.push_progress())
+    }
+
+    fn delivered(&self, destination: Destination<'_>, written: &Written) {
+        match (destination, written) {
+            (Destination::Registry(_), Written::Pushed(report)) => self.info(&format!(
+                "uploaded {} of layers",
+                human_bytes(report.uploaded_bytes)
+            )),
+            (Destination::Layout { dir, name }, _) => {
+                let dir = dir.display();
+                self.info(&format!(
+                    "saved to the OCI layout `{dir}` as `{name}`\n  run it:  podman run --rm oci:{dir}:{name}\n  copy it: skopeo copy oci:{dir}:{name} docker://REGISTRY/REPO:TAG"
+                ));
+            }
+            (Destination::Archive { path, .. }, _) => {
+                let path = path.display();
+                self.info(&format!(
+                    "wrote OCI archive `{path}` (podman load -i {path})"
+                ));
+            }
+            (Destination::Registry(target), Written::Saved) => {
+                self.info(&format!("wrote {target}"))
+            }
+        }
+    }
+
+    fn generated_base(&self, curated: &str) {
+        self.info(&format!(
+            "the curated base `{curated}` is not in kiln's store; using kiln's minimal generated base.\n  {}",
+            crate::errors::curated_base_hint(curated)
+        ));
     }
 }

@@ -3,28 +3,11 @@
 use std::path::Path;
 
 use anyhow::Context;
-use kiln_image::{FinalImage, PushReport};
-use kiln_lifecycle::{Confinement, ExportedLayer};
+use kiln_image::PushReport;
+use kiln_lifecycle::Confinement;
 use kiln_oci::Reference;
-
-use crate::build_cache::CacheReport;
-use crate::supply::SupplyReport;
+use kiln_pipeline::{CacheReport, Created, SupplyReport, Timings};
 use serde::Serialize;
-
-/// Phase durations in milliseconds.
-#[derive(Debug, Serialize)]
-pub struct Timings {
-    /// Detect phase, and reading the run image.
-    pub detect_ms: u128,
-    /// Build phase (copy + toolchain).
-    pub build_ms: u128,
-    /// Export phase (layers, config, manifest).
-    pub export_ms: u128,
-    /// Push or save.
-    pub push_ms: u128,
-    /// Whole command.
-    pub total_ms: u128,
-}
 
 /// The report.
 #[derive(Debug, Serialize)]
@@ -38,9 +21,8 @@ pub struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_image: Option<&'a CacheReport>,
     supply: &'a SupplyReport,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sandbox: Option<SandboxReport>,
-    timings: Timings,
+    sandbox: SandboxReport,
+    timings: &'a Timings,
 }
 
 /// How the build steps were confined.
@@ -84,21 +66,15 @@ struct LayerReport<'a> {
 }
 
 impl<'a> Report<'a> {
-    /// Assembles the report.
-    pub fn new(
-        target: &Reference,
-        image: &FinalImage,
-        layers: &'a [ExportedLayer],
-        push: Option<&'a PushReport>,
-        cache_image: Option<&'a CacheReport>,
-        supply: &'a SupplyReport,
-        timings: Timings,
-    ) -> Self {
+    /// Assembles the report of the build `created` of `target`.
+    pub fn new(target: &Reference, created: &'a Created) -> Self {
+        let digest = &created.image.manifest_digest;
         Self {
             image: target.to_string(),
-            digest: image.manifest_digest.to_string(),
-            reference: format!("{}@{}", target.name(), image.manifest_digest),
-            layers: layers
+            digest: digest.to_string(),
+            reference: created.pinned(target),
+            layers: created
+                .layers
                 .iter()
                 .map(|l| LayerReport {
                     name: &l.name,
@@ -109,18 +85,12 @@ impl<'a> Report<'a> {
                     reused: l.reused,
                 })
                 .collect(),
-            push,
-            cache_image,
-            supply,
-            sandbox: None,
-            timings,
+            push: created.delivered.push_report(),
+            cache_image: created.cache.as_ref(),
+            supply: &created.supply,
+            sandbox: (&created.confinement).into(),
+            timings: &created.timings,
         }
-    }
-
-    /// Records how the build's steps were confined.
-    pub fn sandbox(mut self, confinement: &Confinement) -> Self {
-        self.sandbox = Some(confinement.into());
-        self
     }
 
     /// Writes the report as pretty JSON.

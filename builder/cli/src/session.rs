@@ -1,39 +1,36 @@
-//! What commands that talk to a registry set up first: an async runtime and a client.
+//! What commands that talk to a registry set up first: the library's session (an async
+//! runtime and a client) from the resolved settings, watched for interrupts.
 
-use anyhow::{Context as _, anyhow};
+use std::path::Path;
+
+use anyhow::anyhow;
 use kiln_oci::Reference;
-use kiln_registry::Client;
-use tokio::runtime::Runtime;
+use kiln_pipeline::{Session, Store};
 
 use crate::args::RegistryArgs;
+use crate::errors::session_failure;
 use crate::failure::{Failure, exit};
 use crate::settings::Environment;
 
-/// A runtime and a registry client.
-pub struct Session {
-    /// The async runtime.
-    pub runtime: Runtime,
-    /// The registry client.
-    pub client: Client,
+/// Opens a session with the registry settings of `registry` and the environment; an
+/// interrupt cancels its uploads.
+pub fn open(env: &Environment, registry: &RegistryArgs) -> Result<Session, Failure> {
+    let settings = env
+        .registry_settings(registry)
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let session = Session::open(settings).map_err(|e| session_failure(e, exit::FAILURE))?;
+    crate::signals::watch(session.client(), []);
+    Ok(session)
 }
 
-impl Session {
-    /// Opens a session.
-    pub fn open(env: &Environment, registry: &RegistryArgs) -> Result<Self, Failure> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        let settings = env
-            .registry_settings(registry)
-            .map_err(|e| Failure::new(exit::USAGE, e))?;
-        let client = Client::new(settings).map_err(|e| {
-            let hint = e.hint();
-            Failure::new(exit::FAILURE, e).hint(hint)
-        })?;
-        crate::signals::watch(&client, []);
-        Ok(Self { runtime, client })
-    }
+/// Opens kiln's local store under `cache_dir`; an interrupt sweeps its temp files.
+/// `code` is the exit code of a failure.
+pub fn store(session: &Session, cache_dir: &Path, code: u8) -> Result<Store, Failure> {
+    let store = session
+        .store(cache_dir)
+        .map_err(|e| session_failure(e, code))?;
+    crate::signals::watch(session.client(), store.temp_dirs());
+    Ok(store)
 }
 
 /// Parses an image reference argument.

@@ -54,3 +54,61 @@ fn usage_errors_exit_2_and_say_what_to_try() {
         );
     }
 }
+
+/// Returns the subcommands a help page lists under `Commands:`, without `help`.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every help page, `kiln --help` and each subcommand's found by walking the `Commands:`
+/// lists, is an insta snapshot (`tests/snapshots/`): a changed flag, default or wording
+/// shows in review, and a new subcommand fails here until its page is accepted.
+#[test]
+fn every_help_page_matches_its_snapshot() {
+    let mut pending = vec![Vec::<String>::new()];
+    let mut pages = Vec::new();
+    while let Some(path) = pending.pop() {
+        let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(&path)
+            .arg("--help")
+            .env_clear()
+            .assert()
+            .success();
+        let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let name = std::iter::once("kiln".to_owned())
+            .chain(path.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("-");
+        insta::assert_snapshot!(name.clone(), help);
+        for sub in subcommands(&help) {
+            pending.push(path.iter().cloned().chain([sub]).collect());
+        }
+        pages.push(name);
+    }
+    pages.sort();
+    assert_eq!(
+        pages,
+        [
+            "kiln",
+            "kiln-base",
+            "kiln-base-build",
+            "kiln-base-lock",
+            "kiln-base-update",
+            "kiln-build",
+            "kiln-inspect",
+            "kiln-key",
+            "kiln-key-generate",
+            "kiln-login",
+            "kiln-rebase",
+            "kiln-sign",
+            "kiln-verify",
+        ]
+    );
+}

@@ -24,8 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy};
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::spec::{
     ConfigBuilder, History, HistoryBuilder, ImageConfigurationBuilder, RootFsBuilder,
 };
@@ -63,7 +63,7 @@ pub enum BaseImageError {
     UnknownArchitecture(String),
     /// The lockfile has no packages for the architecture.
     #[error(
-        "the lockfile of `{definition}` has no packages for `{arch}`; run `kiln base lock` with that architecture in the definition"
+        "the lockfile of `{definition}` has no packages for `{arch}`: it was locked without that architecture"
     )]
     NoArchitecture {
         /// The definition.
@@ -96,7 +96,7 @@ pub enum BaseImageError {
         alias: String,
     },
     /// A file to add from the build machine could not be read.
-    #[error("reading `{}` to add to the image: {source}", path.display())]
+    #[error("reading `{}` to add to the image", path.display())]
     LocalFile {
         /// The file.
         path: PathBuf,

@@ -236,7 +236,7 @@ struct RawDefinition {
 #[non_exhaustive]
 pub enum DefinitionError {
     /// The file could not be read.
-    #[error("reading base definition `{path}`: {source}")]
+    #[error("reading base definition `{path}`")]
     Read {
         /// The file.
         path: PathBuf,
@@ -244,7 +244,7 @@ pub enum DefinitionError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has an unknown or mistyped field.
-    #[error("parsing base definition `{path}`: {source}")]
+    #[error("parsing base definition `{path}`")]
     Toml {
         /// The file.
         path: PathBuf,

@@ -71,7 +71,11 @@ fn includes_merge_and_cycles_are_refused() {
 fn unknown_fields_and_bad_values_are_refused() {
     let dir = Path::new("/d");
     let err = Definition::parse("x", dir, &format!("{STATIC}\npackage = [\"a\"]\n")).unwrap_err();
-    assert!(err.to_string().contains("package"), "{err}");
+    assert!(matches!(err, DefinitionError::Toml { .. }), "{err:?}");
+    // The TOML error, which names the field, is the source, not repeated in the message.
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("`package`"), "{cause}");
+    assert!(!err.to_string().contains("`package`"), "{err}");
     let bad_path = STATIC.replace("/etc/nsswitch.conf", "/etc/../passwd");
     assert!(Definition::parse("x", dir, &bad_path).is_err());
     let no_group = STATIC.replace("gid = 0\n\n[[users]]", "gid = 1\n\n[[users]]");

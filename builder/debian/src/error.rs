@@ -24,7 +24,7 @@ pub enum DebianError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     /// `InRelease` was refused.
-    #[error("verifying `{url}`: {source}")]
+    #[error("verifying `{url}`")]
     InRelease {
         /// The `InRelease` URL, credentials removed.
         url: String,
@@ -86,7 +86,7 @@ pub enum DebianError {
     #[error(transparent)]
     Packages(#[from] PackagesError),
     /// Dependency resolution failed.
-    #[error("resolving base `{definition}` for `{arch}`: {source}")]
+    #[error("resolving base `{definition}` for `{arch}`")]
     Resolve {
         /// The definition's name.
         definition: String,

@@ -37,11 +37,12 @@ pub enum FetchError {
         reason: String,
     },
     /// The request failed before a response (DNS, TLS, connection, timeout).
-    #[error("downloading `{url}`: {source}")]
+    #[error("downloading `{url}`")]
     Transport {
         /// The URL, credentials and query removed.
         url: String,
-        /// The HTTP client's error.
+        /// The HTTP client's error, without its URL (which may hold credentials; the
+        /// message names the redacted one).
         source: reqwest::Error,
     },
     /// The mirror answered with an error status.
@@ -77,7 +78,7 @@ pub enum FetchError {
         actual_size: u64,
     },
     /// Writing to the cache failed.
-    #[error("writing `{path}` to the package cache: {source}")]
+    #[error("writing `{path}` to the package cache")]
     Cache {
         /// The cache path.
         path: PathBuf,
@@ -160,7 +161,7 @@ pub async fn fetch_bytes(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|source| FetchError::Transport {
             url: shown.clone(),
-            source,
+            source: source.without_url(),
         })?;
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(FetchError::TooLarge { url: shown, limit });
@@ -177,7 +178,7 @@ async fn send(http: &reqwest::Client, url: &Url) -> Result<reqwest::Response, Fe
         .await
         .map_err(|source| FetchError::Transport {
             url: redact(url),
-            source,
+            source: source.without_url(),
         })?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
@@ -277,7 +278,7 @@ pub async fn fetch_deb(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|source| FetchError::Transport {
             url: shown.clone(),
-            source,
+            source: source.without_url(),
         })?;
         written += chunk.len() as u64;
         if written > entry.size {

@@ -50,7 +50,7 @@ pub(crate) enum KeyRef<'a> {
 #[non_exhaustive]
 pub enum KeyringError {
     /// The keyring file could not be read.
-    #[error("reading keyring `{path}`: {source}")]
+    #[error("reading keyring `{path}`")]
     Read {
         /// The file.
         path: PathBuf,

@@ -137,7 +137,7 @@ impl From<&PackageEntry> for LockedPackage {
 #[non_exhaustive]
 pub enum LockfileError {
     /// Reading or writing the file failed.
-    #[error("{action} lockfile `{path}`: {source}")]
+    #[error("{action} lockfile `{path}`")]
     Io {
         /// `reading` or `writing`.
         action: &'static str,
@@ -147,7 +147,7 @@ pub enum LockfileError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has unknown fields.
-    #[error("parsing lockfile `{path}`: {source}")]
+    #[error("parsing lockfile `{path}`")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -155,7 +155,7 @@ pub enum LockfileError {
         source: toml::de::Error,
     },
     /// The content breaks an invariant.
-    #[error("lockfile `{path}`: {reason}; re-run `kiln base lock`")]
+    #[error("lockfile `{path}`: {reason}")]
     Invalid {
         /// The file.
         path: PathBuf,

@@ -132,7 +132,7 @@ pub enum PackagesError {
         reason: String,
     },
     /// The text is not deb822 control data.
-    #[error("parsing `{path}`: {source}")]
+    #[error("parsing `{path}`")]
     Syntax {
         /// The index path.
         path: String,

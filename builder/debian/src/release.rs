@@ -56,7 +56,7 @@ pub struct IndexFile {
 #[non_exhaustive]
 pub enum ReleaseError {
     /// The text is not deb822 control data.
-    #[error("parsing `Release`: {0}")]
+    #[error("parsing `Release`")]
     Syntax(#[from] ControlError),
     /// The text does not hold exactly one paragraph.
     #[error("parsing `Release`: expected one paragraph, found {0}")]

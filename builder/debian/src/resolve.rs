@@ -159,7 +159,7 @@ pub enum ResolveError {
         arch: String,
     },
     /// A relationship field is malformed.
-    #[error("reading the dependencies of `{package}`: {source}")]
+    #[error("reading the dependencies of `{package}`")]
     Depends {
         /// The package whose field is malformed.
         package: String,

@@ -6,7 +6,9 @@ use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::json;
 
 use crate::layout::REF_NAME;
-use crate::{Artifact, Blobs, ImageError};
+use kiln_model::Artifact;
+
+use crate::{Blobs, ImageError};
 
 /// Writes `artifact` (an image or a multi-platform index) as an OCI archive: a tar of an OCI
 /// image layout holding just it, named `ref_name`, as `podman load` and `skopeo copy
@@ -35,7 +37,11 @@ pub async fn write_archive<'a>(
             "annotations": { REF_NAME: ref_name },
         }],
     });
-    let index = canonical_json(&index).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let index = canonical_json(&index).map_err(|source| ImageError::SerializeIndex {
+        what: "OCI archive",
+        path: path.to_path_buf(),
+        source,
+    })?;
     let tmp = path.with_extension("kiln-tmp");
     let file = File::create(&tmp).map_err(|e| ImageError::io("creating archive", &tmp, e))?;
     let io = |e| ImageError::io("writing archive", path, e);

@@ -4,7 +4,9 @@ use kiln_layer::{BlobCheck, BlobStore};
 use kiln_oci::Digest;
 use kiln_registry::Client;
 
-use crate::{ImageError, Layer, Origin};
+use kiln_model::{Layer, Origin};
+
+use crate::ImageError;
 
 /// Resolves layer blobs to local files: the blob store, filled from the registry on demand.
 #[derive(Clone)]
@@ -43,7 +45,10 @@ impl Blobs {
         let digest = layer.digest.clone();
         let check = tokio::task::spawn_blocking(move || store.check(&digest))
             .await
-            .map_err(|e| ImageError::Unsupported(format!("checking a stored blob: {e}")))??;
+            .map_err(|source| ImageError::TaskFailed {
+                doing: format!("checking the stored blob `{}`", layer.digest),
+                source,
+            })??;
         let discarded = match check {
             BlobCheck::Verified => return Ok(path),
             BlobCheck::Discarded => {

@@ -1,12 +1,12 @@
 use std::path::PathBuf;
 
-use kiln_oci::Digest;
+use kiln_oci::{CanonicalError, Digest, DigestError, Reference};
 
 /// Why reading, writing or validating an image failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A file operation failed.
-    #[error("{doing} `{}`: {source}", path.display())]
+    #[error("{doing} `{}`", path.display())]
     Io {
         /// What was being done.
         doing: &'static str,
@@ -16,7 +16,7 @@ pub enum ImageError {
         source: std::io::Error,
     },
     /// A manifest, index or config could not be read or written as JSON.
-    #[error("{doing}: {source}")]
+    #[error("{doing}")]
     Json {
         /// What was being done.
         doing: String,
@@ -29,6 +29,9 @@ pub enum ImageError {
     /// The local blob store failed.
     #[error(transparent)]
     Layer(#[from] kiln_layer::LayerError),
+    /// The image or index is not one kiln can assemble or read.
+    #[error(transparent)]
+    Model(#[from] kiln_model::ModelError),
     /// Content does not match what describes it.
     #[error("{what} `{expected}` does not match its content: found {found}")]
     Mismatch {
@@ -39,9 +42,91 @@ pub enum ImageError {
         /// What the content actually has.
         found: String,
     },
-    /// The image is not usable as asked (unsupported media type, no matching platform, ...).
-    #[error("{0}")]
-    Unsupported(String),
+    /// The `index.json` kiln writes into an OCI layout or archive could not be serialized
+    /// canonically.
+    #[error("serializing the `index.json` of {what} `{}`", path.display())]
+    SerializeIndex {
+        /// `OCI layout` or `OCI archive`.
+        what: &'static str,
+        /// The layout directory or archive file.
+        path: PathBuf,
+        /// The serializer's error.
+        source: CanonicalError,
+    },
+    /// A descriptor, `index.json` entry or config holds a digest that does not parse.
+    #[error("invalid digest in {what}")]
+    InvalidDigest {
+        /// What held it (e.g. ``the config descriptor of manifest `sha256:…` ``).
+        what: String,
+        /// Why the digest is invalid (it names the digest).
+        source: DigestError,
+    },
+    /// An entry of an index has no digest, or one that does not parse.
+    #[error("an entry of the index `{index}` has no valid digest")]
+    EntryWithoutDigest {
+        /// The index: its reference or digest.
+        index: String,
+        /// Why the digest is invalid; `None` when the entry has none.
+        source: Option<DigestError>,
+    },
+    /// An entry of an index names no platform, where every entry must.
+    #[error("an entry of the index `{index}` names no platform")]
+    EntryWithoutPlatform {
+        /// The index's digest.
+        index: Digest,
+    },
+    /// An index that lists no image.
+    #[error("the index `{index}` lists no image")]
+    EmptyIndex {
+        /// The index's digest.
+        index: Digest,
+    },
+    /// A manifest or index is not of the media type this operation reads.
+    #[error("{what} is a `{media_type}`, not {expected}")]
+    MediaType {
+        /// What has it, with its name in backticks (e.g. `` `localhost:5000/app:v1` ``).
+        what: String,
+        /// Its media type.
+        media_type: String,
+        /// What was needed (e.g. `an image index`).
+        expected: &'static str,
+    },
+    /// An OCI layout without the image asked for (or without any image, when none was named).
+    #[error("OCI layout `{}` has no image{}", layout.display(), named(name.as_deref()))]
+    NotInLayout {
+        /// The layout directory.
+        layout: PathBuf,
+        /// The `org.opencontainers.image.ref.name` asked for, if any.
+        name: Option<String>,
+    },
+    /// An OCI layout of several images, read without naming one.
+    #[error(
+        "OCI layout `{}` holds several images; name one with `oci:{}:NAME`",
+        layout.display(),
+        layout.display()
+    )]
+    SeveralInLayout {
+        /// The layout directory.
+        layout: PathBuf,
+    },
+    /// A push target pinned to a digest: a push moves a tag.
+    #[error(
+        "cannot push to `{target}`: a push moves a tag, and `@{digest}` pins the reference to a digest"
+    )]
+    PushToDigest {
+        /// The target reference.
+        target: Reference,
+        /// The digest it is pinned to.
+        digest: Digest,
+    },
+    /// Work kiln ran on a blocking thread panicked or was cancelled before it finished.
+    #[error("{doing} did not finish")]
+    TaskFailed {
+        /// What the task was doing.
+        doing: String,
+        /// How the task ended.
+        source: tokio::task::JoinError,
+    },
     /// A manifest or index larger than registries must accept, refused before any upload.
     #[error(
         "the {what} `{digest}` is {size} bytes, more than the {max} bytes (4 MiB) registries must accept; nothing was pushed"
@@ -108,11 +193,20 @@ impl ImageError {
                 "a manifest grows with its layers and annotations: merge layers or drop annotations"
                     .to_owned(),
             ),
+            Self::PushToDigest { .. } => Some(
+                "name the target by its tag (`REGISTRY/REPOSITORY:TAG`), without the `@sha256:…`"
+                    .to_owned(),
+            ),
             Self::CorruptBlob(_) => Some(
-                "run the command again: kiln rebuilds what it built itself; an image it only has locally (a base in its store) is rebuilt with `kiln base build` or copied in again"
+                "run the command again: kiln rebuilds what it built itself; an image it only has locally (a base in its store) must be built or copied in again"
                     .to_owned(),
             ),
             _ => None,
         }
     }
+}
+
+/// Returns `` named `name` `` for the message of [`ImageError::NotInLayout`], or nothing.
+fn named(name: Option<&str>) -> String {
+    name.map(|n| format!(" named `{n}`")).unwrap_or_default()
 }

@@ -5,9 +5,9 @@ use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
 use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::{Value, json};
 
-use crate::index::{is_index, pick_platform};
-use crate::model::oci_layer_type;
-use crate::{Artifact, Blobs, Image, ImageError, Layer, Origin};
+use kiln_model::{Artifact, Image, Layer, Origin, is_index, oci_layer_type, pick_platform};
+
+use crate::{Blobs, ImageError};
 
 /// The annotation that names an image inside an OCI layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -64,7 +64,11 @@ pub async fn write_layout<'a>(
         "mediaType": media_types::OCI_INDEX,
         "manifests": manifests,
     });
-    let bytes = canonical_json(&index).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let bytes = canonical_json(&index).map_err(|source| ImageError::SerializeIndex {
+        what: "OCI layout",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     write_file(&index_path, &bytes)
 }
 
@@ -111,22 +115,25 @@ pub fn read_layout(
     let desc = match candidates.as_slice() {
         [one] => *one,
         [] => {
-            return Err(ImageError::Unsupported(format!(
-                "OCI layout `{}` has no image named `{}`",
-                dir.display(),
-                ref_name.unwrap_or("")
-            )));
+            return Err(ImageError::NotInLayout {
+                layout: dir.to_path_buf(),
+                name: ref_name.map(str::to_owned),
+            });
         }
         _ => {
-            return Err(ImageError::Unsupported(format!(
-                "OCI layout `{}` holds several images; name one with `oci:{}:NAME`",
-                dir.display(),
-                dir.display()
-            )));
+            return Err(ImageError::SeveralInLayout {
+                layout: dir.to_path_buf(),
+            });
         }
     };
     let mut manifest_digest =
-        Digest::try_from(desc.digest()).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+        Digest::try_from(desc.digest()).map_err(|source| ImageError::InvalidDigest {
+            what: match ref_name {
+                Some(name) => format!("the entry `{name}` of `{}`", index_path.display()),
+                None => format!("the only entry of `{}`", index_path.display()),
+            },
+            source,
+        })?;
     let mut manifest_bytes = read_blob(dir, &manifest_digest, Some(desc.size()))?;
     if is_index(desc.media_type().as_ref()) {
         let what = format!("oci:{}:{}", dir.display(), ref_name.unwrap_or_default());
@@ -136,8 +143,12 @@ pub fn read_layout(
     }
     let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| ImageError::json(format!("parsing manifest `{manifest_digest}`"), e))?;
-    let config_digest = Digest::try_from(manifest.config().digest())
-        .map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let config_digest = Digest::try_from(manifest.config().digest()).map_err(|source| {
+        ImageError::InvalidDigest {
+            what: format!("the config descriptor of manifest `{manifest_digest}`"),
+            source,
+        }
+    })?;
     let config_bytes = read_blob(dir, &config_digest, Some(manifest.config().size()))?;
     let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
         .map_err(|e| ImageError::json(format!("parsing config `{config_digest}`"), e))?;
@@ -185,19 +196,40 @@ pub fn layers_of(
         .layers()
         .iter()
         .zip(diff_ids)
-        .map(|(d, diff_id)| {
+        .enumerate()
+        .map(|(i, (d, diff_id))| {
             Ok(Layer {
                 media_type: oci_layer_type(d.media_type().as_ref())?,
-                digest: Digest::try_from(d.digest())
-                    .map_err(|e| ImageError::Unsupported(e.to_string()))?,
+                digest: Digest::try_from(d.digest()).map_err(|source| {
+                    ImageError::InvalidDigest {
+                        what: format!("the descriptor of layer {i} of the manifest"),
+                        source,
+                    }
+                })?,
                 size: d.size(),
                 diff_id: diff_id
                     .parse()
-                    .map_err(|e: kiln_oci::DigestError| ImageError::Unsupported(e.to_string()))?,
+                    .map_err(|source| ImageError::InvalidDigest {
+                        what: format!("diffID {i} of the config"),
+                        source,
+                    })?,
                 origin: origin.clone(),
             })
         })
         .collect()
+}
+
+/// Returns the digest of the index entry `entry` of `index` (its reference or digest).
+pub(crate) fn entry_digest(
+    entry: &Value,
+    index: &dyn std::fmt::Display,
+) -> Result<Digest, ImageError> {
+    let invalid = |source| ImageError::EntryWithoutDigest {
+        index: index.to_string(),
+        source,
+    };
+    let digest = entry["digest"].as_str().ok_or_else(|| invalid(None))?;
+    digest.parse().map_err(|e| invalid(Some(e)))
 }
 
 fn read_blob(dir: &Path, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>, ImageError> {

@@ -12,26 +12,22 @@
 mod archive;
 mod blobs;
 mod error;
-mod index;
 mod layout;
-mod model;
 mod remote;
+mod sink;
 mod validate;
 
 pub use archive::write_archive;
 pub use blobs::Blobs;
 pub use error::ImageError;
-/// The steps that read a pulled index, manifest and config, for the fuzzers (`fuzz/`).
-#[doc(hidden)]
-pub use index::pick_platform;
-pub use index::{Artifact, FinalIndex, Platform};
+/// The step that reads a pulled manifest's layers, for the fuzzers (`fuzz/`).
 #[doc(hidden)]
 pub use layout::layers_of;
 pub use layout::{layout_has, read_layout, write_layout};
-pub use model::{FinalImage, Image, Layer, Origin};
 pub use remote::{
     BlobOutcome, PushObserver, PushReport, fetch_remote, fetch_remote_all, push_image,
 };
+pub use sink::{ArchiveSink, Destination, LayoutSink, RegistrySink, Sink, Written};
 pub use validate::{
     Validated, ValidatedIndex, validate_layout, validate_layout_index, validate_remote,
     validate_remote_index,

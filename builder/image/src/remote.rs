@@ -4,9 +4,10 @@ use kiln_oci::spec::{ImageConfiguration, ImageManifest};
 use kiln_oci::{Digest, Reference, media_types};
 use kiln_registry::{BlobPush, Client};
 
-use crate::index::{is_index, pick_platform};
-use crate::layout::layers_of;
-use crate::{Artifact, Blobs, FinalImage, Image, ImageError, Layer, Origin, Platform};
+use kiln_model::{Artifact, FinalImage, Image, Layer, Origin, Platform, is_index, pick_platform};
+
+use crate::layout::{entry_digest, layers_of};
+use crate::{Blobs, ImageError};
 
 /// Largest config blob kiln reads; real configs are a few KiB.
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
@@ -33,15 +34,20 @@ pub async fn fetch_remote(
         pulled.media_type.as_str(),
         media_types::OCI_MANIFEST | media_types::DOCKER_MANIFEST
     ) {
-        return Err(ImageError::Unsupported(format!(
-            "`{reference}` is a `{}`, not an image manifest kiln can use as a run image",
-            pulled.media_type
-        )));
+        return Err(ImageError::MediaType {
+            what: format!("`{reference}`"),
+            media_type: pulled.media_type,
+            expected: "an image manifest kiln can use as a run image",
+        });
     }
     let manifest: ImageManifest = serde_json::from_slice(&pulled.bytes)
         .map_err(|e| ImageError::json(format!("parsing manifest of `{reference}`"), e))?;
-    let config_digest = Digest::try_from(manifest.config().digest())
-        .map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let config_digest = Digest::try_from(manifest.config().digest()).map_err(|source| {
+        ImageError::InvalidDigest {
+            what: format!("the config descriptor of the manifest of `{reference}`"),
+            source,
+        }
+    })?;
     let config_bytes = client
         .get_blob_bytes(reference, &config_digest, MAX_CONFIG_BYTES)
         .await?;
@@ -72,12 +78,7 @@ pub async fn fetch_remote_all(
         let Some(platform) = Platform::of_entry(entry).filter(|p| p.os != "unknown") else {
             continue;
         };
-        let digest: Digest = entry["digest"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(|| {
-                ImageError::Unsupported(format!("an entry of `{reference}` has no valid digest"))
-            })?;
+        let digest = entry_digest(entry, reference)?;
         let (image, digest) = fetch_remote(
             client,
             &reference.with_digest(digest),
@@ -212,9 +213,10 @@ pub async fn push_image<'a>(
 /// manifests larger than registries must accept (RELIABILITY.md C05, R13).
 fn check_push(target: &Reference, artifact: &Artifact<'_>) -> Result<(), ImageError> {
     if let Some(digest) = target.digest() {
-        return Err(ImageError::Unsupported(format!(
-            "cannot push to `{target}`: a push moves a tag, and `@{digest}` pins the reference to a digest; name the target by tag"
-        )));
+        return Err(ImageError::PushToDigest {
+            target: target.clone(),
+            digest: digest.clone(),
+        });
     }
     let mut manifests = vec![("manifest", artifact.digest(), artifact.bytes())];
     if let Artifact::Index(_) = artifact {

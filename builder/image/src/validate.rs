@@ -6,8 +6,10 @@ use kiln_oci::spec::{ImageConfiguration, ImageIndex, ImageManifest};
 use kiln_oci::{Digest, Reference, Sha256Writer, media_types};
 use kiln_registry::Client;
 
-use crate::layout::{REF_NAME, layers_of, open_blob, verify_file};
-use crate::{ImageError, Origin, Platform};
+use crate::layout::{REF_NAME, entry_digest, layers_of, open_blob, verify_file};
+use kiln_model::{Origin, Platform};
+
+use crate::ImageError;
 
 /// What a validation checked.
 #[derive(Clone, Debug)]
@@ -46,10 +48,11 @@ pub struct ValidatedIndex {
 pub fn validate_layout_index(dir: &Path, ref_name: &str) -> Result<ValidatedIndex, ImageError> {
     let (digest, media_type) = layout_entry(dir, ref_name)?;
     if media_type != media_types::OCI_INDEX {
-        return Err(ImageError::Unsupported(format!(
-            "`{ref_name}` in `{}` is a `{media_type}`, not an image index",
-            dir.display()
-        )));
+        return Err(ImageError::MediaType {
+            what: format!("`{ref_name}` in `{}`", dir.display()),
+            media_type,
+            expected: "an image index",
+        });
     }
     let blob_dir = dir.join("blobs/sha256");
     let path = |d: &Digest| blob_dir.join(d.hex());
@@ -78,14 +81,14 @@ fn layout_entry(dir: &Path, ref_name: &str) -> Result<(Digest, String), ImageErr
                 .and_then(|a| a.get(REF_NAME))
                 .is_some_and(|n| n == ref_name)
         })
-        .ok_or_else(|| {
-            ImageError::Unsupported(format!(
-                "no image named `{ref_name}` in `{}`",
-                dir.display()
-            ))
+        .ok_or_else(|| ImageError::NotInLayout {
+            layout: dir.to_path_buf(),
+            name: Some(ref_name.to_owned()),
         })?;
-    let digest =
-        Digest::try_from(desc.digest()).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let digest = Digest::try_from(desc.digest()).map_err(|source| ImageError::InvalidDigest {
+        what: format!("the entry `{ref_name}` of `{}`", index_path.display()),
+        source,
+    })?;
     verify_file(
         &dir.join("blobs/sha256").join(digest.hex()),
         &digest,
@@ -114,22 +117,21 @@ fn validate_index(
         .map_err(|e| ImageError::json(format!("parsing index `{index_digest}`"), e))?;
     let mut images = Vec::new();
     for entry in index["manifests"].as_array().into_iter().flatten() {
-        let claimed = Platform::of_entry(entry).ok_or_else(|| {
-            ImageError::Unsupported(format!(
-                "an entry of index `{index_digest}` names no platform"
-            ))
-        })?;
-        let digest: Digest = entry["digest"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(|| {
-                ImageError::Unsupported(format!("an entry of index `{index_digest}` has no digest"))
+        let claimed =
+            Platform::of_entry(entry).ok_or_else(|| ImageError::EntryWithoutPlatform {
+                index: index_digest.clone(),
             })?;
+        let digest = entry_digest(entry, &index_digest)?;
         if entry["mediaType"] != media_types::OCI_MANIFEST {
-            return Err(ImageError::Unsupported(format!(
-                "entry `{digest}` of index `{index_digest}` is a `{}`, not an OCI image manifest",
-                entry["mediaType"]
-            )));
+            let media_type = &entry["mediaType"];
+            return Err(ImageError::MediaType {
+                what: format!("entry `{digest}` of index `{index_digest}`"),
+                // A JSON string without its quotes; anything else (`null`) as JSON.
+                media_type: media_type
+                    .as_str()
+                    .map_or_else(|| media_type.to_string(), str::to_owned),
+                expected: "an OCI image manifest",
+            });
         }
         let bytes = manifest(&digest)?;
         if Some(bytes.len() as u64) != entry["size"].as_u64() {
@@ -153,9 +155,9 @@ fn validate_index(
         images.push((claimed, validated));
     }
     if images.is_empty() {
-        return Err(ImageError::Unsupported(format!(
-            "index `{index_digest}` lists no image"
-        )));
+        return Err(ImageError::EmptyIndex {
+            index: index_digest,
+        });
     }
     Ok(ValidatedIndex {
         index_digest,
@@ -176,17 +178,22 @@ pub async fn validate_remote(
     if pulled.media_type != media_types::OCI_MANIFEST
         && pulled.media_type != media_types::DOCKER_MANIFEST
     {
-        return Err(ImageError::Unsupported(format!(
-            "`{reference}` is a `{}`; validate one image manifest",
-            pulled.media_type
-        )));
+        return Err(ImageError::MediaType {
+            what: format!("`{reference}`"),
+            media_type: pulled.media_type,
+            expected: "one image manifest",
+        });
     }
     let tmp = tempfile::tempdir()
         .map_err(|e| ImageError::io("creating temp dir", std::env::temp_dir(), e))?;
     pull_blobs(client, reference, &pulled.bytes, tmp.path()).await?;
     let dir: PathBuf = tmp.path().to_path_buf();
     let (digest, bytes) = (pulled.digest, pulled.bytes);
-    blocking(move || validate_blobs(&bytes, digest, &|d| dir.join(d.hex()))).await
+    let doing = format!("validating `{reference}`");
+    blocking(doing, move || {
+        validate_blobs(&bytes, digest, &|d| dir.join(d.hex()))
+    })
+    .await
 }
 
 /// Pulls the index `reference` points to, each platform's manifest, config and layers into a
@@ -199,10 +206,11 @@ pub async fn validate_remote_index(
         .get_manifest(reference, &reference.manifest_ref())
         .await?;
     if pulled.media_type != media_types::OCI_INDEX {
-        return Err(ImageError::Unsupported(format!(
-            "`{reference}` is a `{}`, not an image index",
-            pulled.media_type
-        )));
+        return Err(ImageError::MediaType {
+            what: format!("`{reference}`"),
+            media_type: pulled.media_type,
+            expected: "an image index",
+        });
     }
     let index: serde_json::Value = serde_json::from_slice(&pulled.bytes)
         .map_err(|e| ImageError::json(format!("parsing index of `{reference}`"), e))?;
@@ -219,7 +227,8 @@ pub async fn validate_remote_index(
     }
     let dir: PathBuf = tmp.path().to_path_buf();
     let (digest, bytes) = (pulled.digest, pulled.bytes);
-    blocking(move || {
+    let doing = format!("validating the index `{reference}`");
+    blocking(doing, move || {
         let manifest = |d: &Digest| {
             manifests
                 .get(d)
@@ -248,7 +257,10 @@ async fn pull_blobs(
             .map(|l| (l.digest().clone(), l.size())),
     );
     for (d, size) in blobs {
-        let d = Digest::try_from(&d).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+        let d = Digest::try_from(&d).map_err(|source| ImageError::InvalidDigest {
+            what: format!("a blob descriptor of the manifest of `{reference}`"),
+            source,
+        })?;
         let dest = dir.join(d.hex());
         if !dest.exists() {
             client
@@ -259,13 +271,15 @@ async fn pull_blobs(
     Ok(())
 }
 
-/// Runs the CPU-bound `f` (hashing, decompressing) on a blocking thread.
+/// Runs the CPU-bound `f` (hashing, decompressing; `doing` says what for its error) on a
+/// blocking thread.
 async fn blocking<T: Send + 'static>(
+    doing: String,
     f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
 ) -> Result<T, ImageError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ImageError::Unsupported(format!("validation task failed: {e}")))?
+        .map_err(|source| ImageError::TaskFailed { doing, source })?
 }
 
 fn validate_blobs(
@@ -282,8 +296,12 @@ fn validate_blobs(
     }
     let manifest: ImageManifest = serde_json::from_slice(manifest_bytes)
         .map_err(|e| ImageError::json(format!("parsing manifest `{manifest_digest}`"), e))?;
-    let config_digest = Digest::try_from(manifest.config().digest())
-        .map_err(|e| ImageError::Unsupported(e.to_string()))?;
+    let config_digest = Digest::try_from(manifest.config().digest()).map_err(|source| {
+        ImageError::InvalidDigest {
+            what: format!("the config descriptor of manifest `{manifest_digest}`"),
+            source,
+        }
+    })?;
     let config_path = blob_path(&config_digest);
     verify_file(&config_path, &config_digest, manifest.config().size())?;
     let config_bytes = std::fs::read(&config_path)

@@ -32,7 +32,7 @@ pub enum LayerError {
         path: PathBuf,
     },
     /// Walking a host tree failed (permissions, a vanished directory).
-    #[error("walking `{path}`: {source}")]
+    #[error("walking `{path}`")]
     Walk {
         /// The host path being walked.
         path: PathBuf,
@@ -40,7 +40,7 @@ pub enum LayerError {
         source: io::Error,
     },
     /// Reading a host file, its metadata or its link target failed.
-    #[error("reading `{path}`: {source}")]
+    #[error("reading `{path}`")]
     Read {
         /// The host path.
         path: PathBuf,
@@ -99,13 +99,13 @@ pub enum LayerError {
         reason: &'static str,
     },
     /// A layer read back for validation is not a readable tar.
-    #[error("reading a layer's tar: {source}")]
+    #[error("reading a layer's tar")]
     Unreadable {
         /// The underlying error.
         source: io::Error,
     },
     /// Reading the bytes of a streamed entry failed.
-    #[error("reading the contents of `{path}` for a layer: {source}")]
+    #[error("reading the contents of `{path}` for a layer")]
     EntrySource {
         /// The in-layer path of the entry.
         path: String,
@@ -129,7 +129,7 @@ pub enum LayerError {
     #[error("writing a layer: an earlier entry failed, so the layer cannot be completed")]
     WriterFailed,
     /// Writing, compressing or committing a blob failed.
-    #[error("writing a blob into `{path}`: {source}")]
+    #[error("writing a blob into `{path}`")]
     Write {
         /// The blob store directory.
         path: PathBuf,
@@ -137,7 +137,7 @@ pub enum LayerError {
         source: io::Error,
     },
     /// Creating the blob store directories failed.
-    #[error("opening blob store `{path}`: {source}")]
+    #[error("opening blob store `{path}`")]
     Store {
         /// The blob store root.
         path: PathBuf,

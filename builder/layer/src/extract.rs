@@ -32,7 +32,7 @@ use crate::contents::is_whiteout;
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     /// Reading, decompressing or writing failed.
-    #[error("unpacking into `{}`: {source}", dir.display())]
+    #[error("unpacking into `{}`", dir.display())]
     Io {
         /// The destination.
         dir: PathBuf,

@@ -2,8 +2,8 @@
 //! `/etc/passwd` and `/etc/group` with root, nobody and nonroot (65532), `/home/nonroot`,
 //! and `/tmp` (1777). Nothing is copied from the host.
 
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, TarPolicy};
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::spec::{ConfigBuilder, ImageConfigurationBuilder, RootFsBuilder};
 
 use crate::ExportError;

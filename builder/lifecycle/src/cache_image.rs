@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, TarPolicy};
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::Digest;
 use kiln_oci::spec::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
@@ -29,7 +29,7 @@ pub const CACHE_ENTRIES_LABEL: &str = "io.kiln.cache.entries";
 #[derive(Debug, thiserror::Error)]
 pub enum CacheImageError {
     /// Reading the cache directory failed.
-    #[error("reading the cache `{}`: {source}", dir.display())]
+    #[error("reading the cache `{}`", dir.display())]
     Io {
         /// The directory.
         dir: PathBuf,
@@ -294,7 +294,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Extract(#[from] kiln_layer::ExtractError),
     /// Moving it into place failed.
-    #[error("restoring `{}`: {source}", path.display())]
+    #[error("restoring `{}`", path.display())]
     Io {
         /// The entry's directory.
         path: PathBuf,

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{
     BaseLinks, BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy,
 };
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::Digest;
 use kiln_oci::spec::HistoryBuilder;
 
@@ -23,7 +23,7 @@ pub enum ExportError {
     Layer(#[from] kiln_layer::LayerError),
     /// Assembling the image failed.
     #[error(transparent)]
-    Image(#[from] kiln_image::ImageError),
+    Image(#[from] kiln_model::ModelError),
     /// The build produced nothing to run.
     #[error("the build produced no process to run")]
     NoProcess,
@@ -62,7 +62,7 @@ pub struct ExportedLayer {
 }
 
 /// Turns a build's launch layers into an image on a run image.
-pub struct Exporter<'a> {
+pub struct Export<'a> {
     /// Where layer blobs go.
     pub store: &'a BlobStore,
     /// The build epoch (unix seconds): every mtime and `created`.
@@ -75,9 +75,9 @@ pub struct Exporter<'a> {
     pub buildpack: (&'a str, &'a str),
 }
 
-impl Exporter<'_> {
+impl Export<'_> {
     /// Writes (or reuses) every launch layer and returns the app image and the layers.
-    pub fn export(
+    pub fn run(
         &self,
         run: &RunImage,
         output: &BuildOutput,

@@ -34,11 +34,11 @@ pub use cache_image::{
     Restored, cache_entries, entry_fingerprint, pack_cache, restore_entry,
 };
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
-pub use export::{ExportError, ExportedLayer, Exporter, RunImage, SourceFacts};
+pub use export::{Export, ExportError, ExportedLayer, RunImage, SourceFacts};
 /// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).
 pub use kiln_layer::{FileLock, write_atomic};
 pub use layer_cache::{LayerCache, Reuse};
-pub use phases::{ALLOWED_ENV, BuildPhase, BuildResult, PhaseError, build_env, detect};
+pub use phases::{ALLOWED_ENV, Build, BuildResult, Detect, PhaseError, build_env};
 pub use project::{ProjectDescriptor, ProjectError};
 pub use rebase::{
     LIFECYCLE_METADATA, REBASABLE, Rebase, RebaseError, Rebased, RecordedRunImage, base_id,

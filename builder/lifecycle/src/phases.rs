@@ -75,7 +75,7 @@ pub enum PhaseError {
     #[error(transparent)]
     Source(#[from] SourceError),
     /// Scratch directory handling failed (exit 52).
-    #[error("preparing the build directory `{}`: {source}", path.display())]
+    #[error("preparing the build directory `{}`", path.display())]
     Scratch {
         /// The directory.
         path: PathBuf,
@@ -87,32 +87,43 @@ pub enum PhaseError {
     Sandbox(#[from] SandboxError),
 }
 
-/// Runs each buildpack's detect on `app_dir` (files only) and returns the one that passed.
-/// `choose` names a buildpack id to use when several pass.
-pub fn detect<'a>(
-    buildpacks: &'a [Box<dyn Buildpack>],
-    app_dir: &Path,
-    choose: Option<&str>,
-) -> Result<(&'a dyn Buildpack, Plan), PhaseError> {
-    let mut passed = Vec::new();
-    for bp in buildpacks {
-        if choose.is_some_and(|c| c != bp.id()) {
-            continue;
+/// The detect phase: asks each buildpack whether it recognises the app.
+pub struct Detect<'a> {
+    /// kiln's buildpacks, in the order they are asked.
+    pub buildpacks: &'a [Box<dyn Buildpack>],
+    /// The app's directory (only its files are looked at; nothing runs).
+    pub app_dir: &'a Path,
+    /// The buildpack id to use when several pass (the others are not asked).
+    pub choose: Option<&'a str>,
+}
+
+impl<'a> Detect<'a> {
+    /// Returns the one buildpack that passed and its plan.
+    pub fn run(&self) -> Result<(&'a dyn Buildpack, Plan), PhaseError> {
+        let mut passed = Vec::new();
+        for bp in self.buildpacks {
+            if self.choose.is_some_and(|c| c != bp.id()) {
+                continue;
+            }
+            if let Some(plan) = bp.detect(self.app_dir)? {
+                passed.push((bp.as_ref(), plan));
+            }
         }
-        if let Some(plan) = bp.detect(app_dir)? {
-            passed.push((bp.as_ref(), plan));
+        match passed.len() {
+            0 => Err(PhaseError::NothingDetected {
+                dir: self.app_dir.to_path_buf(),
+                looked_for: self
+                    .buildpacks
+                    .iter()
+                    .map(|b| (b.id(), b.looks_for()))
+                    .collect(),
+            }),
+            1 => Ok(passed.pop().expect("one element")),
+            _ => Err(PhaseError::Ambiguous {
+                dir: self.app_dir.to_path_buf(),
+                ids: passed.iter().map(|(b, _)| b.id()).collect(),
+            }),
         }
-    }
-    match passed.len() {
-        0 => Err(PhaseError::NothingDetected {
-            dir: app_dir.to_path_buf(),
-            looked_for: buildpacks.iter().map(|b| (b.id(), b.looks_for())).collect(),
-        }),
-        1 => Ok(passed.pop().expect("one element")),
-        _ => Err(PhaseError::Ambiguous {
-            dir: app_dir.to_path_buf(),
-            ids: passed.iter().map(|(b, _)| b.id()).collect(),
-        }),
     }
 }
 
@@ -139,7 +150,7 @@ pub fn build_env(
 }
 
 /// Inputs of the build phase.
-pub struct BuildPhase<'a> {
+pub struct Build<'a> {
     /// The user's source tree.
     pub source_dir: &'a Path,
     /// This build's own directory (a [`crate::Scratch`]) for the scratch copy, the layers and
@@ -174,7 +185,7 @@ pub struct BuildResult {
     pub confinement: Confinement,
 }
 
-impl BuildPhase<'_> {
+impl Build<'_> {
     /// Copies the source (ignored files left out) and runs `buildpack`'s build in the copy,
     /// its steps in the sandbox with the build's own `HOME` and `TMPDIR`.
     pub fn run(&self, buildpack: &dyn Buildpack, plan: &Plan) -> Result<BuildResult, PhaseError> {
@@ -198,7 +209,7 @@ impl BuildPhase<'_> {
         let app_dir = app_dir.join(member);
         let support = match self.sandbox.mode {
             SandboxMode::Off => SandboxSupport::Unavailable {
-                reason: "`--sandbox off`".to_owned(),
+                reason: crate::sandbox::SANDBOX_OFF.to_owned(),
             },
             _ => crate::probe(),
         };
@@ -379,7 +390,13 @@ mod tests {
     fn detect_reports_nothing_ambiguity_and_honours_choice() {
         let bps = fakes();
         let dir = tempfile::tempdir().unwrap();
-        match detect(&bps, dir.path(), None) {
+        match (Detect {
+            buildpacks: &bps,
+            app_dir: dir.path(),
+            choose: None,
+        })
+        .run()
+        {
             Err(PhaseError::NothingDetected { dir: d, looked_for }) => {
                 assert_eq!(d, dir.path());
                 assert_eq!(
@@ -394,12 +411,24 @@ mod tests {
         }
 
         std::fs::write(dir.path().join("go.mod"), "module x\n").unwrap();
-        let (bp, plan) = detect(&bps, dir.path(), None).unwrap();
+        let (bp, plan) = Detect {
+            buildpacks: &bps,
+            app_dir: dir.path(),
+            choose: None,
+        }
+        .run()
+        .unwrap();
         assert_eq!(bp.id(), "kiln/go");
         assert_eq!(plan.facts["by"], "kiln/go");
 
         std::fs::write(dir.path().join("package.json"), "{}").unwrap();
-        match detect(&bps, dir.path(), None) {
+        match (Detect {
+            buildpacks: &bps,
+            app_dir: dir.path(),
+            choose: None,
+        })
+        .run()
+        {
             Err(e @ PhaseError::Ambiguous { .. }) => {
                 let PhaseError::Ambiguous { ids, .. } = &e else {
                     unreachable!()
@@ -409,14 +438,20 @@ mod tests {
             }
             other => panic!("expected Ambiguous, got {:?}", other.map(|(b, _)| b.id())),
         }
-        let (bp, plan) = detect(&bps, dir.path(), Some("kiln/node")).unwrap();
+        let (bp, plan) = Detect {
+            buildpacks: &bps,
+            app_dir: dir.path(),
+            choose: Some("kiln/node"),
+        }
+        .run()
+        .unwrap();
         assert_eq!(bp.id(), "kiln/node");
         assert_eq!(plan.facts["by"], "kiln/node");
 
         // Choosing a buildpack that does not pass is "nothing detected", listing them all.
         std::fs::remove_file(dir.path().join("package.json")).unwrap();
         assert!(matches!(
-            detect(&bps, dir.path(), Some("kiln/node")),
+            Detect { buildpacks: &bps, app_dir: dir.path(), choose: Some("kiln/node") }.run(),
             Err(PhaseError::NothingDetected { looked_for, .. }) if looked_for.len() == 2
         ));
     }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_image::{Image, Layer};
+use kiln_model::{Image, Layer};
 use kiln_oci::Digest;
 use kiln_oci::spec::{History, HistoryBuilder};
 use serde_json::Value;

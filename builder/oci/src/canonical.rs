@@ -2,7 +2,7 @@ use serde::Serialize;
 
 /// Why a value could not be turned into canonical JSON.
 #[derive(Debug, thiserror::Error)]
-#[error("serializing to canonical JSON: {0}")]
+#[error("serializing to canonical JSON")]
 pub struct CanonicalError(#[from] serde_json::Error);
 
 /// Returns `value` as canonical JSON: object keys sorted, no insignificant whitespace.

@@ -20,6 +20,8 @@ pub use reference::{Reference, ReferenceError, is_valid_tag};
 
 /// The OCI image-spec types (manifest, index, config, descriptor, media type) from `oci-spec`.
 pub mod spec {
+    /// What `oci-spec`'s builders and parsers fail with.
+    pub use oci_spec::OciSpecError;
     pub use oci_spec::image::{
         Arch, Config, ConfigBuilder, Descriptor, DescriptorBuilder, History, HistoryBuilder,
         ImageConfiguration, ImageConfigurationBuilder, ImageIndex, ImageIndexBuilder,

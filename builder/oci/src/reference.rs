@@ -47,12 +47,15 @@ pub enum ReferenceError {
     )]
     Tag(String),
     /// The digest is invalid.
-    #[error("image reference `{reference}` has an invalid digest: {source}")]
+    ///
+    /// The digest's error is part of this message, not a `source()`: a reference is user
+    /// input that callers show inline (`--publish: ...`), where a chain would be lost.
+    #[error("image reference `{reference}` has an invalid digest: {problem}")]
     Digest {
         /// The whole reference.
         reference: String,
         /// What is wrong with the digest.
-        source: DigestError,
+        problem: DigestError,
     },
 }
 
@@ -203,9 +206,9 @@ impl FromStr for Reference {
         }
         let (rest, digest) = match s.split_once('@') {
             Some((rest, d)) => {
-                let digest = d.parse().map_err(|source| ReferenceError::Digest {
+                let digest = d.parse().map_err(|problem| ReferenceError::Digest {
                     reference: s.to_string(),
-                    source,
+                    problem,
                 })?;
                 (rest, Some(digest))
             }

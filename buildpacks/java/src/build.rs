@@ -20,6 +20,7 @@ use crate::classpath::{
 };
 use crate::detect::VERSION;
 use crate::explode::{Limits, explode};
+use crate::failure::with_causes;
 use crate::jar::{JarError, JarKind, inspect};
 use crate::jdk::check_host_jdk;
 use crate::maven::Maven;
@@ -65,14 +66,14 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     let mut out = BuildOutput::default();
     out.env
         .insert("JAVA_TOOL_OPTIONS".to_owned(), JVM_OPTIONS.to_owned());
-    let main_class = match inspect(&jar).map_err(|e| jar_error(&jar, e))? {
+    let main_class = match inspect(&jar).map_err(jar_error)? {
         JarKind::SpringBoot { launcher, .. } => {
             let workspace = ctx.workspace.trim_start_matches('/');
             let dest = |layer: &str| ctx.layers_dir.join(layer).join(workspace);
             let module_dir = jar.parent().and_then(Path::parent).unwrap_or(ctx.app_dir);
             let mut coordinates = classpath_coordinates(module_dir, &repo);
             let mut walked = false;
-            for layer in explode(&jar, dest, &Limits::default()).map_err(|e| jar_error(&jar, e))? {
+            for layer in explode(&jar, dest, &Limits::default()).map_err(jar_error)? {
                 let lib = dest(&layer.name).join("BOOT-INF/lib");
                 for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
                     let file = entry.file_name().to_string_lossy().into_owned();
@@ -231,9 +232,11 @@ fn copy(from: &Path, to: &Path) -> Result<(), BuildpackError> {
         .map_err(|e| BuildpackError::io(format!("copying `{}`", from.display()), e))
 }
 
-fn jar_error(jar: &Path, e: JarError) -> BuildpackError {
+/// Returns the app's failure for a jar its build produced that kiln cannot use; the jar
+/// error names the jar and says what was being done.
+fn jar_error(e: JarError) -> BuildpackError {
     BuildpackError::App {
-        message: format!("reading the built jar `{}`: {e}", jar.display()),
+        message: with_causes(&e),
         hint: None,
     }
 }

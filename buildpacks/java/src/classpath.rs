@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_lifecycle::BuildpackError;
 
+use crate::failure::with_causes;
+
 /// Where each module's runtime classpath is written, relative to the module.
 pub const CLASSPATH_FILE: &str = "target/kiln-classpath.txt";
 /// The dependency plugin goal, pinned so builds do not depend on the newest release.
@@ -197,7 +199,7 @@ fn entry_names(jar: &Path) -> Result<BTreeSet<String>, BuildpackError> {
     let file = std::fs::File::open(jar)
         .map_err(|e| BuildpackError::io(format!("opening `{}`", jar.display()), e))?;
     let archive = zip::ZipArchive::new(file).map_err(|e| BuildpackError::App {
-        message: format!("reading jar `{}`: {e}", jar.display()),
+        message: format!("reading jar `{}`: {}", jar.display(), with_causes(&e)),
         hint: None,
     })?;
     Ok(archive.file_names().map(str::to_owned).collect())

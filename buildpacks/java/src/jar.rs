@@ -168,6 +168,7 @@ fn main_attributes(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::with_causes;
     use crate::testzip::{jar_file, spring_boot_jar};
 
     #[test]
@@ -214,7 +215,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("broken.jar");
         std::fs::write(&path, b"not a zip").unwrap();
-        let err = inspect(&path).unwrap_err().to_string();
-        assert!(err.contains("broken.jar"), "{err}");
+        let err = inspect(&path).unwrap_err();
+        assert!(err.to_string().contains("broken.jar"), "{err}");
+        // As the build reports it (a message without a source): the jar once, then zip's
+        // reason, which is the error's source.
+        let text = with_causes(&err);
+        let zip = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(text, format!("reading jar `{}`: {zip}", path.display()));
     }
 }

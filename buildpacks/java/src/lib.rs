@@ -12,6 +12,7 @@ mod build;
 mod classpath;
 mod detect;
 mod explode;
+mod failure;
 mod jar;
 mod jdk;
 mod layers_idx;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_lifecycle::{BuildContext, BuildpackError, find_executable};
 
-use crate::wrapper::{WrapperError, read_wrapper};
+use crate::failure::with_causes;
+use crate::wrapper::read_wrapper;
 
 /// Lines of Maven's output kept for the error message.
 const TAIL_LINES: usize = 40;
@@ -33,10 +34,7 @@ impl<'a, 'c> Maven<'a, 'c> {
         let exe = if wrapper.is_file() {
             read_wrapper(app_dir).map_err(|e| BuildpackError::Usage {
                 hint: e.hint(),
-                message: match &e {
-                    WrapperError::Read { source, .. } => format!("{e}: {source}"),
-                    _ => e.to_string(),
-                },
+                message: with_causes(&e),
             })?;
             let mut perms = std::fs::metadata(&wrapper)
                 .map_err(|e| BuildpackError::io("reading `mvnw`", e))?

@@ -3,7 +3,7 @@
 //! locking against the live mirror is the subject of `golden_base`'s own tests.
 //!
 //! An index is assembled from those per-platform images the way kiln's multi-platform
-//! build lists them ([`kiln_image::FinalIndex`]), and "version 2" of a base is version 1
+//! build lists them ([`kiln_model::FinalIndex`]), and "version 2" of a base is version 1
 //! plus one layer holding `/etc/kiln-base-v2` (`v2`), as a patch release a platform team
 //! rolls out: nothing is built twice.
 //!
@@ -314,7 +314,7 @@ fn assemble_index(base: &str, images: &[PathBuf], dir: &Path) {
         link_tree(&image.join("oci/blobs"), &layout.join("blobs"));
         finals.push(final_image(&image.join("oci"), &ref_name(base)));
     }
-    let index = kiln_image::FinalIndex::new(finals).unwrap();
+    let index = kiln_model::FinalIndex::new(finals).unwrap();
     let store = kiln_layer::BlobStore::open(&layout).unwrap();
     let digest = store.put_bytes(&index.index_bytes).unwrap();
     assert_eq!(digest, index.index_digest);
@@ -329,9 +329,9 @@ fn assemble_index(base: &str, images: &[PathBuf], dir: &Path) {
         .unwrap_or_else(|e| panic!("validating the index of `{}`: {e}", ref_name(base)));
 }
 
-/// Returns the image `ref_name` of the layout `layout` as a [`kiln_image::FinalImage`],
+/// Returns the image `ref_name` of the layout `layout` as a [`kiln_model::FinalImage`],
 /// from its stored bytes (so its digests are the stored ones).
-fn final_image(layout: &Path, ref_name: &str) -> kiln_image::FinalImage {
+fn final_image(layout: &Path, ref_name: &str) -> kiln_model::FinalImage {
     let (digest, manifest) = manifest_of(layout, ref_name);
     let config_digest = manifest["config"]["digest"].as_str().unwrap();
     let config_bytes = blob(layout, config_digest);
@@ -342,15 +342,15 @@ fn final_image(layout: &Path, ref_name: &str) -> kiln_image::FinalImage {
         .unwrap()
         .iter()
         .zip(diff_ids)
-        .map(|(l, diff_id)| kiln_image::Layer {
+        .map(|(l, diff_id)| kiln_model::Layer {
             media_type: l["mediaType"].as_str().unwrap().to_owned(),
             digest: l["digest"].as_str().unwrap().parse().unwrap(),
             size: l["size"].as_u64().unwrap(),
             diff_id: diff_id.as_str().unwrap().parse().unwrap(),
-            origin: kiln_image::Origin::Local,
+            origin: kiln_model::Origin::Local,
         })
         .collect();
-    kiln_image::FinalImage {
+    kiln_model::FinalImage {
         layers,
         config_digest: config_digest.parse().unwrap(),
         config_bytes,

@@ -9,11 +9,11 @@ use std::io;
 pub enum SbomError {
     /// The layer tar stream itself could not be read.
     #[error(
-        "reading the layer tar stream: {0}; hint: pass the uncompressed layer (the bytes its diffID names), not the compressed blob"
+        "reading the layer tar stream; hint: pass the uncompressed layer (the bytes its diffID names), not the compressed blob"
     )]
     Layer(#[source] io::Error),
     /// The body of one entry of the layer could not be read.
-    #[error("reading `{path}` from the layer tar stream: {source}")]
+    #[error("reading `{path}` from the layer tar stream")]
     Entry {
         /// The entry's path inside the image.
         path: String,
@@ -22,7 +22,7 @@ pub enum SbomError {
         source: io::Error,
     },
     /// An SBOM document is not JSON, or not shaped like the format it claims.
-    #[error("parsing the SBOM document as {format} JSON: {source}")]
+    #[error("parsing the SBOM document as {format} JSON")]
     Json {
         /// `SPDX`, `CycloneDX` or `SBOM` when the format is not known yet.
         format: &'static str,

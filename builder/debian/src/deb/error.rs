@@ -11,7 +11,7 @@ use kiln_layer::LayerError;
 #[non_exhaustive]
 pub enum DebError {
     /// Opening or reading the `.deb` (or one of its compressed members) failed.
-    #[error("reading `{file}`: {source}")]
+    #[error("reading `{file}`")]
     Read {
         /// The `.deb` file.
         file: PathBuf,
@@ -182,7 +182,7 @@ pub enum DebError {
         parent_owner: String,
     },
     /// Reading `data.tar` failed (corrupt compression, bad tar headers, a decoder limit).
-    #[error("package `{package}` (`{file}`): reading member `{member}`: {source}")]
+    #[error("package `{package}` (`{file}`): reading member `{member}`")]
     Data {
         /// The package name.
         package: String,
@@ -194,7 +194,7 @@ pub enum DebError {
         source: io::Error,
     },
     /// Writing the layer failed.
-    #[error("writing package `{package}` into a layer: {source}")]
+    #[error("writing package `{package}` into a layer")]
     Layer {
         /// The package name (or `merged-usr`).
         package: String,

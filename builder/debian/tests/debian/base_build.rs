@@ -119,7 +119,7 @@ fn lockfile(debs: &[Deb]) -> Lockfile {
 
 struct Built {
     store: BlobStore,
-    result: Result<kiln_image::Image, BaseImageError>,
+    result: Result<kiln_model::Image, BaseImageError>,
 }
 
 fn build(root: &Path, local_files: &[LocalFile]) -> Built {

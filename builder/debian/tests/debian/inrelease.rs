@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{DATE, NOW, key, key_of_type, keyring, sign, sign_expiring, sign_with};
+use crate::support::{DATE, NOW, chain, key, key_of_type, keyring, sign, sign_expiring, sign_with};
 use kiln_debian::release::ReleaseError;
 use kiln_debian::{InRelease, InReleaseError, Keyring};
 use pgp::composed::KeyType;
@@ -355,7 +355,7 @@ fn d02_ambiguous_headers_and_duplicate_fields_are_refused() {
         matches!(err, InReleaseError::Release(ReleaseError::Syntax(_))),
         "{err}"
     );
-    assert!(err.to_string().contains("twice"), "{err}");
+    assert!(chain(&err).contains("twice"), "{}", chain(&err));
 
     let path_twice = format!(
         "{} {} 1 main/binary-amd64/Packages.xz\n",

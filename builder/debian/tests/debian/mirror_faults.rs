@@ -123,7 +123,7 @@ async fn d01_each_suite_is_verified_only_with_the_keys_pinned_for_it() {
         matches!(source, InReleaseError::UnknownKey { .. }),
         "{source}"
     );
-    let msg = err.to_string();
+    let msg = crate::support::chain(&err);
     assert!(
         msg.contains(&format!("{:X}", release_key.fingerprint()))
             && !msg.contains(&format!("holds `{:X}`", security_key.fingerprint())),

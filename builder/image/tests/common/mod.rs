@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kiln_e2e::Registry;
-use kiln_image::{Image, Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, TarPolicy};
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::Reference;
 use kiln_oci::spec::{Arch, ConfigBuilder, ImageConfigurationBuilder, Os, RootFsBuilder};
 use kiln_registry::{Client, RegistrySettings, RetryPolicy};
@@ -117,4 +117,15 @@ pub fn flip_byte(path: &Path) {
     f.read_exact(&mut b).unwrap();
     f.seek(SeekFrom::Start(mid)).unwrap();
     f.write_all(&[b[0] ^ 0xff]).unwrap();
+}
+
+/// Returns `err` and each of its causes, joined by `: `, as the CLI prints the chain.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }

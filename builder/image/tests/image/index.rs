@@ -7,11 +7,11 @@ use std::path::Path;
 
 use kiln_e2e::{Registry, skopeo};
 use kiln_image::{
-    BlobOutcome, Blobs, FinalImage, FinalIndex, ImageError, Platform, fetch_remote, push_image,
-    read_layout, validate_layout, validate_layout_index, validate_remote, validate_remote_index,
-    write_archive, write_layout,
+    BlobOutcome, Blobs, ImageError, fetch_remote, push_image, read_layout, validate_layout,
+    validate_layout_index, validate_remote, validate_remote_index, write_archive, write_layout,
 };
 use kiln_layer::{BlobStore, Compression};
+use kiln_model::{FinalImage, FinalIndex, ModelError, Platform};
 use kiln_oci::spec::Arch;
 use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::{Value, json};
@@ -150,7 +150,10 @@ async fn final_index_is_canonical_ordered_and_refuses_duplicates() {
     let other_amd64 = image(&s, 3).finalize().unwrap();
     assert_ne!(other_amd64.manifest_digest, amd64.manifest_digest);
     let err = FinalIndex::new(vec![amd64.clone(), arm64.clone(), other_amd64]).unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(
+        matches!(err, ModelError::DuplicatePlatform { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("`linux/amd64`"), "{err}");
     let err = FinalIndex::new(vec![arm64.clone(), arm64.clone()]).unwrap_err();
     assert!(err.to_string().contains("`linux/arm64/v8`"), "{err}");
@@ -159,16 +162,19 @@ async fn final_index_is_canonical_ordered_and_refuses_duplicates() {
     plain_arm64.config = config(Arch::ARM64, "/workspace/bin/app");
     let plain_arm64 = plain_arm64.finalize().unwrap();
     let err = FinalIndex::new(vec![arm64.clone(), plain_arm64]).unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(
+        matches!(err, ModelError::DuplicatePlatform { .. }),
+        "{err:?}"
+    );
 
     let err = FinalIndex::new(Vec::new()).unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(matches!(err, ModelError::EmptyIndex), "{err:?}");
 
     // A config that names no platform cannot be listed.
     let mut bare = amd64.clone();
     bare.config_bytes = br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
     let err = FinalIndex::new(vec![bare]).unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(matches!(err, ModelError::NoPlatform), "{err:?}");
     assert!(err.to_string().contains("`architecture`"), "{err}");
 }
 
@@ -256,7 +262,10 @@ async fn layout_of_an_index_validates_and_reads_back_per_platform() {
     assert_eq!(img.finalize().unwrap().config_bytes, amd64.config_bytes);
 
     let err = read_layout(&dir, Some("multi"), ("linux", "s390x"), &fresh).unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(
+        matches!(err, ImageError::Model(ModelError::NoImageFor { .. })),
+        "{err:?}"
+    );
     let msg = err.to_string();
     for want in ["`linux/s390x`", "linux/amd64", "linux/arm64/v8"] {
         assert!(msg.contains(want), "{want} missing from: {msg}");
@@ -333,7 +342,11 @@ async fn layout_of_an_index_validates_and_reads_back_per_platform() {
     );
     // A single image is not an index.
     let err = validate_layout_index(&dir, "single").unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(
+        matches!(&err, ImageError::MediaType { media_type, expected: "an image index", .. }
+            if media_type == media_types::OCI_MANIFEST),
+        "{err:?}"
+    );
 }
 
 /// Replaces the index blob named `multi` in the layout at `dir` with `index` (canonical),
@@ -557,7 +570,10 @@ async fn push_an_index_fetch_each_platform_and_push_again() {
     }
     // One image's validator refuses the index rather than guessing a platform.
     let err = validate_remote(&c, &target).await.unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(
+        matches!(&err, ImageError::MediaType { media_type, .. } if media_type == media_types::OCI_INDEX),
+        "{err:?}"
+    );
 
     let (img, digest) = fetch_remote(&c, &target, "linux", "arm64").await.unwrap();
     assert_eq!(digest, arm64.manifest_digest);

@@ -1,6 +1,7 @@
 //! `write_layout` / `read_layout`: round trip, `index.json` names, and `skopeo` reading it.
 
-use kiln_image::{Blobs, ImageError, Origin, read_layout, validate_layout, write_layout};
+use kiln_image::{Blobs, ImageError, read_layout, validate_layout, write_layout};
+use kiln_model::Origin;
 use serde_json::Value;
 
 use crate::common::{image, store};
@@ -113,13 +114,14 @@ async fn index_keeps_other_names_and_replaces_the_same_name() {
     );
 
     let err = read_layout(&dir, None, ("linux", "amd64"), &fresh).unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(matches!(err, ImageError::SeveralInLayout { .. }), "{err:?}");
     assert!(
         err.to_string()
             .contains(&format!("oci:{}:NAME", dir.display())),
         "{err}"
     );
     let err = read_layout(&dir, Some("nope"), ("linux", "amd64"), &fresh).unwrap_err();
+    assert!(matches!(err, ImageError::NotInLayout { .. }), "{err:?}");
     assert!(err.to_string().contains("`nope`"), "{err}");
 }
 

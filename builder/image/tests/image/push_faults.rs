@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use kiln_image::{Blobs, ImageError, Origin, push_image};
+use kiln_image::{Blobs, ImageError, push_image};
+use kiln_model::Origin;
 use kiln_registry::{Client, ErrorClass, RegistryError, RegistrySettings, RetryPolicy};
 
 use crate::common::{image, store};

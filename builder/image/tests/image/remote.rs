@@ -3,10 +3,11 @@
 use std::sync::Mutex;
 
 use kiln_image::{
-    BlobOutcome, Blobs, ImageError, Origin, PushObserver, fetch_remote, push_image,
-    validate_layout, validate_remote, write_layout,
+    BlobOutcome, Blobs, ImageError, PushObserver, fetch_remote, push_image, validate_layout,
+    validate_remote, write_layout,
 };
 use kiln_layer::Compression;
+use kiln_model::Origin;
 use kiln_oci::spec::Arch;
 use kiln_oci::{Digest, media_types};
 
@@ -180,7 +181,7 @@ async fn an_index_run_image_resolves_to_linux_amd64() {
     push_image(&c, &repo.with_tag("arm64"), &arm64, &blobs, &())
         .await
         .unwrap();
-    let entry = |fin: &kiln_image::FinalImage, arch: &str| {
+    let entry = |fin: &kiln_model::FinalImage, arch: &str| {
         serde_json::json!({
             "mediaType": media_types::OCI_MANIFEST,
             "digest": fin.manifest_digest.to_string(),
@@ -220,8 +221,14 @@ async fn an_index_run_image_resolves_to_linux_amd64() {
     let err = fetch_remote(&c, &by_tag, "linux", "s390x")
         .await
         .unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ImageError::Model(kiln_model::ModelError::NoImageFor { .. })
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("linux/s390x"), "{err}");
     let err = validate_remote(&c, &by_tag).await.unwrap_err();
-    assert!(matches!(err, ImageError::Unsupported(_)), "{err:?}");
+    assert!(matches!(err, ImageError::MediaType { .. }), "{err:?}");
 }

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_image::{Blobs, FinalImage, Image, ImageError, validate_layout, write_layout};
+use kiln_image::{Blobs, ImageError, validate_layout, write_layout};
+use kiln_model::{FinalImage, Image};
 use kiln_oci::Digest;
 
 use crate::common::{flip_byte, image, store};

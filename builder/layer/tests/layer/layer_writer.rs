@@ -222,11 +222,12 @@ fn a_failing_reader_names_the_entry() {
     let err = w
         .append_file("usr/lib/x.so", 0o644, None, 10, Broken)
         .unwrap_err();
+    // The entry in the message, the reader's error as its source, said once.
     let msg = err.to_string();
-    assert!(
-        msg.contains("`usr/lib/x.so`") && msg.contains("corrupt xz"),
-        "{msg}"
-    );
+    assert!(msg.contains("`usr/lib/x.so`"), "{msg}");
+    assert!(!msg.contains("corrupt xz"), "{msg}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("corrupt xz stream"), "{err:?}");
     drop(w);
     assert!(blob_names(&store).is_empty());
 }

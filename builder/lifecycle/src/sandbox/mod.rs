@@ -101,6 +101,9 @@ impl Confinement {
     }
 }
 
+/// Why steps run unconfined when the sandbox is turned off.
+pub const SANDBOX_OFF: &str = "the sandbox is turned off";
+
 /// Why build steps cannot run as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -115,7 +118,7 @@ pub enum SandboxError {
 impl SandboxError {
     /// Returns what the user can do next.
     pub fn hint(&self) -> String {
-        "build on a Linux kernel with Landlock enabled (5.13 or newer, `lsm=landlock` at boot) and a seccomp profile that allows its system calls, or pass `--sandbox auto` to build unconfined there".to_owned()
+        "build on a Linux kernel with Landlock enabled (5.13 or newer, `lsm=landlock` at boot) and a seccomp profile that allows its system calls, or let build steps run unconfined there".to_owned()
     }
 }
 
@@ -149,7 +152,7 @@ impl Sandbox {
         writable: &[&Path],
     ) -> Result<Self, SandboxError> {
         let reason = match (settings.mode, support, &settings.launcher) {
-            (SandboxMode::Off, _, _) => "`--sandbox off`".to_owned(),
+            (SandboxMode::Off, _, _) => SANDBOX_OFF.to_owned(),
             (_, SandboxSupport::Landlock { abi }, Some(launcher)) => {
                 let policy = grants::policy(settings, writable);
                 return Ok(Self {

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use kiln_image::{Layer, Origin};
 use kiln_layer::{BlobStore, Compression, LayerWriter, Ownership, TarPolicy};
 use kiln_lifecycle::{
-    BuildOutput, Exporter, LaunchLayer, LayerCache, Process, RunImage, SourceFacts, static_base,
+    BuildOutput, Export, LaunchLayer, LayerCache, Process, RunImage, SourceFacts, static_base,
 };
+use kiln_model::{Layer, Origin};
 use kiln_oci::{Digest, Reference};
 
 const EPOCH: i64 = 1_600_000_000;
@@ -72,8 +72,8 @@ fn output(root: &Path, files: &[&str]) -> BuildOutput {
     }
 }
 
-fn exporter(store: &BlobStore) -> Exporter<'_> {
-    Exporter {
+fn exporter(store: &BlobStore) -> Export<'_> {
+    Export {
         store,
         epoch: EPOCH,
         compression: Compression::Gzip,
@@ -140,7 +140,7 @@ fn w08_app_files_for_lib_bin_and_var_run_land_behind_the_base_links() {
     let out = output(tmp.path(), &files);
     let mut cache = LayerCache::open(&tmp.path().join("cache.json"));
     let (image, layers) = exporter(&store)
-        .export(&run, &out, &SourceFacts::default(), &mut cache)
+        .run(&run, &out, &SourceFacts::default(), &mut cache)
         .unwrap();
     image.finalize().unwrap();
     let app = entries(&store, &layers[0].blob.digest);
@@ -188,7 +188,7 @@ fn w08_app_files_for_lib_bin_and_var_run_land_behind_the_base_links() {
     );
     let mut cache = LayerCache::open(&tmp.path().join("other-cache.json"));
     let (_, again) = exporter(&store)
-        .export(&run, &out, &SourceFacts::default(), &mut cache)
+        .run(&run, &out, &SourceFacts::default(), &mut cache)
         .unwrap();
     assert_eq!(again[0].blob, layers[0].blob);
 }
@@ -213,7 +213,7 @@ fn w08_on_a_run_image_kiln_cannot_read_a_lib_directory_is_refused_naming_it() {
     );
     let mut cache = LayerCache::open(&tmp.path().join("cache.json"));
     let err = exporter(&store)
-        .export(&run, &out, &SourceFacts::default(), &mut cache)
+        .run(&run, &out, &SourceFacts::default(), &mut cache)
         .unwrap_err()
         .to_string();
     assert!(err.contains("`lib64`"), "{err}");
@@ -222,7 +222,7 @@ fn w08_on_a_run_image_kiln_cannot_read_a_lib_directory_is_refused_naming_it() {
     // What the readable layers say is still used: `lib` is a known link.
     let out = output(&tmp.path().join("b"), &["lib/libapp.so", "workspace/x"]);
     let (_, layers) = exporter(&store)
-        .export(&run, &out, &SourceFacts::default(), &mut cache)
+        .run(&run, &out, &SourceFacts::default(), &mut cache)
         .unwrap();
     let paths: Vec<String> = entries(&store, &layers[0].blob.digest)
         .into_iter()

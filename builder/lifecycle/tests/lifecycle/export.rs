@@ -1,16 +1,17 @@
-//! `Exporter::export` on the generated static base with a fake build output: the image
+//! `Export::export` on the generated static base with a fake build output: the image
 //! config, the CNB labels, layer reuse through the `LayerCache`, and determinism. Every
 //! image is written to an OCI layout and validated (digests, sizes, diffIDs recomputed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kiln_image::{Blobs, FinalImage, Image, validate_layout, write_layout};
+use kiln_image::{Blobs, validate_layout, write_layout};
 use kiln_layer::{BlobStore, Compression};
 use kiln_lifecycle::{
-    BuildOutput, DEFAULT_PATH, ExportError, ExportedLayer, Exporter, LaunchLayer, LayerCache,
+    BuildOutput, DEFAULT_PATH, Export, ExportError, ExportedLayer, LaunchLayer, LayerCache,
     Process, RunImage, SourceFacts, static_base,
 };
+use kiln_model::{FinalImage, Image};
 use serde_json::Value;
 
 const EPOCH: i64 = 1_600_000_000;
@@ -81,8 +82,8 @@ fn env() -> Env {
     }
 }
 
-fn exporter(store: &BlobStore) -> Exporter<'_> {
-    Exporter {
+fn exporter(store: &BlobStore) -> Export<'_> {
+    Export {
         store,
         epoch: EPOCH,
         compression: Compression::Gzip,
@@ -101,7 +102,7 @@ fn export(
         revision: Some("abc123".into()),
     };
     let (image, layers) = exporter(&e.store)
-        .export(&e.run, output, &source, cache)
+        .run(&e.run, output, &source, cache)
         .unwrap();
     let fin = image.finalize().unwrap();
     validate(&e.store, &fin);
@@ -283,7 +284,7 @@ fn export_without_a_default_process_fails() {
     }
     let mut cache = LayerCache::open(&e.root.join("cache.json"));
     let err = exporter(&e.store)
-        .export(&e.run, &output, &SourceFacts::default(), &mut cache)
+        .run(&e.run, &output, &SourceFacts::default(), &mut cache)
         .unwrap_err();
     assert!(matches!(err, ExportError::NoProcess), "{err}");
 }

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use kiln_image::{Blobs, Image, Layer, Origin, validate_layout, write_layout};
+use kiln_image::{Blobs, validate_layout, write_layout};
 use kiln_layer::{BlobStore, Compression, LayerContents, Ownership, TarPolicy};
 use kiln_lifecycle::{
-    BuildOutput, Exporter, LIFECYCLE_METADATA, LaunchLayer, LayerCache, Process, Rebase,
-    RebaseError, RunImage, SourceFacts,
+    BuildOutput, Export, LIFECYCLE_METADATA, LaunchLayer, LayerCache, Process, Rebase, RebaseError,
+    RunImage, SourceFacts,
 };
+use kiln_model::{Image, Layer, Origin};
 use kiln_oci::spec::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
 };
@@ -164,7 +165,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
         working_dir: None,
         packages: Vec::new(),
     };
-    let exporter = Exporter {
+    let exporter = Export {
         store: &w.store,
         epoch: EPOCH,
         compression: Compression::Gzip,
@@ -173,7 +174,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
     };
     let mut cache = LayerCache::open(&w.root.join("layers.json"));
     exporter
-        .export(run, &output, &SourceFacts::default(), &mut cache)
+        .run(run, &output, &SourceFacts::default(), &mut cache)
         .unwrap()
         .0
 }

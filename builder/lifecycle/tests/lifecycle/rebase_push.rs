@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use kiln_e2e::Registry;
-use kiln_image::{BlobOutcome, Blobs, Image, fetch_remote, push_image, validate_remote};
+use kiln_image::{BlobOutcome, Blobs, fetch_remote, push_image, validate_remote};
 use kiln_layer::BlobStore;
 use kiln_lifecycle::{Rebase, RunImage};
+use kiln_model::Image;
 use kiln_oci::{Digest, Reference};
 use kiln_registry::{Client, RegistrySettings, RetryPolicy};
 

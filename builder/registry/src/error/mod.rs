@@ -231,7 +231,7 @@ pub enum RegistryError {
         detail: String,
     },
     /// A local file operation failed.
-    #[error("{action}: `{}`: {source}", .path.display())]
+    #[error("{action}: `{}`", .path.display())]
     Io {
         /// What was being done.
         action: String,
@@ -313,19 +313,19 @@ impl RegistryError {
                     "check the user name and password (or access token) for `{registry}`"
                 )),
                 (401, _) => Some(format!(
-                    "log in with `kiln login {registry}` (kiln also reads docker and podman credentials)"
+                    "log in to `{registry}` (kiln also reads docker and podman credentials)"
                 )),
                 (403, _) | (_, Some("DENIED")) => Some(format!(
-                    "your credentials for `{registry}` may not do this: check the repository name, or `kiln login {registry}` as another user"
+                    "your credentials for `{registry}` may not do this: check the repository name, or log in as another user"
                 )),
                 (404, _) => Some("check the repository name and tag or digest".to_string()),
                 (429, _) => Some(match e.retry_after {
                     Some(after) => format!(
-                        "`{registry}` is rate limiting and asks to wait {} s (Retry-After); retry after that, or `kiln login {registry}` for a higher limit",
+                        "`{registry}` is rate limiting and asks to wait {} s (Retry-After); retry after that, or log in for a higher limit",
                         after.as_secs()
                     ),
                     None => format!(
-                        "`{registry}` is rate limiting; wait and retry, or `kiln login {registry}` for a higher limit"
+                        "`{registry}` is rate limiting; wait and retry, or log in for a higher limit"
                     ),
                 }),
                 (s, _) if s >= 500 => Some(format!("`{registry}` failed; try again later")),
@@ -334,7 +334,7 @@ impl RegistryError {
             }
             Self::Transport { registry, kind, .. } => match kind {
                 TransportKind::Tls => Some(format!(
-                    "if `{registry}` uses a private CA, pass `--registry-ca FILE` or put it in `/etc/containers/certs.d/{registry}/ca.crt`"
+                    "if `{registry}` uses a private CA, trust it: put it in `/etc/containers/certs.d/{registry}/ca.crt`"
                 )),
                 TransportKind::Connect => {
                     Some(format!("check that a registry is listening at `{registry}`"))
@@ -342,17 +342,17 @@ impl RegistryError {
                 _ => None,
             },
             Self::InsecureHttp { host, .. } => Some(format!(
-                "to allow plain http, pass `--insecure-registry {host}`"
+                "`{host}` answers over plain http: allow that only for a registry you trust"
             )),
             Self::Refused { .. } => Some(
                 "the registry (or its token server) pointed kiln somewhere it does not follow; tell the registry operator"
                     .to_string(),
             ),
             Self::CredentialsOverHttp { registry, .. } => Some(format!(
-                "serve `{registry}` over https: kiln sends credentials over plain http only to registries on this machine, or with `--allow-http-credentials`, where anyone on the network can read them"
+                "serve `{registry}` over https: kiln sends credentials over plain http only to registries on this machine, or when told to, as anyone on the network can read them"
             )),
             Self::InsufficientScope { registry, .. } => Some(format!(
-                "your credentials for `{registry}` may not do this: `kiln login {registry}` as a user who may, or check the repository name"
+                "your credentials for `{registry}` may not do this: log in as a user who may, or check the repository name"
             )),
             Self::TokenRejected { registry, .. } => Some(format!(
                 "`{registry}` keeps refusing the tokens its own token server issues; check the clocks of both machines, then tell the registry operator"
@@ -527,7 +527,7 @@ mod tests {
             e.to_string(),
             "pushing blob `sha256:ab` to `127.0.0.1:5000/app`: registry said 401 UNAUTHORIZED: authentication required"
         );
-        assert!(e.hint().unwrap().contains("kiln login 127.0.0.1:5000"));
+        assert!(e.hint().unwrap().contains("log in to `127.0.0.1:5000`"));
         assert_eq!(e.code(), Some("UNAUTHORIZED"));
         assert_eq!(
             status(404, None, None).to_string().rsplit(": ").next(),

@@ -40,7 +40,7 @@ async fn refused_push_keeps_code_and_message() {
     assert!(
         err.hint()
             .unwrap()
-            .contains(&format!("kiln login {}", fake.host))
+            .contains(&format!("log in to `{}`", fake.host))
     );
 }
 

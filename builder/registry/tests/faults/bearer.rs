@@ -276,7 +276,7 @@ async fn r02_a_scope_never_granted_fails_once_naming_it() {
             && text.contains("insufficient scope for `repository:base:pull`"),
         "{text}"
     );
-    assert!(err.hint().unwrap().contains("kiln login"), "{err:?}");
+    assert!(err.hint().unwrap().contains("log in"), "{err:?}");
     assert_eq!(reg.asked().len(), 2, "{:?}", reg.asked());
     assert_eq!(reg.asked()[1][0], "repository:base:pull");
     assert_eq!((reg.count("POST"), reg.count("PUT")), (1, 2));

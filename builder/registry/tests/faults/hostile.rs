@@ -151,7 +151,7 @@ async fn c03_a_tls_failure_never_falls_back_to_plain_http() {
         "{err:?}"
     );
     assert_eq!(err.class(), ErrorClass::Input);
-    assert!(err.hint().unwrap().contains("--registry-ca"), "{err:?}");
+    assert!(err.hint().unwrap().contains("private CA"), "{err:?}");
     assert!(fake.tls_hellos() >= 1);
     assert!(
         fake.requests().is_empty(),

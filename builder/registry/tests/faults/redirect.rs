@@ -286,6 +286,6 @@ async fn c03_plain_http_redirects_to_other_hosts_are_refused() {
     assert!(
         err.hint()
             .unwrap()
-            .contains("--insecure-registry storage.invalid")
+            .contains("`storage.invalid` answers over plain http")
     );
 }

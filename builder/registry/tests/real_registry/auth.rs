@@ -52,7 +52,7 @@ async fn basic_auth_from_docker_and_podman_files() {
     );
     let hint = err.hint().unwrap();
     assert!(
-        hint.contains(&format!("kiln login {}", reg.host())),
+        hint.contains(&format!("log in to `{}`", reg.host())),
         "{hint}"
     );
 

@@ -150,10 +150,11 @@ async fn r02_an_anonymous_push_to_a_token_registry_names_the_missing_scope() {
             .any(|s| text.contains(&format!("insufficient scope for `{s}`"))),
         "{text}"
     );
+    let hint = err.hint().unwrap();
     assert!(
-        err.hint()
-            .unwrap()
-            .contains(&format!("kiln login {}", reg.host()))
+        hint.contains(&format!("your credentials for `{}`", reg.host()))
+            && hint.contains("log in as a user who may"),
+        "{hint}"
     );
     let asked: Vec<_> = issuer.requests().into_iter().map(|r| r.scopes).collect();
     assert!(

@@ -35,7 +35,7 @@ async fn private_ca_from_ca_files_or_certs_dirs() {
         "expected a certificate error, got {err}"
     );
     assert!(err.to_string().contains("certificate"), "{err}");
-    assert!(err.hint().unwrap().contains("--registry-ca"));
+    assert!(err.hint().unwrap().contains("private CA"));
     // C03: no fallback to plain http, which this registry would have answered with a 400
     // ("Client sent an HTTP request to an HTTPS server") instead of this error.
     assert_eq!(err.class(), kiln_registry::ErrorClass::Input);

@@ -26,6 +26,18 @@ pub const DATE: i64 = 1_789_199_741;
 /// A "now" one hour after [`DATE`].
 pub const NOW: i64 = DATE + 3600;
 
+/// Returns `err` and each of its sources, joined by `: `, as the CLI's chain shows them.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// Returns an Ed25519 signing key generated from `seed`.
 pub fn key(seed: u64) -> SignedSecretKey {
     key_of_type(seed, KeyType::Ed25519Legacy)

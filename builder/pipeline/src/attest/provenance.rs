@@ -1,23 +1,22 @@
-//! The build provenance of `kiln build`: an in-toto statement with a SLSA v1 predicate
+//! The build provenance: an in-toto statement with a SLSA v1 predicate
 //! (<https://slsa.dev/spec/v1.0/provenance>) of what was built, from what, by whom.
 
 use std::time::Instant;
 
+use kiln_layer::Compression;
 use kiln_lifecycle::{GitInfo, RunImage};
 use kiln_oci::{Digest, Reference};
 
-use crate::args::BuildArgs;
-use crate::settings::Environment;
+/// The build type kiln's provenance names.
+pub const BUILD_TYPE: &str = "https://kiln.dev/build/v1";
 
 /// What the provenance of a build records.
-pub struct BuildFacts<'a> {
-    /// The build's flags.
-    pub args: &'a BuildArgs,
-    /// The environment (for `KILN_BUILDER_ID`).
-    pub env: &'a Environment,
+pub struct BuildProvenance<'a> {
+    /// Who built it: a URI naming the CI system or machine.
+    pub builder_id: &'a str,
     /// The pushed reference.
     pub target: &'a Reference,
-    /// The image manifest digest (the subject).
+    /// The image (or index) manifest digest: the subject.
     pub digest: &'a Digest,
     /// The buildpack that built it.
     pub buildpack: &'a str,
@@ -25,13 +24,21 @@ pub struct BuildFacts<'a> {
     pub run: &'a RunImage,
     /// The source's git facts (remote without credentials, commit).
     pub git: &'a GitInfo,
+    /// The default process asked for, if any.
+    pub process: Option<&'a str>,
+    /// The names of the variables the user set for the build (never their values: they may
+    /// be secrets).
+    pub env_names: &'a [String],
+    /// The cache image, if any.
+    pub cache_image: Option<&'a Reference>,
+    /// The layers' compression.
+    pub compression: Compression,
     /// When the build started.
     pub started: Instant,
 }
 
-/// Returns the in-toto statement of this build. Parameters are the flags that shaped the
-/// image; of `--env` only the names (values may be secrets).
-pub fn provenance(p: &BuildFacts<'_>) -> Vec<u8> {
+/// Returns the in-toto statement of the build `p`. Its parameters are what shaped the image.
+pub fn provenance_statement(p: &BuildProvenance<'_>) -> Vec<u8> {
     let mut parameters = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| {
         parameters.insert(k.to_owned(), v);
@@ -39,33 +46,24 @@ pub fn provenance(p: &BuildFacts<'_>) -> Vec<u8> {
     put("image", p.target.to_string().into());
     put("buildpack", p.buildpack.into());
     put("runImage", p.run.name.clone().into());
-    if let Some(process) = &p.args.process {
-        put("process", process.clone().into());
+    if let Some(process) = p.process {
+        put("process", process.into());
     }
-    if !p.args.env.is_empty() {
-        let names: Vec<String> = p
-            .args
-            .env
-            .iter()
-            .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
-            .collect();
-        put("envNames", names.into());
+    if !p.env_names.is_empty() {
+        put("envNames", p.env_names.to_vec().into());
     }
-    if let Some(cache) = &p.args.cache_image {
-        put("cacheImage", cache.clone().into());
+    if let Some(cache) = p.cache_image {
+        put("cacheImage", cache.to_string().into());
     }
-    put(
-        "compression",
-        format!("{:?}", p.args.compression).to_lowercase().into(),
-    );
+    put("compression", p.compression.as_str().into());
     let now = chrono::Utc::now().timestamp();
     let buildpacks = [(p.buildpack.to_owned(), env!("CARGO_PKG_VERSION").to_owned())];
     kiln_attest::sign::provenance_statement(&kiln_attest::sign::ProvenanceInput {
         subject_name: &p.target.name(),
         subject_digest: p.digest,
-        builder_id: &p.env.builder_id(),
+        builder_id: p.builder_id,
         builder_version: env!("CARGO_PKG_VERSION"),
-        build_type: "https://kiln.dev/build/v1",
+        build_type: BUILD_TYPE,
         source_uri: p.git.remote.as_deref(),
         source_revision: p.git.revision.as_deref(),
         buildpacks: &buildpacks,

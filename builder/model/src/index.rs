@@ -7,7 +7,7 @@ use std::fmt;
 use kiln_oci::{Digest, canonical_json, media_types};
 use serde_json::{Value, json};
 
-use crate::{FinalImage, ImageError, Layer};
+use crate::{FinalImage, Layer, ModelError};
 
 /// The platform an image runs on, as its config says (`os`, `architecture`, `variant`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,9 +22,12 @@ pub struct Platform {
 
 impl Platform {
     /// Reads the platform from an image config's JSON.
-    pub fn of_config(config_bytes: &[u8]) -> Result<Platform, ImageError> {
-        let config: Value = serde_json::from_slice(config_bytes)
-            .map_err(|e| ImageError::json("reading the platform of an image config", e))?;
+    pub fn of_config(config_bytes: &[u8]) -> Result<Platform, ModelError> {
+        let config: Value =
+            serde_json::from_slice(config_bytes).map_err(|source| ModelError::Json {
+                what: "the platform of an image config".to_owned(),
+                source,
+            })?;
         let field = |name: &str| config[name].as_str().filter(|s| !s.is_empty());
         match (field("os"), field("architecture")) {
             (Some(os), Some(architecture)) => Ok(Platform {
@@ -32,9 +35,7 @@ impl Platform {
                 architecture: architecture.to_owned(),
                 variant: field("variant").map(str::to_owned),
             }),
-            _ => Err(ImageError::Unsupported(
-                "an image config without `os` and `architecture` cannot go into an index".into(),
-            )),
+            _ => Err(ModelError::NoPlatform),
         }
     }
 
@@ -96,19 +97,17 @@ pub struct FinalIndex {
 impl FinalIndex {
     /// Returns the index of `images`, listed in the given order, each with the platform its
     /// config names. Two images for the same platform are refused.
-    pub fn new(images: Vec<FinalImage>) -> Result<FinalIndex, ImageError> {
+    pub fn new(images: Vec<FinalImage>) -> Result<FinalIndex, ModelError> {
         let mut listed: Vec<(Platform, FinalImage)> = Vec::new();
         for image in images {
             let platform = Platform::of_config(&image.config_bytes)?;
             if listed.iter().any(|(p, _)| p.same_as(&platform)) {
-                return Err(ImageError::Unsupported(format!(
-                    "two images for platform `{platform}` cannot share an index"
-                )));
+                return Err(ModelError::DuplicatePlatform { platform });
             }
             listed.push((platform, image));
         }
         if listed.is_empty() {
-            return Err(ImageError::Unsupported("an index needs an image".into()));
+            return Err(ModelError::EmptyIndex);
         }
         let manifests: Vec<Value> = listed
             .iter()
@@ -126,8 +125,10 @@ impl FinalIndex {
             "mediaType": media_types::OCI_INDEX,
             "manifests": manifests,
         });
-        let index_bytes =
-            canonical_json(&index).map_err(|e| ImageError::Unsupported(e.to_string()))?;
+        let index_bytes = canonical_json(&index).map_err(|source| ModelError::Serialize {
+            what: "index",
+            source,
+        })?;
         Ok(FinalIndex {
             images: listed,
             index_digest: Digest::of(&index_bytes),
@@ -204,7 +205,7 @@ impl<'a> Artifact<'a> {
     }
 
     /// Every JSON blob besides the top level one: configs and (for an index) manifests.
-    pub(crate) fn json_blobs(&self) -> Vec<(&'a Digest, &'a [u8])> {
+    pub fn json_blobs(&self) -> Vec<(&'a Digest, &'a [u8])> {
         let mut out = Vec::new();
         for image in self.images() {
             out.push((&image.config_digest, image.config_bytes.as_slice()));
@@ -223,9 +224,11 @@ pub fn pick_platform(
     os: &str,
     arch: &str,
     what: &str,
-) -> Result<(Digest, u64), ImageError> {
-    let index: Value = serde_json::from_slice(index_bytes)
-        .map_err(|e| ImageError::json(format!("parsing the index of `{what}`"), e))?;
+) -> Result<(Digest, u64), ModelError> {
+    let index: Value = serde_json::from_slice(index_bytes).map_err(|source| ModelError::Json {
+        what: format!("the index of `{what}`"),
+        source,
+    })?;
     let entries = index["manifests"].as_array().cloned().unwrap_or_default();
     let chosen = entries
         .iter()
@@ -236,28 +239,33 @@ pub fn pick_platform(
                 .filter_map(Platform::of_entry)
                 .map(|p| p.to_string())
                 .collect();
-            ImageError::Unsupported(format!(
-                "`{what}` has no image for platform `{os}/{arch}` (it has: {})",
-                if offered.is_empty() {
+            ModelError::NoImageFor {
+                image: what.to_owned(),
+                wanted: format!("{os}/{arch}"),
+                offered: if offered.is_empty() {
                     "none".into()
                 } else {
                     offered.join(", ")
-                }
-            ))
+                },
+            }
         })?;
     let digest = chosen["digest"]
         .as_str()
         .and_then(|d| d.parse::<Digest>().ok())
-        .ok_or_else(|| {
-            ImageError::Unsupported(format!("an entry of `{what}` has no valid digest"))
+        .ok_or_else(|| ModelError::BadEntry {
+            image: what.to_owned(),
+            field: "digest",
         })?;
     let size = chosen["size"]
         .as_u64()
-        .ok_or_else(|| ImageError::Unsupported(format!("an entry of `{what}` has no size")))?;
+        .ok_or_else(|| ModelError::BadEntry {
+            image: what.to_owned(),
+            field: "size",
+        })?;
     Ok((digest, size))
 }
 
 /// Returns whether `media_type` is an image index (OCI) or manifest list (Docker).
-pub(crate) fn is_index(media_type: &str) -> bool {
+pub fn is_index(media_type: &str) -> bool {
     media_type == media_types::OCI_INDEX || media_type == media_types::DOCKER_MANIFEST_LIST
 }

@@ -1,20 +1,43 @@
 //! A base stream: the images of one run image repository that carry the same base id
 //! (`io.buildpacks.base.id`), whatever their tags. Rebase moves an app to the stream's newest
-//! image, so a patch bump of the base's tag (`13.1` → `13.2`) is no reason for `--force`.
+//! image, so a patch bump of the base's tag (`13.1` → `13.2`) is no reason to force it.
 
 use std::cmp::Ordering;
 
-use anyhow::anyhow;
 use futures_util::{StreamExt, stream};
 use kiln_image::fetch_remote;
 use kiln_lifecycle::{RunImage, base_id};
 use kiln_oci::Reference;
-use kiln_registry::Client;
-
-use crate::failure::{Failure, exit};
+use kiln_registry::{Client, RegistryError};
 
 /// Tags read at once.
 const PARALLEL: usize = 8;
+
+/// Why a stream's newest image could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The repository's tags could not be listed.
+    #[error("listing the tags of `{repository}`")]
+    Tags {
+        /// The repository.
+        repository: String,
+        /// The registry's error.
+        #[source]
+        source: RegistryError,
+    },
+    /// No tag of the repository is an image of the stream for the platform.
+    #[error("`{repository}` has no image for `{os}/{arch}`{}", id.as_ref().map_or(String::new(), |id| format!(" with base id `{id}`")))]
+    Empty {
+        /// The repository.
+        repository: String,
+        /// The base id looked for.
+        id: Option<String>,
+        /// The platform's OS.
+        os: String,
+        /// The platform's architecture.
+        arch: String,
+    },
+}
 
 /// Returns the newest image of `repository`'s stream for `platform` whose base id is
 /// `id` (any, when `None`): the latest `created`, and among equals the highest tag in
@@ -24,12 +47,14 @@ pub async fn newest_in_stream(
     repository: &Reference,
     id: Option<&str>,
     (os, arch): (&str, &str),
-) -> Result<RunImage, Failure> {
-    let fail = |e: anyhow::Error| Failure::new(exit::REBASE, e);
-    let tags = client.list_tags(repository).await.map_err(|e| {
-        let hint = e.hint();
-        fail(anyhow!(e)).hint(hint)
-    })?;
+) -> Result<RunImage, StreamError> {
+    let tags = client
+        .list_tags(repository)
+        .await
+        .map_err(|source| StreamError::Tags {
+            repository: repository.name(),
+            source,
+        })?;
     let read: Vec<_> = stream::iter(tags)
         .map(|tag| async move {
             let reference = repository.with_tag(&tag);
@@ -57,14 +82,15 @@ pub async fn newest_in_stream(
             .cmp(b.image.config.created())
             .then_with(|| natural(ta, tb))
     });
-    candidates.pop().map(|(_, run)| run).ok_or_else(|| {
-        let what = id.map_or(String::new(), |id| format!(" with base id `{id}`"));
-        fail(anyhow!(
-            "`{}` has no image for `{os}/{arch}`{what}",
-            repository.name()
-        ))
-        .hint(Some("name the run image with `--run-image REF`".to_owned()))
-    })
+    candidates
+        .pop()
+        .map(|(_, run)| run)
+        .ok_or_else(|| StreamError::Empty {
+            repository: repository.name(),
+            id: id.map(str::to_owned),
+            os: os.to_owned(),
+            arch: arch.to_owned(),
+        })
 }
 
 /// Compares tags in natural order: runs of digits as numbers, the rest as text.

@@ -9,19 +9,54 @@
 //! a new signature is added to those already there.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
-use anyhow::{Context, anyhow};
 use base64::Engine as _;
 use kiln_attest::artifact::{
     ArtifactLayer, ArtifactManifest, Attachment, EMPTY_CONFIG, LayerRef, MANIFEST_MEDIA_TYPE,
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, Subject, manifest_layers, signature_manifest,
 };
 use kiln_oci::{Digest, Reference};
-use kiln_registry::{Client, PulledManifest};
+use kiln_registry::{Client, PulledManifest, RegistryError};
 use serde::Serialize;
 
 /// The largest attachment blob kiln reads back (SBOMs of big images are a few MiB).
 const MAX_ATTACHMENT: u64 = 64 * 1024 * 1024;
+
+/// Why an attachment could not be pushed or read.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The registry refused or failed.
+    #[error("{doing}")]
+    Registry {
+        /// What was being done: `pushing an attachment blob`, `reading the signatures`, ...
+        doing: &'static str,
+        /// The registry's error.
+        #[source]
+        source: RegistryError,
+    },
+    /// An attachment blob is larger than any SBOM or signature kiln would read back.
+    #[error("attachment blob `{digest}` is {size} bytes; kiln reads at most {max}")]
+    TooLarge {
+        /// The blob.
+        digest: Digest,
+        /// Its size, as its manifest says.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The image itself did not reach the registry, so nothing may name it.
+    #[error("the image itself was not pushed")]
+    ImageNotPushed,
+    /// The provenance envelope could not be serialized.
+    #[error("serializing the provenance envelope")]
+    Envelope(#[source] serde_json::Error),
+}
+
+/// Returns a function turning a registry error into an [`AttachError`] saying what failed.
+fn registry(doing: &'static str) -> impl Fn(RegistryError) -> AttachError {
+    move |source| AttachError::Registry { doing, source }
+}
 
 /// Where an attachment went.
 #[derive(Debug, Clone, Serialize)]
@@ -52,14 +87,15 @@ pub async fn push_artifact(
     kind: Attachment,
     artifact: &ArtifactManifest,
     shared: &SharedBlobs,
-    ready: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> anyhow::Result<Attached> {
+    ready: impl Future<Output = Result<(), AttachError>>,
+) -> Result<Attached, AttachError> {
     push_blobs(client, repo, &artifact.blobs, shared).await?;
     ready.await?;
     let tag = kind.tag(&subject.digest);
     let (digest, acknowledged) = client
         .push_manifest_acknowledged(repo, &tag, MANIFEST_MEDIA_TYPE, &artifact.manifest)
-        .await?;
+        .await
+        .map_err(registry("pushing the attachment's manifest"))?;
     Ok(Attached {
         digest: digest.to_string(),
         tag,
@@ -76,8 +112,8 @@ pub async fn push_signature(
     subject: &Digest,
     payload: Vec<u8>,
     signature: &[u8],
-    ready: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> anyhow::Result<Attached> {
+    ready: impl Future<Output = Result<(), AttachError>>,
+) -> Result<Attached, AttachError> {
     let tag = Attachment::Signature.tag(subject);
     let new = ArtifactLayer {
         media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),
@@ -106,7 +142,8 @@ pub async fn push_signature(
     ready.await?;
     client
         .push_manifest(repo, &tag, MANIFEST_MEDIA_TYPE, &manifest.manifest)
-        .await?;
+        .await
+        .map_err(registry("pushing the signatures' manifest"))?;
     Ok(Attached {
         digest: manifest.digest.to_string(),
         tag,
@@ -122,16 +159,23 @@ pub async fn find(
     subject: &Digest,
     kind: Attachment,
     artifact_type: &str,
-) -> anyhow::Result<Option<PulledManifest>> {
+) -> Result<Option<PulledManifest>, AttachError> {
     if kind != Attachment::Signature
-        && let Some(referrers) = client.referrers(repo, subject).await?
+        && let Some(referrers) = client
+            .referrers(repo, subject)
+            .await
+            .map_err(registry("listing the image's referrers"))?
         && let Some(found) = referrers
             .iter()
             .rev()
             .find(|r| r.artifact_type.as_deref() == Some(artifact_type))
     {
         let digest = found.digest.to_string();
-        return Ok(Some(client.get_manifest(repo, &digest).await?));
+        let manifest = client
+            .get_manifest(repo, &digest)
+            .await
+            .map_err(registry("reading an attachment's manifest"))?;
+        return Ok(Some(manifest));
     }
     get_optional(client, repo, &kind.tag(subject)).await
 }
@@ -141,17 +185,18 @@ pub async fn read_blob(
     client: &Client,
     repo: &Reference,
     layer: &LayerRef,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, AttachError> {
     if layer.size > MAX_ATTACHMENT {
-        return Err(anyhow!(
-            "attachment blob `{}` is {} bytes; kiln reads at most {MAX_ATTACHMENT}",
-            layer.digest,
-            layer.size
-        ));
+        return Err(AttachError::TooLarge {
+            digest: layer.digest.clone(),
+            size: layer.size,
+            max: MAX_ATTACHMENT,
+        });
     }
-    Ok(client
+    client
         .get_blob_bytes(repo, &layer.digest, layer.size)
-        .await?)
+        .await
+        .map_err(registry("reading an attachment blob"))
 }
 
 /// Returns manifest `reference` of `repo`, or `None` when the registry has no such manifest.
@@ -159,11 +204,11 @@ pub async fn get_optional(
     client: &Client,
     repo: &Reference,
     reference: &str,
-) -> anyhow::Result<Option<PulledManifest>> {
+) -> Result<Option<PulledManifest>, AttachError> {
     match client.get_manifest(repo, reference).await {
         Ok(m) => Ok(Some(m)),
         Err(e) if e.status() == Some(404) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(registry("reading an attachment's manifest")(e)),
     }
 }
 
@@ -175,7 +220,7 @@ async fn push_blobs(
     repo: &Reference,
     contents: &[Vec<u8>],
     shared: &SharedBlobs,
-) -> anyhow::Result<()> {
+) -> Result<(), AttachError> {
     let jobs = contents.iter().map(|bytes| async move {
         if bytes.as_slice() == EMPTY_CONFIG {
             return shared
@@ -187,8 +232,8 @@ async fn push_blobs(
         client
             .push_blob_bytes(repo, bytes.clone().into())
             .await
-            .context("pushing an attachment blob")?;
-        anyhow::Ok(())
+            .map_err(registry("pushing an attachment blob"))?;
+        Ok(())
     });
     for result in futures_util::future::join_all(jobs).await {
         result?;
@@ -197,10 +242,10 @@ async fn push_blobs(
 }
 
 /// Uploads `bytes` unless `repo` has them.
-async fn push_absent(client: &Client, repo: &Reference, bytes: &[u8]) -> anyhow::Result<()> {
+async fn push_absent(client: &Client, repo: &Reference, bytes: &[u8]) -> Result<(), AttachError> {
     // A check the registry does not answer (403, 5xx) means "unknown": push it, and let the
     // upload carry the registry's own error (RELIABILITY.md R04, R10).
-    let present = match client.blob_exists(repo, &kiln_oci::Digest::of(bytes)).await {
+    let present = match client.blob_exists(repo, &Digest::of(bytes)).await {
         Ok(found) => found.is_some(),
         Err(e) => {
             tracing::debug!(error = %e, "attachment blob existence unknown");
@@ -211,7 +256,7 @@ async fn push_absent(client: &Client, repo: &Reference, bytes: &[u8]) -> anyhow:
         client
             .push_blob_bytes(repo, bytes.to_vec().into())
             .await
-            .context("pushing an attachment blob")?;
+            .map_err(registry("pushing an attachment blob"))?;
     }
     Ok(())
 }

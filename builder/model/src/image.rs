@@ -1,9 +1,12 @@
+//! One image: a config and layers, and its finished form (canonical config and manifest,
+//! hashed).
+
 use kiln_oci::spec::{
     Descriptor, ImageConfiguration, ImageManifest, ImageManifestBuilder, MediaType,
 };
 use kiln_oci::{Digest, Reference, canonical_json, descriptor, media_types};
 
-use crate::ImageError;
+use crate::ModelError;
 
 /// Where a layer's compressed blob can be had.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +68,14 @@ pub struct FinalImage {
 
 impl Image {
     /// Serializes config and manifest canonically and returns the finished image.
-    pub fn finalize(&self) -> Result<FinalImage, ImageError> {
+    pub fn finalize(&self) -> Result<FinalImage, ModelError> {
         let mut config = self.config.clone();
         let diff_ids = self.layers.iter().map(|l| l.diff_id.to_string()).collect();
         config.rootfs_mut().set_diff_ids(diff_ids);
-        let config_bytes = canonical_json(&config)
-            .map_err(|e| ImageError::Unsupported(format!("serializing image config: {e}")))?;
+        let config_bytes = canonical_json(&config).map_err(|source| ModelError::Serialize {
+            what: "image config",
+            source,
+        })?;
         let config_digest = Digest::of(&config_bytes);
         let manifest: ImageManifest = ImageManifestBuilder::default()
             .schema_version(2u32)
@@ -87,9 +92,11 @@ impl Image {
                     .collect::<Vec<_>>(),
             )
             .build()
-            .map_err(|e| ImageError::Unsupported(format!("building manifest: {e}")))?;
-        let manifest_bytes = canonical_json(&manifest)
-            .map_err(|e| ImageError::Unsupported(format!("serializing manifest: {e}")))?;
+            .map_err(|source| ModelError::Manifest { source })?;
+        let manifest_bytes = canonical_json(&manifest).map_err(|source| ModelError::Serialize {
+            what: "manifest",
+            source,
+        })?;
         let manifest_digest = Digest::of(&manifest_bytes);
         Ok(FinalImage {
             layers: self.layers.clone(),
@@ -102,16 +109,16 @@ impl Image {
 }
 
 /// Maps a docker layer media type to its OCI equivalent (the bytes are the same).
-pub(crate) fn oci_layer_type(media_type: &str) -> Result<String, ImageError> {
+pub fn oci_layer_type(media_type: &str) -> Result<String, ModelError> {
     match media_type {
         media_types::OCI_LAYER_GZIP | media_types::DOCKER_LAYER_GZIP => {
             Ok(media_types::OCI_LAYER_GZIP.to_string())
         }
         media_types::OCI_LAYER_ZSTD => Ok(media_types::OCI_LAYER_ZSTD.to_string()),
         media_types::OCI_LAYER_TAR => Ok(media_types::OCI_LAYER_TAR.to_string()),
-        other => Err(ImageError::Unsupported(format!(
-            "layer media type `{other}` is not supported; kiln reads OCI and docker tar, tar+gzip and tar+zstd layers"
-        ))),
+        other => Err(ModelError::LayerMediaType {
+            media_type: other.to_owned(),
+        }),
     }
 }
 

@@ -5,14 +5,16 @@
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
 use kiln_attest::sbom::{
     Catalog, Ecosystem, LayerCatalog, Package, SbomInput, Subject, catalog_layer,
 };
-use kiln_image::{Blobs, Layer};
+use kiln_image::Blobs;
 use kiln_layer::Compression;
 use kiln_lifecycle::DeclaredPackage;
+use kiln_model::Layer;
 use kiln_oci::Digest;
+
+use super::AttestError;
 
 /// Bumped whenever cataloging changes what it finds, so older cached results are not used.
 const CATALOG_CACHE: &str = "sbom-v1";
@@ -37,10 +39,13 @@ pub async fn catalog(
     declared: &[DeclaredPackage],
     blobs: &Blobs,
     cache_dir: &Path,
-) -> anyhow::Result<Catalog> {
+) -> Result<Catalog, AttestError> {
     let dir = cache_dir.join(CATALOG_CACHE);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the SBOM cache `{}`", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| AttestError::Io {
+        doing: "creating the SBOM cache",
+        path: dir.clone(),
+        source,
+    })?;
     // Below every layer, so a package read from the file itself replaces the declared one
     // (the merge keeps the upper finding for the same file).
     let mut found: Vec<LayerCatalog> = vec![LayerCatalog {
@@ -74,14 +79,20 @@ pub fn documents(name: &str, digest: &Digest, catalog: Catalog, created: i64) ->
 }
 
 /// Writes `sboms` into `dir` as `<stem>.spdx.json` and `<stem>.cdx.json`; returns the paths.
-pub fn write(dir: &Path, stem: &str, sboms: &Sboms) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the SBOM directory `{}`", dir.display()))?;
+pub fn write(dir: &Path, stem: &str, sboms: &Sboms) -> Result<Vec<PathBuf>, AttestError> {
+    std::fs::create_dir_all(dir).map_err(|source| AttestError::Io {
+        doing: "creating the SBOM directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut written = Vec::new();
     for (ext, bytes) in [("spdx.json", &sboms.spdx), ("cdx.json", &sboms.cyclonedx)] {
         let path = dir.join(format!("{stem}.{ext}"));
-        std::fs::write(&path, bytes)
-            .with_context(|| format!("writing the SBOM `{}`", path.display()))?;
+        std::fs::write(&path, bytes).map_err(|source| AttestError::Io {
+            doing: "writing the SBOM",
+            path: path.clone(),
+            source,
+        })?;
         written.push(path);
     }
     Ok(written)
@@ -106,8 +117,7 @@ pub fn summary(catalog: &Catalog) -> String {
 }
 
 /// Returns the name kiln shows for an ecosystem (the purl type).
-pub fn ecosystem_name(eco: kiln_attest::sbom::Ecosystem) -> &'static str {
-    use kiln_attest::sbom::Ecosystem;
+pub fn ecosystem_name(eco: Ecosystem) -> &'static str {
     match eco {
         Ecosystem::Deb => "deb",
         Ecosystem::Golang => "golang",
@@ -116,7 +126,11 @@ pub fn ecosystem_name(eco: kiln_attest::sbom::Ecosystem) -> &'static str {
     }
 }
 
-async fn catalog_cached(layer: &Layer, blobs: &Blobs, dir: &Path) -> anyhow::Result<LayerCatalog> {
+async fn catalog_cached(
+    layer: &Layer,
+    blobs: &Blobs,
+    dir: &Path,
+) -> Result<LayerCatalog, AttestError> {
     let cached = dir.join(format!("{}.json", layer.digest.hex()));
     if let Ok(bytes) = std::fs::read(&cached)
         && let Ok(found) = serde_json::from_slice::<LayerCatalog>(&bytes)
@@ -126,21 +140,28 @@ async fn catalog_cached(layer: &Layer, blobs: &Blobs, dir: &Path) -> anyhow::Res
     let blob = blobs
         .local_path(layer)
         .await
-        .with_context(|| format!("reading layer `{}` for the SBOM", layer.digest))?;
+        .map_err(|source| AttestError::Layer {
+            digest: layer.digest.clone(),
+            source: Box::new(source),
+        })?;
     let compression = layer_compression(&layer.media_type);
     let digest = layer.digest.clone();
-    let found = tokio::task::spawn_blocking(move || -> anyhow::Result<LayerCatalog> {
-        let file = std::fs::File::open(&blob)
-            .with_context(|| format!("opening layer blob `{}`", blob.display()))?;
+    let found = tokio::task::spawn_blocking(move || -> Result<LayerCatalog, AttestError> {
+        let io = |source| AttestError::Io {
+            doing: "reading layer blob",
+            path: blob.clone(),
+            source,
+        };
+        let file = std::fs::File::open(&blob).map_err(io)?;
         let reader = BufReader::with_capacity(1 << 20, file);
         let tar: Box<dyn std::io::Read> = match compression {
-            Some(c) => c.decoder(reader)?,
+            Some(c) => c.decoder(reader).map_err(io)?,
             None => Box::new(reader),
         };
-        catalog_layer(tar).map_err(|e| anyhow!(e).context(format!("cataloging layer `{digest}`")))
+        catalog_layer(tar).map_err(|source| AttestError::Catalog { digest, source })
     })
     .await
-    .context("cataloging a layer: the task panicked")??;
+    .map_err(AttestError::Panicked)??;
     // The cache is an optimization: a failed write only means cataloging again next time.
     if let Ok(json) = serde_json::to_vec(&found) {
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));

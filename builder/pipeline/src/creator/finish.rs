@@ -1,0 +1,159 @@
+//! The creator's last steps: export, attest and deliver, and the cache image's push beside
+//! the image's own.
+
+use std::path::Path;
+use std::time::Instant;
+
+use kiln_lifecycle::{BuildResult, Export, ExportedLayer, LayerCache, SourceFacts};
+use kiln_model::FinalImage;
+use kiln_oci::Reference;
+
+use super::{CreateError, Creator, Detected, WORKSPACE};
+use crate::attest::{Attest, Attestations, BuildProvenance, SupplyReport, provenance_statement};
+use crate::deliver::{Deliver, Delivered, sinks};
+use crate::restore;
+use crate::{Progress, human_bytes};
+
+/// A cache image push going on beside the build's own, on a thread of its own.
+pub(super) type CachePush<'r> = (
+    &'r Reference,
+    std::thread::JoinHandle<Result<kiln_image::PushReport, String>>,
+);
+
+impl Creator<'_> {
+    /// Writes (or reuses) the launch layers and assembles the image; starts the cache
+    /// image's push, when there is one.
+    pub(super) fn export(
+        &self,
+        detected: &Detected<'_>,
+        built: &BuildResult,
+        buildpack_cache: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(FinalImage, Vec<ExportedLayer>, Option<CachePush<'_>>), CreateError> {
+        progress.phase("EXPORTING");
+        let mut index = LayerCache::open(&self.cache_dir.join("layers.json"));
+        let facts = SourceFacts {
+            url: detected.git.remote.clone(),
+            revision: detected.git.revision.clone(),
+        };
+        let (image, layers) = Export {
+            store: self.store.blobs().store(),
+            epoch: detected.epoch,
+            compression: self.compression,
+            workspace: WORKSPACE,
+            buildpack: (detected.buildpack.id(), env!("CARGO_PKG_VERSION")),
+        }
+        .run(&detected.run, &built.output, &facts, &mut index)?;
+        // The cache image goes out beside the app image, not after it.
+        let cache_push = self.cache_image.as_ref().and_then(|target| {
+            let blobs = self.store.blobs();
+            let buildpack = detected.buildpack.id();
+            let image = restore::pack(
+                buildpack_cache,
+                buildpack,
+                blobs,
+                self.compression,
+                &mut index,
+                progress,
+            )?;
+            let handle = self.session.runtime().handle().clone();
+            let (client, blobs, to) =
+                (self.session.client().clone(), blobs.clone(), target.clone());
+            let thread = std::thread::spawn(move || {
+                handle.block_on(restore::push(client, blobs, to, image))
+            });
+            Some((target, thread))
+        });
+        if let Err(e) = index.save() {
+            progress.debug(&format!("could not save the layer cache index: {e}"));
+        }
+        for l in &layers {
+            for w in &l.warnings {
+                progress.warn(&format!("layer {}: {w}", l.name));
+            }
+            let how = if l.reused { "reused" } else { "written" };
+            progress.info(&format!(
+                "layer {} {} ({}, {how})",
+                l.name,
+                l.blob.digest,
+                human_bytes(l.blob.size)
+            ));
+        }
+        Ok((image.finalize()?, layers, cache_push))
+    }
+
+    /// Makes the image's SBOM, its provenance (when pushed) and its signatures.
+    pub(super) fn attest(
+        &self,
+        image: &FinalImage,
+        detected: &Detected<'_>,
+        built: &BuildResult,
+        started: Instant,
+        progress: &dyn Progress,
+    ) -> Result<Attestations, CreateError> {
+        let provenance = self.provenance.as_ref().filter(|_| self.publish);
+        let statement = provenance.map(|p| {
+            provenance_statement(&BuildProvenance {
+                builder_id: &p.builder_id,
+                target: &self.target,
+                digest: &image.manifest_digest,
+                buildpack: detected.buildpack.id(),
+                run: &detected.run,
+                git: &detected.git,
+                process: self.process.as_deref(),
+                env_names: &p.env_names,
+                cache_image: self.cache_image.as_ref(),
+                compression: self.compression,
+                started,
+            })
+        });
+        let attest = Attest {
+            blobs: self.store.blobs(),
+            cache_dir: &self.cache_dir,
+            sbom: self.sbom,
+            sbom_dir: self.sbom_dir.as_deref(),
+            name: &self.target.name(),
+            declared: &built.output.packages,
+            created: detected.epoch,
+            key: self.sign_key.filter(|_| self.publish),
+            target: Some(&self.target),
+            statement,
+        };
+        Ok(self.session.block_on(attest.run(image.into(), progress))?)
+    }
+
+    /// Pushes the image (with its attestations) or saves it into kiln's store, and writes
+    /// the archive.
+    pub(super) fn deliver(
+        &self,
+        image: &FinalImage,
+        attestations: Attestations,
+        progress: &dyn Progress,
+    ) -> Result<(Delivered, SupplyReport), CreateError> {
+        let sinks = sinks(
+            self.session.client(),
+            self.publish.then_some(&self.target),
+            self.store,
+            &self.name,
+            self.archive.as_deref(),
+        );
+        let attach = self.publish.then_some((&self.target, &attestations));
+        let delivered = self.session.block_on(
+            Deliver {
+                client: self.session.client(),
+                blobs: self.store.blobs(),
+                sinks: &sinks,
+                attach,
+            }
+            .run(image.into(), progress),
+        )?;
+        let mut supply = attestations.report;
+        if let Some(attached) = &delivered.attached {
+            supply.record(attached.clone());
+        }
+        for (digest, attached) in &supply.signatures {
+            progress.info(&format!("signed {digest} ({})", attached.tag));
+        }
+        Ok((delivered, supply))
+    }
+}

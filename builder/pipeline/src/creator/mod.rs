@@ -1,0 +1,359 @@
+//! The creator: `kiln build` as one call. Restore, detect, build, export, attest and
+//! deliver, each a phase of its own, run in that order on a source directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kiln_attest::sign::PrivateKey;
+use kiln_layer::Compression;
+use kiln_lifecycle::{
+    Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, LayerCache, Plan,
+    ProjectDescriptor, RunImage, SandboxSettings, Scratch, build_epoch, git_info,
+};
+use kiln_model::FinalImage;
+use kiln_oci::{Digest, Reference};
+use serde::Serialize;
+
+use crate::attest::SupplyReport;
+use crate::deliver::Delivered;
+use crate::restore::{self, CacheReport, Restore};
+use crate::run_image::{RunImageError, choose_run_image, resolve_run_image, run_image_info};
+use crate::source::ImageSource;
+use crate::{Progress, Session, Store};
+
+mod error;
+mod finish;
+
+pub use error::CreateError;
+
+/// The image directory apps run in.
+pub const WORKSPACE: &str = "/workspace";
+
+/// What the provenance of a pushed build says beyond the build itself.
+#[derive(Clone, Debug, Default)]
+pub struct ProvenanceSettings {
+    /// Who builds: a URI naming the CI system or machine.
+    pub builder_id: String,
+    /// The names of the variables the user set for the build.
+    pub env_names: Vec<String>,
+}
+
+/// A build: a source directory in, an image out. Fields have defaults ([`Creator::new`]);
+/// set those that differ, then [`Creator::run`].
+pub struct Creator<'a> {
+    /// The runtime and registry client.
+    pub session: &'a Session,
+    /// kiln's local store: layers, run images, saved images.
+    pub store: &'a Store,
+    /// The buildpacks detect asks, in order ([`crate::default_buildpacks`]).
+    pub buildpacks: &'a [Box<dyn Buildpack>],
+    /// The app's source directory (absolute).
+    pub source_dir: PathBuf,
+    /// kiln's cache directory (absolute): buildpack caches, scratch dirs, the layer index.
+    pub cache_dir: PathBuf,
+    /// The image's name: where it is pushed, what its SBOM and provenance name.
+    pub target: Reference,
+    /// The name the image gets in kiln's store and an archive (default: `target` as
+    /// written).
+    pub name: String,
+    /// The app's `project.toml`, and settings applied to it.
+    pub project: ProjectDescriptor,
+    /// The toolchain environment ([`kiln_lifecycle::build_env`]): nothing else reaches a
+    /// build step. Empty by default: give it at least `PATH`.
+    pub env: BTreeMap<String, String>,
+    /// How build steps are confined.
+    pub sandbox: SandboxSettings,
+    /// Use this buildpack, not the one detect picks (an id: `kiln/go`).
+    pub buildpack: Option<String>,
+    /// The run image, instead of the stack's.
+    pub run_image: Option<ImageSource>,
+    /// The default process, when the app has several.
+    pub process: Option<String>,
+    /// `SOURCE_DATE_EPOCH`: the build's time (else the last commit's, else a constant).
+    pub source_date_epoch: Option<i64>,
+    /// Layer compression.
+    pub compression: Compression,
+    /// Restore the build cache from this image before the build, and push it after.
+    pub cache_image: Option<Reference>,
+    /// Make SBOMs (default: yes).
+    pub sbom: bool,
+    /// Also write the SBOMs into this directory.
+    pub sbom_dir: Option<PathBuf>,
+    /// Attach build provenance (to a pushed image).
+    pub provenance: Option<ProvenanceSettings>,
+    /// Sign the pushed image (and its provenance) with this key.
+    pub sign_key: Option<&'a PrivateKey>,
+    /// Push to `target`'s registry; else save into kiln's store as `name`.
+    pub publish: bool,
+    /// Also write an OCI archive here.
+    pub archive: Option<PathBuf>,
+}
+
+/// What a build made.
+pub struct Created {
+    /// The image.
+    pub image: FinalImage,
+    /// The buildpack that built it.
+    pub buildpack: &'static str,
+    /// The run image it sits on.
+    pub run_image: RunImage,
+    /// Its app layers, and whether each was reused.
+    pub layers: Vec<ExportedLayer>,
+    /// How the build steps were confined.
+    pub confinement: Confinement,
+    /// Where it went.
+    pub delivered: Delivered,
+    /// What the cache image did, when there was one.
+    pub cache: Option<CacheReport>,
+    /// SBOMs, provenance and signatures.
+    pub supply: SupplyReport,
+    /// How long each phase took.
+    pub timings: Timings,
+}
+
+impl Created {
+    /// Returns the image as `name@digest`, the reference that pins it.
+    pub fn pinned(&self, target: &Reference) -> String {
+        format!("{}@{}", target.name(), self.image.manifest_digest)
+    }
+}
+
+/// Phase durations in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Detect, and reading the run image.
+    pub detect_ms: u128,
+    /// Build (copy + toolchain).
+    pub build_ms: u128,
+    /// Export (layers, config, manifest) and SBOMs.
+    pub export_ms: u128,
+    /// Push or save, and attaching.
+    pub push_ms: u128,
+    /// The whole build.
+    pub total_ms: u128,
+}
+
+/// What detect settled, for the phases after it.
+struct Detected<'a> {
+    buildpack: &'a dyn Buildpack,
+    plan: Plan,
+    run: RunImage,
+    git: GitInfo,
+    epoch: i64,
+}
+
+impl<'a> Creator<'a> {
+    /// Returns a build of `source_dir` into `target` with every default: the buildpack
+    /// detect picks, the stack's run image, gzip layers, SBOMs, saved into kiln's store.
+    pub fn new(
+        session: &'a Session,
+        store: &'a Store,
+        buildpacks: &'a [Box<dyn Buildpack>],
+        source_dir: impl Into<PathBuf>,
+        cache_dir: impl Into<PathBuf>,
+        target: Reference,
+    ) -> Self {
+        Self {
+            session,
+            store,
+            buildpacks,
+            source_dir: source_dir.into(),
+            cache_dir: cache_dir.into(),
+            name: target.to_string(),
+            target,
+            project: ProjectDescriptor::default(),
+            env: BTreeMap::new(),
+            sandbox: SandboxSettings::default(),
+            buildpack: None,
+            run_image: None,
+            process: None,
+            source_date_epoch: None,
+            compression: Compression::default(),
+            cache_image: None,
+            sbom: true,
+            sbom_dir: None,
+            provenance: None,
+            sign_key: None,
+            publish: false,
+            archive: None,
+        }
+    }
+
+    /// Runs the build, phase by phase, telling `progress` as it goes.
+    pub fn run(&self, progress: &dyn Progress) -> Result<Created, CreateError> {
+        let started = Instant::now();
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let detected = self.detect(progress)?;
+        timings.detect_ms = t.elapsed().as_millis();
+        let buildpack_cache = self.buildpack_cache(detected.buildpack);
+        let mut cache = self
+            .cache_image
+            .as_ref()
+            .map(|image| self.restore(image, &detected, &buildpack_cache, progress));
+        let t = Instant::now();
+        // The scratch dir is this build's until its layers are exported.
+        let (built, scratch) = self.build(&detected, &buildpack_cache, progress)?;
+        timings.build_ms = t.elapsed().as_millis();
+        let t = Instant::now();
+        let (image, layers, cache_push) =
+            self.export(&detected, &built, &buildpack_cache, progress)?;
+        drop(scratch);
+        let attestations = self.attest(&image, &detected, &built, started, progress)?;
+        timings.export_ms = t.elapsed().as_millis();
+        let t = Instant::now();
+        let (delivered, supply) = self.deliver(&image, attestations, progress)?;
+        if let (Some((target, thread)), Some(report)) = (cache_push, cache.as_mut()) {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err("pushing the cache image: the push panicked".into()));
+            restore::pushed(report, target, outcome, progress);
+        }
+        timings.push_ms = t.elapsed().as_millis();
+        timings.total_ms = started.elapsed().as_millis();
+        Ok(Created {
+            image,
+            buildpack: detected.buildpack.id(),
+            run_image: detected.run,
+            layers,
+            confinement: built.confinement,
+            delivered,
+            cache,
+            supply,
+            timings,
+        })
+    }
+
+    /// Detects the app's buildpack, then reads (or generates) its run image.
+    fn detect(&self, progress: &dyn Progress) -> Result<Detected<'_>, CreateError> {
+        progress.phase("DETECTING");
+        let chosen = self
+            .buildpack
+            .as_deref()
+            .or(self.project.buildpack.as_deref());
+        if let Some(id) = chosen.filter(|id| !self.buildpacks.iter().any(|b| b.id() == *id)) {
+            return Err(CreateError::UnknownBuildpack {
+                id: id.to_owned(),
+                known: self.buildpacks.iter().map(|b| b.id()).collect(),
+            });
+        }
+        let (buildpack, plan) = Detect {
+            buildpacks: self.buildpacks,
+            app_dir: &self.source_dir,
+            choose: chosen,
+        }
+        .run()
+        .map_err(CreateError::Detect)?;
+        progress.info(&format!("detected {}", buildpack.id()));
+        let git = git_info(&self.source_dir);
+        let (epoch, _) = build_epoch(self.source_date_epoch, &git);
+        let named = match &self.run_image {
+            Some(source) => Some(source.clone()),
+            None => self.project_run_image()?,
+        };
+        let choice = choose_run_image(named.as_ref(), &plan, buildpack.id(), self.store, progress)?;
+        let client = self.session.client();
+        let run = self.session.block_on(resolve_run_image(
+            &choice,
+            client,
+            self.store,
+            epoch,
+            self.compression,
+        ))?;
+        progress.info(&format!("run image {} ({})", run.name, run.digest));
+        Ok(Detected {
+            buildpack,
+            plan,
+            run,
+            git,
+            epoch,
+        })
+    }
+
+    /// Returns the run image `project.toml` names, if any.
+    fn project_run_image(&self) -> Result<Option<ImageSource>, RunImageError> {
+        let Some(name) = self.project.run_image.as_deref() else {
+            return Ok(None);
+        };
+        ImageSource::parse(name, self.store.dir())
+            .map(Some)
+            .map_err(|source| RunImageError::Reference {
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    /// Returns the buildpack's persistent cache directory.
+    fn buildpack_cache(&self, buildpack: &dyn Buildpack) -> PathBuf {
+        self.cache_dir
+            .join("buildpacks")
+            .join(buildpack.id().replace('/', "-"))
+    }
+
+    /// Restores the buildpack's cache from `image`; never fails.
+    fn restore(
+        &self,
+        image: &Reference,
+        detected: &Detected<'_>,
+        dir: &Path,
+        progress: &dyn Progress,
+    ) -> CacheReport {
+        progress.phase("RESTORING CACHE");
+        let mut index = LayerCache::open(&self.cache_dir.join("layers.json"));
+        let report = self.session.block_on(
+            Restore {
+                client: self.session.client(),
+                blobs: self.store.blobs(),
+                image,
+                buildpack: detected.buildpack.id(),
+                dir,
+            }
+            .run(&mut index, progress),
+        );
+        if let Err(e) = index.save() {
+            progress.debug(&format!("could not save the layer cache index: {e}"));
+        }
+        report
+    }
+
+    /// Copies the source into a scratch directory of this build's own and runs the
+    /// buildpack's build in it.
+    fn build(
+        &self,
+        detected: &Detected<'_>,
+        buildpack_cache: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(BuildResult, Scratch), CreateError> {
+        progress.phase("BUILDING");
+        // This build's own scratch dir, held until the layers in it are exported.
+        let work = self.cache_dir.join("work");
+        let source_key = Digest::of(self.source_dir.as_os_str().as_encoded_bytes());
+        let scratch = Scratch::claim(&work, &source_key.hex()[..16])
+            .map_err(|source| CreateError::Scratch { dir: work, source })?;
+        let run_info = run_image_info(&detected.run);
+        let print = |line: &str| progress.toolchain(line);
+        let built = Build {
+            source_dir: &self.source_dir,
+            work_dir: scratch.dir(),
+            cache_dir: buildpack_cache,
+            project: &self.project,
+            env: &self.env,
+            default_process: self.process.as_deref().or(self.project.process.as_deref()),
+            workspace: WORKSPACE,
+            output: &print,
+            run_image: Some(&run_info),
+            sandbox: &self.sandbox,
+        }
+        .run(detected.buildpack, &detected.plan)
+        .map_err(CreateError::Build)?;
+        progress.debug(&format!(
+            "build steps confined: {}",
+            built.confinement.describe()
+        ));
+        for warning in &built.output.warnings {
+            progress.warn(warning);
+        }
+        Ok((built, scratch))
+    }
+}

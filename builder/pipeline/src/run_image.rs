@@ -1,0 +1,160 @@
+//! Choosing a build's run image before the build, so a buildpack can check that the app
+//! will run on it (the Node.js a Node base holds, its platform) before any work: the one
+//! named, else the one the buildpack's plan asks for, else its stack's; kiln's generated
+//! minimal base where that is enough (static binaries) and the curated one is missing.
+
+use kiln_image::layout_has;
+use kiln_layer::Compression;
+use kiln_lifecycle::{
+    ExportError, Plan, RUN_IMAGE_FACT, RunImage, RunImageInfo, host_arch, stack_for, static_base,
+};
+use kiln_model::ModelError;
+use kiln_oci::ReferenceError;
+use kiln_registry::Client;
+
+use crate::source::{ImageSource, SourceError, names_a_registry, read_image};
+use crate::{Progress, Store};
+
+/// The name the generated minimal base is recorded under.
+pub const GENERATED_BASE: &str = "kiln:static";
+
+/// Why there is no run image.
+#[derive(Debug, thiserror::Error)]
+pub enum RunImageError {
+    /// The stack's curated base is not in kiln's store, and the app needs it (it is not a
+    /// static binary).
+    #[error("the run image `{name}` is not in kiln's store, and this app needs it")]
+    NotInStore {
+        /// The curated base's name in the store (`kiln-base/node`).
+        name: String,
+    },
+    /// The stack names its run image in a way that is no reference.
+    #[error("the run image `{name}` is no image reference")]
+    Reference {
+        /// The name.
+        name: String,
+        /// Why it does not parse.
+        #[source]
+        source: ReferenceError,
+    },
+    /// The run image could not be read.
+    #[error(transparent)]
+    Read(Box<SourceError>),
+    /// kiln's generated base could not be written.
+    #[error("generating kiln's minimal base")]
+    Generate(#[source] ExportError),
+    /// kiln's generated base could not be assembled.
+    #[error("assembling kiln's minimal base")]
+    Assemble(#[source] ModelError),
+}
+
+/// Where a build's run image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunImageChoice {
+    /// An image to read: named by the user, by the buildpack's plan or by its stack.
+    Named(ImageSource),
+    /// kiln's generated minimal base.
+    Generated,
+}
+
+/// Returns the run image of a build by `buildpack` with `plan`: `named` (the user's
+/// choice), else the image the plan asks for, else the stack's (see [`stack_image`]), else
+/// kiln's generated base.
+pub fn choose_run_image(
+    named: Option<&ImageSource>,
+    plan: &Plan,
+    buildpack: &str,
+    store: &Store,
+    progress: &dyn Progress,
+) -> Result<RunImageChoice, RunImageError> {
+    if let Some(source) = named {
+        return Ok(RunImageChoice::Named(source.clone()));
+    }
+    if let Some(wanted) = plan.facts.get(RUN_IMAGE_FACT) {
+        return stack_image(wanted, false, store, progress);
+    }
+    match stack_for(buildpack) {
+        Some(stack) => stack_image(&stack.run_image, stack.static_fallback, store, progress),
+        None => Ok(RunImageChoice::Generated),
+    }
+}
+
+/// Returns `run_image` when it is a registry reference or kiln's store has it; else kiln's
+/// generated minimal base if `static_fallback` (enough for static binaries), else
+/// [`RunImageError::NotInStore`].
+fn stack_image(
+    run_image: &str,
+    static_fallback: bool,
+    store: &Store,
+    progress: &dyn Progress,
+) -> Result<RunImageChoice, RunImageError> {
+    if names_a_registry(run_image) || layout_has(store.dir(), run_image) {
+        let source = ImageSource::parse(run_image, store.dir()).map_err(|source| {
+            RunImageError::Reference {
+                name: run_image.to_owned(),
+                source,
+            }
+        })?;
+        return Ok(RunImageChoice::Named(source));
+    }
+    if static_fallback {
+        progress.generated_base(run_image);
+        return Ok(RunImageChoice::Generated);
+    }
+    Err(RunImageError::NotInStore {
+        name: run_image.to_owned(),
+    })
+}
+
+/// Reads the chosen run image for this host's platform, or generates kiln's minimal base
+/// (its files dated `epoch`).
+pub async fn resolve_run_image(
+    choice: &RunImageChoice,
+    client: &Client,
+    store: &Store,
+    epoch: i64,
+    compression: Compression,
+) -> Result<RunImage, RunImageError> {
+    match choice {
+        RunImageChoice::Named(source) => {
+            let platform = ("linux", host_arch());
+            Ok(read_image(source, "run image", client, store, platform).await?)
+        }
+        RunImageChoice::Generated => {
+            let image = static_base(epoch, compression, store.blobs().store())
+                .map_err(RunImageError::Generate)?;
+            let digest = image
+                .finalize()
+                .map_err(RunImageError::Assemble)?
+                .manifest_digest;
+            Ok(RunImage {
+                image,
+                digest,
+                name: GENERATED_BASE.into(),
+            })
+        }
+    }
+}
+
+/// Returns what a buildpack may know of the run image: name, platform, labels.
+pub fn run_image_info(run: &RunImage) -> RunImageInfo {
+    let config = &run.image.config;
+    RunImageInfo {
+        name: run.name.clone(),
+        os: config.os().to_string(),
+        architecture: config.architecture().to_string(),
+        labels: config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    }
+}
+
+impl From<SourceError> for RunImageError {
+    fn from(e: SourceError) -> Self {
+        Self::Read(Box::new(e))
+    }
+}

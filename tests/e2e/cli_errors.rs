@@ -1,0 +1,138 @@
+//! The failures users meet most, as the real `kiln` binary renders them: the exit code,
+//! `error:`, each cause once under `Caused by:`, and the hint, kept as insta snapshots
+//! (`e2e/snapshots/`). Paths, ports and digests are replaced by placeholders; everything
+//! else must match, so a cause printed twice, a lost hint or a changed exit code fails.
+
+use kiln_e2e::{Registry, free_port};
+
+use crate::common::{self, Kiln, Run};
+
+/// Returns the exit code and stderr from its `error:` line on, with this test's paths
+/// and `registry`'s address replaced.
+fn rendered(kiln: &Kiln, run: &Run, registry: Option<&str>) -> String {
+    let from = run
+        .stderr
+        .find("error:")
+        .unwrap_or_else(|| panic!("no `error:` in:\n{}", run.stderr));
+    let mut text = format!("exit code: {}\n{}", run.code, &run.stderr[from..]);
+    text = text.replace(&kiln.ws.path().display().to_string(), "[WS]");
+    if let Some(host) = registry {
+        text = text.replace(host, "[REGISTRY]");
+    }
+    without_digests(&text)
+}
+
+/// Replaces each `sha256:<64 hex>` with `sha256:[DIGEST]`: which blob a push tried first,
+/// and the bytes the local Go toolchain compiled, differ between runs and machines.
+fn without_digests(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("sha256:") {
+        let (head, tail) = rest.split_at(i + "sha256:".len());
+        out.push_str(head);
+        let hex = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex == 64 {
+            out.push_str("[DIGEST]");
+            rest = &tail[64..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A Go app of one file, with no dependencies.
+fn hello(kiln: &Kiln, dir: &str) -> String {
+    kiln.ws.write(
+        format!("{dir}/go.mod"),
+        "module example.com/hello\n\ngo 1.21\n",
+    );
+    kiln.ws.write(
+        format!("{dir}/main.go"),
+        "package main\n\nfunc main() { println(\"hello\") }\n",
+    );
+    kiln.ws.join(dir).display().to_string()
+}
+
+/// `kiln build IMAGE --path APP --cache-dir CACHE EXTRA...` in a warm cache.
+fn build(kiln: &Kiln, image: &str, app: &str, extra: &[&str]) -> Run {
+    let cache = common::warm_cache(kiln, "cache");
+    let mut args = vec![
+        "build",
+        image,
+        "--path",
+        app,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    kiln.run(&args)
+}
+
+/// Nothing detected, two languages at once, a compile error, a missing run image and a
+/// bad image name: each exit code, error and hint as the user sees them.
+pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
+    let kiln = Kiln::new();
+    let not_an_app = kiln.fixture("not-an-app", "not-an-app");
+    let run = build(&kiln, "app:1", not_an_app.to_str().unwrap(), &[]);
+    insta::assert_snapshot!("nothing_detected", rendered(&kiln, &run, None));
+
+    let both = hello(&kiln, "both");
+    kiln.ws
+        .write("both/package.json", r#"{"name":"both","version":"1.0.0"}"#);
+    let run = build(&kiln, "app:1", &both, &[]);
+    insta::assert_snapshot!("ambiguous_language", rendered(&kiln, &run, None));
+
+    let broken = kiln.fixture("go-broken", "go-broken");
+    let run = build(&kiln, "app:1", broken.to_str().unwrap(), &[]);
+    insta::assert_snapshot!("compile_error", rendered(&kiln, &run, None));
+
+    // A Node app needs the curated Node base, and this cache dir's store has none.
+    let node = kiln.fixture("node-express", "node");
+    let empty = kiln.ws.mkdir("empty-cache");
+    let run = kiln.run(&[
+        "build",
+        "app:1",
+        "--path",
+        node.to_str().unwrap(),
+        "--cache-dir",
+        empty.to_str().unwrap(),
+    ]);
+    insta::assert_snapshot!("missing_run_image", rendered(&kiln, &run, None));
+
+    let app = hello(&kiln, "hello");
+    let run = build(&kiln, "Bad Name:1", &app, &["--publish"]);
+    insta::assert_snapshot!("bad_reference", rendered(&kiln, &run, None));
+}
+
+/// A registry that is not there (transient, 75) and one that wants credentials kiln does
+/// not have (auth, 77): the push fails after the build with the registry's own words.
+pub(crate) fn c06_push_failures_render_their_cause_once_with_a_hint() {
+    let kiln = Kiln::new();
+    let app = hello(&kiln, "hello");
+
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let run = build(
+        &kiln,
+        &format!("{nowhere}/team/app:1"),
+        &app,
+        &["--publish"],
+    );
+    insta::assert_snapshot!(
+        "registry_unreachable",
+        rendered(&kiln, &run, Some(&nowhere))
+    );
+
+    let registry = Registry::htpasswd("builder", "s3cret-pass");
+    let run = build(
+        &kiln,
+        &registry.reference("team/app:1"),
+        &app,
+        &["--publish"],
+    );
+    insta::assert_snapshot!(
+        "unauthorized",
+        rendered(&kiln, &run, Some(&registry.host()))
+    );
+}
