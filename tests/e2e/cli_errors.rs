@@ -88,17 +88,19 @@ pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
     let run = build(&kiln, "app:1", broken.to_str().unwrap(), &[]);
     insta::assert_snapshot!("compile_error", rendered(&kiln, &run, None));
 
-    // A Node app needs the curated Node base, and this cache dir's store has none.
+    // A run image named in an OCI layout that does not hold it.
     let node = kiln.fixture("node-express", "node");
-    let empty = kiln.ws.mkdir("empty-cache");
-    let run = kiln.run(&[
-        "build",
+    kiln.ws
+        .write("bases/oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#);
+    kiln.ws
+        .write("bases/index.json", r#"{"schemaVersion":2,"manifests":[]}"#);
+    let missing = format!("oci:{}:kiln-base/nodejs", kiln.ws.join("bases").display());
+    let run = build(
+        &kiln,
         "app:1",
-        "--path",
         node.to_str().unwrap(),
-        "--cache-dir",
-        empty.to_str().unwrap(),
-    ]);
+        &["--run-image", &missing],
+    );
     insta::assert_snapshot!("missing_run_image", rendered(&kiln, &run, None));
 
     let app = hello(&kiln, "hello");

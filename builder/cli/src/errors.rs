@@ -6,7 +6,8 @@ use kiln_buildpack_java::gradle_hint;
 use kiln_image::ImageError;
 use kiln_lifecycle::{BuildpackError, PhaseError, RebaseError, SandboxError, SourceError};
 use kiln_pipeline::{
-    BaseError, CreateError, DeliverError, RebaseAppError, RunImageError, SessionError, StreamError,
+    BaseError, CURATED_PREFIX, CreateError, CuratedError, DeliverError, RebaseAppError,
+    RunImageError, SessionError, StreamError,
 };
 use kiln_registry::{RegistryError, TransportKind};
 
@@ -14,12 +15,9 @@ use crate::failure::{Failure, exit};
 
 /// Returns how to get the stack's curated base `run_image`, or use another.
 pub fn curated_base_hint(run_image: &str) -> String {
-    let definition = format!(
-        "golden-base/{}.toml",
-        run_image.strip_prefix("kiln-base/").unwrap_or(run_image)
-    );
+    let name = run_image.strip_prefix(CURATED_PREFIX).unwrap_or(run_image);
     format!(
-        "build the curated one once: kiln base build {definition}\n  \
+        "build the curated one once: kiln base build {name}\n  \
          or name one: --run-image REF, or [io.kiln] run-image = \"REF\" in project.toml"
     )
 }
@@ -130,10 +128,35 @@ fn run_image_failure(e: RunImageError) -> Failure {
         }
         RunImageError::Reference { .. } => Failure::new(exit::USAGE, e),
         RunImageError::Read(ref read) => {
-            let hint = image_hint(&read.source);
+            let hint = match &read.source {
+                ImageError::NotInLayout { .. } => Some(
+                    "name an image the layout holds, or another run image: --run-image REF"
+                        .to_owned(),
+                ),
+                source => image_hint(source),
+            };
             Failure::new(exit::EXPORT, e).hint(hint)
         }
+        RunImageError::Curated(curated) => curated_failure(*curated),
         RunImageError::Generate(_) | RunImageError::Assemble(_) => Failure::new(exit::EXPORT, e),
+    }
+}
+
+/// A curated base that could not be built from kiln's embedded lock.
+fn curated_failure(e: CuratedError) -> Failure {
+    match e {
+        CuratedError::Stale { ref name, .. } => {
+            let hint = format!(
+                "update kiln: a newer kiln carries a newer lock; or build the base from a fresh lock yourself: `kiln base lock` and `kiln base build` with golden-base/{name}.toml from kiln's repository"
+            );
+            Failure::new(exit::KILN_BUILD, e).hint(Some(hint))
+        }
+        CuratedError::Build {
+            source: BaseError::NoMirror(_),
+            ..
+        } => Failure::new(exit::USAGE, e).hint(Some(no_mirror_hint())),
+        CuratedError::Save(e) => deliver_failure(*e, exit::KILN_BUILD),
+        _ => Failure::new(exit::KILN_BUILD, e),
     }
 }
 

@@ -45,6 +45,7 @@ mod attach;
 mod attest;
 mod base;
 mod creator;
+mod curated;
 mod deliver;
 mod error;
 mod inspect;
@@ -64,6 +65,10 @@ pub use attest::{
 };
 pub use base::{AssembleBase, BaseError};
 pub use creator::{CreateError, Created, Creator, ProvenanceSettings, Timings, WORKSPACE};
+pub use curated::{
+    BuildCurated, CURATED_PREFIX, CuratedError, curated_base, curated_names,
+    unpack as unpack_curated,
+};
 pub use deliver::{AttachReport, Deliver, DeliverError, Delivered, sinks};
 pub use error::{causes, human_bytes};
 pub use inspect::{
