@@ -9,7 +9,7 @@ use crate::common::{self, Kiln, Run};
 
 /// Returns the exit code and stderr from its `error:` line on, with this test's paths
 /// and `registry`'s address replaced.
-fn rendered(kiln: &Kiln, run: &Run, registry: Option<&str>) -> String {
+pub(crate) fn rendered(kiln: &Kiln, run: &Run, registry: Option<&str>) -> String {
     let from = run
         .stderr
         .find("error:")
@@ -43,7 +43,7 @@ fn without_digests(text: &str) -> String {
 }
 
 /// A Go app of one file, with no dependencies.
-fn hello(kiln: &Kiln, dir: &str) -> String {
+pub(crate) fn hello(kiln: &Kiln, dir: &str) -> String {
     kiln.ws.write(
         format!("{dir}/go.mod"),
         "module example.com/hello\n\ngo 1.21\n",
@@ -56,7 +56,7 @@ fn hello(kiln: &Kiln, dir: &str) -> String {
 }
 
 /// `kiln build IMAGE --path APP --cache-dir CACHE EXTRA...` in a warm cache.
-fn build(kiln: &Kiln, image: &str, app: &str, extra: &[&str]) -> Run {
+pub(crate) fn build(kiln: &Kiln, image: &str, app: &str, extra: &[&str]) -> Run {
     let cache = common::warm_cache(kiln, "cache");
     let mut args = vec![
         "build",
@@ -109,7 +109,8 @@ pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
 }
 
 /// A registry that is not there (transient, 75) and one that wants credentials kiln does
-/// not have (auth, 77): the push fails after the build with the registry's own words.
+/// not have (auth, 77), with the push check skipped: the push fails after the build with
+/// the registry's own words ([`crate::preflight`] covers the check).
 pub(crate) fn c06_push_failures_render_their_cause_once_with_a_hint() {
     let kiln = Kiln::new();
     let app = hello(&kiln, "hello");
@@ -119,7 +120,7 @@ pub(crate) fn c06_push_failures_render_their_cause_once_with_a_hint() {
         &kiln,
         &format!("{nowhere}/team/app:1"),
         &app,
-        &["--publish"],
+        &["--publish", "--no-preflight"],
     );
     insta::assert_snapshot!(
         "registry_unreachable",
@@ -131,7 +132,7 @@ pub(crate) fn c06_push_failures_render_their_cause_once_with_a_hint() {
         &kiln,
         &registry.reference("team/app:1"),
         &app,
-        &["--publish"],
+        &["--publish", "--no-preflight"],
     );
     insta::assert_snapshot!(
         "unauthorized",

@@ -29,6 +29,7 @@ mod java_build;
 mod machine_faults;
 mod node_build;
 mod pod_build;
+mod preflight;
 mod rebase;
 mod registry_auth;
 mod sandbox;
@@ -121,6 +122,7 @@ const TESTS: &[(&str, fn())] = &tests![
     faults_auth::c02_verbose_output_and_errors_never_show_credentials_tokens_or_signatures,
     cli_errors::c06_push_failures_render_their_cause_once_with_a_hint,
     curated::a_stale_embedded_lock_says_to_update_kiln,
+    preflight::preflight_stops_a_push_that_cannot_succeed_before_building,
     cli_errors::c06_build_failures_render_their_cause_once_with_a_hint,
     architecture::crates_depend_only_in_the_designed_direction,
     architecture::buildpacks_reach_no_network_crate,

@@ -156,7 +156,9 @@ pub enum BaseCommand {
 /// Options shared by `kiln base` commands.
 #[derive(Debug, Args)]
 pub struct BaseCommon {
-    /// The base definition, e.g. `golden-base/static.toml`.
+    /// The base definition, e.g. `golden-base/static.toml`; `kiln base build` also takes
+    /// the name of a curated base kiln carries (`static`, `base`, `build`, `node`, `java17`,
+    /// `java21`).
     #[arg(value_name = "DEF")]
     pub definition: PathBuf,
     /// The Debian mirror URL (default: the machine's apt sources).
@@ -318,6 +320,10 @@ pub struct BuildArgs {
     /// Attach no build provenance.
     #[arg(long)]
     pub no_provenance: bool,
+    /// With `--publish`, skip the check, before building, that the registry answers,
+    /// accepts the credentials and allows the push.
+    #[arg(long)]
+    pub no_preflight: bool,
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,

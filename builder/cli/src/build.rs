@@ -130,6 +130,7 @@ impl<'a> Settings<'a> {
         });
         creator.sign_key = self.sign_key;
         creator.publish = args.publish;
+        creator.preflight = !args.no_preflight;
         creator.archive = args.output.clone();
         // A curated run image the store lacks is built from kiln's embedded lock, through
         // the machine's Debian mirror; without one, the build says how to get it.

@@ -6,8 +6,8 @@ use kiln_buildpack_java::gradle_hint;
 use kiln_image::ImageError;
 use kiln_lifecycle::{BuildpackError, PhaseError, RebaseError, SandboxError, SourceError};
 use kiln_pipeline::{
-    BaseError, CURATED_PREFIX, CreateError, CuratedError, DeliverError, RebaseAppError,
-    RunImageError, SessionError, StreamError,
+    BaseError, CURATED_PREFIX, CreateError, CuratedError, DeliverError, PreflightError,
+    RebaseAppError, RunImageError, SessionError, StreamError,
 };
 use kiln_registry::{RegistryError, TransportKind};
 
@@ -111,6 +111,7 @@ pub fn build_failure(e: CreateError, source_dir: &std::path::Path) -> Failure {
         }
         CreateError::Build(e) => phase_failure(e),
         CreateError::RunImage(e) => run_image_failure(*e),
+        CreateError::Preflight(e) => preflight_failure(*e),
         CreateError::Scratch { .. } => Failure::new(exit::KILN_BUILD, e)
             .hint(Some("check that `--cache-dir` is writable".into())),
         CreateError::Deliver(e) => deliver_failure(*e, exit::EXPORT),
@@ -140,6 +141,30 @@ fn run_image_failure(e: RunImageError) -> Failure {
         RunImageError::Curated(curated) => curated_failure(*curated),
         RunImageError::Generate(_) | RunImageError::Assemble(_) => Failure::new(exit::EXPORT, e),
     }
+}
+
+/// A push check that failed before the build; the registry's error in its chain sets the
+/// exit code (75 for a registry that does not answer, 77 for credentials and rights).
+fn preflight_failure(e: PreflightError) -> Failure {
+    let hint = match &e {
+        PreflightError::Unreachable { source, .. } | PreflightError::Other { source, .. } => {
+            registry_hint(source)
+        }
+        PreflightError::NoCredentials { registry, .. } => Some(format!(
+            "log in with `kiln login {registry}` (kiln also reads docker and podman credentials)"
+        )),
+        PreflightError::Rejected { registry, .. } => Some(format!(
+            "the credentials kiln has for `{registry}` are wrong or expired: `kiln login {registry}` again"
+        )),
+        PreflightError::Denied {
+            registry,
+            repository,
+            ..
+        } => Some(format!(
+            "ask for the right to push to `{repository}`, `kiln login {registry}` as a user who has it, or publish elsewhere"
+        )),
+    };
+    Failure::new(exit::EXPORT, e).hint(hint)
 }
 
 /// A curated base that could not be built from kiln's embedded lock.

@@ -49,6 +49,7 @@ mod curated;
 mod deliver;
 mod error;
 mod inspect;
+mod preflight;
 mod progress;
 mod rebase;
 mod restore;
@@ -74,6 +75,7 @@ pub use error::{causes, human_bytes};
 pub use inspect::{
     EnvelopeStatus, InspectError, Inspection, LayerRow, ProvenanceRow, SbomSummary, inspect,
 };
+pub use preflight::{PreflightError, preflight};
 pub use progress::{Progress, Quiet};
 pub use rebase::{RebaseApp, RebaseAppError, RebaseOutcome, RebaseResult};
 pub use restore::{CacheReport, Restore};

@@ -7,6 +7,7 @@ use kiln_model::ModelError;
 
 use crate::attest::AttestError;
 use crate::deliver::DeliverError;
+use crate::preflight::PreflightError;
 use crate::run_image::RunImageError;
 
 /// Why a build failed, by the phase that failed.
@@ -20,6 +21,9 @@ pub enum CreateError {
         /// The ids there are.
         known: Vec<&'static str>,
     },
+    /// The registry will not take the push: checked before building.
+    #[error(transparent)]
+    Preflight(Box<PreflightError>),
     /// No buildpack, or more than one, recognised the app.
     #[error(transparent)]
     Detect(PhaseError),

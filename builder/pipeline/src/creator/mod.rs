@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::attest::SupplyReport;
 use crate::curated::{BuildCurated, curated_base};
 use crate::deliver::Delivered;
+use crate::preflight::preflight;
 use crate::restore::{self, CacheReport, Restore};
 use crate::run_image::{RunImageError, choose_run_image, resolve_run_image, run_image_info};
 use crate::source::ImageSource;
@@ -94,6 +95,9 @@ pub struct Creator<'a> {
     /// The Debian mirrors to build a curated run image (`kiln-base/node`) from kiln's
     /// embedded lock when the store lacks it; without them such a build stops.
     pub mirrors: Option<Mirrors>,
+    /// With `publish`, check that the registry takes the push before building
+    /// ([`crate::preflight`]).
+    pub preflight: bool,
 }
 
 /// What a build made.
@@ -184,6 +188,7 @@ impl<'a> Creator<'a> {
             publish: false,
             archive: None,
             mirrors: None,
+            preflight: true,
         }
     }
 
@@ -191,6 +196,12 @@ impl<'a> Creator<'a> {
     pub fn run(&self, progress: &dyn Progress) -> Result<Created, CreateError> {
         let started = Instant::now();
         let mut timings = Timings::default();
+        if self.publish && self.preflight {
+            progress.debug(&format!("checking that kiln may push to `{}`", self.target));
+            self.session
+                .block_on(preflight(self.session.client(), &self.target))
+                .map_err(|e| CreateError::Preflight(Box::new(e)))?;
+        }
         let t = Instant::now();
         let detected = self.detect(progress)?;
         timings.detect_ms = t.elapsed().as_millis();
