@@ -84,9 +84,35 @@ pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
     let run = build(&kiln, "app:1", &both, &[]);
     insta::assert_snapshot!("ambiguous_language", rendered(&kiln, &run, None));
 
+    // `--report` is written on failure too: the phase, the exit code, the error chain.
     let broken = kiln.fixture("go-broken", "go-broken");
-    let run = build(&kiln, "app:1", broken.to_str().unwrap(), &[]);
+    let report = kiln.ws.join("failed.json");
+    let run = build(
+        &kiln,
+        "app:1",
+        broken.to_str().unwrap(),
+        &["--report", report.to_str().unwrap()],
+    );
     insta::assert_snapshot!("compile_error", rendered(&kiln, &run, None));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("a report of the failure")).unwrap();
+    assert_eq!(report["schema"], "kiln.build-report/v1", "{report}");
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["image"], "app:1", "{report}");
+    assert_eq!(report["phase"], "build", "{report}");
+    assert_eq!(report["exit_code"], 51, "{report}");
+    let error = report["error"].as_array().unwrap();
+    assert!(
+        error[0]
+            .as_str()
+            .unwrap()
+            .contains("`go build` of `example.com/broken` failed"),
+        "{report}"
+    );
+    assert!(
+        report["hint"].as_str().unwrap().contains("fix the errors"),
+        "{report}"
+    );
 
     // A run image named in an OCI layout that does not hold it.
     let node = kiln.fixture("node-express", "node");

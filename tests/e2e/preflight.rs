@@ -62,8 +62,16 @@ pub(crate) fn preflight_stops_a_push_that_cannot_succeed_before_building() {
     assert_eq!(late.code, 77, "{}", late.stderr);
     assert!(late.stderr.contains("DETECTING"), "{}", late.stderr);
 
+    // With the right credentials the check passes and the build pushes; the report of a
+    // success carries the same schema.
     store_credentials(&kiln, &host, "builder", "s3cret-pass");
-    build(&kiln, &image, &app, &["--publish"]).ok();
+    let report = kiln.ws.join("pushed.json");
+    let args = ["--publish", "--report", report.to_str().unwrap()];
+    build(&kiln, &image, &app, &args).ok();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["schema"], "kiln.build-report/v1", "{report}");
+    assert_eq!(report["status"], "succeeded", "{report}");
 
     // A user the token server grants `pull` only.
     let issuer = TokenIssuer::new("builder", "s3cret-pass");
@@ -72,6 +80,13 @@ pub(crate) fn preflight_stops_a_push_that_cannot_succeed_before_building() {
     store_credentials(&kiln, &host, READER.0, READER.1);
     let run = build(&kiln, &token.reference("team/app:1"), &app, &["--publish"]);
     stopped_before_building(&run);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kiln.ws.join("denied.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&report["phase"], &report["exit_code"]),
+        (&"preflight".into(), &77.into()),
+        "{report}"
+    );
     insta::assert_snapshot!(
         "preflight_no_push_right",
         rendered(&kiln, &run, Some(&host))

@@ -17,12 +17,33 @@ use crate::errors::build_failure;
 use crate::failure::{Failure, exit};
 use crate::keys::signing_key;
 use crate::output::Ui;
-use crate::report::Report;
+use crate::report::{FailureReport, Report};
 use crate::session::parse_image;
 use crate::settings::{Environment, parse_env_flags};
 
-/// Runs `kiln build`.
+/// Runs `kiln build`; with `--report`, writes the report whether the build succeeded or
+/// failed.
 pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
+    let mut phase = "setup";
+    let Err(failure) = build(args, env, ui, &mut phase) else {
+        return Ok(());
+    };
+    let failure = failure.classified();
+    if let Some(path) = &args.report
+        && let Err(e) = FailureReport::new(&args.image, phase, &failure).write(path)
+    {
+        ui.warn(&format!("{e:#}"));
+    }
+    Err(failure)
+}
+
+/// Builds the image; `phase` says which phase failed (`setup` until the pipeline runs).
+fn build(
+    args: &BuildArgs,
+    env: &Environment,
+    ui: &Ui,
+    phase: &mut &'static str,
+) -> Result<(), Failure> {
     let target = parse_image(&args.image)?;
     let source_dir = args.path.canonicalize().map_err(|e| {
         Failure::new(
@@ -69,7 +90,10 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         sign_key: sign_key.as_ref(),
     };
     settings.apply(&mut creator, &source_dir)?;
-    let created = creator.run(ui).map_err(|e| build_failure(e, &source_dir))?;
+    let created = creator.run(ui).map_err(|e| {
+        *phase = e.phase();
+        build_failure(e, &source_dir)
+    })?;
     if let Some(path) = &args.report {
         Report::new(&target, &created)
             .write(path)

@@ -56,6 +56,22 @@ pub enum CreateError {
     Deliver(Box<DeliverError>),
 }
 
+impl CreateError {
+    /// Returns the phase that failed: `preflight`, `detect`, `run-image`, `build`,
+    /// `export`, `attest` or `deliver`.
+    pub fn phase(&self) -> &'static str {
+        match self {
+            Self::Preflight(_) => "preflight",
+            Self::UnknownBuildpack { .. } | Self::Detect(_) => "detect",
+            Self::RunImage(_) => "run-image",
+            Self::Scratch { .. } | Self::Build(_) => "build",
+            Self::Export(_) | Self::Assemble(_) => "export",
+            Self::Attest(_) => "attest",
+            Self::Deliver(_) => "deliver",
+        }
+    }
+}
+
 /// Errors of the phases that carry an image's error are boxed, so a build's `Result`
 /// stays small.
 macro_rules! boxed_from {
