@@ -78,10 +78,12 @@ pub(crate) fn preflight_stops_a_push_that_cannot_succeed_before_building() {
     let token = Registry::token(&issuer);
     let host = token.host();
     store_credentials(&kiln, &host, READER.0, READER.1);
-    let run = build(&kiln, &token.reference("team/app:1"), &app, &["--publish"]);
+    let denied = kiln.ws.join("denied.json");
+    let args = ["--publish", "--report", denied.to_str().unwrap()];
+    let run = build(&kiln, &token.reference("team/app:1"), &app, &args);
     stopped_before_building(&run);
     let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(kiln.ws.join("denied.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&denied).unwrap()).unwrap();
     assert_eq!(
         (&report["phase"], &report["exit_code"]),
         (&"preflight".into(), &77.into()),
