@@ -70,13 +70,20 @@ pub(crate) fn build(kiln: &Kiln, image: &str, app: &str, extra: &[&str]) -> Run 
     kiln.run(&args)
 }
 
-/// Nothing detected, two languages at once, a compile error, a missing run image and a
+/// Nothing detected, a language kiln does not build, two languages at once, a compile error, a missing run image and a
 /// bad image name: each exit code, error and hint as the user sees them.
 pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
     let kiln = Kiln::new();
     let not_an_app = kiln.fixture("not-an-app", "not-an-app");
     let run = build(&kiln, "app:1", not_an_app.to_str().unwrap(), &[]);
     insta::assert_snapshot!("nothing_detected", rendered(&kiln, &run, None));
+
+    // A language kiln does not build: detection says what it saw.
+    kiln.ws.write("python/requirements.txt", "flask==3.0.0\n");
+    kiln.ws.write("python/Dockerfile", "FROM python:3.12\n");
+    let python = kiln.ws.join("python");
+    let run = build(&kiln, "app:1", python.to_str().unwrap(), &[]);
+    insta::assert_snapshot!("unsupported_language", rendered(&kiln, &run, None));
 
     let both = hello(&kiln, "both");
     kiln.ws

@@ -201,6 +201,10 @@ pub fn deliver_failure(e: DeliverError, code: u8) -> Failure {
 /// Maps a detect or build failure to its exit code and hint.
 pub fn phase_failure(e: PhaseError) -> Failure {
     match e {
+        PhaseError::NothingDetected { ref seen, .. } if !seen.is_empty() => {
+            let hint = "kiln builds Go, Java (Maven) and Node.js apps; if one of those is in a subdirectory, point `--path` at it";
+            Failure::new(exit::NOTHING_DETECTED, e).hint(Some(hint.to_owned()))
+        }
         PhaseError::NothingDetected { ref looked_for, .. } => {
             let list: Vec<String> = looked_for
                 .iter()
