@@ -30,6 +30,7 @@ mod machine_faults;
 mod node_build;
 mod pod_build;
 mod preflight;
+mod project_toml;
 mod rebase;
 mod registry_auth;
 mod sandbox;
@@ -123,6 +124,7 @@ const TESTS: &[(&str, fn())] = &tests![
     cli_errors::c06_push_failures_render_their_cause_once_with_a_hint,
     curated::a_stale_embedded_lock_says_to_update_kiln,
     preflight::preflight_stops_a_push_that_cannot_succeed_before_building,
+    project_toml::pack_schemas_are_read_and_what_kiln_ignores_is_named,
     cli_errors::c06_build_failures_render_their_cause_once_with_a_hint,
     architecture::crates_depend_only_in_the_designed_direction,
     architecture::buildpacks_reach_no_network_crate,

@@ -88,6 +88,7 @@ fn build(
         user_env: &user_env,
         sandbox,
         sign_key: sign_key.as_ref(),
+        ui,
     };
     settings.apply(&mut creator, &source_dir)?;
     let created = creator.run(ui).map_err(|e| {
@@ -110,6 +111,7 @@ struct Settings<'a> {
     user_env: &'a BTreeMap<String, String>,
     sandbox: SandboxSettings,
     sign_key: Option<&'a PrivateKey>,
+    ui: &'a Ui,
 }
 
 impl<'a> Settings<'a> {
@@ -121,6 +123,11 @@ impl<'a> Settings<'a> {
             let hint = e.hint();
             usage(e.into()).hint(Some(hint))
         })?;
+        for key in &project.ignored {
+            self.ui.warn(&format!(
+                "project.toml: kiln does not honour `{key}`; building without it"
+            ));
+        }
         env.apply_buildpack_settings(&mut project).map_err(usage)?;
         creator.env = build_env(&env.toolchain_host_env(), &project, self.user_env);
         creator.project = project;
