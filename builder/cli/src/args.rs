@@ -22,6 +22,8 @@ pub enum Command {
     Rebase(RebaseArgs),
     /// Store registry credentials the way `docker login` does.
     Login(LoginArgs),
+    /// Remove the credentials `kiln login` (or `docker login`) stored for a registry.
+    Logout(LogoutArgs),
     /// Maintain golden base images built from signed Debian packages.
     #[command(subcommand)]
     Base(BaseCommand),
@@ -367,6 +369,17 @@ pub struct RebaseArgs {
     /// Print only errors and the rebased references.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `kiln logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host[:port].
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }
 
 /// `kiln login`.

@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             rebase::run(args, &env, &Ui::new(verbosity))
         }
         Command::Login(args) => login::run(args, &env),
+        Command::Logout(args) => login::logout(args, &env),
         Command::Base(cmd) => base::run(cmd, &env, &Ui::new(Verbosity::Normal)),
         Command::Sign(args) => sign::run_sign(args, &env),
         Command::Verify(args) => sign::run_verify(args, &env),

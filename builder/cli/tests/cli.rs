@@ -32,7 +32,7 @@ fn version_and_help_name_every_subcommand() {
     assert!(help.status.success(), "{}", text(&help));
     let help = text(&help);
     for command in [
-        "build", "rebase", "login", "base", "sign", "verify", "inspect", "key",
+        "build", "rebase", "login", "logout", "base", "sign", "verify", "inspect", "key",
     ] {
         assert!(
             help.lines()
@@ -106,6 +106,7 @@ fn every_help_page_matches_its_snapshot() {
             "kiln-key",
             "kiln-key-generate",
             "kiln-login",
+            "kiln-logout",
             "kiln-rebase",
             "kiln-sign",
             "kiln-verify",
