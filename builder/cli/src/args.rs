@@ -4,9 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `kiln --version`: the crate version, the commit and its date (see `build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KILN_BUILD_DETAIL"),
+    ")"
+);
+
 /// kiln builds reproducible OCI images from source — no Dockerfile, no daemon, no root.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about, propagate_version = true)]
+#[command(name = "kiln", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -24,6 +32,8 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove the credentials `kiln login` (or `docker login`) stored for a registry.
     Logout(LogoutArgs),
+    /// Print a shell completion script (`kiln completions bash > /etc/bash_completion.d/kiln`).
+    Completions(CompletionsArgs),
     /// Maintain golden base images built from signed Debian packages.
     #[command(subcommand)]
     Base(BaseCommand),
@@ -369,6 +379,14 @@ pub struct RebaseArgs {
     /// Print only errors and the rebased references.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `kiln completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `kiln logout`.
