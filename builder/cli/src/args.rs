@@ -34,6 +34,8 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Print a shell completion script (`kiln completions bash > /etc/bash_completion.d/kiln`).
     Completions(CompletionsArgs),
+    /// Print kiln's man page, roff (`kiln man > /usr/local/share/man/man1/kiln.1`).
+    Man,
     /// Maintain golden base images built from signed Debian packages.
     #[command(subcommand)]
     Base(BaseCommand),

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         Command::Login(args) => login::run(args, &env),
         Command::Logout(args) => login::logout(args, &env),
         Command::Completions(args) => completions::run(args),
+        Command::Man => completions::man(),
         Command::Base(cmd) => base::run(cmd, &env, &Ui::new(Verbosity::Normal)),
         Command::Sign(args) => sign::run_sign(args, &env),
         Command::Verify(args) => sign::run_verify(args, &env),

@@ -125,6 +125,7 @@ fn every_help_page_matches_its_snapshot() {
             "kiln-key-generate",
             "kiln-login",
             "kiln-logout",
+            "kiln-man",
             "kiln-rebase",
             "kiln-sign",
             "kiln-verify",
@@ -160,4 +161,17 @@ fn completion_scripts_parse_and_name_the_subcommands() {
     assert!(script("zsh").starts_with("#compdef kiln"));
     assert!(script("fish").contains("complete -c kiln"));
     assert_eq!(kiln(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+/// `kiln man` prints a man page that names every subcommand.
+#[test]
+fn man_page_is_roff_naming_the_subcommands() {
+    let out = kiln(&["man"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{page}");
+    assert!(page.contains(".TH kiln 1"), "{page}");
+    for command in ["build", "rebase", "logout", "completions"] {
+        assert!(page.contains(command), "`{command}` missing");
+    }
 }
