@@ -29,11 +29,13 @@ docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 reg_pid=$!
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
 
-echo "==> building kiln"
-cargo build -q -p kiln-cli --bin kiln
+echo "==> building kiln (cargo shows its progress; the first build takes minutes)"
+cargo build -p kiln-cli --bin kiln
+# Where cargo put it: CARGO_TARGET_DIR, else ./target.
+kiln="${CARGO_TARGET_DIR:-target}/debug/kiln"
 image="127.0.0.1:$port/go-web:demo"
 echo "==> kiln build $image --publish"
-ref=$(target/debug/kiln build "$image" --path tests/fixtures/go-web --publish --cache-dir "$work/cache")
+ref=$("$kiln" build "$image" --path tests/fixtures/go-web --publish --cache-dir "$work/cache")
 echo "==> pushed $ref"
 
 app_port=$(free_port)

@@ -9,7 +9,7 @@ use crate::common::{self, Kiln, Run};
 
 /// Returns the exit code and stderr from its `error:` line on, with this test's paths
 /// and `registry`'s address replaced.
-fn rendered(kiln: &Kiln, run: &Run, registry: Option<&str>) -> String {
+pub(crate) fn rendered(kiln: &Kiln, run: &Run, registry: Option<&str>) -> String {
     let from = run
         .stderr
         .find("error:")
@@ -43,7 +43,7 @@ fn without_digests(text: &str) -> String {
 }
 
 /// A Go app of one file, with no dependencies.
-fn hello(kiln: &Kiln, dir: &str) -> String {
+pub(crate) fn hello(kiln: &Kiln, dir: &str) -> String {
     kiln.ws.write(
         format!("{dir}/go.mod"),
         "module example.com/hello\n\ngo 1.21\n",
@@ -56,7 +56,7 @@ fn hello(kiln: &Kiln, dir: &str) -> String {
 }
 
 /// `kiln build IMAGE --path APP --cache-dir CACHE EXTRA...` in a warm cache.
-fn build(kiln: &Kiln, image: &str, app: &str, extra: &[&str]) -> Run {
+pub(crate) fn build(kiln: &Kiln, image: &str, app: &str, extra: &[&str]) -> Run {
     let cache = common::warm_cache(kiln, "cache");
     let mut args = vec![
         "build",
@@ -70,7 +70,7 @@ fn build(kiln: &Kiln, image: &str, app: &str, extra: &[&str]) -> Run {
     kiln.run(&args)
 }
 
-/// Nothing detected, two languages at once, a compile error, a missing run image and a
+/// Nothing detected, a language kiln does not build, two languages at once, a compile error, a missing run image and a
 /// bad image name: each exit code, error and hint as the user sees them.
 pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
     let kiln = Kiln::new();
@@ -78,27 +78,62 @@ pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
     let run = build(&kiln, "app:1", not_an_app.to_str().unwrap(), &[]);
     insta::assert_snapshot!("nothing_detected", rendered(&kiln, &run, None));
 
+    // A language kiln does not build: detection says what it saw.
+    kiln.ws.write("python/requirements.txt", "flask==3.0.0\n");
+    kiln.ws.write("python/Dockerfile", "FROM python:3.12\n");
+    let python = kiln.ws.join("python");
+    let run = build(&kiln, "app:1", python.to_str().unwrap(), &[]);
+    insta::assert_snapshot!("unsupported_language", rendered(&kiln, &run, None));
+
     let both = hello(&kiln, "both");
     kiln.ws
         .write("both/package.json", r#"{"name":"both","version":"1.0.0"}"#);
     let run = build(&kiln, "app:1", &both, &[]);
     insta::assert_snapshot!("ambiguous_language", rendered(&kiln, &run, None));
 
+    // `--report` is written on failure too: the phase, the exit code, the error chain.
     let broken = kiln.fixture("go-broken", "go-broken");
-    let run = build(&kiln, "app:1", broken.to_str().unwrap(), &[]);
-    insta::assert_snapshot!("compile_error", rendered(&kiln, &run, None));
-
-    // A Node app needs the curated Node base, and this cache dir's store has none.
-    let node = kiln.fixture("node-express", "node");
-    let empty = kiln.ws.mkdir("empty-cache");
-    let run = kiln.run(&[
-        "build",
+    let report = kiln.ws.join("failed.json");
+    let run = build(
+        &kiln,
         "app:1",
-        "--path",
+        broken.to_str().unwrap(),
+        &["--report", report.to_str().unwrap()],
+    );
+    insta::assert_snapshot!("compile_error", rendered(&kiln, &run, None));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("a report of the failure")).unwrap();
+    assert_eq!(report["schema"], "kiln.build-report/v1", "{report}");
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["image"], "app:1", "{report}");
+    assert_eq!(report["phase"], "build", "{report}");
+    assert_eq!(report["exit_code"], 51, "{report}");
+    let error = report["error"].as_array().unwrap();
+    assert!(
+        error[0]
+            .as_str()
+            .unwrap()
+            .contains("`go build` of `example.com/broken` failed"),
+        "{report}"
+    );
+    assert!(
+        report["hint"].as_str().unwrap().contains("fix the errors"),
+        "{report}"
+    );
+
+    // A run image named in an OCI layout that does not hold it.
+    let node = kiln.fixture("node-express", "node");
+    kiln.ws
+        .write("bases/oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#);
+    kiln.ws
+        .write("bases/index.json", r#"{"schemaVersion":2,"manifests":[]}"#);
+    let missing = format!("oci:{}:kiln-base/nodejs", kiln.ws.join("bases").display());
+    let run = build(
+        &kiln,
+        "app:1",
         node.to_str().unwrap(),
-        "--cache-dir",
-        empty.to_str().unwrap(),
-    ]);
+        &["--run-image", &missing],
+    );
     insta::assert_snapshot!("missing_run_image", rendered(&kiln, &run, None));
 
     let app = hello(&kiln, "hello");
@@ -107,7 +142,8 @@ pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
 }
 
 /// A registry that is not there (transient, 75) and one that wants credentials kiln does
-/// not have (auth, 77): the push fails after the build with the registry's own words.
+/// not have (auth, 77), with the push check skipped: the push fails after the build with
+/// the registry's own words ([`crate::preflight`] covers the check).
 pub(crate) fn c06_push_failures_render_their_cause_once_with_a_hint() {
     let kiln = Kiln::new();
     let app = hello(&kiln, "hello");
@@ -117,7 +153,7 @@ pub(crate) fn c06_push_failures_render_their_cause_once_with_a_hint() {
         &kiln,
         &format!("{nowhere}/team/app:1"),
         &app,
-        &["--publish"],
+        &["--publish", "--no-preflight"],
     );
     insta::assert_snapshot!(
         "registry_unreachable",
@@ -129,7 +165,7 @@ pub(crate) fn c06_push_failures_render_their_cause_once_with_a_hint() {
         &kiln,
         &registry.reference("team/app:1"),
         &app,
-        &["--publish"],
+        &["--publish", "--no-preflight"],
     );
     insta::assert_snapshot!(
         "unauthorized",

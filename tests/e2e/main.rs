@@ -16,6 +16,7 @@ mod bounds;
 mod build_env;
 mod cli_errors;
 mod concurrency;
+mod curated;
 mod faults_auth;
 mod faults_push;
 mod go_build;
@@ -28,6 +29,8 @@ mod java_build;
 mod machine_faults;
 mod node_build;
 mod pod_build;
+mod preflight;
+mod project_toml;
 mod rebase;
 mod registry_auth;
 mod sandbox;
@@ -59,6 +62,7 @@ const TESTS: &[(&str, fn())] = &tests![
     concurrency::w10_twenty_concurrent_builds_share_one_cache_dir_and_registry,
     rebase::r17_d_go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests,
     golden_base::static_golden_base_locks_builds_reproducibly_and_runs_a_go_app,
+    curated::node_and_java_apps_build_anywhere_on_curated_bases_kiln_carries,
     node_build::b02_express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules,
     java_build::spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer,
     supply_chain::sboms_signatures_and_provenance_of_a_go_app,
@@ -118,6 +122,9 @@ const TESTS: &[(&str, fn())] = &tests![
     harness::workspace_and_copy_dir_keep_the_tree,
     faults_auth::c02_verbose_output_and_errors_never_show_credentials_tokens_or_signatures,
     cli_errors::c06_push_failures_render_their_cause_once_with_a_hint,
+    curated::a_stale_embedded_lock_says_to_update_kiln,
+    preflight::preflight_stops_a_push_that_cannot_succeed_before_building,
+    project_toml::pack_schemas_are_read_and_what_kiln_ignores_is_named,
     cli_errors::c06_build_failures_render_their_cause_once_with_a_hint,
     architecture::crates_depend_only_in_the_designed_direction,
     architecture::buildpacks_reach_no_network_crate,

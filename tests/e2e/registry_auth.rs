@@ -98,6 +98,29 @@ pub(crate) fn htpasswd_registry_needs_login_and_login_stores_docker_credentials(
     }
     validate_pushed(&client(Some(&kiln.ws.join("docker")), None), &pinned);
 
+    // `kiln logout` removes the entry (and keeps the rest of the file); then the push
+    // check finds no credentials, before building.
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["auths"]["other.example"] = serde_json::json!({"auth": "b3RoZXI6eA=="});
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let logout = kiln.run(&["logout", &registry.host()]);
+    assert_eq!(logout.code, 0, "{}", logout.stderr);
+    assert!(
+        logout.stderr.contains("Removed login credentials"),
+        "{}",
+        logout.stderr
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    assert!(config["auths"].get(registry.host()).is_none(), "{config}");
+    assert_eq!(config["auths"]["other.example"]["auth"], "b3RoZXI6eA==");
+    let again = kiln.run(&["logout", &registry.host()]);
+    assert!(again.stderr.contains("Not logged in"), "{}", again.stderr);
+    let denied = publish(&kiln, &image, &app, &["--process", "api"]);
+    assert_eq!(denied.code, 77, "{}", denied.stderr);
+    assert!(denied.stderr.contains("kiln has none"), "{}", denied.stderr);
+
     // podman's auth.json works the same way.
     let podman_style = Kiln::new();
     std::fs::write(

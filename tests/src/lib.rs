@@ -45,6 +45,6 @@ pub use skopeo::{
 };
 pub use stall_proxy::StallProxy;
 pub use syft::{syft_bin, syft_scan};
-pub use token::{Access, TokenIssuer, TokenRequest};
+pub use token::{Access, READER, TokenIssuer, TokenRequest};
 pub use tools::{download_cache, machine_cache, tool};
 pub use workspace::{Workspace, copy_dir, free_port};

@@ -95,6 +95,9 @@ struct Config {
     x5c: String,
 }
 
+/// An account every issuer accepts, granted `pull` only: a user without the push right.
+pub const READER: (&str, &str) = ("reader", "reader-pass-4c1e");
+
 /// A token server on 127.0.0.1 that runs on a thread until dropped.
 pub struct TokenIssuer {
     addr: SocketAddr,
@@ -252,9 +255,13 @@ fn serve(stream: TcpStream, config: &Config, log: &Mutex<Vec<TokenRequest>>) {
         .filter(|s| !s.is_empty())
         .collect();
     let credentials = authorization.as_deref().and_then(basic_credentials);
-    let authenticated = credentials
+    let owner = credentials
         .as_ref()
         .is_some_and(|(u, p)| *u == config.user && *p == config.password);
+    let reader = credentials
+        .as_ref()
+        .is_some_and(|(u, p)| (u.as_str(), p.as_str()) == READER);
+    let authenticated = owner || reader;
     let mut record = TokenRequest {
         method: method.clone(),
         path: path.clone(),
@@ -285,14 +292,16 @@ fn serve(stream: TcpStream, config: &Config, log: &Mutex<Vec<TokenRequest>>) {
                 if !authenticated {
                     let may_pull = config.anonymous_pull && access.kind == "repository";
                     access.actions.retain(|a| may_pull && a == "pull");
+                } else if reader {
+                    access.actions.retain(|a| a == "pull");
                 }
                 (!access.actions.is_empty()).then_some(access)
             })
             .collect();
-        let sub = if authenticated {
-            config.user.as_str()
-        } else {
-            ""
+        let sub = match (owner, reader) {
+            (true, _) => config.user.as_str(),
+            (_, true) => READER.0,
+            _ => "",
         };
         let token = mint(config, sub, &record.granted);
         (

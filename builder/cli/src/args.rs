@@ -4,9 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `kiln --version`: the crate version, the commit and its date (see `build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KILN_BUILD_DETAIL"),
+    ")"
+);
+
 /// kiln builds reproducible OCI images from source — no Dockerfile, no daemon, no root.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about, propagate_version = true)]
+#[command(name = "kiln", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -22,6 +30,12 @@ pub enum Command {
     Rebase(RebaseArgs),
     /// Store registry credentials the way `docker login` does.
     Login(LoginArgs),
+    /// Remove the credentials `kiln login` (or `docker login`) stored for a registry.
+    Logout(LogoutArgs),
+    /// Print a shell completion script (`kiln completions bash > /etc/bash_completion.d/kiln`).
+    Completions(CompletionsArgs),
+    /// Print kiln's man page, roff (`kiln man > /usr/local/share/man/man1/kiln.1`).
+    Man,
     /// Maintain golden base images built from signed Debian packages.
     #[command(subcommand)]
     Base(BaseCommand),
@@ -156,7 +170,9 @@ pub enum BaseCommand {
 /// Options shared by `kiln base` commands.
 #[derive(Debug, Args)]
 pub struct BaseCommon {
-    /// The base definition, e.g. `golden-base/static.toml`.
+    /// The base definition, e.g. `golden-base/static.toml`; `kiln base build` also takes
+    /// the name of a curated base kiln carries (`static`, `base`, `build`, `node`, `java17`,
+    /// `java21`).
     #[arg(value_name = "DEF")]
     pub definition: PathBuf,
     /// The Debian mirror URL (default: the machine's apt sources).
@@ -318,6 +334,10 @@ pub struct BuildArgs {
     /// Attach no build provenance.
     #[arg(long)]
     pub no_provenance: bool,
+    /// With `--publish`, skip the check, before building, that the registry answers,
+    /// accepts the credentials and allows the push.
+    #[arg(long)]
+    pub no_preflight: bool,
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -361,6 +381,25 @@ pub struct RebaseArgs {
     /// Print only errors and the rebased references.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `kiln completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `kiln logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host[:port].
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }
 
 /// `kiln login`.

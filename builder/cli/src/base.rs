@@ -10,7 +10,10 @@ use kiln_debian::platform::debian_arch;
 use kiln_debian::{DebianError, Definition, Keyring, Lockfile, Mirrors, diff, lock};
 use kiln_model::{Artifact, FinalIndex};
 use kiln_oci::Reference;
-use kiln_pipeline::{AssembleBase, Attest, Deliver, Session, Store, sinks};
+use kiln_pipeline::{
+    AssembleBase, Attest, Deliver, Session, Store, curated_base, curated_names, sinks,
+    unpack_curated,
+};
 
 use crate::args::{BaseBuildArgs, BaseCommand, BaseCommon};
 use crate::errors::{base_failure, deliver_failure, no_mirror_hint};
@@ -49,6 +52,37 @@ pub fn run(cmd: &BaseCommand, env: &Environment, ui: &Ui) -> Result<(), Failure>
         }
         BaseCommand::Build(a) => build(a, env, ui),
     }
+}
+
+/// Returns the definition `arg` names: a file, or the name of a curated base kiln carries
+/// (`node`), whose embedded definition and lock are unpacked into `cache_dir`.
+fn definition_path(arg: &Path, cache_dir: &Path) -> Result<PathBuf, Failure> {
+    let bare_name = arg.extension().is_none() && arg.components().count() == 1;
+    if !bare_name || arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    let name = arg.to_str().and_then(curated_base).ok_or_else(|| {
+        let known: Vec<&str> = curated_names().collect();
+        Failure::new(
+            exit::USAGE,
+            anyhow!(
+                "`{}` is neither a base definition file nor a curated base kiln carries",
+                arg.display()
+            ),
+        )
+        .hint(Some(format!(
+            "name a definition file (`golden-base/node.toml`) or one of: {}",
+            known.join(", ")
+        )))
+    })?;
+    unpack_curated(cache_dir, name)
+        .with_context(|| {
+            format!(
+                "unpacking kiln's curated bases into `{}`",
+                cache_dir.display()
+            )
+        })
+        .map_err(|e| Failure::new(exit::KILN_BUILD, e))
 }
 
 /// Returns `golden-base/<name>.lock` for `golden-base/<name>.toml`.
@@ -118,28 +152,29 @@ fn write_lock(def_path: &Path, lockfile: &Lockfile, ui: &Ui) -> Result<(), Failu
 }
 
 fn build(a: &BaseBuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
-    let def = load_definition(&a.common.definition)?;
-    let lock_file = lock_path(&a.common.definition);
+    let cache_dir = std::path::absolute(
+        env.cache_dir(a.common.cache_dir.as_ref())
+            .map_err(|e| Failure::new(exit::USAGE, e))?,
+    )
+    .context("resolving the cache directory")?;
+    let def_path = definition_path(&a.common.definition, &cache_dir)?;
+    let def = load_definition(&def_path)?;
+    let lock_file = lock_path(&def_path);
     let lockfile = Lockfile::read(&lock_file).map_err(|e| {
         Failure::new(exit::FAILURE, e).hint(Some(format!(
             "lock it first: kiln base lock {}",
-            a.common.definition.display()
+            def_path.display()
         )))
     })?;
-    check_fresh(&def, &lockfile, &a.common.definition, &lock_file, ui)?;
-    let dir = a.common.definition.parent().unwrap_or(Path::new("."));
+    check_fresh(&def, &lockfile, &def_path, &lock_file, ui)?;
+    let dir = def_path.parent().unwrap_or(Path::new("."));
     let included = def
         .includes
         .iter()
         .map(|name| Lockfile::read(&dir.join(format!("{name}.lock"))))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::new(exit::FAILURE, e))?;
-    let archs = platforms(&a.platform, &lockfile, &a.common.definition)?;
-    let cache_dir = std::path::absolute(
-        env.cache_dir(a.common.cache_dir.as_ref())
-            .map_err(|e| Failure::new(exit::USAGE, e))?,
-    )
-    .context("resolving the cache directory")?;
+    let archs = platforms(&a.platform, &lockfile, &def_path)?;
     let target: Option<Reference> = a
         .publish
         .as_deref()

@@ -17,12 +17,33 @@ use crate::errors::build_failure;
 use crate::failure::{Failure, exit};
 use crate::keys::signing_key;
 use crate::output::Ui;
-use crate::report::Report;
+use crate::report::{FailureReport, Report};
 use crate::session::parse_image;
 use crate::settings::{Environment, parse_env_flags};
 
-/// Runs `kiln build`.
+/// Runs `kiln build`; with `--report`, writes the report whether the build succeeded or
+/// failed.
 pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
+    let mut phase = "setup";
+    let Err(failure) = build(args, env, ui, &mut phase) else {
+        return Ok(());
+    };
+    let failure = failure.classified();
+    if let Some(path) = &args.report
+        && let Err(e) = FailureReport::new(&args.image, phase, &failure).write(path)
+    {
+        ui.warn(&format!("{e:#}"));
+    }
+    Err(failure)
+}
+
+/// Builds the image; `phase` says which phase failed (`setup` until the pipeline runs).
+fn build(
+    args: &BuildArgs,
+    env: &Environment,
+    ui: &Ui,
+    phase: &mut &'static str,
+) -> Result<(), Failure> {
     let target = parse_image(&args.image)?;
     let source_dir = args.path.canonicalize().map_err(|e| {
         Failure::new(
@@ -67,9 +88,13 @@ pub fn run(args: &BuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> 
         user_env: &user_env,
         sandbox,
         sign_key: sign_key.as_ref(),
+        ui,
     };
     settings.apply(&mut creator, &source_dir)?;
-    let created = creator.run(ui).map_err(|e| build_failure(e, &source_dir))?;
+    let created = creator.run(ui).map_err(|e| {
+        *phase = e.phase();
+        build_failure(e, &source_dir)
+    })?;
     if let Some(path) = &args.report {
         Report::new(&target, &created)
             .write(path)
@@ -86,6 +111,7 @@ struct Settings<'a> {
     user_env: &'a BTreeMap<String, String>,
     sandbox: SandboxSettings,
     sign_key: Option<&'a PrivateKey>,
+    ui: &'a Ui,
 }
 
 impl<'a> Settings<'a> {
@@ -97,6 +123,11 @@ impl<'a> Settings<'a> {
             let hint = e.hint();
             usage(e.into()).hint(Some(hint))
         })?;
+        for key in &project.ignored {
+            self.ui.warn(&format!(
+                "project.toml: kiln does not honour `{key}`; building without it"
+            ));
+        }
         env.apply_buildpack_settings(&mut project).map_err(usage)?;
         creator.env = build_env(&env.toolchain_host_env(), &project, self.user_env);
         creator.project = project;
@@ -130,7 +161,11 @@ impl<'a> Settings<'a> {
         });
         creator.sign_key = self.sign_key;
         creator.publish = args.publish;
+        creator.preflight = !args.no_preflight;
         creator.archive = args.output.clone();
+        // A curated run image the store lacks is built from kiln's embedded lock, through
+        // the machine's Debian mirror; without one, the build says how to get it.
+        creator.mirrors = env.debian_mirrors(None, None).ok();
         Ok(())
     }
 }

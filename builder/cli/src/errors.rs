@@ -6,7 +6,8 @@ use kiln_buildpack_java::gradle_hint;
 use kiln_image::ImageError;
 use kiln_lifecycle::{BuildpackError, PhaseError, RebaseError, SandboxError, SourceError};
 use kiln_pipeline::{
-    BaseError, CreateError, DeliverError, RebaseAppError, RunImageError, SessionError, StreamError,
+    BaseError, CURATED_PREFIX, CreateError, CuratedError, DeliverError, PreflightError,
+    RebaseAppError, RunImageError, SessionError, StreamError,
 };
 use kiln_registry::{RegistryError, TransportKind};
 
@@ -14,12 +15,9 @@ use crate::failure::{Failure, exit};
 
 /// Returns how to get the stack's curated base `run_image`, or use another.
 pub fn curated_base_hint(run_image: &str) -> String {
-    let definition = format!(
-        "golden-base/{}.toml",
-        run_image.strip_prefix("kiln-base/").unwrap_or(run_image)
-    );
+    let name = run_image.strip_prefix(CURATED_PREFIX).unwrap_or(run_image);
     format!(
-        "build the curated one once: kiln base build {definition}\n  \
+        "build the curated one once: kiln base build {name}\n  \
          or name one: --run-image REF, or [io.kiln] run-image = \"REF\" in project.toml"
     )
 }
@@ -113,6 +111,7 @@ pub fn build_failure(e: CreateError, source_dir: &std::path::Path) -> Failure {
         }
         CreateError::Build(e) => phase_failure(e),
         CreateError::RunImage(e) => run_image_failure(*e),
+        CreateError::Preflight(e) => preflight_failure(*e),
         CreateError::Scratch { .. } => Failure::new(exit::KILN_BUILD, e)
             .hint(Some("check that `--cache-dir` is writable".into())),
         CreateError::Deliver(e) => deliver_failure(*e, exit::EXPORT),
@@ -130,10 +129,59 @@ fn run_image_failure(e: RunImageError) -> Failure {
         }
         RunImageError::Reference { .. } => Failure::new(exit::USAGE, e),
         RunImageError::Read(ref read) => {
-            let hint = image_hint(&read.source);
+            let hint = match &read.source {
+                ImageError::NotInLayout { .. } => Some(
+                    "name an image the layout holds, or another run image: --run-image REF"
+                        .to_owned(),
+                ),
+                source => image_hint(source),
+            };
             Failure::new(exit::EXPORT, e).hint(hint)
         }
+        RunImageError::Curated(curated) => curated_failure(*curated),
         RunImageError::Generate(_) | RunImageError::Assemble(_) => Failure::new(exit::EXPORT, e),
+    }
+}
+
+/// A push check that failed before the build; the registry's error in its chain sets the
+/// exit code (75 for a registry that does not answer, 77 for credentials and rights).
+fn preflight_failure(e: PreflightError) -> Failure {
+    let hint = match &e {
+        PreflightError::Unreachable { source, .. } | PreflightError::Other { source, .. } => {
+            registry_hint(source)
+        }
+        PreflightError::NoCredentials { registry, .. } => Some(format!(
+            "log in with `kiln login {registry}` (kiln also reads docker and podman credentials)"
+        )),
+        PreflightError::Rejected { registry, .. } => Some(format!(
+            "the credentials kiln has for `{registry}` are wrong or expired: `kiln login {registry}` again"
+        )),
+        PreflightError::Denied {
+            registry,
+            repository,
+            ..
+        } => Some(format!(
+            "ask for the right to push to `{repository}`, `kiln login {registry}` as a user who has it, or publish elsewhere"
+        )),
+    };
+    Failure::new(exit::EXPORT, e).hint(hint)
+}
+
+/// A curated base that could not be built from kiln's embedded lock.
+fn curated_failure(e: CuratedError) -> Failure {
+    match e {
+        CuratedError::Stale { ref name, .. } => {
+            let hint = format!(
+                "update kiln: a newer kiln carries a newer lock; or build the base from a fresh lock yourself: `kiln base lock` and `kiln base build` with golden-base/{name}.toml from kiln's repository"
+            );
+            Failure::new(exit::KILN_BUILD, e).hint(Some(hint))
+        }
+        CuratedError::Build {
+            source: BaseError::NoMirror(_),
+            ..
+        } => Failure::new(exit::USAGE, e).hint(Some(no_mirror_hint())),
+        CuratedError::Save(e) => deliver_failure(*e, exit::KILN_BUILD),
+        _ => Failure::new(exit::KILN_BUILD, e),
     }
 }
 
@@ -153,6 +201,10 @@ pub fn deliver_failure(e: DeliverError, code: u8) -> Failure {
 /// Maps a detect or build failure to its exit code and hint.
 pub fn phase_failure(e: PhaseError) -> Failure {
     match e {
+        PhaseError::NothingDetected { ref seen, .. } if !seen.is_empty() => {
+            let hint = "kiln builds Go, Java (Maven) and Node.js apps; if one of those is in a subdirectory, point `--path` at it";
+            Failure::new(exit::NOTHING_DETECTED, e).hint(Some(hint.to_owned()))
+        }
         PhaseError::NothingDetected { ref looked_for, .. } => {
             let list: Vec<String> = looked_for
                 .iter()

@@ -4,6 +4,7 @@
 mod args;
 mod base;
 mod build;
+mod completions;
 mod errors;
 mod failure;
 mod inspect;
@@ -61,6 +62,9 @@ fn main() -> ExitCode {
             rebase::run(args, &env, &Ui::new(verbosity))
         }
         Command::Login(args) => login::run(args, &env),
+        Command::Logout(args) => login::logout(args, &env),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => completions::man(),
         Command::Base(cmd) => base::run(cmd, &env, &Ui::new(Verbosity::Normal)),
         Command::Sign(args) => sign::run_sign(args, &env),
         Command::Verify(args) => sign::run_verify(args, &env),

@@ -1,4 +1,6 @@
-//! The `--report` JSON: what was built, what was reused, what was pushed, how long it took.
+//! The `--report` JSON: what was built, what was reused, what was pushed, how long it took;
+//! or, when the build failed, where and why. Both carry [`SCHEMA`] and `status`; README's
+//! "The build report" documents the fields.
 
 use std::path::Path;
 
@@ -9,9 +11,18 @@ use kiln_oci::Reference;
 use kiln_pipeline::{CacheReport, Created, SupplyReport, Timings};
 use serde::Serialize;
 
-/// The report.
+use crate::failure::Failure;
+
+/// The report's schema and version: a field that changes meaning or goes away makes a new
+/// version; new fields do not.
+pub const SCHEMA: &str = "kiln.build-report/v1";
+
+/// The report of a build that succeeded.
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
+    schema: &'static str,
+    /// `succeeded`.
+    status: &'static str,
     image: String,
     digest: String,
     reference: String,
@@ -70,6 +81,8 @@ impl<'a> Report<'a> {
     pub fn new(target: &Reference, created: &'a Created) -> Self {
         let digest = &created.image.manifest_digest;
         Self {
+            schema: SCHEMA,
+            status: "succeeded",
             image: target.to_string(),
             digest: digest.to_string(),
             reference: created.pinned(target),
@@ -95,8 +108,48 @@ impl<'a> Report<'a> {
 
     /// Writes the report as pretty JSON.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(self)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing the report `{}`", path.display()))
+        write(self, path)
     }
+}
+
+/// The report of a build that failed: where, with which exit code, and why.
+#[derive(Debug, Serialize)]
+pub struct FailureReport<'a> {
+    schema: &'static str,
+    /// `failed`.
+    status: &'static str,
+    image: &'a str,
+    /// The phase that failed: `setup`, `preflight`, `detect`, `run-image`, `build`,
+    /// `export`, `attest` or `deliver`.
+    phase: &'static str,
+    exit_code: u8,
+    /// The error, then each of its causes.
+    error: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+}
+
+impl<'a> FailureReport<'a> {
+    /// Assembles the report of the build of `image` that failed in `phase` with `failure`.
+    pub fn new(image: &'a str, phase: &'static str, failure: &'a Failure) -> Self {
+        Self {
+            schema: SCHEMA,
+            status: "failed",
+            image,
+            phase,
+            exit_code: failure.code,
+            error: failure.error.chain().map(ToString::to_string).collect(),
+            hint: failure.hint.as_deref(),
+        }
+    }
+
+    /// Writes the report as pretty JSON.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        write(self, path)
+    }
+}
+
+fn write(report: &impl Serialize, path: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(report)?;
+    std::fs::write(path, json).with_context(|| format!("writing the report `{}`", path.display()))
 }

@@ -24,15 +24,32 @@ fn text(out: &Output) -> String {
 fn version_and_help_name_every_subcommand() {
     let version = kiln(&["--version"]);
     assert!(version.status.success(), "{}", text(&version));
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("kiln {}", env!("CARGO_PKG_VERSION"))
-    );
+    // `kiln 0.1.0 (0123456789ab 2026-12-07)`: the commit it was built from, and its date.
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let detail = version
+        .strip_prefix(&format!("kiln {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|d| d.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version}"));
+    let (commit, date) = detail
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{version}"));
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .unwrap();
+    if head.status.success() {
+        assert_eq!(
+            commit,
+            String::from_utf8_lossy(&head.stdout).trim(),
+            "{version}"
+        );
+        assert!(date.len() == 10 && date.starts_with("20"), "{version}");
+    }
     let help = kiln(&["--help"]);
     assert!(help.status.success(), "{}", text(&help));
     let help = text(&help);
     for command in [
-        "build", "rebase", "login", "base", "sign", "verify", "inspect", "key",
+        "build", "rebase", "login", "logout", "base", "sign", "verify", "inspect", "key",
     ] {
         assert!(
             help.lines()
@@ -102,13 +119,59 @@ fn every_help_page_matches_its_snapshot() {
             "kiln-base-lock",
             "kiln-base-update",
             "kiln-build",
+            "kiln-completions",
             "kiln-inspect",
             "kiln-key",
             "kiln-key-generate",
             "kiln-login",
+            "kiln-logout",
+            "kiln-man",
             "kiln-rebase",
             "kiln-sign",
             "kiln-verify",
         ]
     );
+}
+
+/// `kiln completions SHELL` prints a script the shell reads, naming every subcommand.
+#[test]
+fn completion_scripts_parse_and_name_the_subcommands() {
+    let script = |shell: &str| {
+        let out = kiln(&["completions", shell]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = script("bash");
+    for command in ["build", "rebase", "logout", "completions"] {
+        assert!(bash.contains(command), "`{command}` missing");
+    }
+    let mut check = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("running bash -n");
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bash.as_bytes())
+        .unwrap();
+    assert!(check.wait().unwrap().success(), "bash refuses the script");
+    assert!(script("zsh").starts_with("#compdef kiln"));
+    assert!(script("fish").contains("complete -c kiln"));
+    assert_eq!(kiln(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+/// `kiln man` prints a man page that names every subcommand.
+#[test]
+fn man_page_is_roff_naming_the_subcommands() {
+    let out = kiln(&["man"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{page}");
+    assert!(page.contains(".TH kiln 1"), "{page}");
+    for command in ["build", "rebase", "logout", "completions"] {
+        assert!(page.contains(command), "`{command}` missing");
+    }
 }

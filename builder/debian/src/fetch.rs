@@ -88,6 +88,16 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// Returns whether the mirror says the file is not there (404 or 410): a lock older
+    /// than the archive keeps superseded `.deb`s.
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self,
+            Self::Status { status, .. }
+                if *status == reqwest::StatusCode::NOT_FOUND || *status == reqwest::StatusCode::GONE
+        )
+    }
+
     /// Returns whether trying again later may help: the connection failed (but not its TLS
     /// handshake), or the mirror answered 408, 429 or 5xx.
     pub fn is_transient(&self) -> bool {

@@ -21,6 +21,7 @@ mod scratch;
 mod source;
 mod stack;
 mod tool;
+mod unsupported;
 
 pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
 pub use bounded::{LOCKFILE_LIMIT, MANIFEST_LIMIT, read_bounded, read_bounded_string};

@@ -49,16 +49,37 @@ pub const ALLOWED_ENV: &[&str] = &[
     "SSL_CERT_DIR",
 ];
 
+/// Returns `: it looks like a Python app (`requirements.txt`), which kiln does not build yet`
+/// for what detect saw instead, or nothing.
+fn seen_instead(seen: &[(String, &'static str)]) -> String {
+    let mut kinds: Vec<String> = Vec::new();
+    for (file, what) in seen {
+        match kinds.iter_mut().find(|k| k.starts_with(what)) {
+            Some(k) => k.insert_str(k.len() - 1, &format!(", `{file}`")),
+            None => kinds.push(format!("{what} (`{file}`)")),
+        }
+    }
+    match kinds.len() {
+        0 => String::new(),
+        _ => format!(
+            ": it looks like {}, which kiln does not build yet",
+            kinds.join(" and ")
+        ),
+    }
+}
+
 /// Why detect or build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PhaseError {
     /// No buildpack recognised the app (exit 20).
-    #[error("no buildpack detected an app in `{}`", dir.display())]
+    #[error("no buildpack detected an app in `{}`{}", dir.display(), seen_instead(seen))]
     NothingDetected {
         /// The app directory.
         dir: PathBuf,
         /// Per buildpack: id and what it looks for.
         looked_for: Vec<(&'static str, &'static str)>,
+        /// What kiln saw instead: files of languages (or a Dockerfile) it does not build.
+        seen: Vec<(String, &'static str)>,
     },
     /// Several buildpacks passed and none was chosen (exit 2).
     #[error("several buildpacks detected an app in `{}`: {}", dir.display(), ids.join(", "))]
@@ -112,6 +133,7 @@ impl<'a> Detect<'a> {
         match passed.len() {
             0 => Err(PhaseError::NothingDetected {
                 dir: self.app_dir.to_path_buf(),
+                seen: crate::unsupported::unsupported_markers(self.app_dir),
                 looked_for: self
                     .buildpacks
                     .iter()
@@ -397,7 +419,9 @@ mod tests {
         })
         .run()
         {
-            Err(PhaseError::NothingDetected { dir: d, looked_for }) => {
+            Err(PhaseError::NothingDetected {
+                dir: d, looked_for, ..
+            }) => {
                 assert_eq!(d, dir.path());
                 assert_eq!(
                     looked_for,

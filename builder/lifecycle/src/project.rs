@@ -1,6 +1,13 @@
 //! The CNB project descriptor, `project.toml`
 //! (<https://github.com/buildpacks/spec/blob/main/extensions/project-descriptor.md>), so pack
 //! users keep their files, plus kiln's own `[io.kiln]` table.
+//!
+//! Both of pack's schemas are read: 0.2 (`[_]`, `[io.buildpacks]` with `include`/`exclude`
+//! and `[[io.buildpacks.build.env]]`) and the older 0.1 (`[project]`, `[build]` with
+//! `include`/`exclude` and `[[build.env]]`, `[metadata]`). What kiln does not honour is
+//! listed in [`ProjectDescriptor::ignored`] for a warning, except a key that would keep
+//! files out of the image (`exclude`, `ignore`, ... anywhere kiln does not read it), which
+//! is an error: ignoring it could ship what the user meant to keep out.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +32,10 @@ pub struct ProjectDescriptor {
     /// `[io.kiln.<language>]` tables (`go`, `java`, `node`): each buildpack's own settings,
     /// read by the buildpack whose id is `kiln/<language>`.
     pub buildpack_settings: BTreeMap<String, toml::Table>,
+    /// Tables and keys kiln read and does not honour (`[[io.buildpacks.group]]`,
+    /// `[io.buildpacks] builder`, another platform's table, ...), as dotted names: the
+    /// caller warns about each.
+    pub ignored: Vec<String>,
 }
 
 /// Why `project.toml` could not be read.
@@ -51,36 +62,16 @@ pub enum ProjectError {
         "`{0}` sets both `io.buildpacks.include` and `io.buildpacks.exclude`; the project descriptor spec allows only one"
     )]
     IncludeAndExclude(String),
-}
-
-#[derive(Deserialize, Default)]
-struct Raw {
-    #[serde(default)]
-    io: RawIo,
-}
-
-#[derive(Deserialize, Default)]
-struct RawIo {
-    #[serde(default)]
-    buildpacks: RawBuildpacks,
-    #[serde(default)]
-    kiln: RawKiln,
-}
-
-#[derive(Deserialize, Default)]
-struct RawBuildpacks {
-    #[serde(default)]
-    include: Vec<String>,
-    #[serde(default)]
-    exclude: Vec<String>,
-    #[serde(default)]
-    build: RawBuild,
-}
-
-#[derive(Deserialize, Default)]
-struct RawBuild {
-    #[serde(default)]
-    env: Vec<RawEnv>,
+    /// A key that looks like it keeps files out of the build, where kiln does not read it.
+    #[error(
+        "`{path}` sets `{key}`, which kiln does not honour; it looks like it keeps files out of the image, so kiln refuses to ignore it"
+    )]
+    Unhonoured {
+        /// The file.
+        path: String,
+        /// The dotted key.
+        key: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -113,6 +104,10 @@ impl ProjectError {
                     .to_owned()
             }
             Self::IncludeAndExclude(_) => "keep only one of the two lists".to_owned(),
+            Self::Unhonoured { .. } => {
+                "write it as `[io.buildpacks] exclude = [...]` (or `include`), which kiln honours, or `.dockerignore`"
+                    .to_owned()
+            }
         }
     }
 }
@@ -136,35 +131,140 @@ impl ProjectDescriptor {
 
     /// Parses the text of a `project.toml`; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Self, ProjectError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ProjectError::Parse {
+        let parse_error = |message: String| ProjectError::Parse {
             path: path.to_string(),
-            message: e.message().to_string(),
-        })?;
-        let bp = raw.io.buildpacks;
-        if !bp.include.is_empty() && !bp.exclude.is_empty() {
+            message,
+        };
+        let mut root: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(e.message().to_string()))?;
+        let mut read = Read::default();
+        // Metadata of both schemas: nothing kiln acts on, nothing to warn about.
+        for key in ["_", "project", "metadata"] {
+            root.remove(key);
+        }
+        if let Some(build) = take_table(&mut root, "build", "build", path)? {
+            read.lists(build, "build", path)?;
+        }
+        let mut io = take_table(&mut root, "io", "io", path)?.unwrap_or_default();
+        if let Some(buildpacks) = take_table(&mut io, "buildpacks", "io.buildpacks", path)? {
+            read.lists(buildpacks, "io.buildpacks", path)?;
+        }
+        let kiln: RawKiln = match io.remove("kiln") {
+            Some(v) => v.try_into().map_err(|e: toml::de::Error| {
+                parse_error(format!("in `[io.kiln]`: {}", e.message()))
+            })?,
+            None => RawKiln::default(),
+        };
+        read.unhonoured(io, "io", path)?;
+        read.unhonoured(root, "", path)?;
+        if !read.include.is_empty() && !read.exclude.is_empty() {
             return Err(ProjectError::IncludeAndExclude(path.to_string()));
         }
         Ok(Self {
-            include: bp.include,
-            exclude: bp.exclude,
-            build_env: bp
-                .build
-                .env
+            include: read.include,
+            exclude: read.exclude,
+            build_env: read.env,
+            buildpack_settings: [("go", kiln.go), ("java", kiln.java), ("node", kiln.node)]
                 .into_iter()
-                .map(|e| (e.name, e.value))
+                .filter_map(|(name, table)| Some((name.to_owned(), table?)))
                 .collect(),
-            buildpack_settings: [
-                ("go", raw.io.kiln.go),
-                ("java", raw.io.kiln.java),
-                ("node", raw.io.kiln.node),
-            ]
-            .into_iter()
-            .filter_map(|(name, table)| Some((name.to_owned(), table?)))
-            .collect(),
-            process: raw.io.kiln.process,
-            run_image: raw.io.kiln.run_image,
-            buildpack: raw.io.kiln.buildpack,
+            process: kiln.process,
+            run_image: kiln.run_image,
+            buildpack: kiln.buildpack,
+            ignored: read.ignored,
         })
+    }
+}
+
+/// What the CNB tables of either schema say.
+#[derive(Default)]
+struct Read {
+    include: Vec<String>,
+    exclude: Vec<String>,
+    env: BTreeMap<String, String>,
+    ignored: Vec<String>,
+}
+
+impl Read {
+    /// Reads `include`, `exclude` and `build.env` (0.2) or `env` (0.1) of the table at
+    /// `at`; what else it holds is [`Read::unhonoured`].
+    fn lists(&mut self, mut table: toml::Table, at: &str, path: &str) -> Result<(), ProjectError> {
+        let parse = |what: &str, e: toml::de::Error| ProjectError::Parse {
+            path: path.to_string(),
+            message: format!("in `{at}.{what}`: {}", e.message()),
+        };
+        for (key, list) in [
+            ("include", &mut self.include),
+            ("exclude", &mut self.exclude),
+        ] {
+            if let Some(v) = table.remove(key) {
+                list.extend(v.try_into::<Vec<String>>().map_err(|e| parse(key, e))?);
+            }
+        }
+        let env = match table.get_mut("build").and_then(toml::Value::as_table_mut) {
+            Some(build) => build.remove("env"),
+            None => table.remove("env"),
+        };
+        if let Some(env) = env {
+            let env: Vec<RawEnv> = env.try_into().map_err(|e| parse("env", e))?;
+            self.env.extend(env.into_iter().map(|e| (e.name, e.value)));
+        }
+        if table
+            .get("build")
+            .and_then(toml::Value::as_table)
+            .is_some_and(toml::Table::is_empty)
+        {
+            table.remove("build");
+        }
+        self.unhonoured(table, at, path)
+    }
+
+    /// Lists every key of `table` (at `at`) as ignored, refusing one that looks like it
+    /// keeps files out of the image.
+    fn unhonoured(&mut self, table: toml::Table, at: &str, path: &str) -> Result<(), ProjectError> {
+        for (key, value) in table {
+            let dotted = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            if let toml::Value::Table(inner) = value
+                && !inner.is_empty()
+            {
+                self.unhonoured(inner, &dotted, path)?;
+                continue;
+            }
+            let lower = key.to_ascii_lowercase();
+            if ["exclude", "include", "ignore"]
+                .iter()
+                .any(|k| lower.contains(k))
+            {
+                return Err(ProjectError::Unhonoured {
+                    path: path.to_string(),
+                    key: dotted,
+                });
+            }
+            self.ignored.push(dotted);
+        }
+        Ok(())
+    }
+}
+
+/// Removes the table `key` (at `at`) of `table` of the file `path`; `None` when absent, an
+/// error when not a table.
+fn take_table(
+    table: &mut toml::Table,
+    key: &str,
+    at: &str,
+    path: &str,
+) -> Result<Option<toml::Table>, ProjectError> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::Table(t)) => Ok(Some(t)),
+        Some(_) => Err(ProjectError::Parse {
+            path: path.to_string(),
+            message: format!("`{at}` must be a table"),
+        }),
     }
 }
 
@@ -233,6 +333,74 @@ buildpack = "kiln/go"
             ProjectDescriptor::parse("[io.kiln]\nproces = 1", "p"),
             Err(ProjectError::Parse { .. })
         ));
+    }
+
+    /// pack's 0.1 schema: `[project]`, `[build]` lists and env, `[metadata]`.
+    #[test]
+    fn reads_the_legacy_schema() {
+        let p = ProjectDescriptor::parse(
+            r#"
+[project]
+id = "io.example.app"
+version = "1.0.0"
+
+[build]
+exclude = ["secrets/", "*.pem"]
+[[build.env]]
+name = "GOFLAGS"
+value = "-tags=prod"
+
+[metadata]
+team = "web"
+"#,
+            "project.toml",
+        )
+        .unwrap();
+        assert_eq!(p.exclude, ["secrets/", "*.pem"]);
+        assert_eq!(p.build_env["GOFLAGS"], "-tags=prod");
+        assert!(p.ignored.is_empty(), "{:?}", p.ignored);
+    }
+
+    /// What kiln does not implement is named for a warning; a key that would keep files out
+    /// of the image where kiln does not read it is an error.
+    #[test]
+    fn names_what_it_does_not_honour_and_refuses_unread_excludes() {
+        let p = ProjectDescriptor::parse(
+            r#"
+[_]
+schema-version = "0.2"
+[io.buildpacks]
+builder = "paketobuildpacks/builder-jammy-base"
+[[io.buildpacks.group]]
+uri = "docker://example/buildpack"
+[io.buildpacks.build]
+verbose = true
+[io.heroku]
+stack = "heroku-22"
+"#,
+            "project.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            p.ignored,
+            [
+                "io.buildpacks.build.verbose",
+                "io.buildpacks.builder",
+                "io.buildpacks.group",
+                "io.heroku.stack"
+            ]
+        );
+        for text in [
+            "[io.buildpacks.build]\nexclude = [\"secrets/\"]\n",
+            "[tool.kiln]\nexcludes = [\"secrets/\"]\n",
+            "ignore = [\".env\"]\n",
+        ] {
+            let err = ProjectDescriptor::parse(text, "project.toml").unwrap_err();
+            assert!(
+                matches!(err, ProjectError::Unhonoured { .. }),
+                "{text}: {err:?}"
+            );
+        }
     }
 
     /// B04: 100,000 levels of arrays, inline tables, dotted keys or table-header keys are

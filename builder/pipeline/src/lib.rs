@@ -45,9 +45,11 @@ mod attach;
 mod attest;
 mod base;
 mod creator;
+mod curated;
 mod deliver;
 mod error;
 mod inspect;
+mod preflight;
 mod progress;
 mod rebase;
 mod restore;
@@ -64,11 +66,16 @@ pub use attest::{
 };
 pub use base::{AssembleBase, BaseError};
 pub use creator::{CreateError, Created, Creator, ProvenanceSettings, Timings, WORKSPACE};
+pub use curated::{
+    BuildCurated, CURATED_PREFIX, CuratedError, curated_base, curated_names,
+    unpack as unpack_curated,
+};
 pub use deliver::{AttachReport, Deliver, DeliverError, Delivered, sinks};
 pub use error::{causes, human_bytes};
 pub use inspect::{
     EnvelopeStatus, InspectError, Inspection, LayerRow, ProvenanceRow, SbomSummary, inspect,
 };
+pub use preflight::{PreflightError, preflight};
 pub use progress::{Progress, Quiet};
 pub use rebase::{RebaseApp, RebaseAppError, RebaseOutcome, RebaseResult};
 pub use restore::{CacheReport, Restore};

@@ -12,6 +12,7 @@ use kiln_model::ModelError;
 use kiln_oci::ReferenceError;
 use kiln_registry::Client;
 
+use crate::curated::CuratedError;
 use crate::source::{ImageSource, SourceError, names_a_registry, read_image};
 use crate::{Progress, Store};
 
@@ -40,6 +41,9 @@ pub enum RunImageError {
     /// The run image could not be read.
     #[error(transparent)]
     Read(Box<SourceError>),
+    /// The curated base the store lacked could not be built from kiln's embedded lock.
+    #[error(transparent)]
+    Curated(Box<CuratedError>),
     /// kiln's generated base could not be written.
     #[error("generating kiln's minimal base")]
     Generate(#[source] ExportError),

@@ -35,7 +35,7 @@ mod upload;
 pub use auth::challenge::{Challenge, parse as parse_www_authenticate};
 pub use client::Client;
 pub use error::{ErrorClass, ManifestProblem, RegistryError, StatusError, TransportKind};
-pub use login::login;
+pub use login::{login, logout};
 pub use manifest::MAX_MANIFEST_BYTES;
 pub use pull::PulledManifest;
 pub use push::BlobPush;

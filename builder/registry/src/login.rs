@@ -129,6 +129,57 @@ async fn store(
         .map_err(io)
 }
 
+/// Removes what `kiln login` (or `docker login`) stored for `host`: through the
+/// credential helper `config.json` names for it, else its `auths` entry, keeping every
+/// other key. Returns whether there was anything to remove.
+pub async fn logout(settings: &RegistrySettings, host: &str) -> Result<bool, RegistryError> {
+    let registry = normalize_registry(host);
+    let dir = settings
+        .docker_config_dir
+        .as_deref()
+        .ok_or_else(|| RegistryError::NoConfigDir {
+            registry: registry.clone(),
+        })?;
+    let path = dir.join("config.json");
+    let config = read_config(&path).await?;
+    let helper_name = find(&config.cred_helpers, &registry, "")
+        .map(|(_, h, _)| h.clone())
+        .or(config.creds_store.clone().filter(|s| !s.is_empty()));
+    if let Some(name) = helper_name {
+        let server = helper_server_url(&registry);
+        helper::erase(settings, &name, &registry, server).await?;
+        return Ok(true);
+    }
+    let io = |source| RegistryError::Io {
+        action: format!("removing the credentials for `{registry}`"),
+        path: path.clone(),
+        source,
+    };
+    let mut doc: Map<String, Value> = match tokio::fs::read(&path).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| RegistryError::Credentials {
+            path: path.clone(),
+            detail: "not a JSON object".to_string(),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let Some(Value::Object(auths)) = doc.get_mut("auths") else {
+        return Ok(false);
+    };
+    let before = auths.len();
+    auths.retain(|key, _| normalize_registry(key) != registry);
+    if auths.len() == before {
+        return Ok(false);
+    }
+    let text = serde_json::to_vec_pretty(&Value::Object(doc)).expect("a JSON value serializes");
+    let (dir, target) = (dir.to_path_buf(), path.clone());
+    tokio::task::spawn_blocking(move || write_private(&dir, &target, &text))
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+    Ok(true)
+}
+
 /// Writes `bytes` to `path` via a 0600 temporary file and a rename.
 fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::DirBuilder::new()

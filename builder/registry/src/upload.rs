@@ -237,6 +237,38 @@ impl Client {
         open.len()
     }
 
+    /// Checks that this client may push to `repo`, writing nothing: opens a blob upload
+    /// session, which a registry grants only to accepted credentials with the push right,
+    /// and cancels it at once with a `DELETE` (the distribution spec lets a client drop a
+    /// session it opened; the answer is ignored).
+    pub async fn check_push(&self, repo: &Reference) -> Result<(), RegistryError> {
+        let t = Target::push(
+            repo,
+            format!("checking that kiln may push to `{}`", repo.name()),
+        );
+        let inner = &*self.inner;
+        let url = inner
+            .url(&t, &format!("{}/blobs/uploads/", repo.repository()))
+            .await?;
+        let resp = inner.send(&t, &Request::new(Method::POST, url)).await?;
+        let session = Session::of(&t, &expect(&t, resp, &[202]).await?)?;
+        let cancel = Request::new(Method::DELETE, session.url);
+        if let Ok(Err(e)) = tokio::time::timeout(ABORT_TIMEOUT, inner.send(&t, &cancel)).await {
+            tracing::debug!(error = %e, "cancelling the checking upload session failed");
+        }
+        Ok(())
+    }
+
+    /// Returns whether this client has credentials for `repo` (from `kiln login`, docker's
+    /// or podman's files, or a credential helper).
+    pub async fn has_credentials(&self, repo: &Reference) -> Result<bool, RegistryError> {
+        let t = Target::push(
+            repo,
+            format!("looking up credentials for `{}`", repo.name()),
+        );
+        Ok(self.inner.credential(&t).await?.is_some())
+    }
+
     /// Asks the registry how much of the session at `at` it holds; returns the offset to go
     /// on from and the session's next URL.
     async fn upload_status(

@@ -7,6 +7,7 @@ use kiln_model::ModelError;
 
 use crate::attest::AttestError;
 use crate::deliver::DeliverError;
+use crate::preflight::PreflightError;
 use crate::run_image::RunImageError;
 
 /// Why a build failed, by the phase that failed.
@@ -20,6 +21,9 @@ pub enum CreateError {
         /// The ids there are.
         known: Vec<&'static str>,
     },
+    /// The registry will not take the push: checked before building.
+    #[error(transparent)]
+    Preflight(Box<PreflightError>),
     /// No buildpack, or more than one, recognised the app.
     #[error(transparent)]
     Detect(PhaseError),
@@ -50,6 +54,22 @@ pub enum CreateError {
     /// The image could not be pushed or saved, or its attestations attached.
     #[error(transparent)]
     Deliver(Box<DeliverError>),
+}
+
+impl CreateError {
+    /// Returns the phase that failed: `preflight`, `detect`, `run-image`, `build`,
+    /// `export`, `attest` or `deliver`.
+    pub fn phase(&self) -> &'static str {
+        match self {
+            Self::Preflight(_) => "preflight",
+            Self::UnknownBuildpack { .. } | Self::Detect(_) => "detect",
+            Self::RunImage(_) => "run-image",
+            Self::Scratch { .. } | Self::Build(_) => "build",
+            Self::Export(_) | Self::Assemble(_) => "export",
+            Self::Attest(_) => "attest",
+            Self::Deliver(_) => "deliver",
+        }
+    }
 }
 
 /// Errors of the phases that carry an image's error are boxed, so a build's `Result`

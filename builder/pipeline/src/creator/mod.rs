@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kiln_attest::sign::PrivateKey;
+use kiln_debian::Mirrors;
+use kiln_debian::platform::debian_arch;
 use kiln_layer::Compression;
 use kiln_lifecycle::{
     Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, LayerCache, Plan,
@@ -16,7 +18,9 @@ use kiln_oci::{Digest, Reference};
 use serde::Serialize;
 
 use crate::attest::SupplyReport;
+use crate::curated::{BuildCurated, curated_base};
 use crate::deliver::Delivered;
+use crate::preflight::preflight;
 use crate::restore::{self, CacheReport, Restore};
 use crate::run_image::{RunImageError, choose_run_image, resolve_run_image, run_image_info};
 use crate::source::ImageSource;
@@ -88,6 +92,12 @@ pub struct Creator<'a> {
     pub publish: bool,
     /// Also write an OCI archive here.
     pub archive: Option<PathBuf>,
+    /// The Debian mirrors to build a curated run image (`kiln-base/node`) from kiln's
+    /// embedded lock when the store lacks it; without them such a build stops.
+    pub mirrors: Option<Mirrors>,
+    /// With `publish`, check that the registry takes the push before building
+    /// ([`crate::preflight`]).
+    pub preflight: bool,
 }
 
 /// What a build made.
@@ -177,6 +187,8 @@ impl<'a> Creator<'a> {
             sign_key: None,
             publish: false,
             archive: None,
+            mirrors: None,
+            preflight: true,
         }
     }
 
@@ -184,6 +196,12 @@ impl<'a> Creator<'a> {
     pub fn run(&self, progress: &dyn Progress) -> Result<Created, CreateError> {
         let started = Instant::now();
         let mut timings = Timings::default();
+        if self.publish && self.preflight {
+            progress.debug(&format!("checking that kiln may push to `{}`", self.target));
+            self.session
+                .block_on(preflight(self.session.client(), &self.target))
+                .map_err(|e| CreateError::Preflight(Box::new(e)))?;
+        }
         let t = Instant::now();
         let detected = self.detect(progress)?;
         timings.detect_ms = t.elapsed().as_millis();
@@ -252,7 +270,15 @@ impl<'a> Creator<'a> {
             Some(source) => Some(source.clone()),
             None => self.project_run_image()?,
         };
-        let choice = choose_run_image(named.as_ref(), &plan, buildpack.id(), self.store, progress)?;
+        let choose =
+            || choose_run_image(named.as_ref(), &plan, buildpack.id(), self.store, progress);
+        let choice = match (choose(), &self.mirrors) {
+            (Err(RunImageError::NotInStore { name }), Some(mirrors)) => {
+                self.build_curated(&name, mirrors, progress)?;
+                choose()?
+            }
+            (choice, _) => choice?,
+        };
         let client = self.session.client();
         let run = self.session.block_on(resolve_run_image(
             &choice,
@@ -269,6 +295,34 @@ impl<'a> Creator<'a> {
             git,
             epoch,
         })
+    }
+
+    /// Builds the curated base the store lacks into it, from kiln's embedded lock.
+    fn build_curated(
+        &self,
+        store_name: &str,
+        mirrors: &Mirrors,
+        progress: &dyn Progress,
+    ) -> Result<(), RunImageError> {
+        let not_in_store = || RunImageError::NotInStore {
+            name: store_name.to_owned(),
+        };
+        let name = curated_base(store_name).ok_or_else(not_in_store)?;
+        let arch = debian_arch(&format!("linux/{}", kiln_lifecycle::host_arch()))
+            .map_err(|_| not_in_store())?;
+        progress.phase(&format!("PREPARING RUN IMAGE {store_name}"));
+        progress.info(&format!(
+            "the run image `{store_name}` is not in kiln's store: building it once, from the lock kiln carries"
+        ));
+        BuildCurated {
+            name,
+            mirrors,
+            cache_dir: &self.cache_dir,
+            arch,
+        }
+        .run(self.session, self.store, progress)
+        .map_err(|e| RunImageError::Curated(Box::new(e)))?;
+        Ok(())
     }
 
     /// Returns the run image `project.toml` names, if any.

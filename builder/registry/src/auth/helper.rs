@@ -149,6 +149,21 @@ pub(crate) async fn store(
     }
 }
 
+/// Erases what helper `name` stores for `server` (`docker-credential-NAME erase`).
+pub(crate) async fn erase(
+    settings: &RegistrySettings,
+    name: &str,
+    registry: &str,
+    server: &str,
+) -> Result<(), RegistryError> {
+    let out = run(settings, name, registry, "erase", server.as_bytes()).await?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(failed(name, registry, &out))
+    }
+}
+
 fn failed(name: &str, registry: &str, out: &std::process::Output) -> RegistryError {
     // Helpers print their error on stdout; it never holds the secret, but cap its length.
     let mut text = String::from_utf8_lossy(&out.stdout).trim().to_string();

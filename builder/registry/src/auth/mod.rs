@@ -64,7 +64,7 @@ impl Inner {
 
     /// Returns the credentials for the repository `t` is for, looking them up once per
     /// `RegistrySettings::credential_ttl`.
-    async fn credential(&self, t: &Target) -> Result<Option<Credential>, RegistryError> {
+    pub(crate) async fn credential(&self, t: &Target) -> Result<Option<Credential>, RegistryError> {
         let registry = normalize_registry(&t.registry);
         if let Some(c) = self
             .auth

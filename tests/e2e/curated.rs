@@ -1,0 +1,237 @@
+//! Curated bases travel with kiln (issue 22): the definitions and locks of `golden-base/`
+//! are in the binary, so a kiln installed on its own, run outside this repository with an
+//! empty `HOME`, builds Node and Java apps with no other step (the run image is built from
+//! the embedded lock on first use) and `kiln base build NAME` works by name.
+
+use std::path::Path;
+use std::process::Command;
+
+use kiln_e2e::{Registry, kiln_bin};
+
+use crate::common::{self, Kiln, Run, bases};
+
+/// Runs the installed `kiln` from `cwd` with an empty `home` and this test's registry
+/// settings.
+fn installed(kiln: &Kiln, bin: &Path, cwd: &Path, home: &Path, args: &[&str]) -> Run {
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .envs(&kiln.env)
+        .output()
+        .expect("running the installed kiln");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Node and Java apps build on a fresh machine with nothing but the binary, push, and run
+/// under podman; `kiln base build node` (a name) saves the same base the first build made.
+pub(crate) fn node_and_java_apps_build_anywhere_on_curated_bases_kiln_carries() {
+    let kiln = Kiln::new();
+    // kiln alone in a prefix of its own, run from a directory outside the repository.
+    let bin = kiln.ws.join("prefix/bin/kiln");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(kiln_bin(), &bin).unwrap();
+    let home = kiln.ws.mkdir("home");
+    let elsewhere = kiln.ws.mkdir("elsewhere");
+    // The `.deb`s come through the machine's mirror; the suite's download cache only
+    // spares fetching them again.
+    let cache = kiln.ws.join("cache");
+    bases::share_deb_cache(&cache);
+    let cache_arg = cache.to_str().unwrap();
+    let registry = Registry::anonymous();
+
+    let node = kiln.fixture("node-express", "node");
+    let image = registry.reference("anywhere/node:1");
+    let args = |app: &Path, image: &str| -> Vec<String> {
+        [
+            "build",
+            image,
+            "--path",
+            app.to_str().unwrap(),
+            "--publish",
+            "--cache-dir",
+            cache_arg,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let run = |args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        installed(&kiln, &bin, &elsewhere, &home, &args)
+    };
+    let built = run(&args(&node, &image));
+    let pinned = built.ok();
+    assert!(
+        built.stderr.contains(
+            "the run image `kiln-base/node` is not in kiln's store: building it once, from the lock kiln carries"
+        ),
+        "{}",
+        built.stderr
+    );
+    let (got, _) = common::run_web(&pinned, &[], &["/"]);
+    assert_eq!(got[0], "hello from express");
+
+    // A second build finds the base in the store.
+    let again = run(&args(&node, &registry.reference("anywhere/node:2")));
+    assert_eq!(again.ok(), pinned, "the same app on the same base");
+    assert!(
+        !again.stderr.contains("building it once"),
+        "{}",
+        again.stderr
+    );
+
+    let java = kiln.fixture("java-plain", "java");
+    let built = run(&args(&java, &registry.reference("anywhere/java:1")));
+    let pinned_java = built.ok();
+    assert!(
+        built
+            .stderr
+            .contains("`kiln-base/java17` is not in kiln's store"),
+        "{}",
+        built.stderr
+    );
+    let podman = common::suite::podman();
+    podman.pull(&pinned_java, false);
+    let out = podman.run_once(&pinned_java, &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok Kiln"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // By name, `kiln base build` saves the very base the first build made.
+    let in_store = store_digest(&cache, "kiln-base/node");
+    let by_name = run(&[
+        "base".into(),
+        "build".into(),
+        "node".into(),
+        "--cache-dir".into(),
+        cache_arg.into(),
+        "--platform".into(),
+        format!("linux/{}", kiln_lifecycle_arch()),
+        "--no-sbom".into(),
+    ]);
+    let printed = by_name.ok();
+    assert_eq!(printed, format!("kiln-base/node@{in_store}"));
+}
+
+/// Returns the manifest digest of `name` in the OCI layout `<cache>/oci`.
+fn store_digest(cache: &Path, name: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join("oci/index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+        .and_then(|m| m["digest"].as_str())
+        .unwrap_or_else(|| panic!("no `{name}` in the store: {index}"))
+        .to_owned()
+}
+
+/// This machine's OCI architecture, as kiln builds for it.
+fn kiln_lifecycle_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// A mirror that has dropped every `.deb` (as an archive drops superseded ones after a
+/// while): a 404 for every request, on 127.0.0.1 until dropped.
+struct GoneMirror {
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GoneMirror {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/debian", listener.local_addr().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        conn.set_nonblocking(false).unwrap();
+                        let mut request = [0u8; 4096];
+                        let _ = conn.read(&mut request);
+                        let _ = conn.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        Self {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for GoneMirror {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An embedded lock older than the mirror's archive stops the build before any toolchain
+/// runs, saying so and what to do (a snapshot of the rendered error).
+pub(crate) fn a_stale_embedded_lock_says_to_update_kiln() {
+    let kiln = Kiln::new();
+    let mirror = GoneMirror::start();
+    let app = kiln.fixture("node-express", "node");
+    let cache = kiln.ws.mkdir("cache");
+    let run = kiln.run_with(
+        &[
+            "build",
+            "app:1",
+            "--path",
+            app.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        None,
+        &[
+            ("KILN_DEBIAN_MIRROR", &mirror.url),
+            ("KILN_DEBIAN_SECURITY_MIRROR", &mirror.url),
+        ],
+    );
+    drop(mirror);
+    assert!(
+        !run.stderr.contains("npm"),
+        "a toolchain ran: {}",
+        run.stderr
+    );
+    let from = run.stderr.find("error:").expect("an error");
+    // Which `.deb` is asked for first varies, and the port does.
+    let mut rendered = run.stderr[from..].to_owned();
+    while let Some(i) = rendered.find("`http://127.0.0.1:") {
+        let end = rendered[i + 1..]
+            .find('`')
+            .map_or(rendered.len(), |e| i + 2 + e);
+        rendered.replace_range(i..end, "`[URL]`");
+    }
+    insta::assert_snapshot!(
+        "stale_embedded_lock",
+        format!("exit code: {}\n{rendered}", run.code)
+    );
+}
