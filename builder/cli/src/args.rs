@@ -48,6 +48,51 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// List the images in kiln's local store: name, digest, size, created.
+    Images(ImagesArgs),
+    /// Remove images from kiln's local store by name (their blobs stay while others share them).
+    Rm(RmArgs),
+    /// kiln's cache dir.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// Where kiln's cache dir is.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CacheDirArgs {
+    /// kiln's cache dir (default `$XDG_CACHE_HOME/kiln` or `~/.cache/kiln`).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `kiln images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FormatArg,
+    /// The cache dir.
+    #[command(flatten)]
+    pub cache: CacheDirArgs,
+}
+
+/// `kiln rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The images' names, as `kiln images` lists them.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+    /// The cache dir.
+    #[command(flatten)]
+    pub cache: CacheDirArgs,
+}
+
+/// `kiln cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show how much each part of the cache dir holds: the image store, each buildpack's
+    /// toolchain caches, the scratch copies, the `.deb` cache.
+    Du(CacheDirArgs),
 }
 
 /// `kiln key …`.

@@ -7,6 +7,7 @@ mod build;
 mod completions;
 mod errors;
 mod failure;
+mod images;
 mod inspect;
 mod keys;
 mod login;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, KeyCommand};
+use crate::args::{CacheCommand, Cli, Command, KeyCommand};
 use crate::output::{Ui, Verbosity};
 use crate::settings::Environment;
 
@@ -70,6 +71,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => sign::run_verify(args, &env),
         Command::Inspect(args) => inspect::run(args, &env),
         Command::Key(KeyCommand::Generate(args)) => keys::generate(args, &env),
+        Command::Images(args) => images::images(args, &env),
+        Command::Rm(args) => images::rm(args, &env),
+        Command::Cache(CacheCommand::Du(args)) => images::du(args, &env),
     };
     match result {
         Ok(()) => ExitCode::from(failure::exit::OK),

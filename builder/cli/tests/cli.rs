@@ -119,7 +119,10 @@ fn every_help_page_matches_its_snapshot() {
             "kiln-base-lock",
             "kiln-base-update",
             "kiln-build",
+            "kiln-cache",
+            "kiln-cache-du",
             "kiln-completions",
+            "kiln-images",
             "kiln-inspect",
             "kiln-key",
             "kiln-key-generate",
@@ -127,6 +130,7 @@ fn every_help_page_matches_its_snapshot() {
             "kiln-logout",
             "kiln-man",
             "kiln-rebase",
+            "kiln-rm",
             "kiln-sign",
             "kiln-verify",
         ]

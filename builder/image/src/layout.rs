@@ -37,8 +37,71 @@ pub async fn write_layout<'a>(
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
 
-    // Read, change and replace `index.json` under a lock: builds sharing a store must not
-    // drop each other's names (RELIABILITY.md W10).
+    update_index(dir, |manifests| {
+        manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(ref_name));
+        manifests.push(json!({
+            "mediaType": artifact.media_type(),
+            "digest": artifact.digest().to_string(),
+            "size": artifact.bytes().len(),
+            "annotations": { REF_NAME: ref_name },
+        }));
+    })
+}
+
+/// Drops the name `ref_name` from the OCI layout at `dir` (its blobs stay; other names may
+/// share them). Returns whether the layout had it.
+pub fn remove_from_layout(dir: &Path, ref_name: &str) -> Result<bool, ImageError> {
+    let mut had = false;
+    update_index(dir, |manifests| {
+        let before = manifests.len();
+        manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(ref_name));
+        had = manifests.len() != before;
+    })?;
+    Ok(had)
+}
+
+/// One named entry of an OCI layout's `index.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayoutEntry {
+    /// Its `org.opencontainers.image.ref.name`.
+    pub name: String,
+    /// The manifest's or index's digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+}
+
+/// Returns the named entries of the OCI layout at `dir` (none when it has no `index.json`).
+pub fn layout_entries(dir: &Path) -> Result<Vec<LayoutEntry>, ImageError> {
+    let index_path = dir.join("index.json");
+    let bytes = match fs::read(&index_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ImageError::io("reading", &index_path, e)),
+    };
+    let index: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ImageError::json(format!("reading `{}`", index_path.display()), e))?;
+    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|m| Some((m, m["annotations"][REF_NAME].as_str()?)))
+        .map(|(m, name)| {
+            let digest = m["digest"].as_str().unwrap_or_default();
+            Ok(LayoutEntry {
+                name: name.to_owned(),
+                digest: digest.parse().map_err(|source| ImageError::InvalidDigest {
+                    what: format!("the entry `{name}` of `{}`", index_path.display()),
+                    source,
+                })?,
+                media_type: m["mediaType"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Reads, changes (with `change`) and replaces `index.json` of the layout at `dir` under a
+/// lock: builds sharing a store must not drop each other's names (RELIABILITY.md W10).
+fn update_index(dir: &Path, change: impl FnOnce(&mut Vec<Value>)) -> Result<(), ImageError> {
     let index_path = dir.join("index.json");
     let lock_path = dir.join("index.json.lock");
     let _held = kiln_layer::FileLock::exclusive(&lock_path)
@@ -52,13 +115,7 @@ pub async fn write_layout<'a>(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(ImageError::io("reading", &index_path, e)),
     };
-    manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(ref_name));
-    manifests.push(json!({
-        "mediaType": artifact.media_type(),
-        "digest": artifact.digest().to_string(),
-        "size": artifact.bytes().len(),
-        "annotations": { REF_NAME: ref_name },
-    }));
+    change(&mut manifests);
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media_types::OCI_INDEX,

@@ -23,7 +23,9 @@ pub use error::ImageError;
 /// The step that reads a pulled manifest's layers, for the fuzzers (`fuzz/`).
 #[doc(hidden)]
 pub use layout::layers_of;
-pub use layout::{layout_has, read_layout, write_layout};
+pub use layout::{
+    LayoutEntry, layout_entries, layout_has, read_layout, remove_from_layout, write_layout,
+};
 pub use remote::{
     BlobOutcome, PushObserver, PushReport, fetch_remote, fetch_remote_all, push_image,
 };

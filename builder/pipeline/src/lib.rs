@@ -49,6 +49,7 @@ mod curated;
 mod deliver;
 mod error;
 mod inspect;
+mod local;
 mod preflight;
 mod progress;
 mod rebase;
@@ -75,6 +76,7 @@ pub use error::{causes, human_bytes};
 pub use inspect::{
     EnvelopeStatus, InspectError, Inspection, LayerRow, ProvenanceRow, SbomSummary, inspect,
 };
+pub use local::{LocalImage, cache_usage, local_images, remove_local};
 pub use preflight::{PreflightError, preflight};
 pub use progress::{Progress, Quiet};
 pub use rebase::{RebaseApp, RebaseAppError, RebaseOutcome, RebaseResult};

@@ -48,6 +48,16 @@ impl Run {
             .to_string()
     }
 
+    /// Panics with the output unless kiln exited 0; returns all it printed on stdout.
+    pub fn ok_output(&self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "kiln failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self.stdout.clone()
+    }
+
     /// Returns the digest part of the printed `name@sha256:…` reference.
     pub fn digest(&self) -> String {
         let r = self.ok();

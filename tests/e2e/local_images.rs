@@ -1,0 +1,67 @@
+//! kiln's local store as users manage it (issue 22): `kiln images` lists what local builds
+//! saved, `kiln rm` drops a name and leaves every other image whole (skopeo still reads
+//! it), and `kiln cache du` says what the cache dir holds.
+
+use kiln_e2e::skopeo_inspect;
+
+use crate::cli_errors::{build, hello};
+use crate::common::Kiln;
+
+pub(crate) fn images_are_listed_removed_and_the_cache_measured() {
+    let kiln = Kiln::new();
+    let app = hello(&kiln, "app");
+    let one = build(&kiln, "team/app:1", &app, &[]).ok();
+    let two = build(&kiln, "team/app:2", &app, &[]).ok();
+    let cache = kiln.ws.join("cache");
+    let cache_arg = cache.to_str().unwrap();
+
+    let listed = kiln.run(&["images", "--format", "json", "--cache-dir", cache_arg]);
+    let images: serde_json::Value = serde_json::from_str(&listed.ok_output()).unwrap();
+    let names: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["team/app:1", "team/app:2"], "{images}");
+    let digest = |i: usize| images[i]["digest"].as_str().unwrap().to_owned();
+    assert!(
+        one.ends_with(&digest(0)) && two.ends_with(&digest(1)),
+        "{images}"
+    );
+    assert!(images[0]["size"].as_u64().unwrap() > 0, "{images}");
+    assert!(
+        images[0]["platforms"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("linux/")
+    );
+    let table = kiln.run(&["images", "--cache-dir", cache_arg]).ok_output();
+    assert!(
+        table.lines().any(|l| l.starts_with("team/app:2")),
+        "{table}"
+    );
+
+    // The two share every blob: removing one name leaves the other whole.
+    kiln.run(&["rm", "team/app:1", "--cache-dir", cache_arg])
+        .ok_output();
+    let store = cache.join("oci");
+    let inspected = skopeo_inspect(&format!("oci:{}:team/app:2", store.display()), false);
+    assert_eq!(inspected["Digest"].as_str().unwrap(), digest(1));
+    let after = kiln.run(&["images", "--format", "json", "--cache-dir", cache_arg]);
+    assert!(!after.ok_output().contains("team/app:1"));
+    let missing = kiln.run(&["rm", "team/app:1", "--cache-dir", cache_arg]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no image named team/app:1"),
+        "{}",
+        missing.stderr
+    );
+
+    let du = kiln
+        .run(&["cache", "du", "--cache-dir", cache_arg])
+        .ok_output();
+    assert!(du.lines().any(|l| l.ends_with("  oci")), "{du}");
+    assert!(du.lines().any(|l| l.contains("buildpacks/kiln-go")), "{du}");
+    assert!(du.lines().last().unwrap().contains("total in"), "{du}");
+}
