@@ -1,5 +1,5 @@
 //! kiln's local store as users manage it (issue 22): `kiln images` lists what local builds
-//! saved, `kiln rm` drops a name and leaves every other image whole (skopeo still reads
+//! saved, `kiln inspect` reads them, `kiln rm` drops a name and leaves every other image whole (skopeo still reads
 //! it), and `kiln cache du` says what the cache dir holds.
 
 use kiln_e2e::skopeo_inspect;
@@ -41,6 +41,32 @@ pub(crate) fn images_are_listed_removed_and_the_cache_measured() {
         table.lines().any(|l| l.starts_with("team/app:2")),
         "{table}"
     );
+
+    // `kiln inspect` reads a local image by its store name, or as `oci:PATH:NAME`.
+    let store = cache.join("oci");
+    let by_name = [
+        "inspect",
+        "team/app:2",
+        "--format",
+        "json",
+        "--cache-dir",
+        cache_arg,
+    ];
+    let by_path = format!("oci:{}:team/app:2", store.display());
+    for args in [
+        by_name.to_vec(),
+        vec!["inspect", &by_path, "--format", "json"],
+    ] {
+        let seen: serde_json::Value = serde_json::from_str(&kiln.run(&args).ok_output()).unwrap();
+        assert_eq!(seen["digest"].as_str().unwrap(), digest(1), "{seen}");
+        assert_eq!(seen["buildpacks"][0]["id"], "kiln/go", "{seen}");
+        assert_eq!(seen["user"], "65532:65532", "{seen}");
+        assert!(!seen["layers"].as_array().unwrap().is_empty(), "{seen}");
+        assert!(
+            seen["sbom"].is_null(),
+            "a local image has nothing attached: {seen}"
+        );
+    }
 
     // The two share every blob: removing one name leaves the other whole.
     kiln.run(&["rm", "team/app:1", "--cache-dir", cache_arg])

@@ -160,7 +160,8 @@ pub struct VerifyArgs {
 /// `kiln inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The image, by tag or digest.
+    /// The image: in a registry by tag or digest, a name in kiln's local store (as
+    /// `kiln images` lists it), or `oci:PATH[:NAME]`.
     #[arg(value_name = "IMAGE")]
     pub image: String,
     /// Output format.
@@ -172,6 +173,9 @@ pub struct InspectArgs {
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// The cache dir whose store local names are looked up in.
+    #[command(flatten)]
+    pub cache: CacheDirArgs,
 }
 
 /// Output formats.

@@ -3,23 +3,44 @@
 //! The reading is [`kiln_pipeline::inspect`]; this renders it.
 
 use anyhow::Context as _;
-use kiln_pipeline::{Inspection, human_bytes, inspect};
+use anyhow::anyhow;
+use kiln_pipeline::{ImageSource, Inspection, human_bytes, inspect, inspect_layout};
 use serde_json::Value;
 
 use crate::args::{FormatArg, InspectArgs};
-use crate::failure::Failure;
+use crate::failure::{Failure, exit};
 use crate::keys::load_public;
 use crate::session::{open, parse_image};
 use crate::settings::Environment;
 
-/// Runs `kiln inspect`.
+/// Runs `kiln inspect`: an image in kiln's store or an OCI layout is read there, any other
+/// in its registry.
 pub fn run(args: &InspectArgs, env: &Environment) -> Result<(), Failure> {
     let key = args.key.as_deref().map(load_public).transpose()?;
-    let reference = parse_image(&args.image)?;
-    let session = open(env, &args.registry)?;
-    let found = session
-        .block_on(inspect(session.client(), &reference, key.as_ref()))
-        .map_err(anyhow::Error::from)?;
+    let store_dir = env
+        .cache_dir(args.cache.cache_dir.as_ref())
+        .map_err(|e| Failure::new(exit::USAGE, e))?
+        .join("oci");
+    let local = match ImageSource::parse(&args.image, &store_dir) {
+        Ok(ImageSource::Store(name)) => Some((store_dir, name)),
+        Ok(ImageSource::Layout { dir, name }) => {
+            let name = name.ok_or_else(|| {
+                Failure::new(exit::USAGE, anyhow!("name the image: `oci:PATH:NAME`"))
+            })?;
+            Some((dir, name))
+        }
+        _ => None,
+    };
+    let found = match local {
+        Some((dir, name)) => inspect_layout(&dir, &name).map_err(anyhow::Error::from)?,
+        None => {
+            let reference = parse_image(&args.image)?;
+            let session = open(env, &args.registry)?;
+            session
+                .block_on(inspect(session.client(), &reference, key.as_ref()))
+                .map_err(anyhow::Error::from)?
+        }
+    };
     match args.format {
         FormatArg::Json => println!(
             "{}",

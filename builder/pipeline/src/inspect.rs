@@ -171,6 +171,17 @@ pub enum InspectError {
     /// The provenance payload is not base64.
     #[error("decoding the provenance payload")]
     Payload(#[source] base64::DecodeError),
+    /// The image is not in the layout, or its blobs could not be read there.
+    #[error("reading `{name}` from the OCI layout `{}`", dir.display())]
+    Local {
+        /// The layout.
+        dir: std::path::PathBuf,
+        /// The image's name in it.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<AttachError> for InspectError {
@@ -213,6 +224,85 @@ pub async fn inspect(
         .await
         .map_err(registry("reading the image config"))?;
     let config: Value = serde_json::from_slice(&config_bytes).map_err(json("the config"))?;
+    let mut inspection = described(
+        &reference.to_string(),
+        &digest,
+        &image_digest,
+        &manifest,
+        &config,
+    );
+    inspection.sbom = sbom_summary(client, reference, &image_digest).await?;
+    inspection.signatures = signatures(client, reference, &digest, key).await?;
+    inspection.provenance = provenance(client, reference, &digest, key).await?;
+    Ok(inspection)
+}
+
+/// Reads the image `name` of the OCI layout `dir` (kiln's store, for instance), for an
+/// index the image for this host's platform. A local image has nothing attached: its SBOM,
+/// signatures and provenance live in a registry.
+pub fn inspect_layout(dir: &std::path::Path, name: &str) -> Result<Inspection, InspectError> {
+    let local = |source: std::io::Error| InspectError::Local {
+        dir: dir.to_path_buf(),
+        name: name.to_owned(),
+        source,
+    };
+    let entry = kiln_image::layout_entries(dir)
+        .map_err(|e| local(std::io::Error::other(e)))?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| local(std::io::ErrorKind::NotFound.into()))?;
+    let blob = |d: &Digest| -> Result<Value, InspectError> {
+        let bytes = std::fs::read(dir.join("blobs/sha256").join(d.hex())).map_err(local)?;
+        serde_json::from_slice(&bytes).map_err(json("a blob of the layout"))
+    };
+    let top = blob(&entry.digest)?;
+    let (image_digest, manifest) = match top["manifests"].as_array() {
+        None => (entry.digest.clone(), top),
+        Some(entries) => {
+            let d = digest_in(
+                &host_entry(entries, &entry.digest)?["digest"],
+                "an index entry",
+            )?;
+            let m = blob(&d)?;
+            (d, m)
+        }
+    };
+    let config = blob(&digest_in(
+        &manifest["config"]["digest"],
+        "the config digest",
+    )?)?;
+    Ok(described(
+        name,
+        &entry.digest,
+        &image_digest,
+        &manifest,
+        &config,
+    ))
+}
+
+/// Returns the entry of an index for this host's platform.
+fn host_entry<'v>(entries: &'v [Value], index: &Digest) -> Result<&'v Value, InspectError> {
+    let arch = kiln_lifecycle::host_arch();
+    entries
+        .iter()
+        .find(|e| {
+            kiln_model::Platform::of_entry(e)
+                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+        })
+        .ok_or_else(|| InspectError::NoPlatform {
+            index: index.clone(),
+            arch,
+        })
+}
+
+/// What the manifest and config say of an image, nothing attached yet.
+fn described(
+    image: &str,
+    digest: &Digest,
+    image_digest: &Digest,
+    manifest: &Value,
+    config: &Value,
+) -> Inspection {
     let labels = &config["config"]["Labels"];
     let label = |k: &str| -> Value {
         labels[k]
@@ -221,9 +311,8 @@ pub async fn inspect(
             .unwrap_or(Value::Null)
     };
     let build = label("io.buildpacks.build.metadata");
-    let base = base_of(&label("io.buildpacks.lifecycle.metadata"), labels);
-    Ok(Inspection {
-        image: reference.to_string(),
+    Inspection {
+        image: image.to_owned(),
         digest: digest.to_string(),
         platform_digest: (image_digest != digest).then(|| image_digest.to_string()),
         platform: format!(
@@ -233,14 +322,14 @@ pub async fn inspect(
         ),
         created: config["created"].as_str().map(str::to_owned),
         user: config["config"]["User"].as_str().map(str::to_owned),
-        base,
+        base: base_of(&label("io.buildpacks.lifecycle.metadata"), labels),
         buildpacks: build["buildpacks"].as_array().cloned().unwrap_or_default(),
         processes: build["processes"].as_array().cloned().unwrap_or_default(),
-        layers: layer_rows(&manifest, &config),
-        sbom: sbom_summary(client, reference, &image_digest).await?,
-        signatures: signatures(client, reference, &digest, key).await?,
-        provenance: provenance(client, reference, &digest, key).await?,
-    })
+        layers: layer_rows(manifest, config),
+        sbom: None,
+        signatures: Vec::new(),
+        provenance: None,
+    }
 }
 
 /// Returns the image manifest `digest` names, or for an index its entry for this host's
@@ -258,18 +347,10 @@ async fn platform_manifest(
     let Some(entries) = top["manifests"].as_array() else {
         return Ok((digest.clone(), top));
     };
-    let arch = kiln_lifecycle::host_arch();
-    let entry = entries
-        .iter()
-        .find(|e| {
-            kiln_model::Platform::of_entry(e)
-                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-        })
-        .ok_or_else(|| InspectError::NoPlatform {
-            index: digest.clone(),
-            arch,
-        })?;
-    let d = digest_in(&entry["digest"], "the index entry's digest")?;
+    let d = digest_in(
+        &host_entry(entries, digest)?["digest"],
+        "the index entry's digest",
+    )?;
     let m = client
         .get_manifest(reference, &d.to_string())
         .await

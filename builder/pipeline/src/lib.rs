@@ -75,6 +75,7 @@ pub use deliver::{AttachReport, Deliver, DeliverError, Delivered, sinks};
 pub use error::{causes, human_bytes};
 pub use inspect::{
     EnvelopeStatus, InspectError, Inspection, LayerRow, ProvenanceRow, SbomSummary, inspect,
+    inspect_layout,
 };
 pub use local::{LocalImage, cache_usage, local_images, remove_local};
 pub use preflight::{PreflightError, preflight};
