@@ -67,16 +67,12 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     m
 }
 
-pub(crate) fn crates_depend_only_in_the_designed_direction() {
+/// Returns `cargo metadata --format-version 1 --offline EXTRA` of the workspace.
+fn cargo_metadata(extra: &[&str]) -> serde_json::Value {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(extra)
         .current_dir(kiln_e2e::workspace_root())
         .output()
         .expect("running cargo metadata");
@@ -85,7 +81,11 @@ pub(crate) fn crates_depend_only_in_the_designed_direction() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub(crate) fn crates_depend_only_in_the_designed_direction() {
+    let meta = cargo_metadata(&["--no-deps"]);
     let allowed = allowed();
     let mut seen = BTreeSet::new();
     for package in meta["packages"].as_array().unwrap() {
@@ -121,18 +121,7 @@ const NETWORK_CRATES: &[&str] = &["reqwest", "hyper", "hyper-util", "tokio", "ru
 /// The buildpack API is network-free: no buildpack crate reaches reqwest, hyper, tokio or
 /// rustls, through its normal dependencies nor its dev-dependencies, however indirectly.
 pub(crate) fn buildpacks_reach_no_network_crate() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(kiln_e2e::workspace_root())
-        .output()
-        .expect("running cargo metadata");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let meta = cargo_metadata(&[]);
     let name_of: BTreeMap<&str, &str> = meta["packages"]
         .as_array()
         .unwrap()

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
-use crate::auth::credentials::{Credential, find, read_config};
+use crate::auth::credentials::{ConfigFile, Credential, find, read_config};
 use crate::auth::helper;
 use crate::hosts::{
     DOCKER_HUB, DOCKER_HUB_AUTH_KEY, api_host, helper_server_url, normalize_registry,
@@ -77,10 +77,7 @@ async fn store(
 ) -> Result<(), RegistryError> {
     let path = dir.join("config.json");
     let config = read_config(&path).await?;
-    let helper_name = find(&config.cred_helpers, registry, "")
-        .map(|(_, h, _)| h.clone())
-        .or(config.creds_store.clone().filter(|s| !s.is_empty()));
-    if let Some(name) = helper_name {
+    if let Some(name) = helper_for(&config, registry) {
         let server = helper_server_url(registry);
         return helper::store(settings, &name, registry, server, username, password).await;
     }
@@ -89,14 +86,7 @@ async fn store(
         path: path.clone(),
         source,
     };
-    let mut doc: Map<String, Value> = match tokio::fs::read(&path).await {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| RegistryError::Credentials {
-            path: path.clone(),
-            detail: "not a JSON object".to_string(),
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-        Err(e) => return Err(io(e)),
-    };
+    let mut doc = read_doc(&path, io).await?.unwrap_or_default();
     let auths = doc
         .entry("auths")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -142,10 +132,7 @@ pub async fn logout(settings: &RegistrySettings, host: &str) -> Result<bool, Reg
         })?;
     let path = dir.join("config.json");
     let config = read_config(&path).await?;
-    let helper_name = find(&config.cred_helpers, &registry, "")
-        .map(|(_, h, _)| h.clone())
-        .or(config.creds_store.clone().filter(|s| !s.is_empty()));
-    if let Some(name) = helper_name {
+    if let Some(name) = helper_for(&config, &registry) {
         let server = helper_server_url(&registry);
         helper::erase(settings, &name, &registry, server).await?;
         return Ok(true);
@@ -155,13 +142,8 @@ pub async fn logout(settings: &RegistrySettings, host: &str) -> Result<bool, Reg
         path: path.clone(),
         source,
     };
-    let mut doc: Map<String, Value> = match tokio::fs::read(&path).await {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| RegistryError::Credentials {
-            path: path.clone(),
-            detail: "not a JSON object".to_string(),
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io(e)),
+    let Some(mut doc) = read_doc(&path, io).await? else {
+        return Ok(false);
     };
     let Some(Value::Object(auths)) = doc.get_mut("auths") else {
         return Ok(false);
@@ -178,6 +160,34 @@ pub async fn logout(settings: &RegistrySettings, host: &str) -> Result<bool, Reg
         .map_err(|e| io(std::io::Error::other(e)))?
         .map_err(io)?;
     Ok(true)
+}
+
+/// Returns the credential helper `config.json` names for `registry` (`credHelpers`, else
+/// `credsStore`), if any: `kiln login` and `kiln logout` go through it.
+fn helper_for(config: &ConfigFile, registry: &str) -> Option<String> {
+    find(&config.cred_helpers, registry, "")
+        .map(|(_, h, _)| h.clone())
+        .or(config.creds_store.clone().filter(|s| !s.is_empty()))
+}
+
+/// Reads `config.json` as a JSON object, every key kept; `None` when there is none. `io`
+/// says what a failed read was for.
+async fn read_doc(
+    path: &Path,
+    io: impl Fn(std::io::Error) -> RegistryError,
+) -> Result<Option<Map<String, Value>>, RegistryError> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| RegistryError::Credentials {
+                    path: path.to_path_buf(),
+                    detail: "not a JSON object".to_string(),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// Writes `bytes` to `path` via a 0600 temporary file and a rename.
