@@ -136,6 +136,27 @@ pub(crate) fn c06_build_failures_render_their_cause_once_with_a_hint() {
     );
     insta::assert_snapshot!("missing_run_image", rendered(&kiln, &run, None));
 
+    // A base registry that does not have the base: publish it there, or build without one.
+    let registry = Registry::anonymous();
+    let bases = format!("{}/bases", registry.host());
+    let run = build(
+        &kiln,
+        "app:1",
+        node.to_str().unwrap(),
+        &["--base-registry", &bases],
+    );
+    insta::assert_snapshot!(
+        "base_not_in_base_registry",
+        rendered(&kiln, &run, Some(&registry.host()))
+    );
+    let run = build(
+        &kiln,
+        "app:1",
+        node.to_str().unwrap(),
+        &["--base-registry", "https://bases"],
+    );
+    insta::assert_snapshot!("bad_base_registry", rendered(&kiln, &run, None));
+
     let app = hello(&kiln, "hello");
     let run = build(&kiln, "Bad Name:1", &app, &["--publish"]);
     insta::assert_snapshot!("bad_reference", rendered(&kiln, &run, None));

@@ -148,6 +148,7 @@ fn kiln_lifecycle_arch() -> &'static str {
 /// while): a 404 for every request, on 127.0.0.1 until dropped.
 struct GoneMirror {
     url: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -161,10 +162,13 @@ impl GoneMirror {
         let url = format!("http://{}/debian", listener.local_addr().unwrap());
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = requests.clone();
         let thread = std::thread::spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((mut conn, _)) => {
+                        counted.fetch_add(1, Ordering::Relaxed);
                         conn.set_nonblocking(false).unwrap();
                         let mut request = [0u8; 4096];
                         let _ = conn.read(&mut request);
@@ -178,9 +182,15 @@ impl GoneMirror {
         });
         Self {
             url,
+            requests,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Returns how many connections the mirror took.
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -234,4 +244,117 @@ pub(crate) fn a_stale_embedded_lock_says_to_update_kiln() {
         "stale_embedded_lock",
         format!("exit code: {}\n{rendered}", run.code)
     );
+}
+
+/// With a base registry, the platform team publishes curated bases once (`kiln base build
+/// NAME --publish`) and builds pull them from there: a developer with an empty cache and no
+/// reachable Debian mirror builds a Node app (`--base-registry`) and a Go app (`[io.kiln]
+/// base-registry`), the registry's log shows the pulls, and the mirror is never asked.
+pub(crate) fn with_a_base_registry_builds_pull_the_bases_and_fetch_no_deb() {
+    let kiln = Kiln::new();
+    let registry = Registry::builder().access_log().start();
+    let bases = format!("{}/platform/bases", registry.host());
+    let platform = format!("linux/{}", kiln_lifecycle_arch());
+    let team_cache = kiln.ws.join("team-cache");
+    bases::share_deb_cache(&team_cache);
+    for base in ["node", "static"] {
+        let published = kiln.run(&[
+            "base",
+            "build",
+            base,
+            "--publish",
+            "--base-registry",
+            &bases,
+            "--platform",
+            &platform,
+            "--no-sbom",
+            "--cache-dir",
+            team_cache.to_str().unwrap(),
+        ]);
+        assert!(
+            published
+                .ok()
+                .starts_with(&format!("{bases}/{base}@sha256:")),
+            "{}",
+            published.stdout
+        );
+    }
+
+    let mirror = GoneMirror::start();
+    let dead_mirror = [
+        ("KILN_DEBIAN_MIRROR", mirror.url.as_str()),
+        ("KILN_DEBIAN_SECURITY_MIRROR", mirror.url.as_str()),
+    ];
+    let cache = kiln.ws.mkdir("developer-cache");
+    let cache_arg = cache.to_str().unwrap();
+    let node = kiln.fixture("node-express", "node");
+    let built = kiln.run_with(
+        &[
+            "build",
+            &registry.reference("apps/node:1"),
+            "--path",
+            node.to_str().unwrap(),
+            "--publish",
+            "--base-registry",
+            &bases,
+            "--cache-dir",
+            cache_arg,
+        ],
+        None,
+        &dead_mirror,
+    );
+    let pinned = built.ok();
+    assert!(
+        built
+            .stderr
+            .contains(&format!("run image {bases}/node (sha256:")),
+        "{}",
+        built.stderr
+    );
+    let (got, _) = common::run_web(&pinned, &[], &["/"]);
+    assert_eq!(got[0], "hello from express");
+
+    let go = kiln.fixture("go-web", "go");
+    kiln.ws.write(
+        "go/project.toml",
+        format!("[io.kiln]\nbase-registry = \"{bases}\"\n"),
+    );
+    let built = kiln.run_with(
+        &[
+            "build",
+            "go-app:1",
+            "--path",
+            go.to_str().unwrap(),
+            "--cache-dir",
+            cache_arg,
+        ],
+        None,
+        &dead_mirror,
+    );
+    built.ok();
+    assert!(
+        built
+            .stderr
+            .contains(&format!("run image {bases}/static (sha256:")),
+        "{}",
+        built.stderr
+    );
+    // The local image is whole: skopeo reads it from kiln's store, base layers included.
+    let out = kiln_e2e::run_checked(std::process::Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}:go-app:1", cache.join("oci").display()),
+        &format!("dir:{}", kiln.ws.join("go-app-copy").display()),
+    ]));
+    assert!(out.status.success());
+
+    assert_eq!(mirror.requests(), 0, "a build asked the Debian mirror");
+    assert!(!cache.join("debian").exists(), "a build cached `.deb`s");
+    let log = registry.log();
+    for base in ["node", "static"] {
+        let pull = format!("\"GET /v2/platform/bases/{base}/manifests/latest HTTP/1.1\" 200");
+        assert!(
+            log.contains(&pull),
+            "no `{pull}` in the registry log:\n{log}"
+        );
+    }
 }

@@ -64,6 +64,7 @@ const TESTS: &[(&str, fn())] = &tests![
     rebase::r17_d_go_java_and_node_apps_move_to_base_v2_uploading_only_configs_and_manifests,
     golden_base::static_golden_base_locks_builds_reproducibly_and_runs_a_go_app,
     curated::node_and_java_apps_build_anywhere_on_curated_bases_kiln_carries,
+    curated::with_a_base_registry_builds_pull_the_bases_and_fetch_no_deb,
     node_build::b02_express_app_ships_production_dependencies_only_and_a_code_change_reuses_node_modules,
     java_build::spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_layer,
     supply_chain::sboms_signatures_and_provenance_of_a_go_app,

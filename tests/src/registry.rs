@@ -36,6 +36,7 @@ enum Auth {
 pub struct RegistryBuilder {
     auth: Auth,
     tls: bool,
+    access_log: bool,
 }
 
 impl RegistryBuilder {
@@ -62,6 +63,12 @@ impl RegistryBuilder {
     /// Serves HTTPS with a server certificate for IP 127.0.0.1 signed by a fresh test CA.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Writes an access log line per request into [`Registry::log`].
+    pub fn access_log(mut self) -> Self {
+        self.access_log = true;
         self
     }
 
@@ -116,8 +123,9 @@ impl RegistryBuilder {
         let mut last_failure = String::new();
         for _attempt in 0..3 {
             let port = free_port();
+            let access_off = !self.access_log;
             let config = format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {access_off}\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: 127.0.0.1:{port}\n  secret: kiln-e2e-not-a-secret\n{tls_yaml}{auth_yaml}",
@@ -186,6 +194,7 @@ impl Registry {
         RegistryBuilder {
             auth: Auth::Anonymous,
             tls: false,
+            access_log: false,
         }
     }
 

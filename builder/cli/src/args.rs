@@ -244,15 +244,30 @@ pub struct BaseLockArgs {
     pub common: BaseCommon,
 }
 
+/// `--base-registry`.
+#[derive(Debug, Args)]
+pub struct BaseRegistryArg {
+    /// The registry your platform team publishes kiln's curated bases to, as
+    /// `host[:port]/path`: `kiln-base/node` is then pulled from `host[:port]/path/node`
+    /// instead of built from the lock kiln carries. Default: `KILN_BASE_REGISTRY`, else
+    /// `[io.kiln] base-registry` in project.toml.
+    #[arg(long, value_name = "HOST/PATH")]
+    pub base_registry: Option<String>,
+}
+
 /// `kiln base build`.
 #[derive(Debug, Args)]
 pub struct BaseBuildArgs {
     /// Shared options.
     #[command(flatten)]
     pub common: BaseCommon,
-    /// Push the base to this image reference.
-    #[arg(long, value_name = "IMAGE")]
+    /// Push the base to this image reference; alone, to the base registry
+    /// (`--base-registry`) under the base's name.
+    #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = "")]
     pub publish: Option<String>,
+    /// Where the curated bases are published.
+    #[command(flatten)]
+    pub bases: BaseRegistryArg,
     /// Also write an OCI archive.
     #[arg(long, value_name = "FILE.tar")]
     pub output: Option<PathBuf>,
@@ -346,6 +361,9 @@ pub struct BuildArgs {
     /// The image the app runs on: a registry reference or `oci:PATH[:NAME]`.
     #[arg(long, value_name = "REF")]
     pub run_image: Option<String>,
+    /// Where the curated bases come from.
+    #[command(flatten)]
+    pub bases: BaseRegistryArg,
     /// Build-time environment variable for the toolchain, `K=V`. Repeatable.
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     pub env: Vec<String>,

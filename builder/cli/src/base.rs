@@ -16,7 +16,7 @@ use kiln_pipeline::{
 };
 
 use crate::args::{BaseBuildArgs, BaseCommand, BaseCommon};
-use crate::errors::{base_failure, deliver_failure, no_mirror_hint};
+use crate::errors::{BASE_REGISTRY_HINT, base_failure, deliver_failure, no_mirror_hint};
 use crate::failure::{Failure, exit};
 use crate::keys::signing_key;
 use crate::output::Ui;
@@ -175,14 +175,7 @@ fn build(a: &BaseBuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::new(exit::FAILURE, e))?;
     let archs = platforms(&a.platform, &lockfile, &def_path)?;
-    let target: Option<Reference> = a
-        .publish
-        .as_deref()
-        .map(|r| {
-            r.parse()
-                .map_err(|e| Failure::new(exit::USAGE, anyhow!("--publish: {e}")))
-        })
-        .transpose()?;
+    let target = publish_target(a, env, &def.name)?;
     let sign_key = signing_key(&a.supply, env)?;
     if sign_key.is_some() && target.is_none() {
         return Err(Failure::new(
@@ -227,6 +220,36 @@ fn build(a: &BaseBuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
     out.deliver(a, artifact, &lockfile, ui)
 }
 
+/// Returns where `--publish` pushes the base `name`: the reference given, or alone, `name`
+/// in the base registry.
+fn publish_target(
+    a: &BaseBuildArgs,
+    env: &Environment,
+    name: &str,
+) -> Result<Option<Reference>, Failure> {
+    let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
+    match a.publish.as_deref() {
+        None => Ok(None),
+        Some("") => {
+            let registry = env
+                .base_registry(a.bases.base_registry.as_deref())
+                .map_err(|e| usage(e).hint(Some(BASE_REGISTRY_HINT.into())))?
+                .ok_or_else(|| {
+                    usage(anyhow!("`--publish` without an image pushes to the base registry, and none is set"))
+                        .hint(Some("add `--base-registry HOST/PATH` (or set `KILN_BASE_REGISTRY`), or name the image: `--publish IMAGE`".into()))
+                })?;
+            registry
+                .reference(name)
+                .map(Some)
+                .map_err(|e| usage(anyhow!("the base registry `{registry}`: {e}")))
+        }
+        Some(r) => r
+            .parse()
+            .map(Some)
+            .map_err(|e| usage(anyhow!("--publish: {e}"))),
+    }
+}
+
 /// Where a built base goes, and what vouches for it.
 struct Output<'a> {
     session: &'a Session,
@@ -248,7 +271,8 @@ impl Output<'_> {
         lockfile: &Lockfile,
         ui: &Ui,
     ) -> Result<(), Failure> {
-        let name = a.publish.as_deref().unwrap_or(&self.name);
+        let name = self.target.map_or(self.name.clone(), Reference::to_string);
+        let name = name.as_str();
         let sbom_name = self
             .target
             .map_or_else(|| self.name.clone(), Reference::name);

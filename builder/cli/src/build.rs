@@ -13,7 +13,7 @@ use kiln_oci::Reference;
 use kiln_pipeline::{Creator, ImageSource, ProvenanceSettings, Store, default_buildpacks};
 
 use crate::args::BuildArgs;
-use crate::errors::build_failure;
+use crate::errors::{BASE_REGISTRY_HINT, build_failure};
 use crate::failure::{Failure, exit};
 use crate::keys::signing_key;
 use crate::output::Ui;
@@ -166,6 +166,9 @@ impl<'a> Settings<'a> {
         // A curated run image the store lacks is built from kiln's embedded lock, through
         // the machine's Debian mirror; without one, the build says how to get it.
         creator.mirrors = env.debian_mirrors(None, None).ok();
+        creator.base_registry = env
+            .base_registry(args.bases.base_registry.as_deref())
+            .map_err(|e| usage(e).hint(Some(BASE_REGISTRY_HINT.into())))?;
         Ok(())
     }
 }

@@ -13,11 +13,16 @@ use kiln_registry::{RegistryError, TransportKind};
 
 use crate::failure::{Failure, exit};
 
+/// How to write a base registry.
+pub const BASE_REGISTRY_HINT: &str =
+    "write it as `host[:port]/path`: the registry your platform team publishes kiln's bases to";
+
 /// Returns how to get the stack's curated base `run_image`, or use another.
 pub fn curated_base_hint(run_image: &str) -> String {
     let name = run_image.strip_prefix(CURATED_PREFIX).unwrap_or(run_image);
     format!(
         "build the curated one once: kiln base build {name}\n  \
+         or pull it from your platform team's base registry: --base-registry HOST/PATH (or KILN_BASE_REGISTRY)\n  \
          or name one: --run-image REF, or [io.kiln] run-image = \"REF\" in project.toml"
     )
 }
@@ -138,6 +143,24 @@ fn run_image_failure(e: RunImageError) -> Failure {
             };
             Failure::new(exit::EXPORT, e).hint(hint)
         }
+        RunImageError::BaseRegistrySetting(_) => {
+            Failure::new(exit::USAGE, e).hint(Some(BASE_REGISTRY_HINT.into()))
+        }
+        RunImageError::BaseRegistry {
+            base,
+            ref registry,
+            ref source,
+        } => {
+            let publish = format!(
+                "publish it there once: kiln base build {base} --publish --base-registry {registry}\n  \
+                 or build without a base registry (kiln then builds `{base}` from the lock it carries)"
+            );
+            let hint = match &source.source {
+                ImageError::Registry(r) if r.status() == Some(404) => Some(publish),
+                other => image_hint(other).or(Some(publish)),
+            };
+            Failure::new(exit::EXPORT, e).hint(hint)
+        }
         RunImageError::Curated(curated) => curated_failure(*curated),
         RunImageError::Generate(_) | RunImageError::Assemble(_) => Failure::new(exit::EXPORT, e),
     }
@@ -172,7 +195,9 @@ fn curated_failure(e: CuratedError) -> Failure {
     match e {
         CuratedError::Stale { ref name, .. } => {
             let hint = format!(
-                "update kiln: a newer kiln carries a newer lock; or build the base from a fresh lock yourself: `kiln base lock` and `kiln base build` with golden-base/{name}.toml from kiln's repository"
+                "update kiln: a newer kiln carries a newer lock;\n  \
+                 or pull the bases from your platform team's base registry: --base-registry HOST/PATH (or KILN_BASE_REGISTRY);\n  \
+                 or build the base from a fresh lock yourself: `kiln base lock` and `kiln base build` with golden-base/{name}.toml from kiln's repository"
             );
             Failure::new(exit::KILN_BUILD, e).hint(Some(hint))
         }

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use kiln_debian::Mirrors;
 use kiln_debian::apt_sources::{SourcesFormat, default_mirror, default_security_mirror};
 use kiln_lifecycle::{ProjectDescriptor, SandboxMode, SandboxSettings, toolchain_dirs};
+use kiln_pipeline::BaseRegistry;
 use kiln_registry::RegistrySettings;
 
 use crate::args::RegistryArgs;
@@ -200,6 +201,19 @@ impl Environment {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Returns the base registry: `--base-registry`, else `KILN_BASE_REGISTRY` (else none:
+    /// the build may still read `[io.kiln] base-registry`).
+    pub fn base_registry(&self, flag: Option<&str>) -> anyhow::Result<Option<BaseRegistry>> {
+        let (text, from) = match (flag, self.get("KILN_BASE_REGISTRY")) {
+            (Some(flag), _) => (flag, "--base-registry"),
+            (None, Some(env)) if !env.is_empty() => (env, "KILN_BASE_REGISTRY"),
+            _ => return Ok(None),
+        };
+        BaseRegistry::parse(text)
+            .map(Some)
+            .with_context(|| format!("{from} `{text}`"))
     }
 
     /// Returns `--cache-dir`, else `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
@@ -403,5 +417,34 @@ mod tests {
             assert!(!text.contains("canary"), "{text}");
             assert!(text.contains("`--env` value 2 of 2"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_base_registry_flag_wins_over_the_environment() {
+        let env = Environment {
+            vars: [(
+                "KILN_BASE_REGISTRY".to_owned(),
+                "env.example.com/bases".to_owned(),
+            )]
+            .into(),
+        };
+        let from_env = env.base_registry(None).unwrap().unwrap();
+        assert_eq!(from_env.image("node"), "env.example.com/bases/node");
+        let from_flag = env
+            .base_registry(Some("flag.example.com:5000"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(from_flag.image("node"), "flag.example.com:5000/node");
+        assert!(
+            Environment::default()
+                .base_registry(None)
+                .unwrap()
+                .is_none()
+        );
+        let bad = env.base_registry(Some("bases")).unwrap_err();
+        assert!(
+            format!("{bad:#}").starts_with("--base-registry `bases`"),
+            "{bad:#}"
+        );
     }
 }

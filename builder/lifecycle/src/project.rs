@@ -29,6 +29,9 @@ pub struct ProjectDescriptor {
     pub run_image: Option<String>,
     /// `[io.kiln] buildpack`: the buildpack to use when several detect the app.
     pub buildpack: Option<String>,
+    /// `[io.kiln] base-registry`: where curated bases are pulled from (`registry/bases`, so
+    /// `kiln-base/node` is `registry/bases/node`), instead of built from kiln's lock.
+    pub base_registry: Option<String>,
     /// `[io.kiln.<language>]` tables (`go`, `java`, `node`): each buildpack's own settings,
     /// read by the buildpack whose id is `kiln/<language>`.
     pub buildpack_settings: BTreeMap<String, toml::Table>,
@@ -87,6 +90,8 @@ struct RawKiln {
     #[serde(rename = "run-image")]
     run_image: Option<String>,
     buildpack: Option<String>,
+    #[serde(rename = "base-registry")]
+    base_registry: Option<String>,
     go: Option<toml::Table>,
     java: Option<toml::Table>,
     node: Option<toml::Table>,
@@ -171,6 +176,7 @@ impl ProjectDescriptor {
             process: kiln.process,
             run_image: kiln.run_image,
             buildpack: kiln.buildpack,
+            base_registry: kiln.base_registry,
             ignored: read.ignored,
         })
     }
@@ -291,11 +297,16 @@ value = "-tags=prod"
 process = "api"
 run-image = "registry.example.com/bases/static:13"
 buildpack = "kiln/go"
+base-registry = "registry.example.com/bases"
 "#,
             "project.toml",
         )
         .unwrap();
         assert_eq!(p.exclude, vec!["docs/", "*.md"]);
+        assert_eq!(
+            p.base_registry.as_deref(),
+            Some("registry.example.com/bases")
+        );
         assert_eq!(p.build_env["GOFLAGS"], "-tags=prod");
         assert_eq!(p.process.as_deref(), Some("api"));
         assert_eq!(

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use kiln_debian::{DebianError, Definition, FetchError, Lockfile, Mirrors};
 use kiln_layer::Compression;
 use kiln_model::{Artifact, FinalImage};
+use kiln_oci::{Reference, ReferenceError};
 use sha2::{Digest as _, Sha256};
 
 use crate::base::{AssembleBase, BaseError};
 use crate::deliver::{Deliver, DeliverError, sinks};
+use crate::source::names_a_registry;
 use crate::{Progress, Session, Store};
 
 /// The name prefix of curated bases in kiln's store: `kiln-base/node`.
@@ -111,6 +113,51 @@ pub fn curated_base(name: &str) -> Option<&'static str> {
     let name = name.strip_prefix(CURATED_PREFIX).unwrap_or(name);
     curated_names().find(|n| *n == name)
 }
+
+/// A registry a platform team publishes the curated bases to, as `host[:port][/path]`: the
+/// base `node` is `host[:port]/path/node` there. A build that has one pulls its curated run
+/// image from it instead of building it from kiln's embedded lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseRegistry(String);
+
+impl BaseRegistry {
+    /// Parses `host[:port][/path]`; the host must name a registry (a `.`, a port or
+    /// `localhost`), so that no base is looked up on a registry nobody named.
+    pub fn parse(text: &str) -> Result<Self, BaseRegistryError> {
+        let trimmed = text.trim().trim_end_matches('/');
+        let bad = || BaseRegistryError(text.to_owned());
+        if trimmed.contains("://")
+            || trimmed.contains('@')
+            || !names_a_registry(&format!("{trimmed}/x"))
+        {
+            return Err(bad());
+        }
+        let registry = Self(trimmed.to_owned());
+        registry.reference("static").map_err(|_| bad())?;
+        Ok(registry)
+    }
+
+    /// Returns where the curated base `name` (`node`) is: `host/path/node`.
+    pub fn reference(&self, name: &str) -> Result<Reference, ReferenceError> {
+        self.image(name).parse()
+    }
+
+    /// Returns the curated base `name` as written: `host/path/node`.
+    pub fn image(&self, name: &str) -> String {
+        format!("{}/{name}", self.0)
+    }
+}
+
+impl std::fmt::Display for BaseRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A base registry that is no `host[:port][/path]`.
+#[derive(Debug, thiserror::Error)]
+#[error("the base registry `{0}` is not `host[:port][/path]` (like `registry.example.com/bases`)")]
+pub struct BaseRegistryError(String);
 
 /// Writes the embedded `golden-base/` under `cache_dir` (once for these contents) and
 /// returns the path of the definition of the curated base `name`.
@@ -310,6 +357,29 @@ mod tests {
         assert_eq!(curated_base("kiln-base/node"), Some("node"));
         assert_eq!(curated_base("java21"), Some("java21"));
         assert_eq!(curated_base("kiln-base/python"), None);
+    }
+
+    #[test]
+    fn a_base_registry_is_a_registry_host_and_path() {
+        let registry = BaseRegistry::parse("127.0.0.1:5000/platform/bases/").unwrap();
+        assert_eq!(registry.image("node"), "127.0.0.1:5000/platform/bases/node");
+        let node = registry.reference("node").unwrap();
+        assert_eq!(node.name(), "127.0.0.1:5000/platform/bases/node");
+        assert_eq!(
+            BaseRegistry::parse("registry.example.com")
+                .unwrap()
+                .image("static"),
+            "registry.example.com/static"
+        );
+        for bad in [
+            "bases",
+            "https://registry.example.com/bases",
+            "",
+            "Registry.example.com/Bases",
+            "u@h.io/x",
+        ] {
+            assert!(BaseRegistry::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -68,8 +68,8 @@ pub use attest::{
 pub use base::{AssembleBase, BaseError};
 pub use creator::{CreateError, Created, Creator, ProvenanceSettings, Timings, WORKSPACE};
 pub use curated::{
-    BuildCurated, CURATED_PREFIX, CuratedError, curated_base, curated_names,
-    unpack as unpack_curated,
+    BaseRegistry, BaseRegistryError, BuildCurated, CURATED_PREFIX, CuratedError, curated_base,
+    curated_names, unpack as unpack_curated,
 };
 pub use deliver::{AttachReport, Deliver, DeliverError, Delivered, sinks};
 pub use error::{causes, human_bytes};
@@ -83,8 +83,8 @@ pub use progress::{Progress, Quiet};
 pub use rebase::{RebaseApp, RebaseAppError, RebaseOutcome, RebaseResult};
 pub use restore::{CacheReport, Restore};
 pub use run_image::{
-    GENERATED_BASE, RunImageChoice, RunImageError, choose_run_image, resolve_run_image,
-    run_image_info,
+    GENERATED_BASE, RunImageChoice, RunImageError, RunImageSources, choose_run_image,
+    resolve_run_image, run_image_info,
 };
 pub use session::{Session, SessionError, Store};
 pub use sign::{FoundSignature, Signature, SignatureStatus, resolve, signatures};

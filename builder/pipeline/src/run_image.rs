@@ -12,7 +12,7 @@ use kiln_model::ModelError;
 use kiln_oci::ReferenceError;
 use kiln_registry::Client;
 
-use crate::curated::CuratedError;
+use crate::curated::{BaseRegistry, BaseRegistryError, CuratedError, curated_base};
 use crate::source::{ImageSource, SourceError, names_a_registry, read_image};
 use crate::{Progress, Store};
 
@@ -41,6 +41,20 @@ pub enum RunImageError {
     /// The run image could not be read.
     #[error(transparent)]
     Read(Box<SourceError>),
+    /// `[io.kiln] base-registry` is no registry.
+    #[error("`[io.kiln] base-registry` in project.toml")]
+    BaseRegistrySetting(#[source] BaseRegistryError),
+    /// The curated base could not be read from the base registry.
+    #[error("reading the curated base `{base}` from the base registry `{registry}`")]
+    BaseRegistry {
+        /// The base: `node`.
+        base: &'static str,
+        /// The base registry.
+        registry: BaseRegistry,
+        /// Why.
+        #[source]
+        source: Box<SourceError>,
+    },
     /// The curated base the store lacked could not be built from kiln's embedded lock.
     #[error(transparent)]
     Curated(Box<CuratedError>),
@@ -57,8 +71,25 @@ pub enum RunImageError {
 pub enum RunImageChoice {
     /// An image to read: named by the user, by the buildpack's plan or by its stack.
     Named(ImageSource),
+    /// A curated base (`node`), from the base registry.
+    Published {
+        /// The base.
+        base: &'static str,
+        /// The registry.
+        registry: BaseRegistry,
+    },
     /// kiln's generated minimal base.
     Generated,
+}
+
+/// Where a build looks for the run image its buildpack's stack names.
+#[derive(Clone, Copy)]
+pub struct RunImageSources<'a> {
+    /// kiln's local store.
+    pub store: &'a Store,
+    /// Where curated bases are published, if anywhere: they are pulled from there, not taken
+    /// from the store.
+    pub base_registry: Option<&'a BaseRegistry>,
 }
 
 /// Returns the run image of a build by `buildpack` with `plan`: `named` (the user's
@@ -68,30 +99,40 @@ pub fn choose_run_image(
     named: Option<&ImageSource>,
     plan: &Plan,
     buildpack: &str,
-    store: &Store,
+    sources: RunImageSources<'_>,
     progress: &dyn Progress,
 ) -> Result<RunImageChoice, RunImageError> {
     if let Some(source) = named {
         return Ok(RunImageChoice::Named(source.clone()));
     }
     if let Some(wanted) = plan.facts.get(RUN_IMAGE_FACT) {
-        return stack_image(wanted, false, store, progress);
+        return stack_image(wanted, false, sources, progress);
     }
     match stack_for(buildpack) {
-        Some(stack) => stack_image(&stack.run_image, stack.static_fallback, store, progress),
+        Some(stack) => stack_image(&stack.run_image, stack.static_fallback, sources, progress),
         None => Ok(RunImageChoice::Generated),
     }
 }
 
-/// Returns `run_image` when it is a registry reference or kiln's store has it; else kiln's
-/// generated minimal base if `static_fallback` (enough for static binaries), else
+/// Returns `run_image`: from the base registry when it is a curated base and there is one;
+/// else itself when it is a registry reference or kiln's store has it; else kiln's generated
+/// minimal base if `static_fallback` (enough for static binaries), else
 /// [`RunImageError::NotInStore`].
 fn stack_image(
     run_image: &str,
     static_fallback: bool,
-    store: &Store,
+    RunImageSources {
+        store,
+        base_registry,
+    }: RunImageSources<'_>,
     progress: &dyn Progress,
 ) -> Result<RunImageChoice, RunImageError> {
+    if let (Some(registry), Some(base)) = (base_registry, curated_base(run_image)) {
+        return Ok(RunImageChoice::Published {
+            base,
+            registry: registry.clone(),
+        });
+    }
     if names_a_registry(run_image) || layout_has(store.dir(), run_image) {
         let source = ImageSource::parse(run_image, store.dir()).map_err(|source| {
             RunImageError::Reference {
@@ -123,6 +164,23 @@ pub async fn resolve_run_image(
         RunImageChoice::Named(source) => {
             let platform = ("linux", host_arch());
             Ok(read_image(source, "run image", client, store, platform).await?)
+        }
+        RunImageChoice::Published { base, registry } => {
+            let source =
+                ImageSource::parse(&registry.image(base), store.dir()).map_err(|source| {
+                    RunImageError::Reference {
+                        name: registry.image(base),
+                        source,
+                    }
+                })?;
+            let platform = ("linux", host_arch());
+            read_image(&source, "run image", client, store, platform)
+                .await
+                .map_err(|source| RunImageError::BaseRegistry {
+                    base,
+                    registry: registry.clone(),
+                    source: Box::new(source),
+                })
         }
         RunImageChoice::Generated => {
             let image = static_base(epoch, compression, store.blobs().store())

@@ -18,11 +18,13 @@ use kiln_oci::{Digest, Reference};
 use serde::Serialize;
 
 use crate::attest::SupplyReport;
-use crate::curated::{BuildCurated, curated_base};
+use crate::curated::{BaseRegistry, BuildCurated, curated_base};
 use crate::deliver::Delivered;
 use crate::preflight::preflight;
 use crate::restore::{self, CacheReport, Restore};
-use crate::run_image::{RunImageError, choose_run_image, resolve_run_image, run_image_info};
+use crate::run_image::{
+    RunImageError, RunImageSources, choose_run_image, resolve_run_image, run_image_info,
+};
 use crate::source::ImageSource;
 use crate::{Progress, Session, Store};
 
@@ -98,6 +100,9 @@ pub struct Creator<'a> {
     /// With `publish`, check that the registry takes the push before building
     /// ([`crate::preflight`]).
     pub preflight: bool,
+    /// Where curated run images are published: pulled from there instead of taken from the
+    /// store or built from the embedded lock (else `[io.kiln] base-registry`).
+    pub base_registry: Option<BaseRegistry>,
 }
 
 /// What a build made.
@@ -189,6 +194,7 @@ impl<'a> Creator<'a> {
             archive: None,
             mirrors: None,
             preflight: true,
+            base_registry: None,
         }
     }
 
@@ -270,8 +276,12 @@ impl<'a> Creator<'a> {
             Some(source) => Some(source.clone()),
             None => self.project_run_image()?,
         };
-        let choose =
-            || choose_run_image(named.as_ref(), &plan, buildpack.id(), self.store, progress);
+        let base_registry = self.base_registry()?;
+        let sources = RunImageSources {
+            store: self.store,
+            base_registry: base_registry.as_ref(),
+        };
+        let choose = || choose_run_image(named.as_ref(), &plan, buildpack.id(), sources, progress);
         let choice = match (choose(), &self.mirrors) {
             (Err(RunImageError::NotInStore { name }), Some(mirrors)) => {
                 self.build_curated(&name, mirrors, progress)?;
@@ -323,6 +333,19 @@ impl<'a> Creator<'a> {
         .run(self.session, self.store, progress)
         .map_err(|e| RunImageError::Curated(Box::new(e)))?;
         Ok(())
+    }
+
+    /// Returns the base registry: the one set, else the one `project.toml` names.
+    fn base_registry(&self) -> Result<Option<BaseRegistry>, RunImageError> {
+        if self.base_registry.is_some() {
+            return Ok(self.base_registry.clone());
+        }
+        self.project
+            .base_registry
+            .as_deref()
+            .map(BaseRegistry::parse)
+            .transpose()
+            .map_err(RunImageError::BaseRegistrySetting)
     }
 
     /// Returns the run image `project.toml` names, if any.
