@@ -5,7 +5,7 @@
 use kiln_e2e::skopeo_inspect;
 
 use crate::cli_errors::{build, hello};
-use crate::common::Kiln;
+use crate::common::{self, Kiln};
 
 pub(crate) fn images_are_listed_removed_and_the_cache_measured() {
     let kiln = Kiln::new();
@@ -90,4 +90,51 @@ pub(crate) fn images_are_listed_removed_and_the_cache_measured() {
     assert!(du.lines().any(|l| l.ends_with("  oci")), "{du}");
     assert!(du.lines().any(|l| l.contains("buildpacks/kiln-go")), "{du}");
     assert!(du.lines().last().unwrap().contains("total in"), "{du}");
+}
+
+/// A local build's last lines say how to run the image, and that command runs it here, on
+/// Debian's podman 4.3, also from the default cache dir under `~/.cache` (whose dot podman
+/// refuses in an image path); its printed reference names the image in kiln's store.
+pub(crate) fn the_printed_run_command_runs_a_local_image() {
+    let kiln = Kiln::new();
+    let app = hello(&kiln, "app");
+    let cache = common::warm_cache(&kiln, "home/.cache/kiln");
+    let built = kiln.run(&[
+        "build",
+        "team/hello:1",
+        "--path",
+        &app,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    let pinned = built.ok();
+    assert!(pinned.starts_with("team/hello:1@sha256:"), "{pinned}");
+    let command = built
+        .stderr
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("run it:"))
+        .unwrap_or_else(|| panic!("no run command in:\n{}", built.stderr))
+        .trim();
+    assert!(command.contains("podman run --rm oci:"), "{command}");
+    // The suite's podman has private storage: the same command, with its global options.
+    let podman = common::suite::podman();
+    let global = kiln_e2e::command_line(&podman.command());
+    let script = format!(
+        "podman() {{ {global} \"$@\"; }}\n{command}",
+        global = global.replacen("podman", "command podman", 1)
+    );
+    let out = kiln_e2e::run_output(
+        std::process::Command::new("sh").args(["-c", &script]).envs(
+            podman
+                .command()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k, v?))),
+        ),
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stderr).contains("hello"),
+        "`{command}` failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

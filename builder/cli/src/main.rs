@@ -12,6 +12,7 @@ mod inspect;
 mod keys;
 mod login;
 mod output;
+mod podman;
 mod rebase;
 mod report;
 mod session;

@@ -164,9 +164,10 @@ impl Progress for Ui {
                 human_bytes(report.uploaded_bytes)
             )),
             (Destination::Layout { dir, name }, _) => {
+                let run = crate::podman::run_command(dir, name);
                 let dir = dir.display();
                 self.info(&format!(
-                    "saved to the OCI layout `{dir}` as `{name}`\n  run it:  podman run --rm oci:{dir}:{name}\n  copy it: skopeo copy oci:{dir}:{name} docker://REGISTRY/REPO:TAG"
+                    "saved to the OCI layout `{dir}` as `{name}`\n  run it:  {run}\n  copy it: skopeo copy oci:{dir}:{name} docker://REGISTRY/REPO:TAG"
                 ));
             }
             (Destination::Archive { path, .. }, _) => {

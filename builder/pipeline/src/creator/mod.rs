@@ -119,6 +119,8 @@ pub struct Created {
     pub confinement: Confinement,
     /// Where it went.
     pub delivered: Delivered,
+    /// Its name in kiln's store, when it was saved there (not pushed).
+    pub saved_as: Option<String>,
     /// What the cache image did, when there was one.
     pub cache: Option<CacheReport>,
     /// SBOMs, provenance and signatures.
@@ -128,9 +130,14 @@ pub struct Created {
 }
 
 impl Created {
-    /// Returns the image as `name@digest`, the reference that pins it.
+    /// Returns the image as `name@digest`, the reference that pins it: in its registry when
+    /// pushed (`registry.example.com/team/app@sha256:…`), else by its name in kiln's store
+    /// (`team/app:1@sha256:…`).
     pub fn pinned(&self, target: &Reference) -> String {
-        format!("{}@{}", target.name(), self.image.manifest_digest)
+        match &self.saved_as {
+            Some(name) => format!("{name}@{}", self.image.manifest_digest),
+            None => format!("{}@{}", target.name(), self.image.manifest_digest),
+        }
     }
 }
 
@@ -243,6 +250,7 @@ impl<'a> Creator<'a> {
             layers,
             confinement: built.confinement,
             delivered,
+            saved_as: (!self.publish).then(|| self.name.clone()),
             cache,
             supply,
             timings,
