@@ -138,3 +138,143 @@ pub(crate) fn the_printed_run_command_runs_a_local_image() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `kiln cache prune` on a store whose images share blobs: garbage goes by default, cached
+/// items by age and size, named images and every blob they need never; each image that
+/// stays still validates (skopeo copies it, checking every digest; umoci unpacks it).
+pub(crate) fn cache_prune_frees_space_and_never_breaks_a_remaining_image() {
+    let kiln = Kiln::new();
+    let app = hello(&kiln, "app");
+    let one = build(&kiln, "team/app:1", &app, &[]).ok();
+    kiln.ws.write(
+        "app/main.go",
+        "package main\n\nfunc main() { println(\"hello again\") }\n",
+    );
+    let two = build(&kiln, "team/app:2", &app, &[]).ok();
+    let kept = build(&kiln, "team/kept:1", &app, &[]).ok();
+    assert_ne!(one.split('@').nth(1), two.split('@').nth(1));
+    let cache = kiln.ws.join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let store = cache.join("oci");
+    let prune = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "cache",
+            "prune",
+            "--format",
+            "json",
+            "--cache-dir",
+            cache_arg,
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&kiln.run(&args).ok_output()).unwrap()
+    };
+    let blobs = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let validate = |name: &str| {
+        let copy = kiln
+            .ws
+            .join(format!("copy-{}", name.replace(['/', ':'], "-")));
+        let _ = std::fs::remove_dir_all(&copy);
+        kiln_e2e::run_checked(std::process::Command::new("skopeo").args([
+            "copy",
+            &format!("oci:{}:{name}", store.display()),
+            &format!("dir:{}", copy.display()),
+        ]));
+        let bundle = kiln
+            .ws
+            .join(format!("bundle-{}", name.replace(['/', ':'], "-")));
+        let _ = std::fs::remove_dir_all(&bundle);
+        kiln_e2e::run_checked(std::process::Command::new("umoci").args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:{name}", store.display()),
+            bundle.to_str().unwrap(),
+        ]));
+    };
+
+    // The first image's own blobs (its app layer, config, manifest) are shared with nobody.
+    kiln.run(&["rm", "team/app:1", "--cache-dir", cache_arg])
+        .ok_output();
+    let before = blobs();
+
+    // A dry run removes nothing.
+    let dry = prune(&["--dry-run", "--older-than", "0s"]);
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(blobs(), before);
+
+    // By default only garbage goes: the first image's manifest and config (its layer is
+    // still a layer-reuse entry), never a blob of the images that stay.
+    let garbage = prune(&[]);
+    let removed = garbage["removed"].as_array().unwrap();
+    assert!(
+        removed.iter().all(|i| i["reason"] == "garbage"),
+        "{garbage}"
+    );
+    let one_digest = one.split("@sha256:").nth(1).unwrap();
+    assert!(
+        !blobs().contains(one_digest),
+        "the removed image's manifest stayed"
+    );
+    for name in ["team/app:2", "team/kept:1"] {
+        validate(name);
+    }
+
+    // By age: every cached item goes (toolchain caches, layer-reuse entries), images stay.
+    let aged = prune(&["--older-than", "0s"]);
+    let reasons: Vec<&str> = aged["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"age"), "{aged}");
+    assert!(
+        aged["removed"].as_array().unwrap().iter().any(|i| i["item"]
+            .as_str()
+            .unwrap()
+            .starts_with("buildpacks/kiln-go/")),
+        "{aged}"
+    );
+    assert!(aged["freed"].as_u64().unwrap() > 0, "{aged}");
+    for name in ["team/app:2", "team/kept:1"] {
+        validate(name);
+    }
+    let listed = kiln
+        .run(&["images", "--format", "json", "--cache-dir", cache_arg])
+        .ok_output();
+    assert!(
+        listed.contains("team/app:2") && listed.contains("team/kept:1"),
+        "{listed}"
+    );
+
+    // By size: a rebuild fills the caches again; `--max-size 0` empties them, and what is
+    // left is the images.
+    build(&kiln, "team/app:3", &app, &[]).ok();
+    let sized = prune(&["--max-size", "0"]);
+    assert!(
+        sized["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["reason"] == "size"),
+        "{sized}"
+    );
+    assert!(
+        sized["remaining"].as_u64().unwrap() >= sized["images"].as_u64().unwrap(),
+        "{sized}"
+    );
+    for name in ["team/app:2", "team/app:3", "team/kept:1"] {
+        validate(name);
+    }
+    // And the next build of the app works, cold.
+    assert_eq!(
+        build(&kiln, "team/app:4", &app, &[]).ok().split('@').nth(1),
+        two.split('@').nth(1)
+    );
+    assert_eq!(kept.split('@').nth(1), two.split('@').nth(1));
+}

@@ -129,6 +129,7 @@ const TESTS: &[(&str, fn())] = &tests![
     project_toml::pack_schemas_are_read_and_what_kiln_ignores_is_named,
     local_images::images_are_listed_removed_and_the_cache_measured,
     local_images::the_printed_run_command_runs_a_local_image,
+    local_images::cache_prune_frees_space_and_never_breaks_a_remaining_image,
     cli_errors::c06_build_failures_render_their_cause_once_with_a_hint,
     architecture::crates_depend_only_in_the_designed_direction,
     architecture::buildpacks_reach_no_network_crate,

@@ -93,6 +93,33 @@ pub enum CacheCommand {
     /// Show how much each part of the cache dir holds: the image store, each buildpack's
     /// toolchain caches, the scratch copies, the `.deb` cache.
     Du(CacheDirArgs),
+    /// Free space: remove what nothing uses (blobs no image or cache entry names, scratch
+    /// copies, leftovers), then cached items unused for `--older-than`, then the least
+    /// recently used ones while the cache dir is over `--max-size`. Named images, and every
+    /// blob they need, stay (`kiln rm` drops a name). Waits for builds using the cache dir.
+    Prune(PruneArgs),
+}
+
+/// `kiln cache prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove cached items (toolchain caches, layer-reuse entries, `.deb` downloads, SBOM
+    /// catalogs) not used for this long: `30d`, `12h`, `45m`, `2w`.
+    #[arg(long, value_name = "AGE", value_parser = crate::units::parse_age)]
+    pub older_than: Option<std::time::Duration>,
+    /// Then remove the least recently used cached items until the cache dir holds at most
+    /// this much: `10G`, `500M` (powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
+    pub max_size: Option<u64>,
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: FormatArg,
+    /// The cache dir.
+    #[command(flatten)]
+    pub cache: CacheDirArgs,
 }
 
 /// `kiln key …`.

@@ -2,10 +2,13 @@
 //! through [`kiln_pipeline::local_images`] and friends.
 
 use anyhow::{Context as _, anyhow};
-use kiln_pipeline::{Store, cache_usage, human_bytes, local_images, remove_local};
+use kiln_pipeline::{
+    PrunePolicy, Store, cache_usage, human_bytes, local_images, prune as prune_cache, remove_local,
+};
 
-use crate::args::{CacheDirArgs, FormatArg, ImagesArgs, RmArgs};
+use crate::args::{CacheDirArgs, FormatArg, ImagesArgs, PruneArgs, RmArgs};
 use crate::failure::{Failure, exit};
+use crate::output::Ui;
 use crate::settings::Environment;
 
 /// Opens the store of the cache dir `args` names, without a registry client.
@@ -84,6 +87,61 @@ pub fn du(args: &CacheDirArgs, env: &Environment) -> Result<(), Failure> {
         "{:>10}  total in `{}`",
         human_bytes(total),
         cache_dir.display()
+    );
+    Ok(())
+}
+
+/// Runs `kiln cache prune`.
+pub fn prune(args: &PruneArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
+    let cache_dir = env
+        .cache_dir(args.cache.cache_dir.as_ref())
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    if !cache_dir.is_dir() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("`{}` is no cache dir", cache_dir.display()),
+        )
+        .hint(Some("name kiln's cache dir: --cache-dir DIR".into())));
+    }
+    let policy = PrunePolicy {
+        older_than: args.older_than,
+        max_size: args.max_size,
+        dry_run: args.dry_run,
+    };
+    let pruned = prune_cache(&cache_dir, &policy, std::time::SystemTime::now(), ui)
+        .map_err(|e| Failure::new(exit::FAILURE, e))?;
+    if args.format == FormatArg::Json {
+        let json = serde_json::to_string_pretty(&pruned).context("rendering JSON")?;
+        println!("{json}");
+        return Ok(());
+    }
+    for item in &pruned.removed {
+        let reason = serde_json::to_value(item.reason).unwrap_or_default();
+        println!(
+            "{:>10}  {:<8} {}",
+            human_bytes(item.bytes),
+            reason.as_str().unwrap_or_default(),
+            item.item
+        );
+    }
+    if let Some(max) = args.max_size.filter(|max| pruned.remaining > *max) {
+        ui.warn(&format!(
+            "the cache dir still holds more than {}: the rest is the images of kiln's store and what builds use now; `kiln images` lists them, `kiln rm NAME` drops one",
+            human_bytes(max)
+        ));
+    }
+    let verb = if pruned.dry_run {
+        "would free"
+    } else {
+        "freed"
+    };
+    println!(
+        "{verb} {} in {} items; `{}` holds {} ({} of it the images of kiln's store)",
+        human_bytes(pruned.freed),
+        pruned.removed.len(),
+        cache_dir.display(),
+        human_bytes(pruned.remaining),
+        human_bytes(pruned.images)
     );
     Ok(())
 }

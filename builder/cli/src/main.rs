@@ -19,6 +19,7 @@ mod session;
 mod settings;
 mod sign;
 mod signals;
+mod units;
 
 use std::process::ExitCode;
 
@@ -75,6 +76,9 @@ fn main() -> ExitCode {
         Command::Images(args) => images::images(args, &env),
         Command::Rm(args) => images::rm(args, &env),
         Command::Cache(CacheCommand::Du(args)) => images::du(args, &env),
+        Command::Cache(CacheCommand::Prune(args)) => {
+            images::prune(args, &env, &Ui::new(Verbosity::Normal))
+        }
     };
     match result {
         Ok(()) => ExitCode::from(failure::exit::OK),

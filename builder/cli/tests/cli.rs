@@ -121,6 +121,7 @@ fn every_help_page_matches_its_snapshot() {
             "kiln-build",
             "kiln-cache",
             "kiln-cache-du",
+            "kiln-cache-prune",
             "kiln-completions",
             "kiln-images",
             "kiln-inspect",

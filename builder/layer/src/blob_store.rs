@@ -125,6 +125,15 @@ impl BlobStore {
         self.dir.join(d.hex())
     }
 
+    /// Marks the blob `d` as used now (its modification time), so that `kiln cache prune`'s
+    /// age policy sees a reused blob as recent. Best effort: a blob that cannot be marked
+    /// only looks older.
+    pub fn mark_used(&self, d: &Digest) {
+        if let Ok(file) = File::open(self.path(d)) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     /// Returns whether the blob `d` is in the store.
     pub fn contains(&self, d: &Digest) -> bool {
         self.path(d).is_file()

@@ -56,7 +56,10 @@ impl LayerCache {
             return Reuse::Miss;
         };
         match store.check(&blob.digest) {
-            Ok(BlobCheck::Verified) => Reuse::Hit(blob.clone()),
+            Ok(BlobCheck::Verified) => {
+                store.mark_used(&blob.digest);
+                Reuse::Hit(blob.clone())
+            }
             Ok(BlobCheck::Discarded) => Reuse::Discarded(blob.clone()),
             Ok(BlobCheck::Missing) | Err(_) => Reuse::Miss,
         }
@@ -81,6 +84,27 @@ impl LayerCache {
         entries.extend(self.added.clone());
         kiln_layer::write_atomic(&self.path, &serde_json::to_vec(&entries)?)
     }
+}
+
+/// Returns the entries (fingerprint → blob) of the index file at `path`.
+pub fn layer_cache_entries(path: &Path) -> BTreeMap<String, LayerBlob> {
+    read_entries(path)
+}
+
+/// Removes the entries of the index file at `path` whose fingerprints `drop` names, under
+/// its lock; returns how many went.
+pub fn remove_layer_cache_entries(
+    path: &Path,
+    drop: &std::collections::BTreeSet<String>,
+) -> std::io::Result<usize> {
+    let _held = kiln_layer::FileLock::exclusive(&path.with_extension("lock"))?;
+    let mut entries = read_entries(path);
+    let before = entries.len();
+    entries.retain(|key, _| !drop.contains(key));
+    if entries.len() != before {
+        kiln_layer::write_atomic(path, &serde_json::to_vec(&entries)?)?;
+    }
+    Ok(before - entries.len())
 }
 
 /// Returns the entries of the index file; a missing or unreadable one is empty (a cache).

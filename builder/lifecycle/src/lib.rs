@@ -38,7 +38,7 @@ pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3
 pub use export::{Export, ExportError, ExportedLayer, RunImage, SourceFacts};
 /// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).
 pub use kiln_layer::{FileLock, write_atomic};
-pub use layer_cache::{LayerCache, Reuse};
+pub use layer_cache::{LayerCache, Reuse, layer_cache_entries, remove_layer_cache_entries};
 pub use phases::{ALLOWED_ENV, Build, BuildResult, Detect, PhaseError, build_env};
 pub use project::{ProjectDescriptor, ProjectError};
 pub use rebase::{

@@ -114,6 +114,20 @@ pub fn curated_base(name: &str) -> Option<&'static str> {
     curated_names().find(|n| *n == name)
 }
 
+/// Returns where this kiln unpacks its curated bases in `cache_dir`:
+/// `<cache dir>/golden-base/<hash of the embedded files>`.
+pub(crate) fn unpacked_dir(cache_dir: &Path) -> PathBuf {
+    let mut hash = Sha256::new();
+    for (file, bytes) in FILES {
+        hash.update(file.as_bytes());
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    }
+    let hash = hash.finalize();
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    cache_dir.join("golden-base").join(hex)
+}
+
 /// A registry a platform team publishes the curated bases to, as `host[:port][/path]`: the
 /// base `node` is `host[:port]/path/node` there. A build that has one pulls its curated run
 /// image from it instead of building it from kiln's embedded lock.
@@ -162,15 +176,7 @@ pub struct BaseRegistryError(String);
 /// Writes the embedded `golden-base/` under `cache_dir` (once for these contents) and
 /// returns the path of the definition of the curated base `name`.
 pub fn unpack(cache_dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-    let mut hash = Sha256::new();
-    for (file, bytes) in FILES {
-        hash.update(file.as_bytes());
-        hash.update((bytes.len() as u64).to_le_bytes());
-        hash.update(bytes);
-    }
-    let hash = hash.finalize();
-    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let dir = cache_dir.join("golden-base").join(hex);
+    let dir = unpacked_dir(cache_dir);
     if !dir.is_dir() {
         // Written aside and renamed: builds sharing a cache dir may unpack at once.
         let tmp = cache_dir

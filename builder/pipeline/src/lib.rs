@@ -52,6 +52,7 @@ mod inspect;
 mod local;
 mod preflight;
 mod progress;
+mod prune;
 mod rebase;
 mod restore;
 mod run_image;
@@ -80,12 +81,14 @@ pub use inspect::{
 pub use local::{LocalImage, cache_usage, local_images, remove_local};
 pub use preflight::{PreflightError, preflight};
 pub use progress::{Progress, Quiet};
+pub use prune::{PruneError, PrunePolicy, PruneReason, Pruned, PrunedItem, prune};
 pub use rebase::{RebaseApp, RebaseAppError, RebaseOutcome, RebaseResult};
 pub use restore::{CacheReport, Restore};
 pub use run_image::{
     GENERATED_BASE, RunImageChoice, RunImageError, RunImageSources, choose_run_image,
     resolve_run_image, run_image_info,
 };
+pub use session::IN_USE_LOCK;
 pub use session::{Session, SessionError, Store};
 pub use sign::{FoundSignature, Signature, SignatureStatus, resolve, signatures};
 pub use source::{ImageSource, SourceError, names_a_registry, read_image};

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::Store;
+use crate::prune::disk_usage;
 
 /// One named image (or index) in kiln's store.
 #[derive(Clone, Debug, Serialize)]
@@ -105,23 +106,4 @@ pub fn cache_usage(cache_dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
     }
     parts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(parts)
-}
-
-/// Bytes of the regular files under `path`, links not followed (a link into a shared
-/// download cache counts as the link).
-fn disk_usage(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return if meta.is_file() { meta.len() } else { 0 };
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| disk_usage(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
 }

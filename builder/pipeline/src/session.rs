@@ -2,9 +2,10 @@
 //! a registry client (and one for Debian mirrors), and kiln's local store.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kiln_image::Blobs;
-use kiln_layer::{BlobStore, LayerError};
+use kiln_layer::{BlobStore, FileLock, LayerError};
 use kiln_registry::{Client, RegistryError, RegistrySettings};
 use tokio::runtime::Runtime;
 
@@ -82,21 +83,37 @@ impl Session {
 
 /// kiln's local store: an OCI image layout (`<cache dir>/oci`) whose blob directory is also
 /// the content-addressed store every phase writes layers into.
+///
+/// While a `Store` (or a clone) lives, this process holds a shared lock on the cache dir
+/// ([`IN_USE_LOCK`]): `kiln cache prune` waits for it, so it never removes what a build is
+/// in the middle of writing.
 #[derive(Clone)]
 pub struct Store {
     dir: PathBuf,
     blobs: Blobs,
+    _in_use: Arc<FileLock>,
 }
+
+/// The lock file in a cache dir that every process using it holds shared, and
+/// `kiln cache prune` exclusively.
+pub const IN_USE_LOCK: &str = "in-use.lock";
 
 impl Store {
     /// Opens (or creates) the store under `cache_dir`; `client` fetches blobs only a
-    /// registry has.
+    /// registry has. Waits while the cache dir is being pruned.
     pub fn open(cache_dir: &Path, client: Option<Client>) -> Result<Self, SessionError> {
+        let in_use = FileLock::shared(&cache_dir.join(IN_USE_LOCK)).map_err(|source| {
+            SessionError::Store(LayerError::Store {
+                path: cache_dir.join(IN_USE_LOCK),
+                source,
+            })
+        })?;
         let dir = cache_dir.join("oci");
         let store = BlobStore::open(&dir)?;
         Ok(Self {
             dir,
             blobs: Blobs::new(store, client),
+            _in_use: Arc::new(in_use),
         })
     }
 
