@@ -28,6 +28,7 @@ mod java_apps;
 mod java_build;
 mod local_images;
 mod machine_faults;
+mod monorepo;
 mod node_build;
 mod pod_build;
 mod preflight;
@@ -127,6 +128,8 @@ const TESTS: &[(&str, fn())] = &tests![
     curated::a_stale_embedded_lock_says_to_update_kiln,
     preflight::preflight_stops_a_push_that_cannot_succeed_before_building,
     project_toml::pack_schemas_are_read_and_what_kiln_ignores_is_named,
+    monorepo::maven_module_with_a_parent_pom_above_the_path_builds,
+    monorepo::go_replace_and_go_work_outside_the_path_build,
     local_images::images_are_listed_removed_and_the_cache_measured,
     local_images::the_printed_run_command_runs_a_local_image,
     local_images::cache_prune_frees_space_and_never_breaks_a_remaining_image,

@@ -382,6 +382,12 @@ pub struct BuildArgs {
     /// The app's source directory.
     #[arg(long, short = 'p', value_name = "DIR", default_value = ".")]
     pub path: PathBuf,
+    /// The directory to copy for the build: an ancestor of `--path` holding what the app
+    /// refers to outside it (a Go `replace ../lib`, a Maven parent POM, a workspace root).
+    /// Default: kiln finds the enclosing Go workspace, Maven parent or npm/pnpm/Yarn
+    /// workspace root itself (like docker's build context).
+    #[arg(long, value_name = "DIR")]
+    pub context: Option<PathBuf>,
     /// Push the image to its registry (otherwise it goes into the local OCI layout store).
     #[arg(long)]
     pub publish: bool,

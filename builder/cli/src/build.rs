@@ -133,6 +133,7 @@ impl<'a> Settings<'a> {
         creator.project = project;
         creator.name = args.image.clone();
         creator.sandbox = self.sandbox;
+        creator.context = args.context.as_deref().map(absolute).transpose()?;
         creator.buildpack = args.buildpack.clone();
         creator.run_image = args
             .run_image
@@ -210,10 +211,6 @@ fn sandbox_settings(
 
 /// Returns `dir` as an absolute path (toolchains refuse relative cache paths).
 fn absolute(dir: &Path) -> Result<PathBuf, Failure> {
-    std::path::absolute(dir).map_err(|e| {
-        Failure::new(
-            exit::USAGE,
-            anyhow!("cache directory `{}`: {e}", dir.display()),
-        )
-    })
+    std::path::absolute(dir)
+        .map_err(|e| Failure::new(exit::USAGE, anyhow!("directory `{}`: {e}", dir.display())))
 }

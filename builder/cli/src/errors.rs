@@ -2,9 +2,12 @@
 //! and a hint in the terms of the command line (flags, commands), which the library never
 //! uses.
 
+use kiln_buildpack_go::OUTSIDE_COPY_HINT;
 use kiln_buildpack_java::gradle_hint;
 use kiln_image::ImageError;
-use kiln_lifecycle::{BuildpackError, PhaseError, RebaseError, SandboxError, SourceError};
+use kiln_lifecycle::{
+    BuildpackError, ContextError, PhaseError, RebaseError, SandboxError, SourceError,
+};
 use kiln_pipeline::{
     BaseError, CURATED_PREFIX, CreateError, CuratedError, DeliverError, PreflightError,
     RebaseAppError, RunImageError, SessionError, StreamError,
@@ -249,7 +252,10 @@ pub fn phase_failure(e: PhaseError) -> Failure {
             Failure::new(exit::USAGE, e).hint(Some(hint))
         }
         PhaseError::Buildpack(bp) => {
-            let hint = bp.hint().map(str::to_string);
+            let hint = bp.hint().map(|hint| match hint {
+                OUTSIDE_COPY_HINT => format!("{hint}: --context DIR"),
+                other => other.to_owned(),
+            });
             let code = match bp {
                 BuildpackError::App { .. } => exit::APP_BUILD,
                 BuildpackError::Usage { .. } => exit::USAGE,
@@ -268,6 +274,19 @@ pub fn phase_failure(e: PhaseError) -> Failure {
                 }
                 _ => "fix the pattern; `.dockerignore` and `project.toml` use docker's pattern syntax"
                     .to_owned(),
+            };
+            Failure::new(exit::USAGE, e).hint(Some(hint))
+        }
+        PhaseError::Context(ref context) => {
+            let hint = match context {
+                ContextError::TooNarrow { needed, .. } => format!(
+                    "name a context that holds it: --context {}",
+                    needed.display()
+                ),
+                ContextError::OutsideContext { .. } => {
+                    "name an ancestor of `--path` with `--context DIR`".to_owned()
+                }
+                _ => "check `--path` and `--context`".to_owned(),
             };
             Failure::new(exit::USAGE, e).hint(Some(hint))
         }

@@ -46,6 +46,10 @@ pub const RUN_IMAGE_FACT: &str = "run-image";
 /// directory inside that copy.
 pub const SOURCE_ROOT_FACT: &str = "source-root";
 
+/// Plan fact: why the buildpack asked for [`SOURCE_ROOT_FACT`], in words the user knows
+/// (`go.mod replaces example.com/lib with ../../lib`).
+pub const SOURCE_ROOT_REASON_FACT: &str = "source-root.reason";
+
 /// What detection found: free-form facts the buildpack passes itself from detect to build.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {

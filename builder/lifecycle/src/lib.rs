@@ -9,6 +9,7 @@ mod base;
 mod bounded;
 mod buildpack;
 mod cache_image;
+mod context;
 mod epoch;
 mod export;
 mod layer_cache;
@@ -28,12 +29,13 @@ pub use bounded::{LOCKFILE_LIMIT, MANIFEST_LIMIT, read_bounded, read_bounded_str
 pub use buildpack::{
     BASE_PACKAGES_LABEL, BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings,
     CACHE_LOCKS, DeclaredPackage, LaunchLayer, Plan, Process, RUN_IMAGE_FACT, RunImageInfo,
-    SOURCE_ROOT_FACT,
+    SOURCE_ROOT_FACT, SOURCE_ROOT_REASON_FACT,
 };
 pub use cache_image::{
     CACHE_BUILDPACK_LABEL, CACHE_ENTRIES_LABEL, CacheEntry, CacheImageError, RestoreError,
     Restored, cache_entries, entry_fingerprint, pack_cache, restore_entry,
 };
+pub use context::{ContextError, SourceRoot, source_root};
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{Export, ExportError, ExportedLayer, RunImage, SourceFacts};
 /// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).
@@ -51,6 +53,6 @@ pub use sandbox::{
     toolchain_dirs,
 };
 pub use scratch::Scratch;
-pub use source::{CopyStats, SourceError, copy_source};
+pub use source::{CopyStats, SourceError, copy_source, copy_source_except};
 pub use stack::{Stack, stack_for};
 pub use tool::{Tool, ToolRun, environment_failure, find_executable, for_each_line, prepend_path};

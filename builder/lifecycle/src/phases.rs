@@ -1,13 +1,13 @@
 //! The detect and build phases.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use crate::source::{CopyStats, SourceError, copy_source};
+use crate::context::{ContextError, source_root};
+use crate::source::{CopyStats, SourceError, copy_source_except};
 use crate::{
     BuildContext, BuildOutput, Buildpack, BuildpackError, Confinement, Plan, ProjectDescriptor,
-    RunImageInfo, SOURCE_ROOT_FACT, Sandbox, SandboxError, SandboxMode, SandboxSettings,
-    SandboxSupport,
+    RunImageInfo, Sandbox, SandboxError, SandboxMode, SandboxSettings, SandboxSupport,
 };
 
 /// Host variables a toolchain may see. Everything else — registry credentials,
@@ -106,6 +106,9 @@ pub enum PhaseError {
     /// The build steps cannot be confined as asked (exit 52).
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The build context named does not hold the app, or not what the app needs (exit 2).
+    #[error(transparent)]
+    Context(#[from] ContextError),
 }
 
 /// The detect phase: asks each buildpack whether it recognises the app.
@@ -175,6 +178,13 @@ pub fn build_env(
 pub struct Build<'a> {
     /// The user's source tree.
     pub source_dir: &'a Path,
+    /// The directory to copy, when the user named one (`--context`): an ancestor of
+    /// `source_dir` holding what it refers to outside itself. Else the source dir, or the
+    /// ancestor the buildpack asked for ([`crate::SOURCE_ROOT_FACT`]).
+    pub context_dir: Option<&'a Path>,
+    /// Directories never copied, even inside the context: kiln's cache dir (the work and
+    /// buildpack cache dirs are never copied either).
+    pub keep_out: &'a [PathBuf],
     /// This build's own directory (a [`crate::Scratch`]) for the scratch copy, the layers and
     /// the steps' home and temp dir; each is emptied first, and kept afterwards so toolchain
     /// caches keyed by path stay warm.
@@ -226,9 +236,11 @@ impl Build<'_> {
         project
             .exclude
             .extend(buildpack.scratch_excludes().iter().map(|p| (*p).to_owned()));
-        let (root, member) = source_root(self.source_dir, plan)?;
-        let copied = copy_source(&root, &app_dir, &project)?;
-        let app_dir = app_dir.join(member);
+        let copy = source_root(self.source_dir, plan, self.context_dir)?;
+        let mut keep_out = self.keep_out.to_vec();
+        keep_out.extend([self.work_dir.to_path_buf(), self.cache_dir.to_path_buf()]);
+        let copied = copy_source_except(&copy.root, &app_dir, &project, &keep_out)?;
+        let app_dir = app_dir.join(&copy.member);
         let support = match self.sandbox.mode {
             SandboxMode::Off => SandboxSupport::Unavailable {
                 reason: crate::sandbox::SANDBOX_OFF.to_owned(),
@@ -264,42 +276,6 @@ impl Build<'_> {
             confinement: sandbox.confinement().clone(),
         })
     }
-}
-
-/// Returns the directory to copy and the source directory's path inside it: the source
-/// itself, or the ancestor a buildpack asked for with [`SOURCE_ROOT_FACT`].
-fn source_root(source: &Path, plan: &Plan) -> Result<(PathBuf, PathBuf), PhaseError> {
-    let Some(up) = plan.facts.get(SOURCE_ROOT_FACT) else {
-        return Ok((source.to_path_buf(), PathBuf::new()));
-    };
-    let bad = |why: &str| {
-        PhaseError::Buildpack(BuildpackError::Kiln {
-            message: format!("the buildpack asked for the source root `{up}`, which {why}"),
-            hint: None,
-            source: None,
-        })
-    };
-    if up.is_empty()
-        || !Path::new(up)
-            .components()
-            .all(|c| c == Component::ParentDir)
-    {
-        return Err(bad("is not a path of `..` components"));
-    }
-    let source = source.canonicalize().map_err(|e| PhaseError::Scratch {
-        path: source.to_path_buf(),
-        source: e,
-    })?;
-    let root = source
-        .ancestors()
-        .nth(Path::new(up).components().count())
-        .ok_or_else(|| bad("is above the file system root"))?
-        .to_path_buf();
-    let member = source
-        .strip_prefix(&root)
-        .expect("an ancestor is a prefix")
-        .to_path_buf();
-    Ok((root, member))
 }
 
 fn reset_dir(dir: &Path) -> Result<(), PhaseError> {

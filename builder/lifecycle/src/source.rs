@@ -61,12 +61,30 @@ pub fn copy_source(
     dst: &Path,
     project: &ProjectDescriptor,
 ) -> Result<CopyStats, SourceError> {
+    copy_source_except(src, dst, project, &[])
+}
+
+/// Like [`copy_source`], never copying the directories `keep_out` (absolute): kiln's own
+/// cache dir and the copy itself, when `src` holds them (a wide build context).
+pub fn copy_source_except(
+    src: &Path,
+    dst: &Path,
+    project: &ProjectDescriptor,
+    keep_out: &[PathBuf],
+) -> Result<CopyStats, SourceError> {
     let err = |message: String| SourceError::Copy {
         from: src.to_path_buf(),
         to: dst.to_path_buf(),
         message,
     };
-    let filter = std::sync::Arc::new(Filter::new(src, project)?);
+    let mut filter = Filter::new(src, project)?;
+    filter.keep_out = keep_out
+        .iter()
+        .chain([&dst.to_path_buf()])
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+        .filter(|p| p.starts_with(src))
+        .collect();
+    let filter = std::sync::Arc::new(filter);
     let mut walk = WalkBuilder::new(src);
     walk.hidden(false)
         .parents(false)
@@ -132,6 +150,8 @@ struct Filter {
     include: Option<Gitignore>,
     /// `[io.buildpacks] exclude` and `.dockerignore`, in gitignore form: last match wins.
     exclude: Gitignore,
+    /// Directories under the root that are never copied (absolute).
+    keep_out: Vec<PathBuf>,
 }
 
 impl Filter {
@@ -187,6 +207,7 @@ impl Filter {
             root: src.to_path_buf(),
             include,
             exclude: build(&excludes)?,
+            keep_out: Vec::new(),
         })
     }
 
@@ -202,6 +223,9 @@ impl Filter {
             return true;
         }
         let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+        if is_dir && self.keep_out.iter().any(|p| p == e.path()) {
+            return false;
+        }
         // Excluded directories are pruned here, so matching the path itself covers the
         // files below them.
         if self.exclude.matched(rel, is_dir).is_ignore() {
@@ -462,6 +486,29 @@ mod tests {
                 assert!(!bytes.windows(CANARY.len()).any(|w| w == CANARY), "{e:?}");
             }
         }
+    }
+
+    /// A build context that holds kiln's cache dir and the copy itself copies neither.
+    #[test]
+    fn the_cache_dir_and_the_copy_inside_the_context_stay_out() {
+        let src = tree(&[
+            ("app/main.go", "package main"),
+            ("cache/oci/index.json", "{}"),
+            ("cache/work/x/old", "old"),
+        ]);
+        let root = src.path().canonicalize().unwrap();
+        let dst = root.join("cache/work/x/app");
+        fs::create_dir_all(&dst).unwrap();
+        let stats = copy_source_except(
+            &root,
+            &dst,
+            &ProjectDescriptor::default(),
+            &[root.join("cache")],
+        )
+        .unwrap();
+        assert_eq!(stats.files, 1);
+        assert!(dst.join("app/main.go").is_file());
+        assert!(!dst.join("cache").exists());
     }
 
     /// W05: a file hardlinked to an ignored one is copied as a plain file with its bytes;

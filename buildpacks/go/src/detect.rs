@@ -1,10 +1,13 @@
 //! Detection: a Go app has a `go.mod` or a `go.work` at its root. Files only, no programs.
+//! An app that refers to directories above its own asks for their common ancestor as the
+//! build's source root ([`crate::reach`]).
 
 use std::path::Path;
 
-use kiln_lifecycle::{BuildpackError, Plan};
+use kiln_lifecycle::{BuildpackError, Plan, SOURCE_ROOT_FACT, SOURCE_ROOT_REASON_FACT};
 
 use crate::gomod::GoMod;
+use crate::reach::{Reach, reach};
 use crate::version::GoVersion;
 
 /// Plan fact: the file the app was detected by (`go.mod` or `go.work`, the one the `go` tool obeys).
@@ -31,6 +34,15 @@ pub(crate) fn detect(app_dir: &Path) -> Result<Option<Plan>, BuildpackError> {
     };
     // With a go.work at the root the go tool runs in workspace mode, so go.work governs.
     fact(MANIFEST, if work.is_some() { "go.work" } else { "go.mod" });
+    let reached = reach(
+        app_dir,
+        module.as_ref().unwrap_or(&GoMod::default()),
+        work.as_ref(),
+    );
+    if let Some(Reach { levels, reason }) = &reached {
+        fact(SOURCE_ROOT_FACT, &vec![".."; *levels].join("/"));
+        fact(SOURCE_ROOT_REASON_FACT, reason);
+    }
     let (module, work) = (module.unwrap_or_default(), work.unwrap_or_default());
     if let Some(path) = &module.module {
         fact(MODULE, path);

@@ -7,12 +7,16 @@ use kiln_lifecycle::{BuildpackError, environment_failure};
 /// The hint for missing or stale `go.sum` entries: the go tool's own remedy.
 pub(crate) const GO_MOD_TIDY: &str = "run go mod tidy";
 
+/// The hint for a `replace` or `go.work` directory missing from the scratch copy.
+pub const OUTSIDE_COPY_HINT: &str = "kiln copies the app's directory, or the ancestor holding every local `replace` and `go.work` directory up to 8 levels up; a directory left out by .gitignore, .dockerignore or project.toml excludes, an absolute path or one farther up is not copied: name a build context that holds it";
+
 /// What kiln keeps of a `go` run's stderr: its tail, and the lines that identify known failures.
 pub(crate) struct Stderr {
     tail: VecDeque<String>,
     max: usize,
     go_sum: bool,
     needs_newer_go: bool,
+    outside_copy: bool,
     machine: Option<&'static str>,
 }
 
@@ -24,6 +28,7 @@ impl Stderr {
             max,
             go_sum: false,
             needs_newer_go: false,
+            outside_copy: false,
             machine: None,
         }
     }
@@ -34,6 +39,9 @@ impl Stderr {
         self.go_sum |=
             line.contains("missing go.sum entry") || line.contains("updates to go.sum needed");
         self.needs_newer_go |= line.contains("requires go >=");
+        // `replacement directory ../lib does not exist`, or a `go.work` `use` of one.
+        self.outside_copy |= (line.contains("replacement directory") || line.contains("go.work"))
+            && (line.contains("does not exist") || line.contains("no such file or directory"));
         self.machine = self.machine.or_else(|| environment_failure(line));
         push_bounded(&mut self.tail, line, self.max);
     }
@@ -80,10 +88,15 @@ pub(crate) fn classify(doing: &str, status: &str, log: &Stderr) -> BuildpackErro
             "the module needs a newer Go",
             "install the Go version named above (kiln builds with GOTOOLCHAIN=local)".to_owned(),
         )
+    } else if log.outside_copy {
+        (
+            "a directory the module refers to is not in the build's copy",
+            OUTSIDE_COPY_HINT.to_owned(),
+        )
     } else {
         (
             "the go tool reported errors",
-            "fix the errors above; `go build ./...` in the source directory shows them too"
+            "fix the errors above; `go build ./...` in the source directory shows them too, unless they come from files kiln leaves out of its copy (.gitignore, .dockerignore, project.toml excludes)"
                 .to_owned(),
         )
     };
@@ -147,6 +160,13 @@ mod tests {
         };
         assert!(message.contains("./main.go:5:2: undefined: undefinedThing"));
         assert!(hint.unwrap().contains("go build ./..."));
+
+        let err = classify(
+            "`go list`",
+            "exit status: 1",
+            &log(&["go: example.com/lib@v0.0.0: replacement directory ../lib does not exist"]),
+        );
+        assert_eq!(err.hint(), Some(OUTSIDE_COPY_HINT));
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct GoMod {
     pub toolchain: Option<String>,
     /// The `use` directories (`go.work` only), in file order.
     pub uses: Vec<String>,
+    /// The directories of `replace` directives whose target is a local path
+    /// (`replace example.com/lib => ../lib`), as `(module, path)`, in file order.
+    pub local_replaces: Vec<(String, String)>,
 }
 
 impl GoMod {
@@ -57,9 +60,28 @@ impl GoMod {
                 self.toolchain.get_or_insert_with(|| arg.clone());
             }
             "use" => self.uses.push(arg.clone()),
+            "replace" => {
+                let target = args
+                    .iter()
+                    .position(|w| w == "=>")
+                    .and_then(|i| args.get(i + 1));
+                if let Some(path) = target.filter(|p| is_local_path(p)) {
+                    self.local_replaces.push((arg.clone(), path.clone()));
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// Returns whether a `replace` target is a directory rather than a module path: Go's rule,
+/// a path starting with `./` or `../` (or `.\`, `..\`), or an absolute one.
+fn is_local_path(target: &str) -> bool {
+    target == "."
+        || target == ".."
+        || ["./", "../", ".\\", "..\\", "/"]
+            .iter()
+            .any(|prefix| target.starts_with(prefix))
 }
 
 /// Returns `line` without its `//` comment; a `//` inside a quoted string is not a comment.
@@ -180,6 +202,21 @@ mod tests {
         assert_eq!(m.go.as_deref(), Some("1.23"));
         assert_eq!(m.toolchain.as_deref(), Some("go1.23.1"));
         assert_eq!(m.uses, ["./api", "./with space", "./worker"]);
+        assert_eq!(
+            m.local_replaces,
+            [("example.com/x".to_owned(), "./x".to_owned())]
+        );
+    }
+
+    #[test]
+    fn local_replacements_are_directories_only() {
+        let m = GoMod::parse(
+            "module m\nreplace example.com/lib => ../../lib\nreplace (\n\texample.com/a v1.0.0 => ./a\n\t\
+             example.com/b => example.com/fork v1.2.0\n\texample.com/c => /abs/c\n)\n",
+        );
+        let paths: Vec<&str> = m.local_replaces.iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(paths, ["../../lib", "./a", "/abs/c"]);
+        assert_eq!(m.local_replaces[1].0, "example.com/a");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod failure;
 mod gomod;
 mod link_cache;
 mod packages;
+mod reach;
 mod toolchain;
 mod version;
 mod workspace;
@@ -20,6 +21,7 @@ use std::path::Path;
 
 use kiln_lifecycle::{BuildContext, BuildOutput, Buildpack, BuildpackError, Plan};
 
+pub use failure::OUTSIDE_COPY_HINT;
 pub use gomod::GoMod;
 pub use version::GoVersion;
 pub use workspace::is_excluded;

@@ -1,4 +1,6 @@
-//! Detection: a Maven app has a `pom.xml` at its root. Files only, no programs.
+//! Detection: a Maven app has a `pom.xml` at its root. Files only, no programs. A module
+//! whose parent POM is on the file system above it asks for the directory holding it as the
+//! build's source root ([`crate::parent`]).
 //!
 //! Gradle builds (`build.gradle`, `build.gradle.kts`) are not supported yet. No
 //! [`BuildpackError`] kind maps to exit 20 ("nothing detected"), so a Gradle-only app is not
@@ -6,8 +8,11 @@
 
 use std::path::Path;
 
-use kiln_lifecycle::{BuildpackError, Plan, RUN_IMAGE_FACT};
+use kiln_lifecycle::{
+    BuildpackError, Plan, RUN_IMAGE_FACT, SOURCE_ROOT_FACT, SOURCE_ROOT_REASON_FACT,
+};
 
+use crate::parent::local_parents;
 use crate::pom::{base_for, java_release};
 
 /// Plan fact: how the app is built: `maven` (the host's `mvn`) or `mavenw` (the project's `./mvnw`).
@@ -31,7 +36,21 @@ pub(crate) fn detect(app_dir: &Path) -> Result<Option<Plan>, BuildpackError> {
         "maven"
     };
     plan.facts.insert(BUILD_TOOL.to_owned(), tool.to_owned());
-    if let Some(release) = java_release(&String::from_utf8_lossy(&bytes)) {
+    let xml = String::from_utf8_lossy(&bytes);
+    let parents = local_parents(app_dir, &xml);
+    if parents.levels > 0 {
+        plan.facts.insert(
+            SOURCE_ROOT_FACT.to_owned(),
+            vec![".."; parents.levels].join("/"),
+        );
+        plan.facts
+            .insert(SOURCE_ROOT_REASON_FACT.to_owned(), parents.reason.clone());
+    }
+    // The module's own setting, else its nearest parent's that has one.
+    let release = std::iter::once(xml.as_ref())
+        .chain(parents.poms.iter().map(String::as_str))
+        .find_map(java_release);
+    if let Some(release) = release {
         plan.facts.insert(VERSION.to_owned(), release.to_string());
         let base = base_for(release).map_err(|e| BuildpackError::Usage {
             message: e.to_string(),

@@ -17,6 +17,7 @@ mod jar;
 mod jdk;
 mod layers_idx;
 mod maven;
+mod parent;
 mod pom;
 mod select;
 mod settings;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kiln_lifecycle::{BuildpackError, Plan, SOURCE_ROOT_FACT};
+use kiln_lifecycle::{BuildpackError, Plan, SOURCE_ROOT_FACT, SOURCE_ROOT_REASON_FACT};
 
 use crate::lockfile::Lockfile;
 use crate::package_json::PackageJson;
@@ -36,6 +36,14 @@ pub(crate) fn detect(app_dir: &Path) -> Result<Option<Plan>, BuildpackError> {
     if let Some(ws) = workspace {
         plan.facts
             .insert(SOURCE_ROOT_FACT.to_owned(), vec![".."; ws.levels].join("/"));
+        plan.facts.insert(
+            SOURCE_ROOT_REASON_FACT.to_owned(),
+            format!(
+                "a member of the workspace whose lockfile is {}/{}",
+                vec![".."; ws.levels].join("/"),
+                ws.lockfile.file_name()
+            ),
+        );
         plan.facts.insert(MEMBER.to_owned(), ws.member);
         lockfiles = vec![ws.lockfile];
         // The root's package.json says which package manager the workspace uses.
@@ -145,6 +153,10 @@ mod tests {
                 (PACKAGE_MANAGER, "npm@11.0.0"),
                 (PINNED, "true"),
                 (SOURCE_ROOT_FACT, "../.."),
+                (
+                    SOURCE_ROOT_REASON_FACT,
+                    "a member of the workspace whose lockfile is ../../package-lock.json",
+                ),
                 (MEMBER, "packages/api"),
             ])
         );

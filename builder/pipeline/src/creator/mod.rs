@@ -11,7 +11,8 @@ use kiln_debian::platform::debian_arch;
 use kiln_layer::Compression;
 use kiln_lifecycle::{
     Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, LayerCache, Plan,
-    ProjectDescriptor, RunImage, SandboxSettings, Scratch, build_epoch, git_info,
+    ProjectDescriptor, RunImage, SOURCE_ROOT_REASON_FACT, SandboxSettings, Scratch, build_epoch,
+    git_info, source_root,
 };
 use kiln_model::FinalImage;
 use kiln_oci::{Digest, Reference};
@@ -56,6 +57,10 @@ pub struct Creator<'a> {
     pub buildpacks: &'a [Box<dyn Buildpack>],
     /// The app's source directory (absolute).
     pub source_dir: PathBuf,
+    /// The directory to copy for the build, an ancestor of `source_dir` holding what the
+    /// app refers to outside it (default: the source dir, or the workspace root its
+    /// buildpack finds).
+    pub context: Option<PathBuf>,
     /// kiln's cache directory (absolute): buildpack caches, scratch dirs, the layer index.
     pub cache_dir: PathBuf,
     /// The image's name: where it is pushed, what its SBOM and provenance name.
@@ -181,6 +186,7 @@ impl<'a> Creator<'a> {
             store,
             buildpacks,
             source_dir: source_dir.into(),
+            context: None,
             cache_dir: cache_dir.into(),
             name: target.to_string(),
             target,
@@ -411,6 +417,20 @@ impl<'a> Creator<'a> {
         progress: &dyn Progress,
     ) -> Result<(BuildResult, Scratch), CreateError> {
         progress.phase("BUILDING");
+        let copy = source_root(&self.source_dir, &detected.plan, self.context.as_deref())
+            .map_err(|e| CreateError::Build(e.into()))?;
+        if !copy.member.as_os_str().is_empty() {
+            let why = detected
+                .plan
+                .facts
+                .get(SOURCE_ROOT_REASON_FACT)
+                .map_or_else(String::new, |why| format!(" ({why})"));
+            progress.info(&format!(
+                "building from `{}`, the app being `{}` in it{why}",
+                copy.root.display(),
+                copy.member.display()
+            ));
+        }
         // This build's own scratch dir, held until the layers in it are exported.
         let work = self.cache_dir.join("work");
         let source_key = Digest::of(self.source_dir.as_os_str().as_encoded_bytes());
@@ -420,6 +440,8 @@ impl<'a> Creator<'a> {
         let print = |line: &str| progress.toolchain(line);
         let built = Build {
             source_dir: &self.source_dir,
+            context_dir: self.context.as_deref(),
+            keep_out: std::slice::from_ref(&self.cache_dir),
             work_dir: scratch.dir(),
             cache_dir: buildpack_cache,
             project: &self.project,
