@@ -14,6 +14,7 @@ mod common;
 mod architecture;
 mod bounds;
 mod build_env;
+mod cli_conventions;
 mod cli_errors;
 mod concurrency;
 mod curated;
@@ -130,6 +131,9 @@ const TESTS: &[(&str, fn())] = &tests![
     project_toml::pack_schemas_are_read_and_what_kiln_ignores_is_named,
     monorepo::maven_module_with_a_parent_pom_above_the_path_builds,
     monorepo::go_replace_and_go_work_outside_the_path_build,
+    cli_conventions::a_terminal_gets_colour_a_spinner_and_the_reference_last,
+    cli_conventions::log_format_json_writes_one_event_a_line,
+    cli_conventions::login_asks_for_the_password_on_a_terminal_without_echo,
     local_images::images_are_listed_removed_and_the_cache_measured,
     local_images::the_printed_run_command_runs_a_local_image,
     local_images::cache_prune_frees_space_and_never_breaks_a_remaining_image,

@@ -19,6 +19,43 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// When to colour the output: on a terminal unless `NO_COLOR` is set (`auto`),
+    /// `always` or `never`.
+    #[arg(long, value_enum, global = true, default_value_t, value_name = "WHEN")]
+    pub color: ColorArg,
+    /// How to write progress and errors on stderr: `text`, or `json` (one object a line:
+    /// `time`, `elapsed_ms`, `level`, `message`; a failure ends with `level` `error`, its
+    /// `exit_code`, `causes` and `hint`). The final reference stays on stdout.
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormatArg,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object a line, for CI.
+    Json,
 }
 
 /// The subcommands.
@@ -508,10 +545,11 @@ pub struct LoginArgs {
     /// The registry host[:port].
     #[arg(value_name = "REGISTRY")]
     pub registry: String,
-    /// User name.
+    /// User name (asked for on a terminal when not given).
     #[arg(long, short = 'u')]
-    pub username: String,
-    /// Read the password from standard input (the only way: passwords on command lines leak).
+    pub username: Option<String>,
+    /// Read the password from standard input. Without it, kiln asks for the password on a
+    /// terminal, not echoing it; there is no password flag (command lines leak).
     #[arg(long)]
     pub password_stdin: bool,
     /// Registry options.

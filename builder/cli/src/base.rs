@@ -316,7 +316,7 @@ impl Output<'_> {
             Some(t) => format!("{}@{}", t.name(), artifact.digest()),
             None => format!("{name}@{}", artifact.digest()),
         };
-        println!("{pinned}");
+        ui.stdout(&pinned);
         Ok(())
     }
 }

@@ -100,7 +100,7 @@ fn build(
             .write(path)
             .map_err(|e| Failure::new(exit::FAILURE, e))?;
     }
-    println!("{}", created.pinned(&target));
+    ui.stdout(&created.pinned(&target));
     Ok(())
 }
 

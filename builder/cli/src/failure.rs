@@ -116,9 +116,28 @@ impl Failure {
         self
     }
 
+    /// Renders the failure as one JSON event (`--log-format json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let causes: Vec<String> = self
+            .error
+            .chain()
+            .skip(1)
+            .map(ToString::to_string)
+            .collect();
+        serde_json::json!({
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "level": "error",
+            "message": self.error.to_string(),
+            "causes": causes,
+            "hint": self.hint,
+            "exit_code": self.code,
+        })
+    }
+
     /// Renders the failure for the terminal.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {}\n", self.error);
+        use crate::output::{Paint, paint};
+        let mut out = format!("{} {}\n", paint("error:", Paint::Error), self.error);
         let causes: Vec<String> = self
             .error
             .chain()
@@ -132,7 +151,7 @@ impl Failure {
             }
         }
         if let Some(h) = &self.hint {
-            let _ = writeln!(out, "\nhint: {h}");
+            let _ = writeln!(out, "\n{} {h}", paint("hint:", Paint::Hint));
         }
         out
     }

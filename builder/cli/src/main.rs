@@ -42,33 +42,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     signals::install();
     let env = Environment::capture();
+    output::configure(env.output_style(cli.color, cli.log_format));
+    let ui = Ui::new(verbosity(&cli.command));
     let result = match &cli.command {
         Command::Build(args) => {
-            let verbosity = match (args.quiet, args.verbose) {
-                (true, _) => Verbosity::Quiet,
-                (_, true) => Verbosity::Verbose,
-                _ => Verbosity::Normal,
-            };
             if args.verbose {
                 tracing_subscriber::fmt()
                     .with_writer(std::io::stderr)
                     .with_env_filter("kiln=debug,kiln_registry=debug,kiln_image=debug")
                     .init();
             }
-            build::run(args, &env, &Ui::new(verbosity))
+            build::run(args, &env, &ui)
         }
-        Command::Rebase(args) => {
-            let verbosity = match args.quiet {
-                true => Verbosity::Quiet,
-                false => Verbosity::Normal,
-            };
-            rebase::run(args, &env, &Ui::new(verbosity))
-        }
+        Command::Rebase(args) => rebase::run(args, &env, &ui),
         Command::Login(args) => login::run(args, &env),
         Command::Logout(args) => login::logout(args, &env),
         Command::Completions(args) => completions::run(args),
         Command::Man => completions::man(),
-        Command::Base(cmd) => base::run(cmd, &env, &Ui::new(Verbosity::Normal)),
+        Command::Base(cmd) => base::run(cmd, &env, &ui),
         Command::Sign(args) => sign::run_sign(args, &env),
         Command::Verify(args) => sign::run_verify(args, &env),
         Command::Inspect(args) => inspect::run(args, &env),
@@ -76,16 +67,28 @@ fn main() -> ExitCode {
         Command::Images(args) => images::images(args, &env),
         Command::Rm(args) => images::rm(args, &env),
         Command::Cache(CacheCommand::Du(args)) => images::du(args, &env),
-        Command::Cache(CacheCommand::Prune(args)) => {
-            images::prune(args, &env, &Ui::new(Verbosity::Normal))
-        }
+        Command::Cache(CacheCommand::Prune(args)) => images::prune(args, &env, &ui),
     };
+    ui.finish(result.is_err());
     match result {
         Ok(()) => ExitCode::from(failure::exit::OK),
         Err(f) => {
             let f = f.classified();
-            eprint!("{}", f.render());
+            match output::style().json {
+                true => eprintln!("{}", f.to_json()),
+                false => eprint!("{}", f.render()),
+            }
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// Returns how much the command prints: `-q` and `-v` where it has them.
+fn verbosity(command: &Command) -> Verbosity {
+    match command {
+        Command::Build(args) if args.quiet => Verbosity::Quiet,
+        Command::Build(args) if args.verbose => Verbosity::Verbose,
+        Command::Rebase(args) if args.quiet => Verbosity::Quiet,
+        _ => Verbosity::Normal,
     }
 }

@@ -76,6 +76,7 @@ pub fn run(args: &RebaseArgs, env: &Environment, ui: &Ui) -> Result<(), Failure>
     );
     outcomes.sort_by_key(|(i, _)| *i);
     let mut rows: Vec<Row> = outcomes.into_iter().map(|(_, o)| row(o)).collect();
+    ui.finish(false);
     print_summary(&rows, args.quiet);
     ui.info(&format!("done in {} ms", started.elapsed().as_millis()));
     if let Some(path) = &args.report {

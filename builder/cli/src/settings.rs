@@ -11,7 +11,8 @@ use kiln_lifecycle::{ProjectDescriptor, SandboxMode, SandboxSettings, toolchain_
 use kiln_pipeline::BaseRegistry;
 use kiln_registry::RegistrySettings;
 
-use crate::args::RegistryArgs;
+use crate::args::{ColorArg, LogFormatArg, RegistryArgs};
+use crate::output::Style;
 
 /// A snapshot of the process environment, taken once at start-up.
 #[derive(Clone, Debug, Default)]
@@ -214,6 +215,23 @@ impl Environment {
         BaseRegistry::parse(text)
             .map(Some)
             .with_context(|| format!("{from} `{text}`"))
+    }
+
+    /// Returns the output style: JSON lines for `--log-format json`; colour for
+    /// `--color always`, or `auto` on a terminal when `NO_COLOR` is unset or empty
+    /// (<https://no-color.org>).
+    pub fn output_style(&self, color: ColorArg, format: LogFormatArg) -> Style {
+        let json = format == LogFormatArg::Json;
+        let color = !json
+            && match color {
+                ColorArg::Always => true,
+                ColorArg::Never => false,
+                ColorArg::Auto => {
+                    std::io::IsTerminal::is_terminal(&std::io::stderr())
+                        && self.get("NO_COLOR").is_none_or(str::is_empty)
+                }
+            };
+        Style { color, json }
     }
 
     /// Returns `--cache-dir`, else `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.

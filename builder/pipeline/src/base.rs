@@ -73,6 +73,7 @@ impl AssembleBase<'_> {
             &self.lock.suite,
             locked,
             self.deb_cache,
+            progress,
         ))?;
         progress.phase(&format!("BUILDING {arch}"));
         let image = build_base(&BaseBuild {
@@ -101,16 +102,22 @@ async fn fetch_all(
     suite: &str,
     locked: &[LockedPackage],
     cache: &Path,
+    progress: &dyn Progress,
 ) -> Result<BTreeMap<String, PathBuf>, BaseError> {
     for p in locked {
         mirrors.for_suite(p.suite.as_deref().unwrap_or(suite))?;
     }
+    let total = locked.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let done = &done;
     let fetched: Vec<(String, PathBuf)> = stream::iter(locked)
         .map(|p| async move {
             let mirror = mirrors
                 .for_suite(p.suite.as_deref().unwrap_or(suite))
                 .unwrap_or(&mirrors.main);
             let path = fetch_deb(http, mirror, p, cache).await?;
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.count(n, total);
             Ok::<_, FetchError>((p.name.clone(), path))
         })
         .buffer_unordered(FETCH_CONCURRENCY)

@@ -17,6 +17,8 @@ pub trait Progress: Sync {
     fn debug(&self, _line: &str) {}
     /// A line of a toolchain's output.
     fn toolchain(&self, _line: &str) {}
+    /// How far the current phase is: `done` of its `total` items (packages fetched).
+    fn count(&self, _done: u64, _total: u64) {}
     /// Returns what hears about each blob of a push.
     fn push_observer(&self) -> Box<dyn PushObserver + '_> {
         Box::new(())
