@@ -34,6 +34,18 @@ struct Victim {
     targets: Targets,
 }
 
+impl Drop for Victim {
+    /// Removes what an unconfined step wrote outside the test's workspace (`$TMPDIR`).
+    fn drop(&mut self) {
+        let tmp = std::env::temp_dir();
+        for (_, file) in &self.targets.writes {
+            if file.parent() == Some(tmp.as_path()) {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+}
+
 impl Victim {
     fn new(base: &str) -> Self {
         let mut kiln = Kiln::new();

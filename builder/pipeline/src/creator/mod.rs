@@ -8,7 +8,9 @@ use std::time::Instant;
 use kiln_attest::sign::PrivateKey;
 use kiln_debian::Mirrors;
 use kiln_debian::platform::debian_arch;
+use kiln_image::layout_has;
 use kiln_layer::Compression;
+use kiln_layer::FileLock;
 use kiln_lifecycle::{
     Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, LayerCache, Plan,
     ProjectDescriptor, RunImage, SOURCE_ROOT_REASON_FACT, SandboxSettings, Scratch, build_epoch,
@@ -19,7 +21,7 @@ use kiln_oci::{Digest, Reference};
 use serde::Serialize;
 
 use crate::attest::SupplyReport;
-use crate::curated::{BaseRegistry, BuildCurated, curated_base};
+use crate::curated::{BaseRegistry, BuildCurated, CuratedError, curated_base};
 use crate::deliver::Delivered;
 use crate::preflight::preflight;
 use crate::restore::{self, CacheReport, Restore};
@@ -334,6 +336,21 @@ impl<'a> Creator<'a> {
         let name = curated_base(store_name).ok_or_else(not_in_store)?;
         let arch = debian_arch(&format!("linux/{}", kiln_lifecycle::host_arch()))
             .map_err(|_| not_in_store())?;
+        // Builds that start together on one cache dir build the base once: the others wait
+        // here, then find it in the store.
+        let lock_path = self.cache_dir.join(format!("golden-base/{name}.lock"));
+        let _building = FileLock::exclusive(&lock_path).map_err(|source| {
+            RunImageError::Curated(Box::new(CuratedError::Unpack {
+                dir: self.cache_dir.clone(),
+                source,
+            }))
+        })?;
+        if layout_has(self.store.dir(), store_name) {
+            progress.info(&format!(
+                "the run image `{store_name}` was built meanwhile by another build on this cache dir"
+            ));
+            return Ok(());
+        }
         progress.phase(&format!("PREPARING RUN IMAGE {store_name}"));
         progress.info(&format!(
             "the run image `{store_name}` is not in kiln's store: building it once, from the lock kiln carries"
