@@ -116,14 +116,18 @@ impl Failure {
         self
     }
 
-    /// Renders the failure as one JSON event (`--log-format json`).
-    pub fn to_json(&self) -> serde_json::Value {
-        let causes: Vec<String> = self
-            .error
+    /// Returns the error's causes, outermost first (the error itself left out).
+    fn causes(&self) -> Vec<String> {
+        self.error
             .chain()
             .skip(1)
             .map(ToString::to_string)
-            .collect();
+            .collect()
+    }
+
+    /// Renders the failure as one JSON event (`--log-format json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let causes = self.causes();
         serde_json::json!({
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "level": "error",
@@ -138,12 +142,7 @@ impl Failure {
     pub fn render(&self) -> String {
         use crate::output::{Paint, paint};
         let mut out = format!("{} {}\n", paint("error:", Paint::Error), self.error);
-        let causes: Vec<String> = self
-            .error
-            .chain()
-            .skip(1)
-            .map(ToString::to_string)
-            .collect();
+        let causes = self.causes();
         if !causes.is_empty() {
             out.push_str("\nCaused by:\n");
             for (i, c) in causes.iter().enumerate() {

@@ -131,6 +131,29 @@ fn ancestor(app: &Path, up: &str) -> Result<PathBuf, ContextError> {
     }
 }
 
+/// Returns `path` as seen from the directory `from`, `..`-style (`../../go.work`): for
+/// messages that name what an app refers to above itself.
+pub fn relative_path(from: &Path, path: &Path) -> String {
+    let common = from
+        .ancestors()
+        .find(|a| path.starts_with(a))
+        .unwrap_or(Path::new("/"));
+    let ups = from
+        .strip_prefix(common)
+        .map_or(0, |rest| rest.components().count());
+    let mut out: Vec<String> = vec!["..".to_owned(); ups];
+    out.extend(
+        path.strip_prefix(common)
+            .unwrap_or(path)
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                _ => None,
+            }),
+    );
+    out.join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +164,23 @@ mod tests {
             plan.facts.insert((*k).to_owned(), (*v).to_owned());
         }
         plan
+    }
+
+    #[test]
+    fn relative_paths_climb_then_descend() {
+        let app = Path::new("/src/repo/services/api");
+        assert_eq!(
+            relative_path(app, Path::new("/src/repo/go.work")),
+            "../../go.work"
+        );
+        assert_eq!(
+            relative_path(app, Path::new("/src/repo/services/api/x")),
+            "x"
+        );
+        assert_eq!(
+            relative_path(app, Path::new("/other/pom.xml")),
+            "../../../../other/pom.xml"
+        );
     }
 
     #[test]

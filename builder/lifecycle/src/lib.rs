@@ -35,7 +35,7 @@ pub use cache_image::{
     CACHE_BUILDPACK_LABEL, CACHE_ENTRIES_LABEL, CacheEntry, CacheImageError, RestoreError,
     Restored, cache_entries, entry_fingerprint, pack_cache, restore_entry,
 };
-pub use context::{ContextError, SourceRoot, source_root};
+pub use context::{ContextError, SourceRoot, relative_path, source_root};
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{Export, ExportError, ExportedLayer, RunImage, SourceFacts};
 /// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).

@@ -3,7 +3,9 @@
 //! up, as it does on the developer's machine), the directories that `go.work` uses, and the
 //! local targets of `replace` directives (`replace example.com/lib => ../lib`). Files only.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use kiln_lifecycle::relative_path;
 
 use crate::gomod::GoMod;
 
@@ -43,7 +45,7 @@ pub(crate) fn reach(app_dir: &Path, module: &GoMod, work: Option<&GoMod>) -> Opt
     if let Some((dir, work)) = &workspace {
         let file = match dir == &app {
             true => "go.work".to_owned(),
-            false => relative(&app, &dir.join("go.work")),
+            false => relative_path(&app, &dir.join("go.work")),
         };
         if dir != &app {
             needed.push((dir.clone(), format!("{file} uses the app")));
@@ -53,7 +55,7 @@ pub(crate) fn reach(app_dir: &Path, module: &GoMod, work: Option<&GoMod>) -> Opt
             let used_dir = dir.join(used);
             needed.push((used_dir.clone(), format!("{file} uses {used}")));
             if let Ok(text) = std::fs::read_to_string(used_dir.join("go.mod")) {
-                let label = relative(&app, &used_dir.join("go.mod"));
+                let label = relative_path(&app, &used_dir.join("go.mod"));
                 add_replaces(&mut needed, &used_dir, &label, &GoMod::parse(&text));
             }
         }
@@ -98,29 +100,6 @@ fn enclosing_workspace(app: &Path) -> Option<(PathBuf, GoMod)> {
         return uses_app.then_some((dir, work));
     }
     None
-}
-
-/// Returns `path` relative to `app`, `..`-style (`../../go.work`).
-fn relative(app: &Path, path: &Path) -> String {
-    let common = app
-        .ancestors()
-        .find(|a| path.starts_with(a))
-        .unwrap_or(Path::new("/"));
-    let ups = app
-        .strip_prefix(common)
-        .map(|rest| rest.components().count())
-        .unwrap_or(0);
-    let mut out: Vec<String> = vec!["..".to_owned(); ups];
-    out.extend(
-        path.strip_prefix(common)
-            .unwrap_or(path)
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
-                _ => None,
-            }),
-    );
-    out.join("/")
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kiln_lifecycle::relative_path;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
@@ -72,7 +73,10 @@ pub(crate) fn local_parents(app_dir: &Path, pom_xml: &str) -> Parents {
                 .is_some_and(|a| a.parent().is_some())
         {
             out.levels = levels;
-            out.reason = format!("the parent POM `{wanted}` is in {}", display(&app, &path));
+            out.reason = format!(
+                "the parent POM `{wanted}` is in {}",
+                relative_path(&app, &path)
+            );
         }
         out.poms.push(text.clone());
         (dir, xml) = (parent_dir, text);
@@ -89,21 +93,6 @@ fn locate(dir: &Path, relative: &str) -> Option<(PathBuf, String)> {
     let path = path.canonicalize().ok()?;
     let bytes = kiln_lifecycle::read_bounded(&path, kiln_lifecycle::MANIFEST_LIMIT).ok()?;
     Some((path, String::from_utf8_lossy(&bytes).into_owned()))
-}
-
-/// Returns `path` as seen from `app`: `../pom.xml`.
-fn display(app: &Path, path: &Path) -> String {
-    let common = app
-        .ancestors()
-        .find(|a| path.starts_with(a))
-        .unwrap_or(Path::new("/"));
-    let ups = app
-        .strip_prefix(common)
-        .map_or(0, |r| r.components().count());
-    let rest = path.strip_prefix(common).unwrap_or(path);
-    let mut parts = vec!["..".to_owned(); ups];
-    parts.push(rest.display().to_string());
-    parts.join("/")
 }
 
 /// Returns the coordinates of a POM, `None` when it is not well-formed.
