@@ -31,6 +31,7 @@ mod local_images;
 mod machine_faults;
 mod monorepo;
 mod node_build;
+mod noop;
 mod pod_build;
 mod preflight;
 mod project_toml;
@@ -130,6 +131,7 @@ const TESTS: &[(&str, fn())] = &tests![
     preflight::preflight_stops_a_push_that_cannot_succeed_before_building,
     project_toml::pack_schemas_are_read_and_what_kiln_ignores_is_named,
     monorepo::maven_module_with_a_parent_pom_above_the_path_builds,
+    noop::an_unchanged_rebuild_publishes_nothing_and_keeps_its_digest,
     monorepo::go_replace_and_go_work_outside_the_path_build,
     cli_conventions::a_terminal_gets_colour_a_spinner_and_the_reference_last,
     cli_conventions::log_format_json_writes_one_event_a_line,

@@ -184,7 +184,7 @@ fn probe_line<'a>(output: &'a str, name: &str, what: &str) -> &'a str {
 }
 
 /// Generates a signing key (password `pw`) outside the home and returns its path.
-fn generate_key(kiln: &Kiln) -> PathBuf {
+pub(crate) fn generate_key(kiln: &Kiln) -> PathBuf {
     let dir = kiln.ws.mkdir("keys");
     let prefix = dir.join("cosign");
     kiln.run_with(

@@ -471,6 +471,10 @@ pub struct BuildArgs {
     /// Attach no build provenance.
     #[arg(long)]
     pub no_provenance: bool,
+    /// Record the build's wall-clock start and finish in the provenance. Without it they
+    /// are left out (SLSA makes them optional), so an unchanged rebuild pushes nothing new.
+    #[arg(long)]
+    pub provenance_times: bool,
     /// With `--publish`, skip the check, before building, that the registry answers,
     /// accepts the credentials and allows the push.
     #[arg(long)]

@@ -159,6 +159,7 @@ impl<'a> Settings<'a> {
                 .iter()
                 .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
                 .collect(),
+            times: args.provenance_times,
         });
         creator.sign_key = self.sign_key;
         creator.publish = args.publish;

@@ -27,7 +27,8 @@ pub use layout::{
     LayoutEntry, layout_entries, layout_has, read_layout, remove_from_layout, write_layout,
 };
 pub use remote::{
-    BlobOutcome, PushObserver, PushReport, fetch_remote, fetch_remote_all, push_image,
+    BlobOutcome, PushObserver, PushReport, already_tagged, fetch_remote, fetch_remote_all,
+    push_image,
 };
 pub use sink::{ArchiveSink, Destination, LayoutSink, RegistrySink, Sink, Written};
 pub use validate::{

@@ -209,6 +209,35 @@ pub async fn push_image<'a>(
     })
 }
 
+/// Returns the report of a push that has nothing to do, when `target`'s tag already names
+/// `artifact` (one `HEAD`): the registry checked every blob when the manifest was put, so a
+/// no-op rebuild sends nothing. `None` when the tag is missing, names something else, or
+/// cannot be read.
+pub async fn already_tagged(
+    client: &Client,
+    target: &Reference,
+    artifact: impl Into<Artifact<'_>>,
+) -> Option<PushReport> {
+    let artifact = artifact.into();
+    let tag = target.tag().unwrap_or("latest");
+    let digest = client.manifest_digest(target, tag).await.ok()?;
+    if digest != *artifact.digest() {
+        return None;
+    }
+    let layers = match artifact {
+        Artifact::Image(image) => image.layers.iter().collect(),
+        Artifact::Index(_) => artifact.unique_layers(),
+    };
+    Some(PushReport {
+        digest,
+        layers: layers
+            .into_iter()
+            .map(|l| (l.digest.clone(), BlobOutcome::Existing))
+            .collect(),
+        uploaded_bytes: 0,
+    })
+}
+
 /// Refuses, before anything is sent, a target pinned to a digest (a push moves a tag) and
 /// manifests larger than registries must accept (RELIABILITY.md C05, R13).
 fn check_push(target: &Reference, artifact: &Artifact<'_>) -> Result<(), ImageError> {
@@ -284,6 +313,12 @@ async fn push_layer_inner(
     observer: &dyn PushObserver,
 ) -> Result<BlobOutcome, ImageError> {
     let mount_from = match &layer.origin {
+        // Read from a manifest of this very repository (a rebase's app layers): there.
+        Origin::Remote(src)
+            if src.registry() == target.registry() && src.repository() == target.repository() =>
+        {
+            return Ok(BlobOutcome::Existing);
+        }
         Origin::Remote(src) if src.registry() == target.registry() => Some(src.repository()),
         _ => None,
     };

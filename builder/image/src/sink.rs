@@ -11,7 +11,10 @@ use kiln_model::Artifact;
 use kiln_oci::Reference;
 use kiln_registry::Client;
 
-use crate::{Blobs, ImageError, PushObserver, PushReport, push_image, write_archive, write_layout};
+use crate::{
+    Blobs, ImageError, PushObserver, PushReport, already_tagged, push_image, write_archive,
+    write_layout,
+};
 
 /// A destination of finished images. Its future is not `Send` (the registry push holds
 /// borrowed state across awaits): drive it with `block_on` or on a local set, as the
@@ -78,6 +81,9 @@ pub struct RegistrySink {
     pub client: Client,
     /// Where to: the repository and tag.
     pub target: Reference,
+    /// First ask whether the tag already names the artifact, and send nothing if so
+    /// ([`already_tagged`]: one `HEAD`, which a push known to change the tag can skip).
+    pub skip_when_tagged: bool,
 }
 
 impl Sink for RegistrySink {
@@ -88,6 +94,12 @@ impl Sink for RegistrySink {
         observer: &'a dyn PushObserver,
     ) -> LocalBoxFuture<'a, Result<Written, ImageError>> {
         Box::pin(async move {
+            if self.skip_when_tagged
+                && let Some(report) = already_tagged(&self.client, &self.target, artifact).await
+            {
+                observer.blobs_pushed();
+                return Ok(Written::Pushed(report));
+            }
             push_image(&self.client, &self.target, artifact, blobs, observer)
                 .await
                 .map(Written::Pushed)

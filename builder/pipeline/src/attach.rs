@@ -89,9 +89,20 @@ pub async fn push_artifact(
     shared: &SharedBlobs,
     ready: impl Future<Output = Result<(), AttachError>>,
 ) -> Result<Attached, AttachError> {
+    let tag = kind.tag(&subject.digest);
+    // The same attachment already under its tag (a no-op rebuild): nothing to send.
+    if let Ok(digest) = client.manifest_digest(repo, &tag).await
+        && digest == artifact.digest
+    {
+        ready.await?;
+        return Ok(Attached {
+            digest: digest.to_string(),
+            tag,
+            referrers_api: false,
+        });
+    }
     push_blobs(client, repo, &artifact.blobs, shared).await?;
     ready.await?;
-    let tag = kind.tag(&subject.digest);
     let (digest, acknowledged) = client
         .push_manifest_acknowledged(repo, &tag, MANIFEST_MEDIA_TYPE, &artifact.manifest)
         .await
@@ -124,7 +135,8 @@ pub async fn push_signature(
         )]),
     };
     let mut layers = Vec::new();
-    if let Some(existing) = get_optional(client, repo, &tag).await? {
+    let existing = get_optional(client, repo, &tag).await?;
+    if let Some(existing) = &existing {
         for l in manifest_layers(&existing.bytes) {
             let bytes = read_blob(client, repo, &l).await?;
             layers.push(ArtifactLayer {
@@ -134,9 +146,16 @@ pub async fn push_signature(
             });
         }
     }
-    if !layers.contains(&new) {
-        layers.push(new);
+    if let Some(existing) = existing.filter(|_| layers.contains(&new)) {
+        // This key already signed this image: the tag stays as it is.
+        ready.await?;
+        return Ok(Attached {
+            digest: Digest::of(&existing.bytes).to_string(),
+            tag,
+            referrers_api: false,
+        });
     }
+    layers.push(new);
     let manifest = signature_manifest(layers);
     push_blobs(client, repo, &manifest.blobs, &SharedBlobs::default()).await?;
     ready.await?;

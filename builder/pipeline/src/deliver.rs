@@ -82,6 +82,7 @@ pub fn sinks(
         Some(target) => sinks.push(Box::new(RegistrySink {
             client: client.clone(),
             target: target.clone(),
+            skip_when_tagged: true,
         })),
         None => sinks.push(Box::new(LayoutSink {
             dir: store.dir().to_path_buf(),

@@ -5,7 +5,9 @@
 //! repository, only configs and manifests are uploaded, and the tag moves last, so a
 //! failure or a kill leaves the old image in place.
 
-use kiln_image::{ImageError, fetch_remote, fetch_remote_all, layout_has, read_layout};
+use kiln_image::{
+    ImageError, RegistrySink, Sink, fetch_remote, fetch_remote_all, layout_has, read_layout,
+};
 use kiln_lifecycle::{
     RebaseError, Rebased, RecordedRunImage, RunImage, base_id, host_arch, recorded_run_image,
 };
@@ -161,8 +163,12 @@ impl RebaseApp<'_> {
                 app.config.os().to_string(),
                 app.config.architecture().to_string(),
             );
-            let new_base = self.choose_base(app, &recorded, (&os, &arch)).await?;
-            let old_base = self.old_base(&recorded, (&os, &arch)).await;
+            // Independent reads: at once.
+            let (new_base, old_base) = futures_util::join!(
+                self.choose_base(app, &recorded, (&os, &arch)),
+                self.old_base(&recorded, (&os, &arch))
+            );
+            let new_base = new_base?;
             out.old_base = Some(describe_old(&recorded));
             out.new_base = Some(format!("{} ({})", new_base.name, short(&new_base.digest)));
             let r = kiln_lifecycle::Rebase {
@@ -205,8 +211,15 @@ impl RebaseApp<'_> {
         target: Reference,
         name: &str,
     ) -> Result<RebaseResult, RebaseAppError> {
-        let publish = self.publish.then_some(&target);
-        let sinks = sinks(self.client, publish, self.store, name, None);
+        // A rebase changes what the tag names: no point asking whether it already does.
+        let sinks: Vec<Box<dyn Sink>> = match self.publish {
+            true => vec![Box::new(RegistrySink {
+                client: self.client.clone(),
+                target: target.clone(),
+                skip_when_tagged: false,
+            })],
+            false => sinks(self.client, None, self.store, name, None),
+        };
         let delivered = Deliver {
             client: self.client,
             blobs: self.store.blobs(),

@@ -33,8 +33,9 @@ pub struct BuildProvenance<'a> {
     pub cache_image: Option<&'a Reference>,
     /// The layers' compression.
     pub compression: Compression,
-    /// When the build started.
-    pub started: Instant,
+    /// When the build started, to record the build's wall-clock times; `None` leaves them
+    /// out (SLSA makes them optional), so that an unchanged rebuild attests the same bytes.
+    pub started: Option<Instant>,
 }
 
 /// Returns the in-toto statement of the build `p`. Its parameters are what shaped the image.
@@ -70,7 +71,9 @@ pub fn provenance_statement(p: &BuildProvenance<'_>) -> Vec<u8> {
         base_image: Some((&p.run.name, &p.run.digest)),
         parameters: &parameters,
         invocation_id: None,
-        started_on: Some(now - p.started.elapsed().as_secs() as i64),
-        finished_on: Some(now),
+        started_on: p
+            .started
+            .map(|started| now - started.elapsed().as_secs() as i64),
+        finished_on: p.started.map(|_| now),
     })
 }

@@ -104,7 +104,7 @@ impl Creator<'_> {
                 env_names: &p.env_names,
                 cache_image: self.cache_image.as_ref(),
                 compression: self.compression,
-                started,
+                started: p.times.then_some(started),
             })
         });
         let attest = Attest {

@@ -46,6 +46,9 @@ pub struct ProvenanceSettings {
     pub builder_id: String,
     /// The names of the variables the user set for the build.
     pub env_names: Vec<String>,
+    /// Record the build's wall-clock start and finish (else none: an unchanged rebuild then
+    /// attests, signs and pushes nothing new).
+    pub times: bool,
 }
 
 /// A build: a source directory in, an image out. Fields have defaults ([`Creator::new`]);
