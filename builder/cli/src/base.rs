@@ -121,7 +121,9 @@ fn relock(
     // Locking reads mirrors only: no registry settings apply.
     let session = Session::open(Default::default())
         .map_err(|e| crate::errors::session_failure(e, exit::FAILURE))?;
-    let http = session.http();
+    let http = session
+        .http()
+        .map_err(|e| crate::errors::session_failure(e, exit::FAILURE))?;
     let new = session
         .block_on(async {
             match previous {
@@ -190,7 +192,9 @@ fn build(a: &BaseBuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
         definition: &def,
         lock: &lockfile,
         included: &included,
-        http: session.http(),
+        http: session
+            .http()
+            .map_err(|e| crate::errors::session_failure(e, exit::FAILURE))?,
         mirrors: &mirrors(&a.common, env)?,
         deb_cache: &cache_dir.join("debian"),
         store: store.blobs().store(),

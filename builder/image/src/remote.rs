@@ -30,6 +30,16 @@ pub async fn fetch_remote(
         let (digest, _) = pick_platform(&pulled.bytes, os, arch, &reference.to_string())?;
         pulled = client.get_manifest(reference, &digest.to_string()).await?;
     }
+    image_of(client, reference, pulled).await
+}
+
+/// Reads the image whose manifest `pulled` (of `reference`) is: its config, and its layers'
+/// descriptors.
+async fn image_of(
+    client: &Client,
+    reference: &Reference,
+    pulled: kiln_registry::PulledManifest,
+) -> Result<(Image, Digest), ImageError> {
     if !matches!(
         pulled.media_type.as_str(),
         media_types::OCI_MANIFEST | media_types::DOCKER_MANIFEST
@@ -68,7 +78,8 @@ pub async fn fetch_remote_all(
         .get_manifest(reference, &reference.manifest_ref())
         .await?;
     if !is_index(&pulled.media_type) {
-        let (image, digest) = fetch_remote(client, reference, "", "").await?;
+        // The manifest in hand is the image's: no second request for it.
+        let (image, digest) = image_of(client, reference, pulled).await?;
         return Ok((vec![(image, digest)], false));
     }
     let index: serde_json::Value = serde_json::from_slice(&pulled.bytes)

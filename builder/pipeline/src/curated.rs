@@ -252,6 +252,9 @@ pub enum CuratedError {
     /// The base could not be saved into kiln's store.
     #[error(transparent)]
     Save(Box<DeliverError>),
+    /// The HTTP client for the Debian mirror could not be built.
+    #[error(transparent)]
+    Session(Box<crate::SessionError>),
 }
 
 /// Builds a curated base from kiln's embedded lock, for this machine's architecture, into
@@ -303,7 +306,9 @@ impl BuildCurated<'_> {
             definition: &definition,
             lock: &lock,
             included: &included,
-            http: session.http(),
+            http: session
+                .http()
+                .map_err(|e| CuratedError::Session(Box::new(e)))?,
             mirrors: self.mirrors,
             deb_cache: &self.cache_dir.join("debian"),
             store: store.blobs().store(),

@@ -31,7 +31,7 @@ pub enum SessionError {
 pub struct Session {
     runtime: Runtime,
     client: Client,
-    http: reqwest::Client,
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Session {
@@ -42,20 +42,25 @@ impl Session {
             .build()
             .map_err(SessionError::Runtime)?;
         let client = Client::new(settings)?;
+        Ok(Self {
+            runtime,
+            client,
+            http: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Returns the HTTP client for Debian mirrors, built on first use: loading the system's
+    /// TLS roots costs milliseconds that commands which never fetch a `.deb` (a rebase, a
+    /// push) do not pay.
+    pub fn http(&self) -> Result<&reqwest::Client, SessionError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
         let http = reqwest::Client::builder()
             .user_agent(format!("kiln/{}", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(SessionError::Mirror)?;
-        Ok(Self {
-            runtime,
-            client,
-            http,
-        })
-    }
-
-    /// Returns the HTTP client for Debian mirrors.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        Ok(self.http.get_or_init(|| http))
     }
 
     /// Returns the registry client.

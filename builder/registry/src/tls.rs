@@ -24,7 +24,8 @@ pub(crate) struct Transports {
     shared_roots: Vec<Certificate>,
     user_agent: String,
     certs_dirs: Vec<std::path::PathBuf>,
-    base: reqwest::Client,
+    /// Built on first use: loading the system's TLS roots takes milliseconds.
+    base: std::sync::OnceLock<reqwest::Client>,
     per_host: Mutex<HashMap<String, reqwest::Client>>,
 }
 
@@ -35,18 +36,26 @@ impl Transports {
         for path in &settings.ca_files {
             shared_roots.extend(load_pem(path)?);
         }
-        let base = build(
-            &settings.user_agent,
-            &shared_roots,
-            Path::new("<system roots>"),
-        )?;
         Ok(Self {
             shared_roots,
             user_agent: settings.user_agent.clone(),
             certs_dirs: settings.certs_dirs.clone(),
-            base,
+            base: std::sync::OnceLock::new(),
             per_host: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Returns the client for hosts without roots of their own, built on first use.
+    fn base(&self) -> Result<reqwest::Client, RegistryError> {
+        if let Some(base) = self.base.get() {
+            return Ok(base.clone());
+        }
+        let base = build(
+            &self.user_agent,
+            &self.shared_roots,
+            Path::new("<system roots>"),
+        )?;
+        Ok(self.base.get_or_init(|| base).clone())
     }
 
     /// Returns the client to talk to `authority` (`host[:port]`) with.
@@ -73,7 +82,7 @@ impl Transports {
             }
         }
         let client = match first_dir {
-            None => self.base.clone(),
+            None => self.base()?,
             Some(dir) => {
                 tracing::debug!(%authority, roots = roots.len(), "using certs.d roots");
                 roots.extend(self.shared_roots.iter().cloned());
