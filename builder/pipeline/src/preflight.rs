@@ -83,17 +83,14 @@ pub async fn preflight(client: &Client, target: &Reference) -> Result<(), Prefli
         || source.code() == Some("DENIED");
     Err(match source.class() {
         ErrorClass::Transient => PreflightError::Unreachable { registry, source },
-        _ if refused_credentials && !with_credentials => PreflightError::NoCredentials {
-            registry,
-            repository,
-            source,
-        },
+        _ if (refused_credentials || denied) && !with_credentials => {
+            PreflightError::NoCredentials {
+                registry,
+                repository,
+                source,
+            }
+        }
         _ if refused_credentials => PreflightError::Rejected {
-            registry,
-            repository,
-            source,
-        },
-        _ if denied && !with_credentials => PreflightError::NoCredentials {
             registry,
             repository,
             source,

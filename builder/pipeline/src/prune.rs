@@ -163,10 +163,8 @@ pub fn prune(
     };
 
     // What the size policy weighs: the cache dir without its garbage.
-    let garbage_bytes: u64 = garbage(cache_dir, &blob_dir, &named(&BTreeSet::new()))
-        .iter()
-        .map(|g| g.bytes)
-        .sum();
+    let garbage = garbage(cache_dir, &blob_dir, &named(&BTreeSet::new()));
+    let garbage_bytes: u64 = garbage.iter().map(|g| g.bytes).sum();
     let mut total = disk_usage(cache_dir).saturating_sub(garbage_bytes);
     let mut candidates = candidates(cache_dir, &entries, &image_blobs);
     // Oldest first: every item past the age limit comes before the rest, and the size
@@ -207,26 +205,26 @@ pub fn prune(
             source,
         })?;
     }
-    // The blobs of dropped entries go as garbage, reported with their entries.
-    let dropped_blobs: BTreeSet<String> = dropped
-        .iter()
-        .filter_map(|key| Some(entries.get(key)?.digest.hex().to_owned()))
-        .collect();
-    for g in garbage(cache_dir, &blob_dir, &named(&dropped)) {
+    for g in garbage {
         if !policy.dry_run {
             remove(&g.path)?;
-        }
-        if g.blob
-            .as_ref()
-            .is_some_and(|hex| dropped_blobs.contains(hex))
-        {
-            continue;
         }
         report.push(PrunedItem {
             item: g.item,
             bytes: g.bytes,
             reason: PruneReason::Garbage,
         });
+    }
+    // The blobs of dropped entries that nothing else names go too, reported with their
+    // entries.
+    if !policy.dry_run {
+        let still_named = named(&dropped);
+        for key in &dropped {
+            let hex = entries[key].digest.hex();
+            if !still_named.contains(hex) {
+                remove(&blob_dir.join(hex))?;
+            }
+        }
     }
     let freed = report.iter().map(|i| i.bytes).sum();
     let images = image_blobs
@@ -298,10 +296,11 @@ fn candidates(
         if image_blobs.contains(hex) {
             continue;
         }
+        let (bytes, last_used) = usage(&path);
         out.push(Candidate {
             item: format!("layer cache {}", blob.digest),
-            bytes: file_size(&path),
-            last_used: modified(&path),
+            bytes,
+            last_used,
             removal: Removal::LayerEntry(key.clone()),
         });
     }
@@ -320,10 +319,11 @@ fn candidates(
                     .unwrap_or(&path)
                     .display()
                     .to_string();
+                let (bytes, last_used) = usage(&path);
                 out.push(Candidate {
                     item,
-                    bytes: disk_usage(&path),
-                    last_used: newest(&path),
+                    bytes,
+                    last_used,
                     removal: Removal::Path(path),
                 });
             }
@@ -337,8 +337,6 @@ struct Garbage {
     path: PathBuf,
     bytes: u64,
     item: String,
-    /// The blob's hex digest, for a blob.
-    blob: Option<String>,
 }
 
 /// Returns the garbage in `cache_dir`: blobs not `named`, scratch copies, temporary files,
@@ -351,7 +349,6 @@ fn garbage(cache_dir: &Path, blob_dir: &Path, named: &BTreeSet<String>) -> Vec<G
             bytes: disk_usage(&path),
             item: relative(&path),
             path,
-            blob: None,
         })
     };
     let mut blobs = Vec::new();
@@ -364,7 +361,6 @@ fn garbage(cache_dir: &Path, blob_dir: &Path, named: &BTreeSet<String>) -> Vec<G
                 bytes: file_size(&path),
                 item: format!("blob sha256:{name}"),
                 path,
-                blob: Some(name),
             });
         }
     }
@@ -413,30 +409,27 @@ fn file_size(path: &Path) -> u64 {
     std::fs::symlink_metadata(path).map_or(0, |m| if m.is_file() { m.len() } else { 0 })
 }
 
-fn modified(path: &Path) -> SystemTime {
-    std::fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH)
-}
-
-/// Returns the newest modification time under `path` (links not followed).
-fn newest(path: &Path) -> SystemTime {
-    let own = modified(path);
+/// Returns the bytes of the regular files under `path` and the newest modification time
+/// there, in one walk (links not followed).
+fn usage(path: &Path) -> (u64, SystemTime) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return (0, SystemTime::UNIX_EPOCH);
+    };
+    let own = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if !meta.is_dir() {
+        return (if meta.is_file() { meta.len() } else { 0 }, own);
+    }
     children(path)
         .iter()
-        .map(|child| newest(child))
-        .fold(own, SystemTime::max)
+        .map(|child| usage(child))
+        .fold((0, own), |(bytes, newest), (b, t)| {
+            (bytes + b, newest.max(t))
+        })
 }
 
 /// Returns the bytes of the regular files under `path`, links not followed.
 pub(crate) fn disk_usage(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return if meta.is_file() { meta.len() } else { 0 };
-    }
-    children(path).iter().map(|p| disk_usage(p)).sum()
+    usage(path).0
 }
 
 /// Removes a file or a directory tree (read-only trees included: Go's module cache).
@@ -532,7 +525,8 @@ mod tests {
                 .set_modified(time)
                 .unwrap();
         }
-        assert!(newest(&tree) > old);
-        assert_eq!(disk_usage(&tree), 2);
+        let (bytes, newest) = usage(&tree);
+        assert!(newest > old);
+        assert_eq!(bytes, 2);
     }
 }

@@ -29,13 +29,7 @@ pub async fn login(
     username: &str,
     password: &str,
 ) -> Result<(), RegistryError> {
-    let registry = normalize_registry(host);
-    let dir = settings
-        .docker_config_dir
-        .as_deref()
-        .ok_or_else(|| RegistryError::NoConfigDir {
-            registry: registry.clone(),
-        })?;
+    let (registry, dir) = config_dir(settings, host)?;
     let client = Client::new(settings.clone())?;
     let inner = &*client.inner;
     inner.set_credential(
@@ -119,17 +113,23 @@ async fn store(
         .map_err(io)
 }
 
+/// Returns `host` as `config.json` keys it, and the docker config dir its credentials go in.
+fn config_dir<'a>(
+    settings: &'a RegistrySettings,
+    host: &str,
+) -> Result<(String, &'a Path), RegistryError> {
+    let registry = normalize_registry(host);
+    match settings.docker_config_dir.as_deref() {
+        Some(dir) => Ok((registry, dir)),
+        None => Err(RegistryError::NoConfigDir { registry }),
+    }
+}
+
 /// Removes what `kiln login` (or `docker login`) stored for `host`: through the
 /// credential helper `config.json` names for it, else its `auths` entry, keeping every
 /// other key. Returns whether there was anything to remove.
 pub async fn logout(settings: &RegistrySettings, host: &str) -> Result<bool, RegistryError> {
-    let registry = normalize_registry(host);
-    let dir = settings
-        .docker_config_dir
-        .as_deref()
-        .ok_or_else(|| RegistryError::NoConfigDir {
-            registry: registry.clone(),
-        })?;
+    let (registry, dir) = config_dir(settings, host)?;
     let path = dir.join("config.json");
     let config = read_config(&path).await?;
     if let Some(name) = helper_for(&config, &registry) {
