@@ -6,7 +6,8 @@ use sha2::{Digest as _, Sha256};
 use crate::compression::{GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_OVERLAP_LOG};
 use crate::pargz::BLOCK_SIZE;
 use crate::plan::{PlanKind, plan};
-use crate::{Compression, LayerContents, LayerError, TarPolicy};
+use crate::source::Source;
+use crate::{Compression, HashCache, LayerContents, LayerError, TarPolicy};
 
 /// Bumped whenever the tar or compression format changes, so that fingerprints of layers
 /// written by an older kiln never match.
@@ -25,6 +26,18 @@ impl LayerContents {
         &self,
         policy: &TarPolicy,
         compression: Compression,
+    ) -> Result<Digest, LayerError> {
+        self.fingerprint_with(policy, compression, None)
+    }
+
+    /// Like [`fingerprint`](Self::fingerprint), taking the content hash of every host file
+    /// whose `stat` has not changed since it was hashed from `hashes` instead of reading it,
+    /// and remembering the hashes of the files it had to read.
+    pub fn fingerprint_with(
+        &self,
+        policy: &TarPolicy,
+        compression: Compression,
+        mut hashes: Option<&mut HashCache>,
     ) -> Result<Digest, LayerError> {
         let entries = plan(self, policy)?;
         let mut h = Sha256::new();
@@ -62,12 +75,26 @@ impl LayerContents {
             number(&mut h, e.size());
             field(&mut h, link);
             if let PlanKind::File(source) = e.kind {
+                let stamp = match (source, hashes.as_deref_mut()) {
+                    (Source::Host(host), Some(cache)) => match cache.get(&host.stamp) {
+                        Some(known) => {
+                            h.update(known);
+                            continue;
+                        }
+                        None => Some(host.stamp),
+                    },
+                    _ => None,
+                };
                 let mut content = Sha256::new();
                 source.stream(e.path, &mut buf, |chunk| {
                     content.update(chunk);
                     Ok(())
                 })?;
-                h.update(content.finalize());
+                let content: [u8; 32] = content.finalize().into();
+                h.update(content);
+                if let (Some(stamp), Some(cache)) = (stamp, hashes.as_deref_mut()) {
+                    cache.put(&stamp, content);
+                }
             }
         }
         number(&mut h, count);

@@ -7,6 +7,7 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use crate::contents::{Entry, EntryKind, is_whiteout, normalize};
+use crate::hash_cache::Stamp;
 use crate::source::{HostFile, HostRoot, Source};
 use crate::walk::{self, Found, WalkError, walk};
 use crate::{LayerContents, LayerError, SkippedKind, Warning};
@@ -26,6 +27,21 @@ impl LayerContents {
     /// Directories already present are kept as they are; other entries replace earlier
     /// ones at the same path. On error, the entries met so far stay added.
     pub fn add_tree(&mut self, host_dir: &Path, prefix: &str) -> Result<(), LayerError> {
+        self.add_tree_except(host_dir, prefix, &[])
+    }
+
+    /// Like [`add_tree`](Self::add_tree), leaving out the paths in `except` (relative to
+    /// `host_dir`, components joined by `/`) and everything below them, without walking them.
+    pub fn add_tree_except(
+        &mut self,
+        host_dir: &Path,
+        prefix: &str,
+        except: &[&str],
+    ) -> Result<(), LayerError> {
+        let except: Vec<&[u8]> = except
+            .iter()
+            .map(|p| p.trim_matches('/').as_bytes())
+            .collect();
         let prefix = normalize(prefix.as_bytes()).map_err(|bad| bad.error(prefix))?;
         let root = std::fs::metadata(host_dir).map_err(|source| LayerError::Read {
             path: host_dir.to_path_buf(),
@@ -52,7 +68,7 @@ impl LayerContents {
             })?;
         let host_root = Arc::new(host_root);
         let mut layer_path = prefix.clone();
-        let walked = walk(&host_root.fd, |relative, found| {
+        let walked = walk(&host_root.fd, &except, |relative, found| {
             let host_path = || walk::host_path(host_dir, relative);
             let name = relative.rsplit(|&b| b == b'/').next().unwrap_or(relative);
             if is_whiteout(name) {
@@ -82,9 +98,7 @@ impl LayerContents {
                     let nlink = u64::from(st.st_nlink);
                     let host = HostFile {
                         root: Arc::clone(&host_root),
-                        size: u64::try_from(st.st_size).unwrap_or(0),
-                        dev: st.st_dev,
-                        ino: st.st_ino,
+                        stamp: Stamp::of(st),
                         nlink,
                         moved: None,
                     };

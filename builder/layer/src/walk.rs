@@ -46,11 +46,12 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
 
-/// Walks everything below `root` (not `root` itself), calling `visit` with the path below
-/// `root` (components joined by `/`) and what is there. Stops at the first error of
-/// `visit`, which is returned as `Ok(Err(_))`.
+/// Walks everything below `root` (not `root` itself) but the paths in `skip` (and what is
+/// below them), calling `visit` with the path below `root` (components joined by `/`) and
+/// what is there. Stops at the first error of `visit`, which is returned as `Ok(Err(_))`.
 pub(crate) fn walk<E>(
     root: &OwnedFd,
+    skip: &[&[u8]],
     mut visit: impl FnMut(&[u8], Found<'_>) -> Result<(), E>,
 ) -> Result<Result<(), E>, WalkError> {
     let fail = |at: &[u8], errno| WalkError {
@@ -93,6 +94,9 @@ pub(crate) fn walk<E>(
             path.push(b'/');
         }
         path.extend_from_slice(&name);
+        if skip.contains(&path.as_slice()) {
+            continue;
+        }
         let st = rustix::fs::statat(&cur, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| fail(&path, e))?;
         match FileType::from_raw_mode(st.st_mode) {
@@ -159,10 +163,10 @@ pub(crate) fn host_path(root: &Path, rel: &[u8]) -> std::path::PathBuf {
 mod tests {
     use super::*;
 
-    fn walked(root: &Path) -> Vec<String> {
+    fn walked(root: &Path, skip: &[&[u8]]) -> Vec<String> {
         let fd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
         let mut out = Vec::new();
-        walk::<()>(&fd, |p, found| {
+        walk::<()>(&fd, skip, |p, found| {
             let kind = match found {
                 Found::Dir => "d",
                 Found::File(_) => "f",
@@ -192,6 +196,8 @@ mod tests {
         let expected = [
             "d a", "f a/b", "d a/z", "f a/z/f", "f a-b", "l c", "d empty",
         ];
-        assert_eq!(walked(r), expected);
+        assert_eq!(walked(r, &[]), expected);
+        let skipped = ["d a", "f a/b", "f a-b", "l c"];
+        assert_eq!(walked(r, &[b"a/z", b"empty"]), skipped);
     }
 }

@@ -30,6 +30,22 @@ pub trait Buildpack: Send + Sync {
     fn scratch_excludes(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Returns directories of the scratch copy (relative to the app's directory in it) that
+    /// the next build of the same source finds again, for the toolchain's incremental
+    /// builds (Maven's `target/`). The user's own directories at these paths never enter
+    /// the copy: only builds write them. The lifecycle empties them whenever a file left the source, a file named in
+    /// [`incremental_inputs`](Self::incremental_inputs) changed, or the build's settings did:
+    /// what a toolchain's own change detection may not see.
+    fn scratch_keeps(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Returns the file names (at any depth) whose change empties the
+    /// [`scratch_keeps`](Self::scratch_keeps) directories (`pom.xml`).
+    fn incremental_inputs(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// The directory of a buildpack's cache dir where builds sharing it keep their lock files
@@ -154,12 +170,20 @@ impl<'a> BuildContext<'a> {
 }
 
 /// A layer that goes into the image.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LaunchLayer {
     /// Layer name, unique within the buildpack (e.g. `app`, `workspace`).
     pub name: String,
-    /// Host directory laid out as the image root.
+    /// Host directory whose contents go into the layer at [`prefix`](Self::prefix).
     pub dir: PathBuf,
+    /// Where in the image `dir` goes: `""` (the image root) or a path like `workspace`.
+    pub prefix: String,
+    /// Paths below `dir` (components joined by `/`) left out of the layer with everything
+    /// below them: what another layer of the buildpack carries (static assets apart from
+    /// code, say). A buildpack may so lay out its layers straight from the scratch copy,
+    /// whose unchanged files keep their identity from build to build, so the exporter
+    /// knows them without reading them.
+    pub except: Vec<String>,
     /// What fully determines the directory's contents (say, a digest of the lockfile, the
     /// toolchain version and the platform), when the buildpack knows it. The exporter then
     /// reuses the blob written for the same key without reading the directory again; `None`

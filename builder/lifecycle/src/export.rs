@@ -1,10 +1,11 @@
 //! The export phase: launch layers → deterministic layer blobs on top of the run image, and
 //! the image config (entrypoint, user, working dir, env, labels).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use kiln_layer::{
-    BaseLinks, BlobStore, Compression, LayerBlob, LayerContents, Ownership, TarPolicy,
+    BaseLinks, BlobStore, Compression, HashCache, LayerBlob, LayerContents, Ownership, TarPolicy,
 };
 use kiln_model::{Image, Layer, Origin};
 use kiln_oci::Digest;
@@ -73,6 +74,9 @@ pub struct Export<'a> {
     pub workspace: &'a str,
     /// Buildpack id and version, for labels.
     pub buildpack: (&'a str, &'a str),
+    /// The content hashes of files met before, so unchanged files are not read again
+    /// (one per build scratch directory; the caller saves it).
+    pub hashes: Option<&'a RefCell<HashCache>>,
 }
 
 impl Export<'_> {
@@ -256,23 +260,31 @@ impl Export<'_> {
             return Ok(done(blob, true, Vec::new()));
         }
         let mut contents = LayerContents::new();
-        contents.add_tree(&layer.dir, "")?;
+        let except: Vec<&str> = layer.except.iter().map(String::as_str).collect();
+        contents.add_tree_except(&layer.dir, &layer.prefix, &except)?;
         // App files for `/lib/…` go to `usr/lib/…` on a merged-/usr base: a `lib/`
         // directory entry would replace the base's `lib -> usr/lib` link (W08).
         contents.place_on(base)?;
-        let fingerprint = contents.fingerprint(policy, self.compression)?;
+        let fingerprint = match self.hashes {
+            Some(hashes) => contents.fingerprint_with(
+                policy,
+                self.compression,
+                Some(&mut hashes.borrow_mut()),
+            )?,
+            None => contents.fingerprint(policy, self.compression)?,
+        };
         let (blob, reused) = match note(cache.get(&fingerprint, self.store)) {
             Some(blob) => (blob, true),
             None => {
                 let blob =
                     kiln_layer::write_layer(&contents, policy, self.compression, self.store)?;
-                cache.insert(&fingerprint, blob.clone());
+                cache.insert(&fingerprint, blob.clone(), self.store);
                 (blob, false)
             }
         };
         warnings.extend(contents.warnings().iter().map(ToString::to_string));
         if let Some(k) = &keyed {
-            cache.insert(k, blob.clone());
+            cache.insert(k, blob.clone(), self.store);
         }
         Ok(done(blob, reused, warnings))
     }

@@ -21,6 +21,7 @@ mod sandbox;
 mod scratch;
 mod source;
 mod stack;
+mod stage;
 mod tool;
 mod unsupported;
 
@@ -55,4 +56,5 @@ pub use sandbox::{
 pub use scratch::Scratch;
 pub use source::{CopyStats, SourceError, copy_source, copy_source_except};
 pub use stack::{Stack, stack_for};
+pub use stage::sync_source;
 pub use tool::{Tool, ToolRun, environment_failure, find_executable, for_each_line, prepend_path};

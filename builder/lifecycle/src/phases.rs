@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::SourceRoot;
 use crate::context::{ContextError, source_root};
-use crate::source::{CopyStats, SourceError, copy_source_except};
+use crate::source::{CopyStats, SourceError};
+use crate::stage::sync_source;
 use crate::{
     BuildContext, BuildOutput, Buildpack, BuildpackError, Confinement, Plan, ProjectDescriptor,
     RunImageInfo, Sandbox, SandboxError, SandboxMode, SandboxSettings, SandboxSupport,
 };
+use kiln_oci::Digest;
 
 /// Host variables a toolchain may see. Everything else — registry credentials,
 /// `DOCKER_CONFIG`, cloud tokens — never reaches a build step. `HOME` and `TMPDIR` are not
@@ -215,6 +218,8 @@ pub struct BuildResult {
     pub copied: CopyStats,
     /// How the build steps were confined.
     pub confinement: Confinement,
+    /// This build's work dir (its scratch copy, layers and caches of file hashes).
+    pub work_dir: PathBuf,
 }
 
 impl Build<'_> {
@@ -225,7 +230,7 @@ impl Build<'_> {
         let layers_dir = self.work_dir.join("layers");
         let home = self.work_dir.join("home");
         let tmp = self.work_dir.join("tmp");
-        for dir in [&app_dir, &layers_dir, &home, &tmp] {
+        for dir in [&layers_dir, &home, &tmp] {
             reset_dir(dir)?;
         }
         std::fs::create_dir_all(self.cache_dir).map_err(|source| PhaseError::Scratch {
@@ -239,7 +244,9 @@ impl Build<'_> {
         let copy = source_root(self.source_dir, plan, self.context_dir)?;
         let mut keep_out = self.keep_out.to_vec();
         keep_out.extend([self.work_dir.to_path_buf(), self.cache_dir.to_path_buf()]);
-        let copied = copy_source_except(&copy.root, &app_dir, &project, &keep_out)?;
+        let staging = std::time::Instant::now();
+        let mut copied = self.stage(buildpack, &copy, &project, &keep_out)?;
+        copied.took = staging.elapsed();
         let app_dir = app_dir.join(&copy.member);
         let support = match self.sandbox.mode {
             SandboxMode::Off => SandboxSupport::Unavailable {
@@ -274,7 +281,85 @@ impl Build<'_> {
             output,
             copied,
             confinement: sandbox.confinement().clone(),
+            work_dir: self.work_dir.to_path_buf(),
         })
+    }
+}
+
+impl Build<'_> {
+    /// Brings the scratch copy (`app` in the work dir) up to date with the source in
+    /// O(changed) ([`sync_source`]), and empties the buildpack's kept directories when
+    /// their toolchain might not notice what changed (see [`Buildpack::scratch_keeps`]).
+    fn stage(
+        &self,
+        buildpack: &dyn Buildpack,
+        copy: &SourceRoot,
+        project: &ProjectDescriptor,
+        keep_out: &[PathBuf],
+    ) -> Result<CopyStats, PhaseError> {
+        let app_dir = self.work_dir.join("app");
+        let keeps: Vec<PathBuf> = buildpack
+            .scratch_keeps()
+            .iter()
+            .map(|k| copy.member.join(k))
+            .collect();
+        let index = self.work_dir.join("source.index");
+        // A kept directory in the user's tree is theirs, never the build's.
+        let mut keep_out = keep_out.to_vec();
+        keep_out.extend(keeps.iter().map(|k| copy.root.join(k)));
+        let copied = sync_source(
+            &copy.root,
+            &app_dir,
+            project,
+            &keep_out,
+            &keeps,
+            Some(&index),
+        )?;
+        if keeps.is_empty() {
+            return Ok(copied);
+        }
+        // Everything that decides the build but is not a file of the copy.
+        let settings = Digest::of(
+            format!(
+                "kiln {}\0{}\0{}\0{:?}\0{:?}\0{:?}",
+                env!("CARGO_PKG_VERSION"),
+                buildpack.id(),
+                copy.root.display(),
+                self.env,
+                self.project,
+                self.run_image.map(|r| (&r.name, &r.architecture)),
+            )
+            .as_bytes(),
+        );
+        let stamp = self.work_dir.join("keeps.settings");
+        let inputs = buildpack.incremental_inputs();
+        let stale = copied.vanished > 0
+            || std::fs::read_to_string(&stamp).ok().as_deref() != Some(settings.hex())
+            || copied.copied.iter().any(|p| {
+                p.file_name()
+                    .is_some_and(|n| inputs.iter().any(|i| n == *i))
+            });
+        if stale {
+            for k in &keeps {
+                let dir = app_dir.join(k);
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(PhaseError::Scratch {
+                            path: dir,
+                            source: e,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            kiln_layer::write_atomic(&stamp, settings.hex().as_bytes()).map_err(|source| {
+                PhaseError::Scratch {
+                    path: stamp.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(copied)
     }
 }
 

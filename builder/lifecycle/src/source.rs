@@ -45,13 +45,25 @@ pub enum SourceError {
     },
 }
 
-/// What the copy did.
+/// What the copy holds, and what making it took.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CopyStats {
-    /// Regular files copied.
+    /// Regular files in the copy.
     pub files: u64,
-    /// Bytes copied.
+    /// Their bytes.
     pub bytes: u64,
+    /// Files left as an earlier sync copied them ([`crate::sync_source`]).
+    pub unchanged: u64,
+    /// Bytes copied this time.
+    pub copied_bytes: u64,
+    /// Entries removed from the copy (a directory counts once).
+    pub removed: u64,
+    /// Files the last sync copied that the source no longer has.
+    pub vanished: u64,
+    /// The files copied this time, relative to the copy's root.
+    pub copied: Vec<PathBuf>,
+    /// How long making the copy took.
+    pub took: std::time::Duration,
 }
 
 /// Copies `src` into the empty directory `dst`, leaving out ignored files.
@@ -72,11 +84,17 @@ pub fn copy_source_except(
     project: &ProjectDescriptor,
     keep_out: &[PathBuf],
 ) -> Result<CopyStats, SourceError> {
-    let err = |message: String| SourceError::Copy {
-        from: src.to_path_buf(),
-        to: dst.to_path_buf(),
-        message,
-    };
+    crate::stage::sync_source(src, dst, project, keep_out, &[], None)
+}
+
+/// Returns the walk over what enters the copy of `src` at `dst`: sorted by name, ignored
+/// files and `keep_out` left out, symlinks not followed.
+pub(crate) fn walker(
+    src: &Path,
+    dst: &Path,
+    project: &ProjectDescriptor,
+    keep_out: &[PathBuf],
+) -> Result<ignore::Walk, SourceError> {
     let mut filter = Filter::new(src, project)?;
     filter.keep_out = keep_out
         .iter()
@@ -96,41 +114,10 @@ pub fn copy_source_except(
         .follow_links(false)
         .sort_by_file_name(|a, b| a.cmp(b))
         .filter_entry(move |e| filter.keeps(e));
-    let mut stats = CopyStats::default();
-    for entry in walk.build() {
-        let entry = entry.map_err(|e| err(e.to_string()))?;
-        let rel = entry
-            .path()
-            .strip_prefix(src)
-            .map_err(|e| err(e.to_string()))?;
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        let target = dst.join(rel);
-        let ft = entry
-            .file_type()
-            .ok_or_else(|| err(format!("no file type for `{}`", rel.display())))?;
-        if ft.is_dir() {
-            fs::create_dir_all(&target)
-                .map_err(|e| err(format!("creating `{}`: {e}", rel.display())))?;
-        } else if ft.is_symlink() {
-            let link = fs::read_link(entry.path())
-                .map_err(|e| err(format!("reading link `{}`: {e}", rel.display())))?;
-            ensure_parent(&target).map_err(|e| err(e.to_string()))?;
-            std::os::unix::fs::symlink(&link, &target)
-                .map_err(|e| err(format!("creating link `{}`: {e}", rel.display())))?;
-        } else if ft.is_file() {
-            ensure_parent(&target).map_err(|e| err(e.to_string()))?;
-            stats.bytes += fs::copy(entry.path(), &target)
-                .map_err(|e| err(format!("copying `{}`: {e}", rel.display())))?;
-            stats.files += 1;
-        }
-        // Sockets, FIFOs and devices in a source tree are never build inputs.
-    }
-    Ok(stats)
+    Ok(walk.build())
 }
 
-fn ensure_parent(path: &Path) -> std::io::Result<()> {
+pub(crate) fn ensure_parent(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(p) => fs::create_dir_all(p),
         None => Ok(()),

@@ -144,7 +144,7 @@ impl Restore<'_> {
                         size: layer.size,
                         media_type: compression.media_type(),
                     };
-                    index.insert(&key, blob);
+                    index.insert(&key, blob, self.blobs.store());
                 }
                 report.restored.push(entry.path);
             }

@@ -93,12 +93,14 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
             name: "workspace".to_owned(),
             dir: workspace_layer,
             cache_key: None,
+            ..Default::default()
         });
     }
     layers.push(LaunchLayer {
         name: "app".to_owned(),
         dir: app_layer,
         cache_key: None,
+        ..Default::default()
     });
     Ok(BuildOutput {
         layers,

@@ -100,6 +100,7 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
                     dir: ctx.layers_dir.join(&layer.name),
                     name: layer.name,
                     cache_key: None,
+                    ..Default::default()
                 });
             }
             out.processes.push(Process {
@@ -212,6 +213,7 @@ fn jar_layers(
             name: layer.to_owned(),
             dir,
             cache_key: None,
+            ..Default::default()
         });
     }
     let dir = ctx.layers_dir.join("application");
@@ -222,6 +224,7 @@ fn jar_layers(
         name: "application".to_owned(),
         dir,
         cache_key: None,
+        ..Default::default()
     });
     Ok(())
 }

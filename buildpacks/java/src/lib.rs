@@ -65,6 +65,24 @@ impl Buildpack for JavaBuildpack {
     fn build(&self, ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError> {
         build::build(ctx, plan)
     }
+
+    /// Maven's `target/` survives from build to build, so Maven compiles only what changed
+    /// and skips what is up to date; the developer's own `target/` never enters the copy.
+    fn scratch_keeps(&self) -> &'static [&'static str] {
+        &["target"]
+    }
+
+    /// What changes the build itself: the POMs and Maven's own configuration.
+    fn incremental_inputs(&self) -> &'static [&'static str] {
+        &[
+            "pom.xml",
+            "maven-wrapper.properties",
+            "settings.xml",
+            "extensions.xml",
+            "maven.config",
+            "jvm.config",
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -141,9 +141,10 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
             name: "node_modules".to_owned(),
             dir: layer_dir,
             cache_key: key,
+            ..Default::default()
         });
     }
-    out.layers.push(app_layer(ctx, &root, workspace)?);
+    out.layers.extend(app_layers(ctx, &root, workspace)?);
     out.processes.push(Process {
         name: "web".to_owned(),
         command,
@@ -272,30 +273,31 @@ fn install_tree(
     Ok(manifest)
 }
 
-/// Moves the project (its dependencies already moved out) into the app layer, without
-/// the package managers' configuration (it may hold registry tokens), state and lockfiles
-/// (they list devDependencies, which scanners would report as shipped).
-fn app_layer(
+/// Directories of the app that hold static assets: large, and changed far less often than
+/// code, so each gets a layer of its own and a code change uploads only the code.
+pub(crate) const ASSET_DIRS: &[&str] = &["public", "static", "assets"];
+
+/// Lays out the project (its dependencies already moved out) as the app layer, in place in
+/// the scratch copy, without the package managers' configuration (it may hold registry
+/// tokens), state and lockfiles (they list devDependencies, which scanners would report as
+/// shipped); each of the app's [`ASSET_DIRS`] goes into a layer of its own, before it.
+fn app_layers(
     ctx: &BuildContext<'_>,
     root: &Path,
     workspace: &str,
-) -> Result<LaunchLayer, BuildpackError> {
-    let dir = ctx.layers_dir.join("app");
-    let dest = dir.join(workspace);
-    std::fs::create_dir_all(dest.parent().unwrap_or(&dir)).map_err(io("creating the app layer"))?;
-    std::fs::rename(root, &dest).map_err(io("moving the app into its layer"))?;
+) -> Result<Vec<LaunchLayer>, BuildpackError> {
     for lock in [
         "package-lock.json",
         "npm-shrinkwrap.json",
         "pnpm-lock.yaml",
         "yarn.lock",
     ] {
-        remove_any(&dest.join(lock)).map_err(io("leaving the lockfile out"))?;
+        remove_any(&root.join(lock)).map_err(io("leaving the lockfile out"))?;
     }
     for d in INSTALL_ONLY_DIRS {
-        remove_any(&dest.join(d)).map_err(io("leaving package manager state out"))?;
+        remove_any(&root.join(d)).map_err(io("leaving package manager state out"))?;
     }
-    let mut stack = vec![dest.clone()];
+    let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).map_err(io("reading the app"))? {
             let entry = entry.map_err(io("reading the app"))?;
@@ -308,11 +310,32 @@ fn app_layer(
             }
         }
     }
-    Ok(LaunchLayer {
+    let member = ctx.app_dir.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut layers = Vec::new();
+    let mut except = Vec::new();
+    for d in ASSET_DIRS {
+        let rel = member.join(d);
+        let dir = root.join(&rel);
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let rel = rel.to_string_lossy().into_owned();
+        layers.push(LaunchLayer {
+            name: (*d).to_owned(),
+            dir,
+            prefix: format!("{workspace}/{rel}"),
+            ..Default::default()
+        });
+        except.push(rel);
+    }
+    layers.push(LaunchLayer {
         name: "app".to_owned(),
-        dir,
-        cache_key: None,
-    })
+        dir: root.to_path_buf(),
+        prefix: workspace.to_owned(),
+        except,
+        ..Default::default()
+    });
+    Ok(layers)
 }
 
 /// Returns the project root: `app_dir` without the member path.
@@ -407,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn the_app_layer_leaves_install_files_out() {
+    fn the_app_layer_leaves_install_files_out_and_assets_to_their_own_layers() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("app");
         for f in [
@@ -420,6 +443,9 @@ mod tests {
             "packages/a/node_modules/x/index.js",
             ".yarn/cache/x.zip",
             ".yarnrc.yml",
+            "public/index.html",
+            "static/img/logo.png",
+            "src/assets.js",
         ] {
             let p = root.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -439,33 +465,47 @@ mod tests {
             sandbox: kiln_lifecycle::Sandbox::unconfined(),
             run_image: None,
         };
-        let layer = app_layer(&ctx, &root, "workspace").unwrap();
-        assert_eq!(layer.dir, layers.join("app"));
-        let mut left = Vec::new();
-        let mut stack = vec![layer.dir.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    left.push(
-                        e.path()
-                            .strip_prefix(&layer.dir)
-                            .unwrap()
-                            .display()
-                            .to_string(),
-                    );
-                }
-            }
-        }
+        let layers = app_layers(&ctx, &root, "workspace").unwrap();
+        let described: Vec<_> = layers
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.dir.clone(),
+                    l.prefix.as_str(),
+                    l.except.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("public", root.join("public"), "workspace/public", vec![]),
+                ("static", root.join("static"), "workspace/static", vec![]),
+                (
+                    "app",
+                    root.clone(),
+                    "workspace",
+                    vec!["public".to_owned(), "static".to_owned()]
+                ),
+            ]
+        );
+        let mut left: Vec<String> = walkdir::WalkDir::new(&root)
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.path().strip_prefix(&root).unwrap().display().to_string())
+            .collect();
         left.sort();
         assert_eq!(
             left,
             [
-                "workspace/package.json",
-                "workspace/packages/a/index.js",
-                "workspace/server.js",
+                "package.json",
+                "packages/a/index.js",
+                "public/index.html",
+                "server.js",
+                "src/assets.js",
+                "static/img/logo.png",
             ]
         );
     }

@@ -59,6 +59,7 @@ fn output(root: &Path, files: &[&str]) -> BuildOutput {
             name: "app".into(),
             dir: root.join("app"),
             cache_key: None,
+            ..Default::default()
         }],
         processes: vec![Process {
             name: "web".into(),
@@ -79,6 +80,7 @@ fn exporter(store: &BlobStore) -> Export<'_> {
         compression: Compression::Gzip,
         workspace: "/workspace",
         buildpack: ("kiln/test", "0.1.0"),
+        hashes: None,
     }
 }
 

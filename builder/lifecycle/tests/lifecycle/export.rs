@@ -35,6 +35,7 @@ fn layer_dirs(root: &Path) -> BuildOutput {
                 name: n.to_string(),
                 dir: root.join(n),
                 cache_key: None,
+                ..Default::default()
             })
             .collect(),
         processes: vec![
@@ -89,6 +90,7 @@ fn exporter(store: &BlobStore) -> Export<'_> {
         compression: Compression::Gzip,
         workspace: "/workspace",
         buildpack: ("kiln/go", "0.1.0"),
+        hashes: None,
     }
 }
 

@@ -153,6 +153,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
                 name: n.to_string(),
                 dir: dir.join(n),
                 cache_key: None,
+                ..Default::default()
             })
             .collect(),
         processes: vec![Process {
@@ -171,6 +172,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
         compression: Compression::Gzip,
         workspace: "/workspace",
         buildpack: ("kiln/node", "0.1.0"),
+        hashes: None,
     };
     let mut cache = LayerCache::open(&w.root.join("layers.json"));
     exporter

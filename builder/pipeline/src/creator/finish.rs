@@ -1,9 +1,11 @@
 //! The creator's last steps: export, attest and deliver, and the cache image's push beside
 //! the image's own.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Instant;
 
+use kiln_layer::HashCache;
 use kiln_lifecycle::{BuildResult, Export, ExportedLayer, LayerCache, SourceFacts};
 use kiln_model::FinalImage;
 use kiln_oci::Reference;
@@ -36,14 +38,24 @@ impl Creator<'_> {
             url: detected.git.remote.clone(),
             revision: detected.git.revision.clone(),
         };
+        let hashes = RefCell::new(HashCache::open(&built.work_dir.join("file.hashes")));
         let (image, layers) = Export {
             store: self.store.blobs().store(),
             epoch: detected.epoch,
             compression: self.compression,
             workspace: WORKSPACE,
             buildpack: (detected.buildpack.id(), env!("CARGO_PKG_VERSION")),
+            hashes: Some(&hashes),
         }
         .run(&detected.run, &built.output, &facts, &mut index)?;
+        let hashes = hashes.into_inner();
+        let (known, read) = hashes.counts();
+        progress.debug(&format!(
+            "layer files: {known} known by their stat, {read} read to hash"
+        ));
+        if let Err(e) = hashes.save() {
+            progress.debug(&format!("could not save the file hashes: {e}"));
+        }
         // The cache image goes out beside the app image, not after it.
         let cache_push = self.cache_image.as_ref().and_then(|target| {
             let blobs = self.store.blobs();

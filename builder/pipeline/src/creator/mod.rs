@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::attest::SupplyReport;
 use crate::curated::{BaseRegistry, BuildCurated, CuratedError, curated_base};
 use crate::deliver::Delivered;
+use crate::human_bytes;
 use crate::preflight::preflight;
 use crate::restore::{self, CacheReport, Restore};
 use crate::run_image::{
@@ -474,6 +475,16 @@ impl<'a> Creator<'a> {
         }
         .run(detected.buildpack, &detected.plan)
         .map_err(CreateError::Build)?;
+        let c = &built.copied;
+        progress.debug(&format!(
+            "scratch copy: {} files, {} unchanged, {} copied ({}), {} removed, in {} ms",
+            c.files,
+            c.unchanged,
+            c.copied.len(),
+            human_bytes(c.copied_bytes),
+            c.removed,
+            c.took.as_millis()
+        ));
         progress.debug(&format!(
             "build steps confined: {}",
             built.confinement.describe()
