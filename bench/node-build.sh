@@ -115,6 +115,9 @@ digests = re.findall(r"@(sha256:[0-9a-f]{64})", open(f"{out}/kiln-rebuild.log").
 print(f"every rebuild a new image: {'yes' if len(set(digests)) == len(digests) == int(runs) + int(warmup) else 'NO'}")
 over = (cold[0] / npm[0] - 1) * 100
 print(f"kiln cold over npm ci + prune: {over:+.0f}% (target <= +15%: {'met' if over <= 15 else 'NOT met'})")
+sys.path.insert(0, "bench")
+from summary import row as summary
+summary("Node cold build, kiln/(npm ci + prune)", "<= 1.15x", f"{cold[0] / npm[0]:.2f}x", f"{cold[1] / npm[1]:.2f}x", over <= 15)
 speedup = cold[0] / rebuild[0]
 print(f"cold / rebuild: {speedup:.1f}x (target >= 5x: {'met' if speedup >= 5 else 'NOT met'}); "
       f"node_modules bytes uploaded: {nm_bytes} (target 0: {'met' if nm_bytes == 0 and layers['node_modules']['reused'] else 'NOT met'})")

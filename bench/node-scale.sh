@@ -85,7 +85,7 @@ done
 
 echo "timing: $RUNS rounds of (no-op, one-line change) per size, interleaved..." >&2
 python3 - "$kiln" "$reg" "$out" "$RUNS" $SCALES <<'PY'
-import json, statistics, subprocess, sys, time
+import json, re, statistics, subprocess, sys, time
 kiln, reg, out, runs, scales = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
 res = {k: {"noop": [], "change": [], "noop_up": [], "change_up": []} for k in scales}
 def build(k, tag):
@@ -104,7 +104,6 @@ for r in range(runs):
         res[k]["noop"].append(dt); res[k]["noop_up"].append(up)
         path = f"{out}/app-{k}/server.js"
         text = open(path).read()
-        import re
         text = re.sub(r"'hello from express[^']*'", f"'hello from express {time.time_ns()}'", text)
         open(path, "w").write(text)
         dt, up = build(k, "change")
@@ -119,4 +118,13 @@ for k in scales:
     print(f"{k + 'x':<6} {noop:8.3f} {min(r['noop']):6.3f} {change:9.3f} {min(r['change']):6.3f} "
           f"{up:>13} bytes {'yes' if met else 'NO':>4}")
 json.dump(res, open(f"{out}/results.json", "w"))
+sys.path.insert(0, "bench")
+from summary import row as summary
+for k in scales:
+    r = res[k]
+    up = max(r["change_up"])
+    summary(f"Node {k}x no-op publish", "<= 0.3 s", f"{statistics.median(r['noop']):.3f}", f"{min(r['noop']):.3f}",
+            statistics.median(r["noop"]) <= 0.3 and max(r["noop_up"]) == 0)
+    summary(f"Node {k}x one-line change ({up} bytes uploaded)", "<= 1 s, <= 64 KiB", f"{statistics.median(r['change']):.3f}",
+            f"{min(r['change']):.3f}", statistics.median(r["change"]) <= 1 and up <= 64 * 1024)
 PY

@@ -145,4 +145,7 @@ print(f"requests per rebase (registry access log): crane {crane_requests}, kiln 
 ratio = kiln[0] / crane[0]
 print(f"kiln/crane: {ratio:.2f}x (target <= 0.50x: {'met' if ratio <= 0.5 else 'NOT met'}); "
       f"kiln layer bytes uploaded: {r['uploaded_bytes']} (target 0: {'met' if r['uploaded_bytes'] == 0 else 'NOT met'})")
+sys.path.insert(0, "bench")
+from summary import row as summary
+summary(f"rebase, kiln/crane ({kiln_requests} vs {crane_requests} requests)", "<= 0.50x", f"{ratio:.2f}x", f"{kiln[1] / crane[1]:.2f}x", ratio <= 0.5)
 PY

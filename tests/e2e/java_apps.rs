@@ -72,15 +72,14 @@ pub(crate) fn b02_settings_pick_the_jar_and_a_settings_xml_password_stays_out_of
     let kiln = Kiln::new();
     let cache = cache_with_base(&kiln, "cache", "java17");
     let app = kiln.fixture("java-plain", "src/plain");
-    // A second runnable jar, left in target/ before the build.
-    std::fs::create_dir_all(app.join("target")).unwrap();
-    write_jar(
-        &app.join("target/tool.jar"),
-        &[(
-            "META-INF/MANIFEST.MF",
-            b"Manifest-Version: 1.0\r\nMain-Class: x.Tool\r\n",
-        )],
-    );
+    // A second runnable jar: the build makes one with a classifier (a developer's own
+    // `target/` never enters the scratch copy).
+    let pom = app.join("pom.xml");
+    let text = std::fs::read_to_string(&pom).unwrap();
+    let tool = "</configuration>\n        <executions>\n          <execution>\n            <id>tool</id>\n            <goals><goal>jar</goal></goals>\n            <configuration><classifier>tool</classifier></configuration>\n          </execution>\n        </executions>\n      </plugin>\n    </plugins>";
+    let two = text.replace("</configuration>\n      </plugin>\n    </plugins>", tool);
+    assert_ne!(two, text, "the fixture's pom moved; update this test");
+    std::fs::write(&pom, two).unwrap();
     let image = registry.reference("team/plain:1");
     let cache_image = registry.reference("team/plain-cache:1");
     let build = |extra: &[(&str, &str)]| {
@@ -104,13 +103,12 @@ pub(crate) fn b02_settings_pick_the_jar_and_a_settings_xml_password_stays_out_of
     };
     let several = build(&[]);
     assert_eq!(several.code, 2, "{}", several.stderr);
-    assert!(
-        several
-            .stderr
-            .contains("`target/java-plain-0.0.1.jar`, `target/tool.jar`"),
-        "{}",
-        several.stderr
-    );
+    for jar in [
+        "`target/java-plain-0.0.1.jar`",
+        "`target/java-plain-0.0.1-tool.jar`",
+    ] {
+        assert!(several.stderr.contains(jar), "{}", several.stderr);
+    }
     assert!(
         several.stderr.contains("[io.kiln.java] jar = "),
         "{}",
@@ -119,7 +117,7 @@ pub(crate) fn b02_settings_pick_the_jar_and_a_settings_xml_password_stays_out_of
 
     std::fs::write(
         app.join("project.toml"),
-        "[io.kiln.java]\njar = \"target/java-plain-*.jar\"\n",
+        "[io.kiln.java]\njar = \"target/java-plain-0.0.1.jar\"\n",
     )
     .unwrap();
     let password = "kiln-maven-canary-5d21e8";

@@ -160,6 +160,25 @@ pub(crate) fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_lay
         uploaded > 0 && uploaded < 64 * 1024,
         "a one-line change uploaded {uploaded} bytes"
     );
+
+    // That build was incremental (Maven's target/ kept in the scratch copy), and gives what
+    // a build from a fresh copy gives.
+    let work = cache.join("work");
+    let kept = std::fs::read_dir(&work)
+        .unwrap()
+        .flatten()
+        .any(|slot| slot.path().join("app/target/classes").is_dir());
+    assert!(
+        kept,
+        "no scratch copy under {} kept target/",
+        work.display()
+    );
+    std::fs::remove_dir_all(&work).unwrap();
+    let (clean, _) = publish(&kiln, &image, &app, &cache, "r4.json");
+    assert_eq!(
+        clean, third,
+        "an incremental build differs from a clean one"
+    );
 }
 
 /// A plain Maven app with a `Main-Class` and one dependency it does not bundle: Maven's

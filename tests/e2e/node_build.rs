@@ -125,6 +125,7 @@ pub(crate) fn b02_express_app_ships_production_dependencies_only_and_a_code_chan
         reuse(&r1),
         [
             ("node_modules".to_owned(), false),
+            ("public".to_owned(), false),
             ("app".to_owned(), false)
         ]
     );
@@ -229,9 +230,14 @@ pub(crate) fn b02_express_app_ships_production_dependencies_only_and_a_code_chan
         "{:?}",
         cached.iter().map(|(p, _)| p).take(20).collect::<Vec<_>>()
     );
+    // Static assets have a layer of their own: a code change leaves it as it was.
     assert_eq!(
         reuse(&r3),
-        [("node_modules".to_owned(), true), ("app".to_owned(), false)]
+        [
+            ("node_modules".to_owned(), true),
+            ("public".to_owned(), true),
+            ("app".to_owned(), false)
+        ]
     );
     assert_eq!(
         uploads(&r3),
@@ -239,8 +245,16 @@ pub(crate) fn b02_express_app_ships_production_dependencies_only_and_a_code_chan
         "only the app layer is uploaded: {r3}"
     );
     assert_eq!(
-        run_web(&third, &[], &["/"]).0[0],
-        "hello again from express"
+        run_web(&third, &[], &["/", "/static/hello.txt"]).0,
+        ["hello again from express", "static ok"]
+    );
+
+    // The scratch copy was synced, not made afresh: a fresh one gives the same image.
+    std::fs::remove_dir_all(cache.join("work")).unwrap();
+    let (fresh, _) = publish(&kiln, &image, &app, &cache, "r4.json");
+    assert_eq!(
+        fresh, third,
+        "a synced scratch copy differs from a fresh one"
     );
 }
 

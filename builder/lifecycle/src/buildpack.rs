@@ -103,6 +103,12 @@ pub struct BuildContext<'a> {
     /// The run image the app will go on, when the lifecycle knows it before the build: its
     /// platform and labels, for buildpacks that must check what the base provides.
     pub run_image: Option<&'a RunImageInfo>,
+    /// A digest of the source as the copy was made from it: every file's path, size, mode,
+    /// inode and times. The same stamp means no file of the source changed, so a buildpack
+    /// may reuse what it worked out from the same source before, keyed by this and by
+    /// whatever else decides it (toolchain, environment); `None` when a file changed too
+    /// recently to tell.
+    pub source_stamp: Option<&'a str>,
 }
 
 /// What a buildpack may know of the run image: enough to check that the app can run on it.

@@ -275,6 +275,7 @@ impl Build<'_> {
             workspace: self.workspace,
             output: self.output,
             run_image: self.run_image,
+            source_stamp: copied.stamp.as_deref(),
         };
         let output = buildpack.build(&ctx, plan)?;
         Ok(BuildResult {

@@ -64,6 +64,8 @@ pub struct CopyStats {
     pub copied: Vec<PathBuf>,
     /// How long making the copy took.
     pub took: std::time::Duration,
+    /// A digest of every source file's path and `stat` ([`crate::BuildContext::source_stamp`]).
+    pub stamp: Option<String>,
 }
 
 /// Copies `src` into the empty directory `dst`, leaving out ignored files.

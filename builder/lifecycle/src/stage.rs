@@ -205,6 +205,7 @@ fn sync_at(
         new.0.extend(part.index);
     }
     stats.copied.sort();
+    stats.stamp = stamp(&new);
     stats.vanished = old.0.keys().filter(|k| !new.0.contains_key(*k)).count() as u64;
     stats.removed =
         remove_unseen(dst, &seen, keep).map_err(|e| err(format!("cleaning up: {e}")))?;
@@ -213,6 +214,27 @@ fn sync_at(
         let _ = new.write(path);
     }
     Ok(stats)
+}
+
+/// Returns a digest of every source file's path and `stat`, or `None` when a file changed
+/// too recently for its `stat` to stand for its bytes.
+fn stamp(index: &Index) -> Option<String> {
+    use sha2::Digest as _;
+    let mut entries: Vec<(&Vec<u8>, &Pair)> = index.0.iter().collect();
+    if entries.iter().any(|(_, p)| p.0 == [0; WORDS]) {
+        return None;
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut h = sha2::Sha256::new();
+    for (name, pair) in entries {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name);
+        // The source's half of the pair: what the user's tree holds.
+        for w in &pair.0[..8] {
+            h.update(w.to_le_bytes());
+        }
+    }
+    Some(kiln_oci::Digest::from_hasher(h).hex().to_owned())
 }
 
 /// What one thread of a sync did.

@@ -8,6 +8,7 @@ use kiln_lifecycle::{BuildContext, BuildOutput, BuildpackError, LaunchLayer, Pla
 
 use crate::detect::{MANIFEST, MODULE, TOOLCHAIN, VERSION, WORK_USE};
 use crate::link_cache::LinkCache;
+use crate::memo::Memo;
 use crate::packages::{self, LIST_FORMAT, Selection};
 use crate::toolchain::Go;
 use crate::version::GoVersion;
@@ -56,7 +57,21 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         LIST_FORMAT.into(),
     ];
     args.extend(patterns);
-    let listed = go.run("`go list`", &args, false)?;
+    // An unchanged source gets the answers the go tool gave last time (see `memo`).
+    let memo = ctx
+        .source_stamp
+        .and_then(|stamp| Memo::new(ctx.cache_dir, &go, stamp));
+    let question = args.join("\0");
+    let listed = match memo.as_ref().and_then(|m| m.get(&question)) {
+        Some(listed) => listed,
+        None => {
+            let listed = go.run("`go list`", &args, false)?;
+            if let Some(m) = &memo {
+                m.put(&question, &listed);
+            }
+            listed
+        }
+    };
     let listed = packages::parse_list(&listed, go.app_dir());
     let selection = packages::choose(&listed, fact(MODULE), ctx.default_process)?;
 
@@ -66,7 +81,21 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     let links = LinkCache::new(ctx.cache_dir);
     for binary in &selection.binaries {
         let out = bin_dir.join(&binary.name);
-        let key = LinkCache::key(&go, &binary.import_path, &BUILD_FLAGS);
+        let question = format!(
+            "link key\0{}\0{}",
+            binary.import_path,
+            BUILD_FLAGS.join("\0")
+        );
+        let key = match memo.as_ref().and_then(|m| m.get(&question)) {
+            Some(key) => Some(key),
+            None => {
+                let key = LinkCache::key(&go, &binary.import_path, &BUILD_FLAGS);
+                if let (Some(m), Some(key)) = (&memo, &key) {
+                    m.put(&question, key);
+                }
+                key
+            }
+        };
         if let Some(key) = &key
             && links.restore(&binary.import_path, key, &out)
         {

@@ -11,6 +11,7 @@ mod detect;
 mod failure;
 mod gomod;
 mod link_cache;
+mod memo;
 mod packages;
 mod reach;
 mod toolchain;

@@ -98,6 +98,7 @@ fn build_with(
         settings: &Default::default(),
         sandbox: kiln_lifecycle::Sandbox::unconfined(),
         run_image: None,
+        source_stamp: None,
     };
     let result = GoBuildpack.build(&ctx, &plan);
     Built {

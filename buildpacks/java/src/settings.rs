@@ -83,6 +83,7 @@ mod tests {
             settings: &table,
             sandbox: kiln_lifecycle::Sandbox::unconfined(),
             run_image: None,
+            source_stamp: None,
         };
         JavaSettings::of(&ctx)
     }

@@ -51,6 +51,7 @@ fn build(root: &Path, app: &Path) -> (BuildpackError, Vec<String>) {
         settings: &Default::default(),
         sandbox: kiln_lifecycle::Sandbox::unconfined(),
         run_image: None,
+        source_stamp: None,
     };
     let err = JavaBuildpack
         .build(&ctx, &plan)

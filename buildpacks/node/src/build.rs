@@ -464,6 +464,7 @@ mod tests {
             settings: &Default::default(),
             sandbox: kiln_lifecycle::Sandbox::unconfined(),
             run_image: None,
+            source_stamp: None,
         };
         let layers = app_layers(&ctx, &root, "workspace").unwrap();
         let described: Vec<_> = layers

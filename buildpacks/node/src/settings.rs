@@ -76,6 +76,7 @@ mod tests {
             settings: &table,
             sandbox: kiln_lifecycle::Sandbox::unconfined(),
             run_image: None,
+            source_stamp: None,
         };
         NodeSettings::of(&ctx)
     }

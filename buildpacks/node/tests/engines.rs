@@ -54,6 +54,7 @@ fn b03_an_unsatisfiable_engines_node_is_a_clear_mismatch_before_any_install() {
         settings: &Default::default(),
         sandbox: kiln_lifecycle::Sandbox::unconfined(),
         run_image: Some(&run),
+        source_stamp: None,
     };
     let err = NodeBuildpack.build(&ctx, &plan).unwrap_err();
     let BuildpackError::Usage { message, hint } = &err else {
