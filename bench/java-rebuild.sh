@@ -103,11 +103,14 @@ echo "timing cold builds: mvn package, kiln build ($WARMUP warm-up + $RUNS runs 
 read -r mvn_med mvn_min mvn_max < <(time_cmd mvn \
   --before "rm -rf '$out/mvn-app' && cp -r tests/fixtures/java-spring '$out/mvn-app'" -- \
   mvn -B -DskipTests -f "$out/mvn-app/pom.xml" -Dmaven.repo.local="$m2" package)
-# A fresh kiln cache each run: the base's store and a link to the warm Maven repository.
+# A fresh kiln cache each run: the base as `kiln base build` leaves it (its store and the
+# SBOM catalogs of its layers) and the warm Maven repository, hardlinked in
+# (a symlink out of the cache dir is outside what kiln's sandbox lets Maven read).
 cold=$out/cold-cache
 read -r kc_med kc_min kc_max < <(time_cmd kiln-cold --before "rm -rf '$cold' &&
   mkdir -p '$cold/buildpacks/kiln-java' && cp -r '$cache/base/oci' '$cold/oci' &&
-  ln -s '$m2' '$cold/buildpacks/kiln-java/repository'" -- \
+  cp -r '$cache/base/sbom-v1' '$cold/sbom-v1' &&
+  cp -al '$m2' '$cold/buildpacks/kiln-java/repository'" -- \
   "$kiln" build local/spring-cold:1 --path "$out/spring" --cache-dir "$cold" \
   --report "$out/cold-report.json" -q)
 

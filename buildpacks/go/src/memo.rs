@@ -7,7 +7,8 @@
 //! inode, mtime) and the tool's whole environment: all a `go list` reads that could change.
 //! Module downloads are immutable (`go.sum` pins them), so they need no part in the key.
 //! One file per question, holding the key it was asked under and the answer: a changed source
-//! replaces it, so the memo never grows beyond the questions of the last build.
+//! replaces it, so the memo never grows beyond the questions of the last build. It lives in
+//! `.memo`, which no cache image carries: its keys hold this machine's inodes.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -44,7 +45,7 @@ impl Memo {
             h.update(format!("\0env {k}={v}"));
         }
         Some(Self {
-            dir: cache_dir.join("memo"),
+            dir: cache_dir.join(".memo"),
             key: hex::encode(h.finalize()),
         })
     }
