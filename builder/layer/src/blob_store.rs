@@ -35,7 +35,9 @@ pub struct BlobStore {
     root: PathBuf,
     dir: PathBuf,
     /// Digests (hex) whose blob this process wrote or hashed, shared by clones.
-    verified: Arc<Mutex<HashSet<String>>>,
+    pub(crate) verified: Arc<Mutex<HashSet<String>>>,
+    /// The `stat`s blobs had when last hashed ([`BlobStore::check_stamped`]), read once.
+    pub(crate) stamps: Arc<std::sync::OnceLock<std::collections::HashMap<String, [i64; 7]>>>,
 }
 
 /// What [`BlobStore::check`] found.
@@ -71,6 +73,7 @@ impl BlobStore {
             root,
             dir,
             verified: Arc::default(),
+            stamps: Arc::default(),
         })
     }
 
@@ -216,7 +219,7 @@ pub struct BlobWriter {
     file: Sha256Writer<BufWriter<File>>,
     temp: TempPath,
     dir: PathBuf,
-    verified: Arc<Mutex<HashSet<String>>>,
+    pub(crate) verified: Arc<Mutex<HashSet<String>>>,
 }
 
 impl BlobWriter {

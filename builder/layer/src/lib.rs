@@ -25,6 +25,7 @@
 //! (<https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html>).
 
 mod base_links;
+mod blob_stamps;
 mod blob_store;
 mod compression;
 mod contents;

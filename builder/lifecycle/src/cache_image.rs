@@ -113,7 +113,7 @@ pub fn pack_cache(
             Some(blob) => blob,
             None => {
                 let blob = kiln_layer::write_layer(&contents, &POLICY, compression, store)?;
-                index.insert(&fingerprint, blob.clone(), store);
+                index.insert(&fingerprint, blob.clone());
                 blob
             }
         };

@@ -278,13 +278,13 @@ impl Export<'_> {
             None => {
                 let blob =
                     kiln_layer::write_layer(&contents, policy, self.compression, self.store)?;
-                cache.insert(&fingerprint, blob.clone(), self.store);
+                cache.insert(&fingerprint, blob.clone());
                 (blob, false)
             }
         };
         warnings.extend(contents.warnings().iter().map(ToString::to_string));
         if let Some(k) = &keyed {
-            cache.insert(k, blob.clone(), self.store);
+            cache.insert(k, blob.clone());
         }
         Ok(done(blob, reused, warnings))
     }

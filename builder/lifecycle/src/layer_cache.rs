@@ -1,12 +1,5 @@
 //! The layer reuse index: maps a layer's input fingerprint to the blob written for it, so an
 //! unchanged layer is never re-tarred or re-compressed.
-//!
-//! Before a blob is reused its bytes are checked against its digest (RELIABILITY.md W09).
-//! Hashing a large layer on every build would cost what reuse saves, so each entry also
-//! records the blob file's `stat` (device, inode, size, mtime, ctime) when it was last
-//! hashed: any write to the file, or a replaced file, moves those, and only then is the blob
-//! hashed again. The bytes are hashed once more wherever they leave kiln (a push, a
-//! layout, an archive: `kiln_image::Blobs::local_path`), so no rotten byte is ever shipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,22 +29,13 @@ impl Reuse {
     }
 }
 
-/// One entry of the index: the blob, and its file's `stat` when it last hashed to its digest.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Entry {
-    #[serde(flatten)]
-    blob: LayerBlob,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    verified: Option<[i64; 7]>,
-}
-
 /// A JSON file of fingerprint → [`LayerBlob`], trusted only while the blob is in the store
 /// with the bytes its digest names. Any number of builds may share one: [`LayerCache::save`]
 /// merges what this one added into what the file holds by then.
 pub struct LayerCache {
     path: PathBuf,
-    entries: BTreeMap<String, Entry>,
-    added: BTreeMap<String, Entry>,
+    entries: BTreeMap<String, LayerBlob>,
+    added: BTreeMap<String, LayerBlob>,
 }
 
 impl LayerCache {
@@ -65,44 +49,28 @@ impl LayerCache {
     }
 
     /// Returns whether the blob recorded for `fingerprint` can be reused: it must still be
-    /// in the store and hash to its digest ([`BlobStore::check`], skipped while the file's
-    /// `stat` is the one recorded when it last did; a store that cannot be read counts as a
-    /// miss, so the layer is written again).
-    pub fn get(&mut self, fingerprint: &Digest, store: &BlobStore) -> Reuse {
-        let Some(entry) = self.entries.get(fingerprint.hex()).cloned() else {
+    /// in the store and hash to its digest ([`BlobStore::check_stamped`]: not hashed again
+    /// while its file is untouched since it last was; a store that cannot be read counts as
+    /// a miss, so the layer is written again).
+    pub fn get(&self, fingerprint: &Digest, store: &BlobStore) -> Reuse {
+        let Some(blob) = self.entries.get(fingerprint.hex()) else {
             return Reuse::Miss;
         };
-        let blob = entry.blob;
-        let now = file_stamp(&store.path(&blob.digest));
-        if now.is_some() && now == entry.verified {
-            store.mark_used(&blob.digest);
-            return Reuse::Hit(blob);
-        }
-        match store.check(&blob.digest) {
+        match store.check_stamped(&blob.digest) {
             Ok(BlobCheck::Verified) => {
                 store.mark_used(&blob.digest);
-                self.insert(fingerprint, blob.clone(), store);
-                Reuse::Hit(blob)
+                Reuse::Hit(blob.clone())
             }
-            Ok(BlobCheck::Discarded) => Reuse::Discarded(blob),
+            Ok(BlobCheck::Discarded) => Reuse::Discarded(blob.clone()),
             Ok(BlobCheck::Missing) | Err(_) => Reuse::Miss,
         }
     }
 
-    /// Records `blob` (just written, or just hashed, into `store`) for `fingerprint`.
-    pub fn insert(&mut self, fingerprint: &Digest, blob: LayerBlob, store: &BlobStore) {
-        let racy_from = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-            - kiln_layer::HASH_CACHE_RACY_SECS;
-        let verified = file_stamp(&store.path(&blob.digest)).filter(|s| s[5] < racy_from);
+    /// Records `blob` for `fingerprint`.
+    pub fn insert(&mut self, fingerprint: &Digest, blob: LayerBlob) {
         let key = fingerprint.hex().to_string();
-        let entry = Entry { blob, verified };
-        if self.entries.get(&key) == Some(&entry) {
-            return;
-        }
-        self.entries.insert(key.clone(), entry.clone());
-        self.added.insert(key, entry);
+        self.entries.insert(key.clone(), blob.clone());
+        self.added.insert(key, blob);
     }
 
     /// Writes what this build added into the index file: under a lock, over what the file
@@ -122,25 +90,6 @@ impl LayerCache {
 /// Returns the entries (fingerprint → blob) of the index file at `path`.
 pub fn layer_cache_entries(path: &Path) -> BTreeMap<String, LayerBlob> {
     read_entries(path)
-        .into_iter()
-        .map(|(k, e)| (k, e.blob))
-        .collect()
-}
-
-/// Returns the `stat` of the file at `path` that any change to it moves: device, inode,
-/// size, mtime and ctime.
-fn file_stamp(path: &Path) -> Option<[i64; 7]> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some([
-        m.dev() as i64,
-        m.ino() as i64,
-        m.size() as i64,
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    ])
 }
 
 /// Removes the entries of the index file at `path` whose fingerprints `drop` names, under
@@ -160,7 +109,7 @@ pub fn remove_layer_cache_entries(
 }
 
 /// Returns the entries of the index file; a missing or unreadable one is empty (a cache).
-fn read_entries(path: &Path) -> BTreeMap<String, Entry> {
+fn read_entries(path: &Path) -> BTreeMap<String, LayerBlob> {
     std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -192,11 +141,11 @@ mod tests {
         let path = tmp.path().join("cache/dir/layers.json");
         let mut cache = LayerCache::open(&path);
         assert_eq!(cache.get(&fa, &store), Reuse::Miss);
-        cache.insert(&fa, a.clone(), &store);
-        cache.insert(&fb, b.clone(), &store);
+        cache.insert(&fa, a.clone());
+        cache.insert(&fb, b.clone());
         cache.save().unwrap();
 
-        let mut reopened = LayerCache::open(&path);
+        let reopened = LayerCache::open(&path);
         assert_eq!(reopened.get(&fa, &store), Reuse::Hit(a.clone()));
         assert_eq!(reopened.get(&fb, &store), Reuse::Hit(b.clone()));
 
@@ -214,7 +163,7 @@ mod tests {
         let a = blob(&store, b"a");
         let fa = Digest::of(b"fa");
         let mut cache = LayerCache::open(&tmp.path().join("layers.json"));
-        cache.insert(&fa, a.clone(), &store);
+        cache.insert(&fa, a.clone());
         let mut bytes = std::fs::read(store.path(&a.digest)).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 1;
@@ -234,11 +183,11 @@ mod tests {
         let (fa, fb) = (Digest::of(b"fa"), Digest::of(b"fb"));
         let mut first = LayerCache::open(&path);
         let mut second = LayerCache::open(&path);
-        first.insert(&fa, a.clone(), &store);
-        second.insert(&fb, b.clone(), &store);
+        first.insert(&fa, a.clone());
+        second.insert(&fb, b.clone());
         first.save().unwrap();
         second.save().unwrap();
-        let mut merged = LayerCache::open(&path);
+        let merged = LayerCache::open(&path);
         assert_eq!(merged.get(&fa, &store), Reuse::Hit(a));
         assert_eq!(merged.get(&fb, &store), Reuse::Hit(b));
     }
@@ -251,7 +200,7 @@ mod tests {
         std::fs::write(&path, b"{not json").unwrap();
         let mut cache = LayerCache::open(&path);
         assert_eq!(cache.get(&Digest::of(b"x"), &store), Reuse::Miss);
-        cache.insert(&Digest::of(b"x"), blob(&store, b"x"), &store);
+        cache.insert(&Digest::of(b"x"), blob(&store, b"x"));
         cache.save().unwrap();
         assert!(
             LayerCache::open(&path)

@@ -144,7 +144,7 @@ impl Restore<'_> {
                         size: layer.size,
                         media_type: compression.media_type(),
                     };
-                    index.insert(&key, blob, self.blobs.store());
+                    index.insert(&key, blob);
                 }
                 report.restored.push(entry.path);
             }

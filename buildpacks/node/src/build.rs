@@ -348,8 +348,46 @@ fn project_root(app_dir: &Path, member: &str) -> PathBuf {
         .to_path_buf()
 }
 
-/// Returns the host's Node.js version (`node --version`).
+/// Returns the host's Node.js version (`node --version`, remembered while the binary is the
+/// same file).
 fn host_node(ctx: &BuildContext<'_>, node: &Path) -> Result<Version, BuildpackError> {
+    // A process start costs tens of milliseconds on every build: the answer is kept, under
+    // the binary's identity (path and `stat`), in a file no cache image carries.
+    let memo = ctx.cache_dir.join(".host-node");
+    let id = binary_id(node);
+    let known = std::fs::read_to_string(&memo).ok().and_then(|text| {
+        let (was, version) = text.split_once('\n')?;
+        (Some(was) == id.as_deref()).then(|| version.parse().ok())?
+    });
+    if let Some(version) = known {
+        return Ok(version);
+    }
+    let version = ask_node_version(ctx, node)?;
+    if let Some(id) = id {
+        let _ = kiln_lifecycle::write_atomic(&memo, format!("{id}\n{version}").as_bytes());
+    }
+    Ok(version)
+}
+
+/// Returns what tells one binary file from another: its path and its `stat`.
+fn binary_id(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {} {} {} {}.{} {}.{}",
+        path.display(),
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+/// Runs `node --version`.
+fn ask_node_version(ctx: &BuildContext<'_>, node: &Path) -> Result<Version, BuildpackError> {
     let tool = ctx.tool(
         node.to_path_buf(),
         ctx.env.clone(),
