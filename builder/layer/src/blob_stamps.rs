@@ -14,14 +14,11 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use kiln_oci::Digest;
 
-use crate::hash_cache::RACY_SECS;
-use crate::{BlobCheck, BlobStore, LayerError};
+use crate::{BlobCheck, BlobStore, FileStamp, LayerError};
 
 /// The file of stamps, at the store's root.
 const STAMPS: &str = "kiln-blob-stamps";
@@ -34,19 +31,15 @@ impl BlobStore {
     /// the last time it was hashed (see the module docs).
     pub fn check_stamped(&self, d: &Digest) -> Result<BlobCheck, LayerError> {
         let path = self.path(d);
-        let Some(now) = stamp_of(&path) else {
+        let Some(now) = FileStamp::read(&path) else {
             return self.check(d);
         };
-        if self.stamps().get(d.hex()) == Some(&now) {
+        if self.stamps().get(d.hex()) == Some(&now.0) {
             return Ok(BlobCheck::Verified);
         }
         let found = self.check(d)?;
-        let racy_from = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |t| t.as_secs() as i64)
-            - RACY_SECS;
-        if found == BlobCheck::Verified && now[5] < racy_from {
-            self.record(d, &now);
+        if found == BlobCheck::Verified && !now.is_racy() {
+            self.record(d, &now.0);
         }
         Ok(found)
     }
@@ -90,19 +83,6 @@ fn line(hex: &str, stamp: &Stamp) -> String {
     line
 }
 
-fn stamp_of(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some([
-        m.dev() as i64,
-        m.ino() as i64,
-        m.size() as i64,
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    ])
-}
-
 /// Returns the stamps recorded in `path` (the last line for a digest wins) and how many
 /// lines it has.
 fn read_stamps(path: &Path) -> (HashMap<String, Stamp>, usize) {
@@ -134,7 +114,7 @@ mod tests {
         let store = BlobStore::open(tmp.path()).unwrap();
         let d = store.put_bytes(b"layer bytes").unwrap();
         let path = store.path(&d);
-        store.record(&d, &stamp_of(&path).unwrap());
+        store.record(&d, &FileStamp::read(&path).unwrap().0);
 
         let later = BlobStore::open(tmp.path()).unwrap();
         assert_eq!(later.check_stamped(&d).unwrap(), BlobCheck::Verified);

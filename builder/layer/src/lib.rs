@@ -31,6 +31,7 @@ mod compression;
 mod contents;
 mod error;
 mod extract;
+mod file_stamp;
 mod files;
 mod fingerprint;
 mod hash_cache;
@@ -52,6 +53,7 @@ pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_O
 pub use contents::LayerContents;
 pub use error::{LayerError, SkippedKind, Warning};
 pub use extract::{ExtractError, ExtractStats, extract_layer};
+pub use file_stamp::FileStamp;
 pub use files::{FileLock, TEMP_PREFIX, remove_own_temp_files, temp_prefix, write_atomic};
 pub use hash_cache::{HashCache, RACY_SECS as HASH_CACHE_RACY_SECS};
 pub use layer_writer::LayerWriter;

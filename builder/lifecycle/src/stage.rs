@@ -17,36 +17,27 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kiln_layer::FileStamp;
+
 use crate::ProjectDescriptor;
 use crate::source::{CopyStats, SourceError, ensure_parent, walker};
 
 const MAGIC: &[u8] = b"kiln source index v1\n";
-/// Numbers per record: the source's dev, ino, size, mode, mtime (s, ns), ctime (s, ns),
-/// then the copy's ino, size, mtime (s, ns), ctime (s, ns).
-const WORDS: usize = 14;
+/// Numbers per record: the source's stamp and mode, then the copy's stamp.
+const WORDS: usize = 15;
 
-/// The two `stat`s that let a copied file be kept as it is.
+/// The two `stat`s that let a copied file be kept as it is: the source's (with its mode,
+/// which a `chmod` changes without a write) and the copy's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Pair([i64; WORDS]);
 
 impl Pair {
     fn of(src: &fs::Metadata, copy: &fs::Metadata) -> Self {
-        Self([
-            src.dev() as i64,
-            src.ino() as i64,
-            src.size() as i64,
-            i64::from(src.mode()),
-            src.mtime(),
-            src.mtime_nsec(),
-            src.ctime(),
-            src.ctime_nsec(),
-            copy.ino() as i64,
-            copy.size() as i64,
-            copy.mtime(),
-            copy.mtime_nsec(),
-            copy.ctime(),
-            copy.ctime_nsec(),
-        ])
+        let mut words = [0; WORDS];
+        words[..7].copy_from_slice(&FileStamp::of(src).0);
+        words[7] = i64::from(src.mode());
+        words[8..].copy_from_slice(&FileStamp::of(copy).0);
+        Self(words)
     }
 }
 
@@ -168,7 +159,6 @@ fn sync_at(
         // Sockets, FIFOs and devices in a source tree are never build inputs.
         seen.insert(rel.to_path_buf());
     }
-    let racy_from = now - kiln_layer::HASH_CACHE_RACY_SECS;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let chunk = files.len().div_ceil(threads).max(1);
     let parts: Vec<Result<Part, SourceError>> = std::thread::scope(|scope| {
@@ -179,7 +169,7 @@ fn sync_at(
                 scope.spawn(move || {
                     let mut out = Part::default();
                     for rel in part {
-                        sync_file(src, dst, rel, old, racy_from, &mut out)?;
+                        sync_file(src, dst, rel, old, now, &mut out)?;
                     }
                     Ok(out)
                 })
@@ -230,7 +220,7 @@ fn stamp(index: &Index) -> Option<String> {
         h.update((name.len() as u64).to_le_bytes());
         h.update(name);
         // The source's half of the pair: what the user's tree holds.
-        for w in &pair.0[..8] {
+        for w in &pair.0[..7] {
             h.update(w.to_le_bytes());
         }
     }
@@ -249,13 +239,14 @@ struct Part {
 }
 
 /// Brings the copy of the file `rel` up to date: kept when the source and the copy still
-/// have the `stat`s `old` recorded for them, else copied again.
+/// have the `stat`s `old` recorded for them, else copied again (and recorded unless racy
+/// at `now`, unix seconds).
 fn sync_file(
     src: &Path,
     dst: &Path,
     rel: &Path,
     old: &Index,
-    racy_from: i64,
+    now: i64,
     out: &mut Part,
 ) -> Result<(), SourceError> {
     let at = |what: &str, e: std::io::Error| SourceError::Copy {
@@ -285,7 +276,7 @@ fn sync_file(
         let copy = target.symlink_metadata().map_err(|e| at("reading", e))?;
         out.copied.push(rel.to_path_buf());
         // A racy file is recorded, so that its removal is seen, but never matches.
-        Some(Pair::of(&meta, &copy)).filter(|_| meta.ctime() < racy_from)
+        Some(Pair::of(&meta, &copy)).filter(|_| !FileStamp::of(&meta).is_racy_at(now))
     };
     out.index
         .push((key.to_vec(), pair.unwrap_or(Pair([0; WORDS]))));

@@ -3,15 +3,14 @@
 //! -export`, which alone costs what a cached `go build` costs).
 //!
 //! An answer is kept under a key made of the source's stamp (every file's path and `stat`,
-//! from the lifecycle's scratch copy), the scratch copy's path, the `go` binary (path, size,
-//! inode, mtime) and the tool's whole environment: all a `go list` reads that could change.
+//! from the lifecycle's scratch copy), the scratch copy's path, the `go` binary (path and
+//! `stat`) and the tool's whole environment: all a `go list` reads that could change.
 //! Module downloads are immutable (`go.sum` pins them), so they need no part in the key.
 //! One file per question, holding the key it was asked under and the answer: a changed source
 //! replaces it, so the memo never grows beyond the questions of the last build. It lives in
 //! `.memo`, which no cache image carries: its keys hold this machine's inodes.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -28,19 +27,12 @@ impl Memo {
     /// Returns the memo for the source `stamp` built with `go`, kept under the buildpack's
     /// cache directory; `None` when the `go` binary cannot be looked at.
     pub(crate) fn new(cache_dir: &Path, go: &Go<'_>, stamp: &str) -> Option<Self> {
-        let exe = fs::metadata(go.exe()).ok()?;
+        let exe = kiln_lifecycle::FileStamp::read(go.exe())?;
         let mut h = Sha256::new();
         h.update(format!("kiln go memo v1\0{stamp}\0"));
         h.update(go.app_dir().as_os_str().as_encoded_bytes());
         h.update(go.exe().as_os_str().as_encoded_bytes());
-        h.update(format!(
-            "\0{} {} {} {}.{}",
-            exe.dev(),
-            exe.ino(),
-            exe.size(),
-            exe.mtime(),
-            exe.mtime_nsec()
-        ));
+        h.update(format!("\0{:?}", exe.0));
         for (k, v) in go.env() {
             h.update(format!("\0env {k}={v}"));
         }

@@ -371,19 +371,8 @@ fn host_node(ctx: &BuildContext<'_>, node: &Path) -> Result<Version, BuildpackEr
 
 /// Returns what tells one binary file from another: its path and its `stat`.
 fn binary_id(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some(format!(
-        "{} {} {} {} {}.{} {}.{}",
-        path.display(),
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec()
-    ))
+    let stamp = kiln_lifecycle::FileStamp::read(path)?;
+    Some(format!("{} {:?}", path.display(), stamp.0))
 }
 
 /// Runs `node --version`.
