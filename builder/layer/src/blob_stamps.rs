@@ -23,8 +23,6 @@ use crate::{BlobCheck, BlobStore, FileStamp, LayerError};
 /// The file of stamps, at the store's root.
 const STAMPS: &str = "kiln-blob-stamps";
 
-type Stamp = [i64; 7];
-
 impl BlobStore {
     /// Returns whether the blob `d` is in the store with the bytes its digest names, like
     /// [`check`](Self::check), without hashing it when its file's `stat` is the one recorded
@@ -34,18 +32,18 @@ impl BlobStore {
         let Some(now) = FileStamp::read(&path) else {
             return self.check(d);
         };
-        if self.stamps().get(d.hex()) == Some(&now.0) {
+        if self.stamps().get(d.hex()) == Some(&now) {
             return Ok(BlobCheck::Verified);
         }
         let found = self.check(d)?;
         if found == BlobCheck::Verified && !now.is_racy() {
-            self.record(d, &now.0);
+            self.record(d, &now);
         }
         Ok(found)
     }
 
     /// Returns the recorded stamps, read once per store (and its clones).
-    fn stamps(&self) -> &HashMap<String, Stamp> {
+    fn stamps(&self) -> &HashMap<String, FileStamp> {
         self.stamps.get_or_init(|| {
             let path = self.root().join(STAMPS);
             let (stamps, lines) = read_stamps(&path);
@@ -63,7 +61,7 @@ impl BlobStore {
     }
 
     /// Appends `stamp` for `d`. Best effort: failing only costs hashing it next time.
-    fn record(&self, d: &Digest, stamp: &Stamp) {
+    fn record(&self, d: &Digest, stamp: &FileStamp) {
         let _ = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -73,9 +71,9 @@ impl BlobStore {
 }
 
 /// Returns the line recording `stamp` for the blob `hex`.
-fn line(hex: &str, stamp: &Stamp) -> String {
+fn line(hex: &str, stamp: &FileStamp) -> String {
     let mut line = hex.to_owned();
-    for n in stamp {
+    for n in stamp.0 {
         line.push(' ');
         line.push_str(&n.to_string());
     }
@@ -85,15 +83,15 @@ fn line(hex: &str, stamp: &Stamp) -> String {
 
 /// Returns the stamps recorded in `path` (the last line for a digest wins) and how many
 /// lines it has.
-fn read_stamps(path: &Path) -> (HashMap<String, Stamp>, usize) {
+fn read_stamps(path: &Path) -> (HashMap<String, FileStamp>, usize) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let stamps = text
         .lines()
         .filter_map(|line| {
             let mut words = line.split(' ');
             let hex = words.next()?;
-            let mut stamp = [0i64; 7];
-            for n in &mut stamp {
+            let mut stamp = FileStamp([0; 7]);
+            for n in &mut stamp.0 {
                 *n = words.next()?.parse().ok()?;
             }
             (hex.len() == 64 && words.next().is_none()).then(|| (hex.to_owned(), stamp))
@@ -114,7 +112,7 @@ mod tests {
         let store = BlobStore::open(tmp.path()).unwrap();
         let d = store.put_bytes(b"layer bytes").unwrap();
         let path = store.path(&d);
-        store.record(&d, &FileStamp::read(&path).unwrap().0);
+        store.record(&d, &FileStamp::read(&path).unwrap());
 
         let later = BlobStore::open(tmp.path()).unwrap();
         assert_eq!(later.check_stamped(&d).unwrap(), BlobCheck::Verified);
@@ -142,6 +140,6 @@ mod tests {
         .unwrap();
         let (stamps, lines) = read_stamps(&path);
         assert_eq!((stamps.len(), lines), (1, 4));
-        assert_eq!(stamps[&hex], [1, 2, 3, 4, 5, 6, 8]);
+        assert_eq!(stamps[&hex], FileStamp([1, 2, 3, 4, 5, 6, 8]));
     }
 }

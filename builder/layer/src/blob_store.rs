@@ -37,7 +37,8 @@ pub struct BlobStore {
     /// Digests (hex) whose blob this process wrote or hashed, shared by clones.
     pub(crate) verified: Arc<Mutex<HashSet<String>>>,
     /// The `stat`s blobs had when last hashed ([`BlobStore::check_stamped`]), read once.
-    pub(crate) stamps: Arc<std::sync::OnceLock<std::collections::HashMap<String, [i64; 7]>>>,
+    pub(crate) stamps:
+        Arc<std::sync::OnceLock<std::collections::HashMap<String, crate::FileStamp>>>,
 }
 
 /// What [`BlobStore::check`] found.

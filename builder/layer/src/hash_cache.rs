@@ -5,47 +5,20 @@
 //! its mtime and ctime, and userspace cannot set a ctime, so a file with the stamp it had
 //! when it was hashed still holds those bytes. The one way around it is a change within the
 //! same tick of a coarse file-system clock right after hashing (git's "racily clean"
-//! entries): a file whose ctime is less than [`RACY_SECS`] old is hashed but not
-//! remembered.
+//! entries): a racy file ([`FileStamp::is_racy`]) is hashed but not remembered.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Files changed this recently are not remembered (see the module docs).
-pub const RACY_SECS: i64 = 2;
+use crate::FileStamp;
 
 const MAGIC: &[u8] = b"kiln file hashes v1\n";
 const RECORD: usize = 8 * 7 + 32;
 
 /// Hashes by device and inode, each with the stamp it was taken at.
-type Known = HashMap<(u64, u64), (Stamp, [u8; 32])>;
-
-/// What identifies one version of a host file: its `stat` when the layer was planned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Stamp {
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-    pub(crate) size: u64,
-    pub(crate) mtime: (i64, i64),
-    pub(crate) ctime: (i64, i64),
-}
-
-impl Stamp {
-    /// Returns the stamp of the file `st` describes.
-    pub(crate) fn of(st: &rustix::fs::Stat) -> Self {
-        // Field widths differ between targets.
-        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-        Self {
-            dev: st.st_dev as u64,
-            ino: st.st_ino as u64,
-            size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
-            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
-        }
-    }
-}
+type Known = HashMap<(u64, u64), (FileStamp, [u8; 32])>;
 
 /// A persistent map of file stamps to content sha256s (see the module docs). Any number of
 /// builds may read one file; each build should own the one it saves (kiln keeps one per
@@ -86,8 +59,8 @@ impl HashCache {
     }
 
     /// Returns the remembered hash of the file with `stamp`.
-    pub(crate) fn get(&mut self, stamp: &Stamp) -> Option<[u8; 32]> {
-        let key = (stamp.dev, stamp.ino);
+    pub(crate) fn get(&mut self, stamp: &FileStamp) -> Option<[u8; 32]> {
+        let key = (stamp.dev(), stamp.ino());
         match self.known.get(&key) {
             Some((known, hash)) if known == stamp => {
                 self.hits += 1;
@@ -102,11 +75,11 @@ impl HashCache {
     }
 
     /// Remembers `hash` for the file with `stamp`, unless it changed too recently to trust.
-    pub(crate) fn put(&mut self, stamp: &Stamp, hash: [u8; 32]) {
-        if stamp.ctime.0 >= self.now - RACY_SECS {
+    pub(crate) fn put(&mut self, stamp: &FileStamp, hash: [u8; 32]) {
+        if stamp.is_racy_at(self.now) {
             return;
         }
-        self.used.insert((stamp.dev, stamp.ino), (*stamp, hash));
+        self.used.insert((stamp.dev(), stamp.ino()), (*stamp, hash));
     }
 
     /// Writes the entries met since opening (through a temp file and a rename). Failing
@@ -119,11 +92,8 @@ impl HashCache {
         }
         let mut out = Vec::with_capacity(MAGIC.len() + self.used.len() * RECORD);
         out.extend_from_slice(MAGIC);
-        for (s, hash) in self.used.values() {
-            for n in [s.dev, s.ino, s.size] {
-                out.extend_from_slice(&n.to_le_bytes());
-            }
-            for n in [s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1] {
+        for (stamp, hash) in self.used.values() {
+            for n in stamp.0 {
                 out.extend_from_slice(&n.to_le_bytes());
             }
             out.extend_from_slice(hash);
@@ -137,22 +107,15 @@ fn parse(bytes: &[u8]) -> Option<Known> {
     if body.len() % RECORD != 0 {
         return None;
     }
-    let word =
-        |r: &[u8], i: usize| -> [u8; 8] { r[i * 8..i * 8 + 8].try_into().unwrap_or_default() };
-    let u = |r: &[u8], i| u64::from_le_bytes(word(r, i));
-    let s = |r: &[u8], i| i64::from_le_bytes(word(r, i));
     Some(
         body.chunks_exact(RECORD)
             .map(|r| {
-                let stamp = Stamp {
-                    dev: u(r, 0),
-                    ino: u(r, 1),
-                    size: u(r, 2),
-                    mtime: (s(r, 3), s(r, 4)),
-                    ctime: (s(r, 5), s(r, 6)),
-                };
+                let mut stamp = FileStamp([0; 7]);
+                for (i, n) in stamp.0.iter_mut().enumerate() {
+                    *n = i64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+                }
                 let hash: [u8; 32] = r[56..].try_into().unwrap_or_default();
-                ((stamp.dev, stamp.ino), (stamp, hash))
+                ((stamp.dev(), stamp.ino()), (stamp, hash))
             })
             .collect(),
     )

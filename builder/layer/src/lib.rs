@@ -53,9 +53,9 @@ pub use compression::{Compression, GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_O
 pub use contents::LayerContents;
 pub use error::{LayerError, SkippedKind, Warning};
 pub use extract::{ExtractError, ExtractStats, extract_layer};
-pub use file_stamp::FileStamp;
+pub use file_stamp::{FileStamp, RACY_SECS as FILE_STAMP_RACY_SECS};
 pub use files::{FileLock, TEMP_PREFIX, remove_own_temp_files, temp_prefix, write_atomic};
-pub use hash_cache::{HashCache, RACY_SECS as HASH_CACHE_RACY_SECS};
+pub use hash_cache::HashCache;
 pub use layer_writer::LayerWriter;
 pub use pargz::{BLOCK_SIZE as GZIP_BLOCK_SIZE, ParallelGzEncoder};
 pub use policy::{Ownership, TarPolicy};

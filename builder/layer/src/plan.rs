@@ -59,10 +59,10 @@ pub(crate) fn plan<'a>(
             EntryKind::Dir => PlanKind::Dir,
             EntryKind::Symlink(target) => PlanKind::Symlink(target),
             EntryKind::File(source @ Source::Host(host)) if host.nlink > 1 => {
-                match first_link.get(&(host.stamp.dev, host.stamp.ino)) {
+                match first_link.get(&(host.stamp.dev(), host.stamp.ino())) {
                     Some(first) => PlanKind::Hardlink(first),
                     None => {
-                        first_link.insert((host.stamp.dev, host.stamp.ino), path);
+                        first_link.insert((host.stamp.dev(), host.stamp.ino()), path);
                         PlanKind::File(source)
                     }
                 }

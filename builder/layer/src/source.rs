@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 
+use crate::FileStamp;
 use crate::LayerError;
-use crate::hash_cache::Stamp;
 
 /// A host directory added with `add_tree`, shared by all its files so that each file
 /// costs no host path allocation (layers can hold hundreds of thousands of files).
@@ -47,7 +47,7 @@ pub(crate) struct HostFile {
     /// Its `stat` when added: the size (the tar header promises exactly this many bytes),
     /// device and inode (to recognise hardlinks inside one layer and a file replaced by
     /// another one), and times (to find its hash in a [`crate::HashCache`]).
-    pub(crate) stamp: Stamp,
+    pub(crate) stamp: FileStamp,
     /// The link count; only files with more than one link can be hardlinks.
     pub(crate) nlink: u64,
     /// The path below the tree's root, once the entry no longer sits at the layer path
@@ -102,7 +102,7 @@ impl Source {
     pub(crate) fn size(&self) -> u64 {
         match self {
             Self::Inline(data) => data.len() as u64,
-            Self::Host(host) => host.stamp.size,
+            Self::Host(host) => host.stamp.size(),
         }
     }
 
@@ -138,7 +138,7 @@ fn stream_host(
     };
     let changed = |actual: u64| LayerError::SizeChanged {
         path: path(),
-        expected: host.stamp.size,
+        expected: host.stamp.size(),
         actual,
     };
     let fd = open_beneath(&host.root.fd, host.relative(layer_path)).map_err(|e| {
@@ -152,22 +152,22 @@ fn stream_host(
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
         return Err(LayerError::NotAFile { path: path() });
     }
-    if (stat.st_dev, stat.st_ino) != (host.stamp.dev, host.stamp.ino) {
+    if (stat.st_dev, stat.st_ino) != (host.stamp.dev(), host.stamp.ino()) {
         return Err(LayerError::Replaced { path: path() });
     }
     let now = u64::try_from(stat.st_size).unwrap_or(0);
-    if now != host.stamp.size {
+    if now != host.stamp.size() {
         return Err(changed(now));
     }
     let mut file = File::from(fd);
-    let mut remaining = host.stamp.size;
+    let mut remaining = host.stamp.size();
     while remaining > 0 {
         let want = buf
             .len()
             .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = read_some(&mut file, &mut buf[..want]).map_err(read_err)?;
         if n == 0 {
-            return Err(changed(host.stamp.size - remaining));
+            return Err(changed(host.stamp.size() - remaining));
         }
         sink(&buf[..n])?;
         remaining -= n as u64;
@@ -176,7 +176,7 @@ fn stream_host(
     let mut probe = [0u8; 1];
     if read_some(&mut file, &mut probe).map_err(read_err)? != 0 {
         let now = file.metadata().map_err(read_err)?.len();
-        return Err(changed(now.max(host.stamp.size + 1)));
+        return Err(changed(now.max(host.stamp.size() + 1)));
     }
     Ok(())
 }
@@ -265,13 +265,15 @@ mod tests {
         let root = HostRoot::open(path.parent().unwrap().to_path_buf(), 0).unwrap();
         let source = Source::Host(HostFile {
             root: Arc::new(root),
-            stamp: Stamp {
-                dev: meta.dev(),
-                ino: meta.ino(),
-                size,
-                mtime: (0, 0),
-                ctime: (0, 0),
-            },
+            stamp: FileStamp([
+                meta.dev() as i64,
+                meta.ino() as i64,
+                size as i64,
+                0,
+                0,
+                0,
+                0,
+            ]),
             nlink: 1,
             moved: None,
         });

@@ -7,10 +7,9 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use crate::contents::{Entry, EntryKind, is_whiteout, normalize};
-use crate::hash_cache::Stamp;
 use crate::source::{HostFile, HostRoot, Source};
 use crate::walk::{self, Found, WalkError, walk};
-use crate::{LayerContents, LayerError, SkippedKind, Warning};
+use crate::{FileStamp, LayerContents, LayerError, SkippedKind, Warning};
 
 impl LayerContents {
     /// Adds every file under `host_dir` at `prefix` (`""` for the layer root, or e.g.
@@ -98,7 +97,7 @@ impl LayerContents {
                     let nlink = u64::from(st.st_nlink);
                     let host = HostFile {
                         root: Arc::clone(&host_root),
-                        stamp: Stamp::of(st),
+                        stamp: FileStamp::of_stat(st),
                         nlink,
                         moved: None,
                     };

@@ -265,14 +265,9 @@ impl Export<'_> {
         // App files for `/lib/…` go to `usr/lib/…` on a merged-/usr base: a `lib/`
         // directory entry would replace the base's `lib -> usr/lib` link (W08).
         contents.place_on(base)?;
-        let fingerprint = match self.hashes {
-            Some(hashes) => contents.fingerprint_with(
-                policy,
-                self.compression,
-                Some(&mut hashes.borrow_mut()),
-            )?,
-            None => contents.fingerprint(policy, self.compression)?,
-        };
+        let mut hashes = self.hashes.map(RefCell::borrow_mut);
+        let fingerprint =
+            contents.fingerprint_with(policy, self.compression, hashes.as_deref_mut())?;
         let (blob, reused) = match note(cache.get(&fingerprint, self.store)) {
             Some(blob) => (blob, true),
             None => {

@@ -285,9 +285,7 @@ impl Build<'_> {
             work_dir: self.work_dir.to_path_buf(),
         })
     }
-}
 
-impl Build<'_> {
     /// Brings the scratch copy (`app` in the work dir) up to date with the source in
     /// O(changed) ([`sync_source`]), and empties the buildpack's kept directories when
     /// their toolchain might not notice what changed (see [`Buildpack::scratch_keeps`]).

@@ -8,8 +8,9 @@
 //! toolchain sees is always exactly the filtered source, as a fresh copy would be. Nothing
 //! is ever linked: a build writing to its copy can never reach the user's tree.
 //!
-//! A file whose ctime is within [`kiln_layer::HashCache`]'s racy window is copied but not
-//! indexed, so an edit in the same tick of a coarse file-system clock is never missed.
+//! A racy file ([`FileStamp::is_racy`]: its ctime is within the last two seconds) is
+//! copied but not indexed, so an edit in the same tick of a coarse file-system clock is
+//! never missed.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
