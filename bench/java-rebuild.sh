@@ -21,6 +21,7 @@
 # `cargo build --release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-1}
 JIB=com.google.cloud.tools:jib-maven-plugin:3.5.2:build
@@ -41,24 +42,10 @@ done
 
 kiln=${KILN:-}
 if [ -z "$kiln" ]; then
-  echo "building kiln (release)..." >&2
-  cargo build -q --release -p kiln-cli --bin kiln
-  kiln=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/kiln
+  release_kiln
 fi
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$out/registry.yml" <<YML
-version: 0.1
-log: { level: error }
-storage: { filesystem: { rootdirectory: $out/registry } }
-http: { addr: 127.0.0.1:$port }
-YML
-/usr/bin/docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
-curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$out/registry.log" >&2; exit 1; }
-reg=127.0.0.1:$port
+start_registry "$out"
 export DOCKER_CONFIG=$out/docker # no credentials, no helpers, for kiln, Jib and skopeo
 
 # The java17 base from the committed lock: into a store of its own (copied into each cold

@@ -15,6 +15,7 @@
 # and the base persist in bench/out/node-build-cache (delete it for a cold npm cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
 out=$PWD/bench/out/node-build
@@ -29,24 +30,9 @@ for tool in node npm python3 curl /usr/bin/docker-registry; do
   command -v "$tool" >/dev/null || { echo "missing \`$tool\` (run .ci/setup)" >&2; exit 1; }
 done
 
-echo "building kiln (release)..." >&2
-cargo build -q --release -p kiln-cli --bin kiln
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-kiln=$target_dir/release/kiln
+release_kiln
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$out/registry.yml" <<YML
-version: 0.1
-log: { level: error }
-storage: { filesystem: { rootdirectory: $out/registry } }
-http: { addr: 127.0.0.1:$port }
-YML
-/usr/bin/docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
-curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$out/registry.log" >&2; exit 1; }
-reg=127.0.0.1:$port
+start_registry "$out"
 
 if [ ! -f "$cache/base/oci/index.json" ]; then
   echo "building the node base from the committed lock..." >&2

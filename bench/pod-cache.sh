@@ -16,6 +16,7 @@
 # bench/out/pod-cache; registry and containers are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS=${RUNS:-3}
 out=$PWD/bench/out/pod-cache
 keep=$PWD/bench/out/pod-cache-cache
@@ -34,11 +35,7 @@ trap cleanup EXIT
 for tool in podman python3 curl strip /usr/bin/docker-registry; do
   command -v "$tool" >/dev/null || { echo "missing \`$tool\` (run .ci/setup)" >&2; exit 1; }
 done
-echo "building kiln (release)..." >&2
-cargo build -q --release -p kiln-cli --bin kiln
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-kiln=$target_dir/release/kiln
+release_kiln
 cp "$kiln" "$out/kiln" && strip --strip-debug "$out/kiln"
 
 echo "building the builder image (the build base, relocked, plus kiln)..." >&2
@@ -51,17 +48,7 @@ for b in static base java21 build; do cp "golden-base/$b.toml" "golden-base/$b.l
   --output "$out/builder.tar" >"$out/builder.log" 2>&1
 podman "${podman_args[@]}" load --quiet --input "$out/builder.tar" >/dev/null
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$out/registry.yml" <<YML
-version: 0.1
-log: { level: error }
-storage: { filesystem: { rootdirectory: $out/registry } }
-http: { addr: 127.0.0.1:$port }
-YML
-/usr/bin/docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
-reg=127.0.0.1:$port
+start_registry "$out"
 "$kiln" base build golden-base/java17.toml --platform linux/amd64 --cache-dir "$keep/java17" \
   --publish "$reg/bases/java17:1" >"$out/java17.log" 2>&1
 

@@ -18,6 +18,7 @@
 # bench/out/bin. Scratch in bench/out/rebase; the registry is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 RUNS=${RUNS:-9}
 WARMUP=${WARMUP:-1}
 CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
@@ -31,11 +32,7 @@ trap cleanup EXIT
 for tool in go node npm python3 curl /usr/bin/docker-registry; do
   command -v "$tool" >/dev/null || { echo "missing \`$tool\` (run .ci/setup)" >&2; exit 1; }
 done
-echo "building kiln (release)..." >&2
-cargo build -q --release -p kiln-cli --bin kiln
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-kiln=$target_dir/release/kiln
+release_kiln
 crane=${CRANE:-$(command -v crane || true)}
 if [ -z "$crane" ]; then
   crane=$PWD/bench/out/bin/crane
@@ -45,18 +42,7 @@ if [ -z "$crane" ]; then
   fi
 fi
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$out/registry.yml" <<YML
-version: 0.1
-log: { level: error }
-storage: { filesystem: { rootdirectory: $out/registry } }
-http: { addr: 127.0.0.1:$port }
-YML
-/usr/bin/docker-registry serve "$out/registry.yml" >"$out/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
-curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$out/registry.log" >&2; exit 1; }
-reg=127.0.0.1:$port
+start_registry "$out"
 
 echo "building and pushing bases v1 and v2 and the app..." >&2
 for v in v1 v2; do
