@@ -14,6 +14,7 @@ mod common;
 mod architecture;
 mod bounds;
 mod build_env;
+mod cache_image;
 mod cli_conventions;
 mod cli_errors;
 mod concurrency;
@@ -75,6 +76,7 @@ const TESTS: &[(&str, fn())] = &tests![
     node_build::typescript_pnpm_app_builds_with_its_devdependencies_and_ships_without_them,
     node_build::node_builds_are_reproducible_across_paths_and_caches,
     go_build::b02_go_web_app_publishes_runs_and_keeps_secrets_out,
+    cache_image::a_code_change_uploads_only_the_cache_entries_it_added,
     rebase::r17_refusals_name_their_reason_and_leave_the_tag,
     golden_base::arm64_bases_build_from_the_same_locks,
     java_apps::b02_settings_pick_the_jar_and_a_settings_xml_password_stays_out_of_everything,

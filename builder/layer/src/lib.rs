@@ -41,6 +41,7 @@ mod pargz;
 mod plan;
 mod policy;
 mod source;
+mod subset;
 mod tar_stream;
 mod tree;
 mod validate;

@@ -34,7 +34,7 @@ pub use buildpack::{
 };
 pub use cache_image::{
     CACHE_BUILDPACK_LABEL, CACHE_ENTRIES_LABEL, CacheEntry, CacheImageError, RestoreError,
-    Restored, cache_entries, entry_fingerprint, pack_cache, restore_entry,
+    Restored, cache_entries, pack_cache, restore_entry, restored_fingerprints,
 };
 pub use context::{ContextError, SourceRoot, relative_path, source_root};
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};

@@ -9,8 +9,8 @@ use std::path::Path;
 use kiln_image::{Blobs, PushReport, fetch_remote, push_image};
 use kiln_layer::{Compression, LayerBlob};
 use kiln_lifecycle::{
-    CacheEntry, LayerCache, Restored, cache_entries, entry_fingerprint, host_arch, pack_cache,
-    restore_entry,
+    LayerCache, Restored, cache_entries, host_arch, pack_cache, restore_entry,
+    restored_fingerprints,
 };
 use kiln_model::{FinalImage, Layer};
 use kiln_oci::Reference;
@@ -89,55 +89,78 @@ impl Restore<'_> {
                 return report;
             }
         };
+        // An entry's parts are listed one after the other.
+        let mut grouped: Vec<(String, Vec<&Layer>)> = Vec::new();
         for (entry, layer) in entries {
-            if self.dir.join(&entry.path).exists() {
-                report.present.push(entry.path);
+            match grouped.last_mut() {
+                Some((name, layers)) if *name == entry.path => layers.push(layer),
+                _ => grouped.push((entry.path, vec![layer])),
+            }
+        }
+        for (name, layers) in grouped {
+            if self.dir.join(&name).exists() {
+                report.present.push(name);
                 continue;
             }
-            self.entry(entry, layer, index, &mut report, progress).await;
+            self.entry(name, layers, index, &mut report, progress).await;
         }
         report
     }
 
-    /// Unpacks one entry the cache directory lacks, and records its blob in `index`.
+    /// Unpacks one entry the cache directory lacks from its parts' layers, and records
+    /// their blobs in `index`.
     async fn entry(
         &self,
-        entry: CacheEntry,
-        layer: &Layer,
+        name: String,
+        layers: Vec<&Layer>,
         index: &mut LayerCache,
         report: &mut CacheReport,
         progress: &dyn Progress,
     ) {
-        let blob = match self.blobs.local_path(layer).await {
-            Ok(path) => path,
-            Err(e) => {
-                let why = causes(&e);
-                report.problem(format!("cache entry `{}`: {why}", entry.path), progress);
-                return;
-            }
-        };
-        let (dir, layer) = (self.dir.to_path_buf(), layer.clone());
-        let unpacked = tokio::task::spawn_blocking(move || {
-            let got = restore_entry(&dir, &entry, &layer, &blob);
-            // The blob stays in the store, known by the entry's fingerprint: packed again
-            // unchanged after the build, the entry is not compressed again.
-            let compression = Compression::from_media_type(&layer.media_type);
-            let key = match (&got, compression) {
-                (Ok(Restored::Unpacked { .. }), Some(c)) => {
-                    entry_fingerprint(&dir, &entry.path, c).ok().map(|k| (k, c))
+        let mut blobs = Vec::new();
+        for layer in &layers {
+            match self.blobs.local_path(layer).await {
+                Ok(path) => blobs.push(path),
+                Err(e) => {
+                    let why = causes(&e);
+                    report.problem(format!("cache entry `{name}`: {why}"), progress);
+                    return;
                 }
-                _ => None,
+            }
+        }
+        let dir = self.dir.to_path_buf();
+        let layers: Vec<Layer> = layers.into_iter().cloned().collect();
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let parts: Vec<(&Layer, &Path)> = layers
+                .iter()
+                .zip(blobs.iter().map(|b| b.as_path()))
+                .collect();
+            let got = restore_entry(&dir, &name, &parts);
+            // The blobs stay in the store, known by the parts' fingerprints: packed again
+            // unchanged after the build, the entry is not compressed again.
+            let compressions: Option<Vec<Compression>> = layers
+                .iter()
+                .map(|l| Compression::from_media_type(&l.media_type))
+                .collect();
+            let keys = match (&got, compressions) {
+                (Ok(Restored::Unpacked { .. }), Some(c)) => restored_fingerprints(&dir, &name, &c)
+                    .map(|keys| keys.into_iter().zip(c).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
             };
-            (entry, layer, got, key)
+            (name, layers, got, keys)
         })
         .await;
         match unpacked {
-            Ok((entry, layer, Ok(Restored::Unpacked { files }), key)) => {
+            Ok((name, layers, Ok(Restored::Unpacked { files }), keys)) => {
+                let parts = match layers.len() {
+                    1 => String::new(),
+                    n => format!(" in {n} parts"),
+                };
                 progress.info(&format!(
-                    "restored cache entry `{}` ({files} files)",
-                    entry.path
+                    "restored cache entry `{name}` ({files} files{parts})"
                 ));
-                if let Some((key, compression)) = key {
+                for ((key, compression), layer) in keys.into_iter().zip(layers) {
                     let blob = LayerBlob {
                         digest: layer.digest,
                         diff_id: layer.diff_id,
@@ -146,12 +169,12 @@ impl Restore<'_> {
                     };
                     index.insert(&key, blob);
                 }
-                report.restored.push(entry.path);
+                report.restored.push(name);
             }
-            Ok((entry, _, Ok(Restored::Present), _)) => report.present.push(entry.path),
-            Ok((entry, _, Err(e), _)) => {
+            Ok((name, _, Ok(Restored::Present), _)) => report.present.push(name),
+            Ok((name, _, Err(e), _)) => {
                 let why = causes(&e);
-                report.problem(format!("cache entry `{}`: {why}", entry.path), progress);
+                report.problem(format!("cache entry `{name}`: {why}"), progress);
             }
             Err(e) => report.problem(format!("restoring the cache: {e}"), progress),
         }

@@ -1,8 +1,9 @@
 //! A buildpack's cache as an image (`kiln build --cache-image REF`), for build pods without
 //! a persistent disk: each entry of the buildpack's cache directory (Go's build and module
 //! caches, the Maven repository, npm's cache, the `node_modules` trees keyed by lockfile…)
-//! is one layer, so an unchanged entry is the same blob and is never uploaded again. The
-//! config's labels name the buildpack and list the entries with their diffIDs.
+//! is one or more layers, cut by age (see [`parts`]): an unchanged entry is the same blobs
+//! and is never uploaded again, and what a build added to an entry goes up alone. The
+//! config's labels name the buildpack and list the entries' parts with their diffIDs.
 //!
 //! Restoring only ever fills entries the local cache lacks, unpacks each layer confined to
 //! its entry (see [`kiln_layer::extract_layer`]) after checking its diffID, and gives up on
@@ -20,9 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{LayerCache, host_arch};
 
+mod parts;
+
 /// The label naming the buildpack whose cache the image holds.
 pub const CACHE_BUILDPACK_LABEL: &str = "io.kiln.cache.buildpack";
-/// The label listing the entries, a JSON array of `{"path", "diff_id"}` in layer order.
+/// The label listing the entries, a JSON array of `{"path", "diff_id"}` in layer order; an
+/// entry cut into parts is listed once per part, its parts one after the other.
 pub const CACHE_ENTRIES_LABEL: &str = "io.kiln.cache.entries";
 
 /// Why a cache could not be packed or restored.
@@ -70,19 +74,30 @@ fn entry_contents(dir: &Path, name: &str) -> Result<LayerContents, CacheImageErr
     Ok(contents)
 }
 
-/// Returns the reuse-index key [`pack_cache`] uses for entry `name` of `dir`: recorded for
-/// an entry just restored, it lets the next pack reuse the restored blob instead of
-/// compressing the unchanged entry again.
-pub fn entry_fingerprint(
+/// Returns the reuse-index keys of the parts of entry `name` of `dir` as they were last
+/// recorded (by [`restore_entry`], in layer order), each for its layer's compression: the
+/// next pack then reuses the restored blobs instead of compressing unchanged parts again.
+/// `None` if the record does not match the entry or the compressions.
+pub fn restored_fingerprints(
     dir: &Path,
     name: &str,
-    compression: Compression,
-) -> Result<Digest, CacheImageError> {
-    Ok(entry_contents(dir, name)?.fingerprint(&POLICY, compression)?)
+    compressions: &[Compression],
+) -> Option<Vec<Digest>> {
+    let all = entry_contents(dir, name).ok()?;
+    let parts = parts::recorded(dir, name, &all)?;
+    if parts.len() != compressions.len() {
+        return None;
+    }
+    parts
+        .iter()
+        .zip(compressions)
+        .map(|(part, &c)| part.fingerprint(&POLICY, c).ok())
+        .collect()
 }
 
-/// Returns the cache image of `dir`, the cache directory of `buildpack`: one layer per
-/// entry (directory) in name order, written to `store` or reused through `index`.
+/// Returns the cache image of `dir`, the cache directory of `buildpack`: each entry
+/// (directory) in name order, as one layer per part (see [`parts`]), written to `store` or
+/// reused through `index`.
 pub fn pack_cache(
     dir: &Path,
     buildpack: &str,
@@ -106,28 +121,32 @@ pub fn pack_cache(
     let mut layers = Vec::new();
     let mut entries = Vec::new();
     for name in names {
-        let contents = entry_contents(dir, &name)?;
-        let fingerprint = contents.fingerprint(&POLICY, compression)?;
-        // A rotten stored blob (W09) is removed by the lookup and written again here.
-        let blob = match index.get(&fingerprint, store).hit() {
-            Some(blob) => blob,
-            None => {
-                let blob = kiln_layer::write_layer(&contents, &POLICY, compression, store)?;
-                index.insert(&fingerprint, blob.clone());
-                blob
-            }
-        };
-        entries.push(CacheEntry {
-            path: name,
-            diff_id: blob.diff_id.clone(),
-        });
-        layers.push(Layer {
-            media_type: blob.media_type.to_string(),
-            digest: blob.digest,
-            size: blob.size,
-            diff_id: blob.diff_id,
-            origin: Origin::Local,
-        });
+        let all = entry_contents(dir, &name)?;
+        let parts = parts::split(dir, &name, &all);
+        for contents in &parts {
+            let fingerprint = contents.fingerprint(&POLICY, compression)?;
+            // A rotten stored blob (W09) is removed by the lookup and written again here.
+            let blob = match index.get(&fingerprint, store).hit() {
+                Some(blob) => blob,
+                None => {
+                    let blob = kiln_layer::write_layer(contents, &POLICY, compression, store)?;
+                    index.insert(&fingerprint, blob.clone());
+                    blob
+                }
+            };
+            entries.push(CacheEntry {
+                path: name.clone(),
+                diff_id: blob.diff_id.clone(),
+            });
+            layers.push(Layer {
+                media_type: blob.media_type.to_string(),
+                digest: blob.digest,
+                size: blob.size,
+                diff_id: blob.diff_id,
+                origin: Origin::Local,
+            });
+        }
+        parts::record(dir, &name, &parts);
     }
     let labels = [
         (CACHE_BUILDPACK_LABEL.to_owned(), buildpack.to_owned()),
@@ -239,16 +258,16 @@ pub enum Restored {
     Present,
 }
 
-/// Unpacks the entry `entry` from the blob at `blob` (compressed as its media type says)
-/// into `dir/<path>`, unless `dir` already has it: into a temporary sibling first, renamed
-/// into place only when complete and verified.
+/// Unpacks the entry `name` from the blobs of its parts (each compressed as its layer's
+/// media type says) into `dir/<name>`, unless `dir` already has it: into a temporary
+/// sibling first, renamed into place only when complete and verified, and records how it
+/// was cut so that the next pack cuts it the same way.
 pub fn restore_entry(
     dir: &Path,
-    entry: &CacheEntry,
-    layer: &Layer,
-    blob: &Path,
+    name: &str,
+    parts: &[(&Layer, &Path)],
 ) -> Result<Restored, RestoreError> {
-    let target = dir.join(&entry.path);
+    let target = dir.join(name);
     if target.exists() {
         return Ok(Restored::Present);
     }
@@ -257,34 +276,64 @@ pub fn restore_entry(
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".restore-{}-{}", entry.path, std::process::id()));
+    let tmp = dir.join(format!(".restore-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let compression = if layer.media_type.ends_with("zstd") {
-        Compression::Zstd
-    } else {
-        Compression::Gzip
-    };
-    let file = std::fs::File::open(blob).map_err(io)?;
-    let stats = kiln_layer::extract_layer(
-        std::io::BufReader::new(file),
-        compression,
-        &layer.diff_id,
-        &tmp,
-    )?;
-    // The layer holds `<path>/…`: its one top directory becomes the entry.
-    let inner = tmp.join(&entry.path);
-    let result = if inner.is_dir() {
-        std::fs::rename(&inner, &target)
-    } else {
-        std::fs::create_dir_all(&target)
-    };
+    let unpacked = unpack_parts(&tmp, parts);
+    // The layers hold `<name>/…`: their one top directory becomes the entry.
+    let inner = tmp.join("all").join(name);
+    let result = unpacked.and_then(|(files, lists)| {
+        let moved = if inner.is_dir() {
+            std::fs::rename(&inner, &target)
+        } else {
+            std::fs::create_dir_all(&target)
+        };
+        match moved {
+            Ok(()) => {
+                parts::record_lists(dir, name, lists);
+                Ok(Restored::Unpacked { files })
+            }
+            // Another build sharing the cache dir restored it first.
+            Err(_) if target.is_dir() => Ok(Restored::Present),
+            Err(e) => Err(io(e)),
+        }
+    });
     let _ = std::fs::remove_dir_all(&tmp);
-    match result {
-        Ok(()) => Ok(Restored::Unpacked { files: stats.files }),
-        // Another build sharing the cache dir restored it first.
-        Err(_) if target.is_dir() => Ok(Restored::Present),
-        Err(e) => Err(io(e)),
+    result
+}
+
+/// Unpacks each part into `tmp/<i>`, lists its paths, and merges it into `tmp/all`;
+/// returns the files written and each part's paths.
+fn unpack_parts(
+    tmp: &Path,
+    parts: &[(&Layer, &Path)],
+) -> Result<(u64, Vec<Vec<String>>), RestoreError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RestoreError::Io { path, source }
+    };
+    let all = tmp.join("all");
+    std::fs::create_dir_all(&all).map_err(io(&all))?;
+    let mut files = 0;
+    let mut lists = Vec::new();
+    for (i, (layer, blob)) in parts.iter().enumerate() {
+        let compression = if layer.media_type.ends_with("zstd") {
+            Compression::Zstd
+        } else {
+            Compression::Gzip
+        };
+        let part = tmp.join(i.to_string());
+        let file = std::fs::File::open(blob).map_err(io(blob))?;
+        let stats = kiln_layer::extract_layer(
+            std::io::BufReader::new(file),
+            compression,
+            &layer.diff_id,
+            &part,
+        )?;
+        files += stats.files;
+        lists.push(parts::list(&part).map_err(io(&part))?);
+        parts::merge_tree(&part, &all).map_err(io(&part))?;
     }
+    Ok((files, lists))
 }
 
 /// Why an entry could not be restored (the build then goes on without it).
@@ -345,7 +394,7 @@ mod tests {
         std::fs::create_dir_all(fresh.join("npm")).unwrap();
         for (entry, layer) in &entries {
             let blob = store.path(&layer.digest);
-            let got = restore_entry(&fresh, entry, layer, &blob).unwrap();
+            let got = restore_entry(&fresh, &entry.path, &[(layer, &blob)]).unwrap();
             match entry.path.as_str() {
                 "npm" => assert_eq!(got, Restored::Present, "the local entry stays"),
                 _ => assert_eq!(got, Restored::Unpacked { files: 1 }),
@@ -364,7 +413,8 @@ mod tests {
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .starts_with('.'))
+                .starts_with(".restore-")),
+            "no half-done restore is left behind"
         );
     }
 
@@ -412,7 +462,84 @@ mod tests {
         bytes[mid] ^= 0x55;
         std::fs::write(&bad, bytes).unwrap();
         let fresh = tmp.path().join("fresh");
-        assert!(restore_entry(&fresh, entry, layer, &bad).is_err());
+        assert!(restore_entry(&fresh, &entry.path, &[(layer, &bad)]).is_err());
         assert!(!fresh.join("go-build").exists());
+    }
+
+    fn digests(image: &Image) -> Vec<String> {
+        image.layers.iter().map(|l| l.digest.to_string()).collect()
+    }
+
+    #[test]
+    fn what_a_build_adds_goes_up_alone_and_a_restored_cache_is_cut_the_same() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path().join("store")).unwrap();
+        let mut index = LayerCache::open(&tmp.path().join("index.json"));
+        let cache = tmp.path().join("c");
+        let big = "x".repeat(10_000);
+        write(
+            &cache,
+            &[("go-build/aa/one", big.as_str()), ("go-build/bb/two", &big)],
+        );
+        let pack = |index: &mut LayerCache, dir: &Path| {
+            pack_cache(dir, "kiln/go", &store, Compression::Gzip, index).unwrap()
+        };
+        let first = pack(&mut index, &cache);
+        assert_eq!(first.layers.len(), 1);
+
+        // A build adds a file beside the others: the old part is the same blob, the new
+        // file is a part of its own.
+        write(&cache, &[("go-build/aa/three", "new")]);
+        let second = pack(&mut index, &cache);
+        assert_eq!(second.layers.len(), 2);
+        assert_eq!(second.layers[0].digest, first.layers[0].digest);
+        let blob = std::fs::read(store.path(&second.layers[1].digest)).unwrap();
+        let tar = flate2::read::GzDecoder::new(blob.as_slice());
+        let names: Vec<String> = tar::Archive::new(tar)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["go-build/", "go-build/aa/", "go-build/aa/three"]);
+        assert_eq!(digests(&pack(&mut index, &cache)), digests(&second));
+
+        // A part grown to half of the one before it is merged into it.
+        write(&cache, &[("go-build/cc/four", &"y".repeat(9_000))]);
+        let third = pack(&mut index, &cache);
+        assert_eq!(third.layers.len(), 2, "{:?}", digests(&third));
+        assert_eq!(third.layers[0].digest, first.layers[0].digest);
+
+        // A removed file breaks its part up: its other files join the new part.
+        std::fs::remove_file(cache.join("go-build/bb/two")).unwrap();
+        let fourth = pack(&mut index, &cache);
+        assert_eq!(fourth.layers.len(), 1, "{:?}", digests(&fourth));
+
+        // Restored in a fresh cache directory, the entry packs into the very same layers,
+        // reused by fingerprint without compressing them again.
+        write(&cache, &[("go-build/dd/five", "five")]);
+        let before = pack(&mut index, &cache);
+        assert_eq!(before.layers.len(), 2);
+        let fresh = tmp.path().join("fresh");
+        let entries = cache_entries(&before, "kiln/go").unwrap();
+        let blobs: Vec<_> = entries.iter().map(|(_, l)| store.path(&l.digest)).collect();
+        let parts: Vec<(&Layer, &Path)> = entries
+            .iter()
+            .zip(&blobs)
+            .map(|((_, l), b)| (*l, b.as_path()))
+            .collect();
+        let got = restore_entry(&fresh, "go-build", &parts).unwrap();
+        assert_eq!(got, Restored::Unpacked { files: 4 });
+        let keys = restored_fingerprints(&fresh, "go-build", &[Compression::Gzip; 2]).unwrap();
+        let mut fresh_index = LayerCache::open(&tmp.path().join("fresh-index.json"));
+        for (key, layer) in keys.iter().zip(&before.layers) {
+            let blob = kiln_layer::LayerBlob {
+                digest: layer.digest.clone(),
+                diff_id: layer.diff_id.clone(),
+                size: layer.size,
+                media_type: Compression::Gzip.media_type(),
+            };
+            fresh_index.insert(key, blob);
+        }
+        assert_eq!(digests(&pack(&mut fresh_index, &fresh)), digests(&before));
     }
 }
