@@ -136,7 +136,21 @@ pub(crate) fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_lay
     assert_eq!(again, pinned, "same source, same digest");
     assert_eq!(r2["push"]["uploaded_bytes"], 0, "{r2}");
 
-    // One line of application code: only the application layer is rebuilt and uploaded.
+    // The scratch copy kept Maven's target/ with the jar exploded as the incremental
+    // template: the builds below only compile, and lay out target/classes.
+    let work = cache.join("work");
+    let target = std::fs::read_dir(&work)
+        .unwrap()
+        .flatten()
+        .map(|slot| slot.path().join("app/target"))
+        .find(|t| t.join("kiln-incremental/template.json").is_file())
+        .unwrap_or_else(|| panic!("no scratch copy under {} kept a template", work.display()));
+    let jar = target.join("java-spring-0.0.1.jar");
+    let packaged = std::fs::metadata(&jar).unwrap().modified().unwrap();
+
+    // One line of application code, a class in a new package and resources at the places
+    // Spring Boot's repackaging treats apart: only the application layer is rebuilt and
+    // uploaded, and no jar is packaged.
     let greeting = app.join("src/main/java/dev/kiln/fixture/Greeting.java");
     let text = std::fs::read_to_string(&greeting).unwrap();
     let changed = text.replace("hello from kiln java", "hello again from kiln java");
@@ -145,6 +159,19 @@ pub(crate) fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_lay
         "the fixture's greeting moved; update this test"
     );
     std::fs::write(&greeting, changed).unwrap();
+    for (path, text) in [
+        (
+            "src/main/java/dev/kiln/fixture/extra/Extra.java",
+            "package dev.kiln.fixture.extra;\n\npublic final class Extra {}\n",
+        ),
+        ("src/main/resources/META-INF/spring/extra.imports", "x\n"),
+        ("src/main/resources/META-INF/services/dev.Extra", "y\n"),
+        ("src/main/resources/static/extra.txt", "z\n"),
+    ] {
+        let path = app.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
     let (third, r3) = publish(&kiln, &image, &app, &cache, "r3.json");
     assert_ne!(third, pinned);
     assert_eq!(
@@ -160,21 +187,32 @@ pub(crate) fn spring_boot_app_runs_layered_and_a_code_change_pushes_only_its_lay
         uploaded > 0 && uploaded < 64 * 1024,
         "a one-line change uploaded {uploaded} bytes"
     );
-
-    // That build was incremental (Maven's target/ kept in the scratch copy), and gives what
-    // a build from a fresh copy gives.
-    let work = cache.join("work");
-    let kept = std::fs::read_dir(&work)
-        .unwrap()
-        .flatten()
-        .any(|slot| slot.path().join("app/target/classes").is_dir());
-    assert!(
-        kept,
-        "no scratch copy under {} kept target/",
-        work.display()
+    assert_eq!(
+        std::fs::metadata(&jar).unwrap().modified().unwrap(),
+        packaged,
+        "the incremental build packaged the jar"
     );
+
+    // The incremental build gives, file by file, what packaging and exploding the jar in a
+    // fresh copy gives.
     std::fs::remove_dir_all(&work).unwrap();
-    let (clean, _) = publish(&kiln, &image, &app, &cache, "r4.json");
+    let (clean, r4) = publish(&kiln, &image, &app, &cache, "r4.json");
+    let incremental = common::app_layer_files(&client, &third, &r3);
+    let packaged = common::app_layer_files(&client, &clean, &r4);
+    let names = |files: &[(String, Vec<u8>)]| -> Vec<String> {
+        files.iter().map(|(p, _)| p.clone()).collect()
+    };
+    assert_eq!(names(&incremental), names(&packaged));
+    for ((path, a), (_, b)) in incremental.iter().zip(&packaged) {
+        assert!(a == b, "`{path}` differs between the two paths");
+    }
+    assert!(
+        names(&packaged)
+            .iter()
+            .any(|p| p.ends_with("BOOT-INF/classes/dev/kiln/fixture/extra/Extra.class")),
+        "{:?}",
+        names(&packaged)
+    );
     assert_eq!(
         clean, third,
         "an incremental build differs from a clean one"

@@ -8,7 +8,7 @@
 //! dependency plugin) under `/workspace/lib` in layers of their own, and runs with
 //! `java -jar`, or `java -cp` with the classpath in Maven's order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kiln_lifecycle::{
     BuildContext, BuildOutput, BuildpackError, DeclaredPackage, LaunchLayer, Plan, Process,
@@ -21,6 +21,7 @@ use crate::classpath::{
 use crate::detect::VERSION;
 use crate::explode::{Limits, explode};
 use crate::failure::with_causes;
+use crate::incremental;
 use crate::jar::{JarError, JarKind, inspect};
 use crate::jdk::check_host_jdk;
 use crate::maven::Maven;
@@ -58,57 +59,18 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     if let Some(file) = settings.maven_settings_file(ctx.app_dir)? {
         args.extend(["--settings".to_owned(), file.display().to_string()]);
     }
+    let default_goals = settings.maven_args.is_none();
+    if default_goals && let Some(out) = incremental_build(ctx, &maven, &args)? {
+        return Ok(out);
+    }
     args.extend(settings.goals());
     args.extend(build_classpath_args());
     maven.run(&args)?;
 
     let jar = select_jar(ctx.app_dir, settings.jar.as_deref())?;
-    let mut out = BuildOutput::default();
-    out.env
-        .insert("JAVA_TOOL_OPTIONS".to_owned(), JVM_OPTIONS.to_owned());
     let main_class = match inspect(&jar).map_err(jar_error)? {
         JarKind::SpringBoot { launcher, .. } => {
-            let workspace = ctx.workspace.trim_start_matches('/');
-            let dest = |layer: &str| ctx.layers_dir.join(layer).join(workspace);
-            let module_dir = jar.parent().and_then(Path::parent).unwrap_or(ctx.app_dir);
-            let mut coordinates = classpath_coordinates(module_dir, &repo);
-            let mut walked = false;
-            for layer in explode(&jar, dest, &Limits::default()).map_err(jar_error)? {
-                let lib = dest(&layer.name).join("BOOT-INF/lib");
-                for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
-                    let file = entry.file_name().to_string_lossy().into_owned();
-                    if !coordinates.contains_key(&file) && !walked {
-                        walked = true;
-                        for (k, v) in repository_coordinates(&repo) {
-                            coordinates.entry(k).or_insert(v);
-                        }
-                    }
-                    let found = coordinates
-                        .get(&file)
-                        .cloned()
-                        .or_else(|| spring_boot_plugin_coordinates(&file, &repo));
-                    if let Some((g, a, v)) = found.as_ref() {
-                        out.packages.push(maven_package(
-                            g,
-                            a,
-                            v,
-                            format!("/{workspace}/BOOT-INF/lib/{file}"),
-                        ));
-                    }
-                }
-                out.layers.push(LaunchLayer {
-                    dir: ctx.layers_dir.join(&layer.name),
-                    name: layer.name,
-                    cache_key: None,
-                    ..Default::default()
-                });
-            }
-            out.processes.push(Process {
-                name: "web".to_owned(),
-                command: vec![JAVA.into(), "-cp".into(), ctx.workspace.into(), launcher],
-                default: true,
-            });
-            return Ok(out);
+            return boot_build(ctx, &jar, launcher, &repo, default_goals);
         }
         JarKind::Executable { main_class } => settings.main_class.clone().unwrap_or(main_class),
         JarKind::Plain => settings.main_class.clone().ok_or_else(|| BuildpackError::Usage {
@@ -119,6 +81,9 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
             hint: Some("set `<mainClass>` in the maven-jar-plugin's manifest configuration, or name the class: `[io.kiln.java] main-class = \"com.example.Main\"` in project.toml".to_owned()),
         })?,
     };
+    let mut out = BuildOutput::default();
+    out.env
+        .insert("JAVA_TOOL_OPTIONS".to_owned(), JVM_OPTIONS.to_owned());
     let module_dir = jar.parent().and_then(Path::parent).unwrap_or(ctx.app_dir);
     let deps = runtime_dependencies(&jar, module_dir, &repo)?;
     jar_layers(ctx, &jar, &deps, &mut out)?;
@@ -144,6 +109,142 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         default: true,
     });
     Ok(out)
+}
+
+/// Explodes a Spring Boot jar into its layers and returns the build's output. A jar from
+/// the root module of a build with kiln's default goals is exploded into the incremental
+/// template, and recorded as one when its classes can stand in for it (see
+/// [`crate::incremental`]).
+fn boot_build(
+    ctx: &BuildContext<'_>,
+    jar: &Path,
+    launcher: String,
+    repo: &Path,
+    default_goals: bool,
+) -> Result<BuildOutput, BuildpackError> {
+    let workspace = ctx.workspace.trim_start_matches('/');
+    let template = incremental::fresh_root(ctx.app_dir)
+        .map_err(|e| BuildpackError::io("emptying the incremental build's template", e))?;
+    let module_dir = jar.parent().and_then(Path::parent).unwrap_or(ctx.app_dir);
+    let templated = default_goals && module_dir == ctx.app_dir;
+    let layer_root = |layer: &str| match templated {
+        true => template.join(layer),
+        false => ctx.layers_dir.join(layer),
+    };
+    let mut coordinates = classpath_coordinates(module_dir, repo);
+    let mut walked = false;
+    let mut layers = Vec::new();
+    let mut packages = Vec::new();
+    for layer in
+        explode(jar, |l| layer_root(l).join(workspace), &Limits::default()).map_err(jar_error)?
+    {
+        let lib = layer.dir.join("BOOT-INF/lib");
+        for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if !coordinates.contains_key(&file) && !walked {
+                walked = true;
+                for (k, v) in repository_coordinates(repo) {
+                    coordinates.entry(k).or_insert(v);
+                }
+            }
+            let found = coordinates
+                .get(&file)
+                .cloned()
+                .or_else(|| spring_boot_plugin_coordinates(&file, repo));
+            if let Some((g, a, v)) = found {
+                packages.push((g, a, v, format!("/{workspace}/BOOT-INF/lib/{file}")));
+            }
+        }
+        layers.push(layer.name);
+    }
+    if templated {
+        incremental::record(
+            ctx.app_dir,
+            ctx.workspace,
+            &launcher,
+            &layers,
+            packages.clone(),
+        )
+        .map_err(|e| BuildpackError::io("recording the incremental build's template", e))?;
+    }
+    let layers = layers
+        .into_iter()
+        .map(|name| (layer_root(&name), name))
+        .collect();
+    Ok(boot_output(ctx, layers, launcher, &packages))
+}
+
+/// Builds a Spring Boot app from its incremental template, if it has one: `mvn
+/// process-classes`, then the application layer from `target/classes`. Returns `None` when
+/// the jar has to be packaged after all.
+fn incremental_build(
+    ctx: &BuildContext<'_>,
+    maven: &Maven<'_, '_>,
+    args: &[String],
+) -> Result<Option<BuildOutput>, BuildpackError> {
+    let Some(template) = incremental::load(ctx.app_dir, ctx.workspace) else {
+        return Ok(None);
+    };
+    let mut args = args.to_vec();
+    args.extend(["-DskipTests".to_owned(), "process-classes".to_owned()]);
+    maven.run(&args)?;
+    let dest = ctx.layers_dir.join(incremental::APPLICATION);
+    let laid_out = incremental::application_layer(ctx.app_dir, &template, &dest)
+        .map_err(|e| BuildpackError::io("laying out the application layer", e))?;
+    if !laid_out {
+        let _ = std::fs::remove_dir_all(&dest);
+        (ctx.output)("kiln: a class of target/classes belongs in another layer: packaging the jar");
+        return Ok(None);
+    }
+    (ctx.output)(
+        "kiln: incremental build: the application layer comes from target/classes (no jar)",
+    );
+    let layers = template
+        .layers
+        .iter()
+        .map(|name| match name.as_str() {
+            incremental::APPLICATION => (dest.clone(), name.clone()),
+            _ => (incremental::layer_dir(ctx.app_dir, name), name.clone()),
+        })
+        .collect();
+    Ok(Some(boot_output(
+        ctx,
+        layers,
+        template.launcher,
+        &template.packages,
+    )))
+}
+
+/// Returns the output of a Spring Boot app: its `(directory, name)` layers, its packages
+/// as `(group, artifact, version, location)`, and a `java` process running `launcher`.
+fn boot_output(
+    ctx: &BuildContext<'_>,
+    layers: Vec<(PathBuf, String)>,
+    launcher: String,
+    packages: &[(String, String, String, String)],
+) -> BuildOutput {
+    let mut out = BuildOutput::default();
+    out.env
+        .insert("JAVA_TOOL_OPTIONS".to_owned(), JVM_OPTIONS.to_owned());
+    out.layers = layers
+        .into_iter()
+        .map(|(dir, name)| LaunchLayer {
+            dir,
+            name,
+            cache_key: None,
+            ..Default::default()
+        })
+        .collect();
+    out.packages = packages
+        .iter()
+        .map(|(g, a, v, location)| maven_package(g, a, v, location.clone()))
+        .collect();
+    out.processes.push(Process {
+        name: "web".to_owned(),
+        command: vec![JAVA.into(), "-cp".into(), ctx.workspace.into(), launcher],
+        default: true,
+    });
+    out
 }
 
 /// Returns the SBOM entry of a Maven artifact the image ships at `location`.

@@ -283,7 +283,7 @@ fn over_total(limits: &Limits) -> String {
 }
 
 /// Makes `path` a 0755 directory unless it is one; refuses a symlink there.
-fn ensure_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn ensure_dir(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_dir() => Ok(()),
         Ok(_) => Err(io::Error::new(

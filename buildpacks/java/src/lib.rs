@@ -13,6 +13,7 @@ mod classpath;
 mod detect;
 mod explode;
 mod failure;
+mod incremental;
 mod jar;
 mod jdk;
 mod layers_idx;

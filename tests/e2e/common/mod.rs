@@ -210,6 +210,28 @@ pub fn layer_files(client: &kiln_registry::Client, reference: &str) -> Vec<(Stri
     })
 }
 
+/// Returns every file (path → bytes) of the app layers a build's `report` lists, pulled
+/// from the image `reference` it pushed.
+pub fn app_layer_files(
+    client: &kiln_registry::Client,
+    reference: &str,
+    report: &serde_json::Value,
+) -> Vec<(String, Vec<u8>)> {
+    let reference: kiln_oci::Reference = reference.parse().expect("reference");
+    runtime().block_on(async {
+        let mut files = Vec::new();
+        for layer in report["layers"].as_array().expect("the report's layers") {
+            let digest: kiln_oci::Digest = layer["digest"].as_str().unwrap().parse().unwrap();
+            let bytes = client
+                .get_blob_bytes(&reference, &digest, 1 << 30)
+                .await
+                .expect("layer");
+            files.extend(tar_files(&bytes, layer["media_type"].as_str().unwrap()));
+        }
+        files
+    })
+}
+
 /// Returns the regular files of a compressed layer.
 pub fn tar_files(blob: &[u8], media_type: &str) -> Vec<(String, Vec<u8>)> {
     let reader: Box<dyn Read> = if media_type.ends_with("zstd") {
