@@ -205,6 +205,10 @@ fn build(a: &BaseBuildArgs, env: &Environment, ui: &Ui) -> Result<(), Failure> {
         .iter()
         .map(|arch| assemble.run(&session, arch, ui).map_err(base_failure))
         .collect::<Result<Vec<_>, _>>()?;
+    // The first app build on this base then finds the base's symlinks already read.
+    for image in &images {
+        kiln_lifecycle::base_links(store.blobs().store(), &image.layers);
+    }
     let index = match images.len() {
         1 => None,
         _ => Some(FinalIndex::new(images.clone()).map_err(|e| Failure::new(exit::EXPORT, e))?),

@@ -61,4 +61,4 @@ pub use layer_writer::LayerWriter;
 pub use pargz::{BLOCK_SIZE as GZIP_BLOCK_SIZE, ParallelGzEncoder};
 pub use policy::{Ownership, TarPolicy};
 pub use validate::{LayerOrder, validate_tar};
-pub use write::{LayerBlob, WriteOptions, write_layer, write_layer_with};
+pub use write::{LayerBlob, WriteOptions, write_layer, write_layer_with, write_tar};

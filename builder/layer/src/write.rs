@@ -4,6 +4,7 @@
 //! Memory is bounded by a few compression blocks whatever the layer size.
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use kiln_oci::{Digest, Sha256Writer};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -121,6 +122,26 @@ pub fn write_layer_with(
         diff_id,
         size,
         media_type: compression.media_type(),
+    })
+}
+
+/// Writes `contents` to `out` as the uncompressed tar [`write_layer`] would compress: for
+/// a reader of a layer just written (say, a cataloger) that would otherwise decompress it.
+/// `dest` names the destination in errors.
+pub fn write_tar(
+    contents: &LayerContents,
+    policy: &TarPolicy,
+    out: impl io::Write,
+    dest: &Path,
+) -> Result<(), LayerError> {
+    let entries = plan(contents, policy)?;
+    let mut tar = TarStream::new(out, policy.mtime, dest.to_path_buf(), LayerOrder::Sorted);
+    for entry in entries {
+        tar.append(&entry)?;
+    }
+    tar.finish()?.flush().map_err(|source| LayerError::Write {
+        path: dest.to_path_buf(),
+        source,
     })
 }
 

@@ -77,7 +77,13 @@ pub struct Export<'a> {
     /// The content hashes of files met before, so unchanged files are not read again
     /// (one per build scratch directory; the caller saves it).
     pub hashes: Option<&'a RefCell<HashCache>>,
+    /// Told about every layer written (not reused), with what it holds: for a cataloger
+    /// that would otherwise decompress the blob again ([`kiln_layer::write_tar`]).
+    pub written: Option<&'a WrittenHook<'a>>,
 }
+
+/// See [`Export::written`].
+pub type WrittenHook<'a> = dyn Fn(&LayerBlob, &LayerContents, &TarPolicy) + Sync + 'a;
 
 impl Export<'_> {
     /// Writes (or reuses) every launch layer and returns the app image and the layers.
@@ -180,50 +186,9 @@ impl Export<'_> {
         Ok((Image { config, layers }, exported))
     }
 
-    /// Returns the symlinks of the run image's file system (RELIABILITY.md W08): read from
-    /// its layers in the store, and kept there under the chain of their diffIDs so the
-    /// next build does not read them again. Layers the store lacks (a run image only a
-    /// registry has) or cannot read make the set incomplete, and then app directories
-    /// where bases usually have links are refused rather than guessed at.
+    /// Returns the symlinks of the run image's file system: see [`base_links`].
     fn base_links(&self, run: &RunImage) -> BaseLinks {
-        let mut chain = String::from("kiln base links\0");
-        for l in &run.image.layers {
-            chain.push_str(&l.diff_id.to_string());
-            chain.push('\0');
-        }
-        let saved = self
-            .store
-            .root()
-            .join("kiln-base-links")
-            .join(Digest::of(chain.as_bytes()).hex());
-        if let Some(links) = BaseLinks::load(&saved) {
-            return links;
-        }
-        let mut links = BaseLinks::new();
-        for layer in &run.image.layers {
-            let read = std::fs::File::open(self.store.path(&layer.digest))
-                .map(std::io::BufReader::new)
-                .ok()
-                .and_then(|file| {
-                    let media = layer.media_type.as_str();
-                    if media.ends_with("gzip") {
-                        Compression::Gzip.decoder(file).ok()
-                    } else if media.ends_with("zstd") {
-                        Compression::Zstd.decoder(file).ok()
-                    } else if media.ends_with(".tar") {
-                        Some(Box::new(file) as Box<dyn std::io::Read>)
-                    } else {
-                        None
-                    }
-                })
-                .map(|tar| links.add_layer(tar));
-            if !matches!(read, Some(Ok(()))) {
-                links.mark_incomplete();
-            }
-        }
-        // Only a cache: a build that cannot keep it just reads the layers next time.
-        let _ = links.save(&saved);
-        links
+        base_links(self.store, &run.image.layers)
     }
 
     fn export_layer(
@@ -274,6 +239,9 @@ impl Export<'_> {
                 let blob =
                     kiln_layer::write_layer(&contents, policy, self.compression, self.store)?;
                 cache.insert(&fingerprint, blob.clone());
+                if let Some(written) = self.written {
+                    written(&blob, &contents, policy);
+                }
                 (blob, false)
             }
         };
@@ -335,4 +303,49 @@ fn merge_env(base: &[String], extra: &BTreeMap<String, String>) -> Vec<String> {
         map.insert(k.clone(), v.clone());
     }
     map.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// Returns the symlinks of the file system of an image with `layers` (the run image's,
+/// RELIABILITY.md W08): read from its layers in `store`, and kept there under the chain of
+/// their diffIDs so that no build reads them again. Layers the store lacks (a run image
+/// only a registry has) or cannot read make the set incomplete, and then app directories
+/// where bases usually have links are refused rather than guessed at.
+pub fn base_links(store: &BlobStore, layers: &[Layer]) -> BaseLinks {
+    let mut chain = String::from("kiln base links\0");
+    for l in layers {
+        chain.push_str(&l.diff_id.to_string());
+        chain.push('\0');
+    }
+    let saved = store
+        .root()
+        .join("kiln-base-links")
+        .join(Digest::of(chain.as_bytes()).hex());
+    if let Some(links) = BaseLinks::load(&saved) {
+        return links;
+    }
+    let mut links = BaseLinks::new();
+    for layer in layers {
+        let read = std::fs::File::open(store.path(&layer.digest))
+            .map(std::io::BufReader::new)
+            .ok()
+            .and_then(|file| {
+                let media = layer.media_type.as_str();
+                if media.ends_with("gzip") {
+                    Compression::Gzip.decoder(file).ok()
+                } else if media.ends_with("zstd") {
+                    Compression::Zstd.decoder(file).ok()
+                } else if media.ends_with(".tar") {
+                    Some(Box::new(file) as Box<dyn std::io::Read>)
+                } else {
+                    None
+                }
+            })
+            .map(|tar| links.add_layer(tar));
+        if !matches!(read, Some(Ok(()))) {
+            links.mark_incomplete();
+        }
+    }
+    // Only a cache: a build that cannot keep it just reads the layers next time.
+    let _ = links.save(&saved);
+    links
 }

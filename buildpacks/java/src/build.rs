@@ -14,6 +14,7 @@ use kiln_lifecycle::{
     BuildContext, BuildOutput, BuildpackError, DeclaredPackage, LaunchLayer, Plan, Process,
 };
 
+use crate::cds::Cds;
 use crate::classpath::{
     Dependency, build_classpath_args, classpath_coordinates, maven_coordinates,
     repository_coordinates, runtime_dependencies, spring_boot_plugin_coordinates,
@@ -65,7 +66,7 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
     }
     args.extend(settings.goals());
     args.extend(build_classpath_args());
-    maven.run(&args)?;
+    run_maven(ctx, &maven, &args, false)?;
 
     let jar = select_jar(ctx.app_dir, settings.jar.as_deref())?;
     let main_class = match inspect(&jar).map_err(jar_error)? {
@@ -187,7 +188,7 @@ fn incremental_build(
     };
     let mut args = args.to_vec();
     args.extend(["-DskipTests".to_owned(), "process-classes".to_owned()]);
-    maven.run(&args)?;
+    run_maven(ctx, maven, &args, true)?;
     let dest = ctx.layers_dir.join(incremental::APPLICATION);
     let laid_out = incremental::application_layer(ctx.app_dir, &template, &dest)
         .map_err(|e| BuildpackError::io("laying out the application layer", e))?;
@@ -213,6 +214,22 @@ fn incremental_build(
         template.launcher,
         &template.packages,
     )))
+}
+
+/// Runs Maven with `args` and its class-data sharing archive, which this run dumps when
+/// there is none yet and `may_dump` (see [`crate::cds`]).
+fn run_maven(
+    ctx: &BuildContext<'_>,
+    maven: &Maven<'_, '_>,
+    args: &[String],
+    may_dump: bool,
+) -> Result<(), BuildpackError> {
+    let Some(cds) = Cds::new(ctx.cache_dir, maven.exe(), ctx.env, may_dump) else {
+        return maven.run(args);
+    };
+    let ran = maven.run_with_jvm_flags(args, &cds.flags());
+    cds.finish(ran.is_ok());
+    ran
 }
 
 /// Returns the output of a Spring Boot app: its `(directory, name)` layers, its packages

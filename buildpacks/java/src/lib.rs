@@ -9,6 +9,7 @@
 //! Synchronous throughout.
 
 mod build;
+mod cds;
 mod classpath;
 mod detect;
 mod explode;

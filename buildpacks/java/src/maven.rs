@@ -54,14 +54,32 @@ impl<'a, 'c> Maven<'a, 'c> {
         Ok(Self { exe, ctx, env })
     }
 
+    /// Returns the Maven executable (`mvnw` or `mvn`).
+    pub(crate) fn exe(&self) -> &Path {
+        &self.exe
+    }
+
     /// Runs Maven with `args` in the app directory. Every line goes to the build output; a
     /// failure is an app error (exit 51) quoting the last lines.
     pub(crate) fn run(&self, args: &[String]) -> Result<(), BuildpackError> {
-        let tool = self.ctx.tool(
-            self.exe.clone(),
-            self.env.clone(),
-            self.ctx.app_dir.to_path_buf(),
-        );
+        self.run_with_jvm_flags(args, "")
+    }
+
+    /// Like [`run`](Self::run), with `flags` for Maven's JVM before those in `MAVEN_OPTS`.
+    pub(crate) fn run_with_jvm_flags(
+        &self,
+        args: &[String],
+        flags: &str,
+    ) -> Result<(), BuildpackError> {
+        let mut env = self.env.clone();
+        if !flags.is_empty() {
+            let opts = env.get("MAVEN_OPTS").map_or("", String::as_str);
+            let opts = format!("{flags} {opts}").trim_end().to_owned();
+            env.insert("MAVEN_OPTS".to_owned(), opts);
+        }
+        let tool = self
+            .ctx
+            .tool(self.exe.clone(), env, self.ctx.app_dir.to_path_buf());
         let run = tool
             .run(args, false, TAIL_LINES)
             .map_err(|e| BuildpackError::io(format!("running `{}`", self.exe.display()), e))?;

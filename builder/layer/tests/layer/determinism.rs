@@ -165,3 +165,21 @@ fn thread_count_does_not_change_the_blob() {
         assert_eq!(blobs[0], blobs[2], "{compression}: 1 vs 3 threads");
     }
 }
+
+#[test]
+fn the_uncompressed_tar_is_the_one_a_layer_compresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    sample_tree(&root);
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    let blob = export(&root, &store, Compression::Gzip);
+    let mut tar = Vec::new();
+    kiln_layer::write_tar(
+        &contents_of(&root),
+        &policy(),
+        &mut tar,
+        Path::new("memory"),
+    )
+    .unwrap();
+    assert_eq!(kiln_oci::Digest::of(&tar), blob.diff_id);
+}

@@ -81,6 +81,7 @@ fn exporter(store: &BlobStore) -> Export<'_> {
         workspace: "/workspace",
         buildpack: ("kiln/test", "0.1.0"),
         hashes: None,
+        written: None,
     }
 }
 

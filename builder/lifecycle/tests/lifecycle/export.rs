@@ -91,6 +91,7 @@ fn exporter(store: &BlobStore) -> Export<'_> {
         workspace: "/workspace",
         buildpack: ("kiln/go", "0.1.0"),
         hashes: None,
+        written: None,
     }
 }
 

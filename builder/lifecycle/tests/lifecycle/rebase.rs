@@ -173,6 +173,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
         workspace: "/workspace",
         buildpack: ("kiln/node", "0.1.0"),
         hashes: None,
+        written: None,
     };
     let mut cache = LayerCache::open(&w.root.join("layers.json"));
     exporter

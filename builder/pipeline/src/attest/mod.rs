@@ -20,7 +20,7 @@ use kiln_oci::{Digest, Reference};
 use serde::Serialize;
 
 pub use provenance::{BuildProvenance, provenance_statement};
-pub use sbom::{Sboms, ecosystem_name, summary};
+pub use sbom::{Sboms, catalog_written, ecosystem_name, summary};
 
 use crate::Progress;
 use crate::attach::Attached;

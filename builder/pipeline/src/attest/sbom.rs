@@ -9,7 +9,7 @@ use kiln_attest::sbom::{
     Catalog, Ecosystem, LayerCatalog, Package, SbomInput, Subject, catalog_layer,
 };
 use kiln_image::Blobs;
-use kiln_layer::Compression;
+use kiln_layer::{Compression, LayerBlob, LayerContents, TarPolicy};
 use kiln_lifecycle::DeclaredPackage;
 use kiln_model::Layer;
 use kiln_oci::Digest;
@@ -162,14 +162,52 @@ async fn catalog_cached(
     })
     .await
     .map_err(AttestError::Panicked)??;
-    // The cache is an optimization: a failed write only means cataloging again next time.
-    if let Ok(json) = serde_json::to_vec(&found) {
+    keep(&cached, &found);
+    Ok(found)
+}
+
+/// Keeps a layer's catalog at `cached`. The cache is an optimization: a failed write only
+/// means cataloging again next time.
+fn keep(cached: &Path, found: &LayerCatalog) {
+    if let Ok(json) = serde_json::to_vec(found) {
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
         if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, &cached);
+            let _ = std::fs::rename(&tmp, cached);
         }
     }
-    Ok(found)
+}
+
+/// Catalogs the layer `blob` just written from what it holds (`contents`, streamed as its
+/// uncompressed tar) and keeps the result where [`catalog`] looks first under `cache_dir`:
+/// cheaper than decompressing the blob again. Any failure leaves that to [`catalog`].
+pub fn catalog_written(
+    cache_dir: &Path,
+    blob: &LayerBlob,
+    contents: &LayerContents,
+    policy: &TarPolicy,
+) {
+    let dir = cache_dir.join(CATALOG_CACHE);
+    let cached = dir.join(format!("{}.json", blob.digest.hex()));
+    if cached.is_file() || std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let Ok((mut reader, writer)) = std::io::pipe() else {
+        return;
+    };
+    let found = std::thread::scope(|scope| {
+        let tar = scope.spawn(move || {
+            let out = std::io::BufWriter::with_capacity(1 << 16, writer);
+            kiln_layer::write_tar(contents, policy, out, Path::new("the SBOM cataloger")).is_ok()
+        });
+        let found = catalog_layer(BufReader::with_capacity(1 << 16, &mut reader));
+        // The tar's last zero blocks are left after the end the cataloger reads to.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        let whole = tar.join().unwrap_or(false);
+        found.ok().filter(|_| whole)
+    });
+    if let Some(found) = found {
+        keep(&cached, &found);
+    }
 }
 
 /// Returns a declared package as the SBOM lists it; `None` for a type it does not know.
@@ -205,6 +243,38 @@ fn layer_compression(media_type: &str) -> Option<Compression> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_layer_is_cataloged_from_its_files_as_from_its_blob() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = kiln_layer::BlobStore::open(tmp.path().join("store")).unwrap();
+        let mut contents = LayerContents::new();
+        let pkg = br#"{"name":"left-pad","version":"1.3.0"}"#.to_vec();
+        contents.add_file(
+            "workspace/node_modules/left-pad/package.json",
+            pkg,
+            0o644,
+            None,
+        );
+        contents.add_file("workspace/big.bin", vec![7; 300_000], 0o644, None);
+        let policy = TarPolicy {
+            mtime: 0,
+            owner: kiln_layer::Ownership { uid: 0, gid: 0 },
+        };
+        let blob = kiln_layer::write_layer(&contents, &policy, Compression::Gzip, &store).unwrap();
+        catalog_written(tmp.path(), &blob, &contents, &policy);
+        let cached = tmp
+            .path()
+            .join(CATALOG_CACHE)
+            .join(format!("{}.json", blob.digest.hex()));
+        let written: LayerCatalog =
+            serde_json::from_slice(&std::fs::read(cached).unwrap()).unwrap();
+        let file = std::fs::File::open(store.path(&blob.digest)).unwrap();
+        let decoded = Compression::Gzip.decoder(BufReader::new(file)).unwrap();
+        let from_blob = catalog_layer(decoded).unwrap();
+        assert_eq!(written, from_blob);
+        assert_eq!(written.packages.len(), 1, "{written:?}");
+    }
 
     #[test]
     fn layer_media_types_map_to_their_compression() {

@@ -5,13 +5,15 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::time::Instant;
 
-use kiln_layer::HashCache;
-use kiln_lifecycle::{BuildResult, Export, ExportedLayer, LayerCache, SourceFacts};
+use kiln_layer::{HashCache, LayerBlob, LayerContents, TarPolicy};
+use kiln_lifecycle::{BuildResult, Export, ExportedLayer, LayerCache, SourceFacts, WrittenHook};
 use kiln_model::FinalImage;
 use kiln_oci::Reference;
 
 use super::{CreateError, Creator, Detected, WORKSPACE};
-use crate::attest::{Attest, Attestations, BuildProvenance, SupplyReport, provenance_statement};
+use crate::attest::{
+    Attest, Attestations, BuildProvenance, SupplyReport, catalog_written, provenance_statement,
+};
 use crate::deliver::{Deliver, Delivered, sinks};
 use crate::restore;
 use crate::{Progress, human_bytes};
@@ -39,6 +41,10 @@ impl Creator<'_> {
             revision: detected.git.revision.clone(),
         };
         let hashes = RefCell::new(HashCache::open(&built.work_dir.join("file.hashes")));
+        // New layers are cataloged for the SBOM as they are written, from their files.
+        let catalog = |blob: &LayerBlob, contents: &LayerContents, policy: &TarPolicy| {
+            catalog_written(&self.cache_dir, blob, contents, policy);
+        };
         let (image, layers) = Export {
             store: self.store.blobs().store(),
             epoch: detected.epoch,
@@ -46,6 +52,7 @@ impl Creator<'_> {
             workspace: WORKSPACE,
             buildpack: (detected.buildpack.id(), env!("CARGO_PKG_VERSION")),
             hashes: Some(&hashes),
+            written: self.sbom.then_some(&catalog as &WrittenHook),
         }
         .run(&detected.run, &built.output, &facts, &mut index)?;
         let hashes = hashes.into_inner();
