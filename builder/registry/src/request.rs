@@ -170,6 +170,7 @@ impl Inner {
                 "https"
             }
             Err(e) => {
+                let refused = nothing_listens(&e);
                 let err = RegistryError::transport(&t.action, &t.registry, &url, e);
                 match &err {
                     RegistryError::Transport {
@@ -177,10 +178,8 @@ impl Inner {
                         ..
                     } => return Err(err),
                     // Nothing listens: do not remember a choice, the next try probes again.
-                    RegistryError::Transport {
-                        kind: crate::TransportKind::Connect,
-                        ..
-                    } => return Ok("http"),
+                    // A server that answered, but not in TLS, speaks plain HTTP.
+                    _ if refused => return Ok("http"),
                     _ => "http",
                 }
             }
@@ -385,6 +384,24 @@ pub(crate) fn location(t: &Target, resp: &Response) -> Result<Url, RegistryError
     resp.url()
         .join(loc)
         .map_err(|e| err(format!("the registry's upload location is invalid: {e}")))
+}
+
+/// Returns whether `e` failed because nothing accepted the connection (as opposed to a
+/// server that answered, say in plain HTTP to a TLS handshake).
+fn nothing_listens(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 #[cfg(test)]

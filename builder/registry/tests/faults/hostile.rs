@@ -160,6 +160,26 @@ async fn c03_a_tls_failure_never_falls_back_to_plain_http() {
     );
 }
 
+/// C03: a loopback registry that answers a TLS handshake in plain http is probed with
+/// HTTPS once, not before every request (each probe is a connection and a handshake).
+#[tokio::test]
+async fn c03_a_plain_http_loopback_registry_is_probed_once() {
+    let fake = Fake::start(|_, _| {
+        Reply::status(200)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body("{}")
+    })
+    .await;
+    let client = crate::client();
+    for tag in ["v1", "v2", "v3"] {
+        let _ = client
+            .get_manifest(&reference(&fake.host, "app"), tag)
+            .await;
+    }
+    assert_eq!(fake.tls_hellos(), 1, "{:?}", fake.requests());
+    assert!(fake.requests().len() >= 3, "{:?}", fake.requests());
+}
+
 /// C03: a registry that is not this machine is spoken to over https only unless listed as
 /// insecure; listed, it gets plain http but no credentials unless the settings allow it.
 /// (`0.0.0.0` is such a host for kiln and, on Linux, reaches the fake on 127.0.0.1.)
