@@ -333,7 +333,8 @@ async fn push_layer_inner(
         Origin::Remote(src) if src.registry() == target.registry() => Some(src.repository()),
         _ => None,
     };
-    if !blobs.store().contains(&layer.digest) {
+    let stored = blobs.store().contains(&layer.digest);
+    if !stored {
         // Before fetching the bytes: the registry may have them, or mount them. A failed
         // check only means "unknown" (R10), a failed mount "upload instead" (R09).
         match client.blob_exists(target, &layer.digest).await {
@@ -346,19 +347,26 @@ async fn push_layer_inner(
         {
             return Ok(BlobOutcome::Mounted);
         }
+    } else if client.has_blob_for_push(target, &layer.digest).await {
+        // Before hashing the stored bytes (W09): none of them leave kiln.
+        return Ok(BlobOutcome::Existing);
     }
     let path = blobs.local_path(layer).await?;
     let digest = layer.digest.clone();
-    let pushed = client
-        .push_blob(
-            target,
-            &layer.digest,
-            layer.size,
-            &path,
-            mount_from,
-            &|sent| observer.progress(&digest, sent),
-        )
-        .await?;
+    let progress = |sent| observer.progress(&digest, sent);
+    let (size, from) = (layer.size, mount_from);
+    let pushed = match stored {
+        true => {
+            client
+                .push_probed_blob(target, &digest, size, &path, from, &progress)
+                .await?
+        }
+        false => {
+            client
+                .push_blob(target, &digest, size, &path, from, &progress)
+                .await?
+        }
+    };
     Ok(match pushed {
         BlobPush::Existing => BlobOutcome::Existing,
         BlobPush::Mounted => BlobOutcome::Mounted,

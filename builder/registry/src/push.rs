@@ -123,24 +123,54 @@ impl Client {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<BlobPush, RegistryError> {
         let action = format!("pushing blob `{digest}` to `{}`", repo.name());
-        let on_disk = tokio::fs::metadata(path)
-            .await
-            .map_err(|source| RegistryError::Io {
-                action: action.clone(),
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if on_disk.len() != size {
-            return Err(RegistryError::SizeMismatch {
-                action: format!("{action} from `{}`", path.display()),
-                expected: size,
-                actual: on_disk.len(),
-            });
-        }
-        let mut t = Target::push(repo, action);
+        check_file_size(&action, path, size).await?;
+        let t = Target::push(repo, action);
         if self.probe_blob(&t, repo, digest).await.is_some() {
             return Ok(BlobPush::Existing);
         }
+        self.push_missing_blob(t, repo, digest, size, path, mount_from, progress)
+            .await
+    }
+
+    /// Returns whether `repo`'s registry says (to one `HEAD` with push rights) that it has
+    /// the blob `digest`; any doubt is `false` (RELIABILITY.md R10). A caller that checks
+    /// before it reads the blob pushes it afterwards with [`Client::push_probed_blob`].
+    pub async fn has_blob_for_push(&self, repo: &Reference, digest: &Digest) -> bool {
+        let action = format!("pushing blob `{digest}` to `{}`", repo.name());
+        let t = Target::push(repo, action);
+        self.probe_blob(&t, repo, digest).await.is_some()
+    }
+
+    /// Like [`Client::push_blob`], for a blob [`Client::has_blob_for_push`] just said the
+    /// registry lacks: without asking again.
+    pub async fn push_probed_blob(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        mount_from: Option<&str>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<BlobPush, RegistryError> {
+        let action = format!("pushing blob `{digest}` to `{}`", repo.name());
+        check_file_size(&action, path, size).await?;
+        let t = Target::push(repo, action);
+        self.push_missing_blob(t, repo, digest, size, path, mount_from, progress)
+            .await
+    }
+
+    /// Mounts `digest` from `mount_from` or uploads it from `path`.
+    #[allow(clippy::too_many_arguments)]
+    async fn push_missing_blob(
+        &self,
+        mut t: Target,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        mount_from: Option<&str>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<BlobPush, RegistryError> {
         let mut session = None;
         if let Some(from) = mount_from.filter(|f| self.may_mount(repo, f)) {
             let mut mt = t.clone();
@@ -381,4 +411,23 @@ fn blob_link_race(e: &RegistryError) -> bool {
             e.code(),
             Some("DIGEST_INVALID" | "BLOB_UNKNOWN" | "MANIFEST_BLOB_UNKNOWN")
         )
+}
+
+/// Checks that the file at `path` holds `size` bytes, as the blob pushed from it must.
+async fn check_file_size(action: &str, path: &Path, size: u64) -> Result<(), RegistryError> {
+    let on_disk = tokio::fs::metadata(path)
+        .await
+        .map_err(|source| RegistryError::Io {
+            action: action.to_owned(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if on_disk.len() != size {
+        return Err(RegistryError::SizeMismatch {
+            action: format!("{action} from `{}`", path.display()),
+            expected: size,
+            actual: on_disk.len(),
+        });
+    }
+    Ok(())
 }
