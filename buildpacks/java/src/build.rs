@@ -159,14 +159,17 @@ fn boot_build(
         layers.push(layer.name);
     }
     if templated {
-        incremental::record(
+        // Without a template the next build packages the jar again: nothing more.
+        let recorded = incremental::record(
             ctx.app_dir,
             ctx.workspace,
             &launcher,
             &layers,
             packages.clone(),
-        )
-        .map_err(|e| BuildpackError::io("recording the incremental build's template", e))?;
+        );
+        if let Err(e) = recorded {
+            (ctx.output)(&format!("kiln: no incremental build next time: {e}"));
+        }
     }
     let layers = layers
         .into_iter()
@@ -190,12 +193,17 @@ fn incremental_build(
     args.extend(["-DskipTests".to_owned(), "process-classes".to_owned()]);
     run_maven(ctx, maven, &args, true)?;
     let dest = ctx.layers_dir.join(incremental::APPLICATION);
-    let laid_out = incremental::application_layer(ctx.app_dir, &template, &dest)
-        .map_err(|e| BuildpackError::io("laying out the application layer", e))?;
-    if !laid_out {
-        let _ = std::fs::remove_dir_all(&dest);
-        (ctx.output)("kiln: a class of target/classes belongs in another layer: packaging the jar");
-        return Ok(None);
+    match incremental::application_layer(ctx.app_dir, &template, &dest) {
+        Ok(true) => {}
+        laid_out => {
+            let _ = std::fs::remove_dir_all(&dest);
+            let why = match laid_out {
+                Err(e) => format!("laying out target/classes failed ({e})"),
+                _ => "a file of target/classes belongs in another layer".to_owned(),
+            };
+            (ctx.output)(&format!("kiln: {why}: packaging the jar"));
+            return Ok(None);
+        }
     }
     (ctx.output)(
         "kiln: incremental build: the application layer comes from target/classes (no jar)",
