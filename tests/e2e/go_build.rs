@@ -499,6 +499,25 @@ pub(crate) fn errors_have_exit_codes_messages_and_hints() {
     assert!(r.stderr.contains("go.sum"), "{}", r.stderr);
     assert!(r.stderr.contains("run go mod tidy"), "{}", r.stderr);
 
+    // A GOARCH for another platform than the run image's would mislabel the image.
+    let cross = kiln.fixture("go-web", "cross");
+    let r = kiln.run(&[
+        "build",
+        "local/x",
+        "--path",
+        cross.to_str().unwrap(),
+        "--cache-dir",
+        cache,
+        "--env",
+        "GOARCH=s390x",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("GOARCH=s390x") && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+
     let newer = kiln.fixture("go-multi", "newer");
     let gomod = std::fs::read_to_string(newer.join("go.mod")).unwrap();
     let gomod: String = gomod

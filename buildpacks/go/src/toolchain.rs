@@ -5,7 +5,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use kiln_lifecycle::{BuildContext, BuildpackError, Sandbox, find_executable, for_each_line};
+use kiln_lifecycle::{
+    BuildContext, BuildpackError, RunImageInfo, Sandbox, find_executable, for_each_line,
+};
 
 use crate::failure::{self, Stderr};
 use crate::version::GoVersion;
@@ -48,6 +50,7 @@ impl<'a> Go<'a> {
                 e,
             )
         })?;
+        check_target(ctx.env, ctx.run_image)?;
         let cache = ctx.cache_dir;
         let mut env = ctx.env.clone();
         for (key, value) in [
@@ -172,5 +175,63 @@ impl<'a> Go<'a> {
         } else {
             Err(failure::classify(doing, &status.to_string(), &log))
         }
+    }
+}
+
+/// Refuses a `GOOS` or `GOARCH` in the build environment that is not the run image's
+/// platform: the binary would not run there, yet the image would say it does.
+fn check_target(
+    env: &BTreeMap<String, String>,
+    run: Option<&RunImageInfo>,
+) -> Result<(), BuildpackError> {
+    let Some(run) = run else { return Ok(()) };
+    for (key, platform) in [("GOOS", &run.os), ("GOARCH", &run.architecture)] {
+        match env.get(key).map(|v| v.trim()) {
+            Some(value) if !value.is_empty() && value != platform => {
+                return Err(BuildpackError::Usage {
+                    message: format!(
+                        "the build environment sets {key}={value}, but the run image `{}` is {}/{}: the binary would not run on it",
+                        run.name, run.os, run.architecture
+                    ),
+                    hint: Some(format!(
+                        "leave {key} out of the build environment, or build on a run image for that platform"
+                    )),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(arch: &str) -> RunImageInfo {
+        RunImageInfo {
+            name: "kiln-base/static".to_owned(),
+            os: "linux".to_owned(),
+            architecture: arch.to_owned(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_goarch_other_than_the_run_images_is_refused() {
+        let env = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        let err = check_target(&env("GOARCH", "arm64"), Some(&run("amd64"))).unwrap_err();
+        let BuildpackError::Usage { message, hint } = err else {
+            panic!("not a usage error: {err:?}");
+        };
+        assert!(
+            message.contains("GOARCH=arm64") && message.contains("linux/amd64"),
+            "{message}"
+        );
+        assert!(hint.unwrap().contains("GOARCH"));
+        assert!(check_target(&env("GOOS", "darwin"), Some(&run("amd64"))).is_err());
+        assert!(check_target(&env("GOARCH", "arm64"), Some(&run("arm64"))).is_ok());
+        assert!(check_target(&env("GOARCH", ""), Some(&run("amd64"))).is_ok());
+        assert!(check_target(&BTreeMap::new(), Some(&run("amd64"))).is_ok());
     }
 }
