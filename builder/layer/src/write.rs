@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::compression::{GZIP_LEVEL, ZSTD_JOB_SIZE, ZSTD_LEVEL, ZSTD_OVERLAP_LOG};
 use crate::pargz::ParallelGzEncoder;
-use crate::plan::plan;
+use crate::plan::{Planned, plan};
 use crate::tar_stream::TarStream;
 use crate::validate::LayerOrder;
 use crate::{BlobStore, BlobWriter, Compression, LayerContents, LayerError, TarPolicy};
@@ -106,16 +106,8 @@ pub fn write_layer_with(
     };
     let blob = store.writer()?;
     let compressor = Compressor::new(compression, blob, options.threads).map_err(write_err)?;
-    let mut tar = TarStream::new(
-        Sha256Writer::new(compressor),
-        policy.mtime,
-        dest.clone(),
-        LayerOrder::Sorted,
-    );
-    for entry in entries {
-        tar.append(&entry)?;
-    }
-    let (diff_id, _, compressor) = tar.finish()?.finish();
+    let hashed = stream_tar(entries, policy, Sha256Writer::new(compressor), &dest)?;
+    let (diff_id, _, compressor) = hashed.finish();
     let (digest, size) = compressor.finish().map_err(write_err)?.commit()?;
     Ok(LayerBlob {
         digest,
@@ -135,14 +127,26 @@ pub fn write_tar(
     dest: &Path,
 ) -> Result<(), LayerError> {
     let entries = plan(contents, policy)?;
+    stream_tar(entries, policy, out, dest)?
+        .flush()
+        .map_err(|source| LayerError::Write {
+            path: dest.to_path_buf(),
+            source,
+        })
+}
+
+/// Streams the planned `entries` into `out` as one tar, end blocks included; returns `out`.
+fn stream_tar<'a, W: io::Write>(
+    entries: impl Iterator<Item = Planned<'a>>,
+    policy: &TarPolicy,
+    out: W,
+    dest: &Path,
+) -> Result<W, LayerError> {
     let mut tar = TarStream::new(out, policy.mtime, dest.to_path_buf(), LayerOrder::Sorted);
     for entry in entries {
         tar.append(&entry)?;
     }
-    tar.finish()?.flush().map_err(|source| LayerError::Write {
-        path: dest.to_path_buf(),
-        source,
-    })
+    tar.finish()
 }
 
 /// The compression stage of the pipeline.

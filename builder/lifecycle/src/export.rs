@@ -98,7 +98,7 @@ impl Export<'_> {
             mtime: self.epoch.max(0) as u64,
             owner: Ownership { uid: 0, gid: 0 },
         };
-        let base = self.base_links(run);
+        let base = base_links(self.store, &run.image.layers);
         let mut exported = Vec::new();
         for layer in &output.layers {
             exported.push(self.export_layer(layer, &policy, &base, cache)?);
@@ -184,11 +184,6 @@ impl Export<'_> {
         }
         config.set_history(Some(history));
         Ok((Image { config, layers }, exported))
-    }
-
-    /// Returns the symlinks of the run image's file system: see [`base_links`].
-    fn base_links(&self, run: &RunImage) -> BaseLinks {
-        base_links(self.store, &run.image.layers)
     }
 
     fn export_layer(

@@ -122,9 +122,8 @@ impl Client {
         mount_from: Option<&str>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<BlobPush, RegistryError> {
-        let action = format!("pushing blob `{digest}` to `{}`", repo.name());
-        check_file_size(&action, path, size).await?;
-        let t = Target::push(repo, action);
+        let t = blob_push_target(repo, digest);
+        check_file_size(&t.action, path, size).await?;
         if self.probe_blob(&t, repo, digest).await.is_some() {
             return Ok(BlobPush::Existing);
         }
@@ -136,8 +135,7 @@ impl Client {
     /// the blob `digest`; any doubt is `false` (RELIABILITY.md R10). A caller that checks
     /// before it reads the blob pushes it afterwards with [`Client::push_probed_blob`].
     pub async fn has_blob_for_push(&self, repo: &Reference, digest: &Digest) -> bool {
-        let action = format!("pushing blob `{digest}` to `{}`", repo.name());
-        let t = Target::push(repo, action);
+        let t = blob_push_target(repo, digest);
         self.probe_blob(&t, repo, digest).await.is_some()
     }
 
@@ -152,9 +150,8 @@ impl Client {
         mount_from: Option<&str>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<BlobPush, RegistryError> {
-        let action = format!("pushing blob `{digest}` to `{}`", repo.name());
-        check_file_size(&action, path, size).await?;
-        let t = Target::push(repo, action);
+        let t = blob_push_target(repo, digest);
+        check_file_size(&t.action, path, size).await?;
         self.push_missing_blob(t, repo, digest, size, path, mount_from, progress)
             .await
     }
@@ -411,6 +408,14 @@ fn blob_link_race(e: &RegistryError) -> bool {
             e.code(),
             Some("DIGEST_INVALID" | "BLOB_UNKNOWN" | "MANIFEST_BLOB_UNKNOWN")
         )
+}
+
+/// Returns the target of pushing the blob `digest` to `repo`.
+pub(crate) fn blob_push_target(repo: &Reference, digest: &Digest) -> Target {
+    Target::push(
+        repo,
+        format!("pushing blob `{digest}` to `{}`", repo.name()),
+    )
 }
 
 /// Checks that the file at `path` holds `size` bytes, as the blob pushed from it must.

@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::client::Inner;
 use crate::payload::{Payload, with_progress};
+use crate::push::blob_push_target;
 use crate::request::{Request, Target, expect, location};
 use crate::{Client, RegistryError};
 
@@ -318,10 +319,7 @@ impl Client {
         bytes: bytes::Bytes,
     ) -> Result<Digest, RegistryError> {
         let digest = Digest::of(&bytes);
-        let t = &Target::push(
-            repo,
-            format!("pushing blob `{digest}` to `{}`", repo.name()),
-        );
+        let t = &blob_push_target(repo, &digest);
         let inner = &*self.inner;
         let (body, d) = (&bytes, &digest);
         inner
