@@ -499,7 +499,7 @@ pub(crate) fn errors_have_exit_codes_messages_and_hints() {
     assert!(r.stderr.contains("go.sum"), "{}", r.stderr);
     assert!(r.stderr.contains("run go mod tidy"), "{}", r.stderr);
 
-    // A GOARCH for another platform than the run image's would mislabel the image.
+    // A GOARCH for another platform than the one asked for would mislabel the image.
     let cross = kiln.fixture("go-web", "cross");
     let r = kiln.run(&[
         "build",
@@ -508,6 +508,8 @@ pub(crate) fn errors_have_exit_codes_messages_and_hints() {
         cross.to_str().unwrap(),
         "--cache-dir",
         cache,
+        "--platform",
+        "linux/amd64",
         "--env",
         "GOARCH=s390x",
     ]);

@@ -31,6 +31,7 @@ mod java_build;
 mod local_images;
 mod machine_faults;
 mod monorepo;
+mod multi_platform;
 mod node_build;
 mod noop;
 mod pod_build;
@@ -76,6 +77,8 @@ const TESTS: &[(&str, fn())] = &tests![
     node_build::typescript_pnpm_app_builds_with_its_devdependencies_and_ships_without_them,
     node_build::node_builds_are_reproducible_across_paths_and_caches,
     go_build::b02_go_web_app_publishes_runs_and_keeps_secrets_out,
+    multi_platform::go_app_is_one_index_of_images_cross_compiled_for_each_platform,
+    multi_platform::node_apps_share_their_layers_across_platforms_unless_they_hold_native_code,
     cache_image::a_code_change_uploads_only_the_cache_entries_it_added,
     rebase::r17_refusals_name_their_reason_and_leave_the_tag,
     golden_base::arm64_bases_build_from_the_same_locks,

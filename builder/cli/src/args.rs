@@ -431,6 +431,11 @@ pub struct BuildArgs {
     /// The image the app runs on: a registry reference or `oci:PATH[:NAME]`.
     #[arg(long, value_name = "REF")]
     pub run_image: Option<String>,
+    /// The platforms to build, comma-separated (`linux/amd64,linux/arm64`): several make an
+    /// image index, one image each, cross-built on this machine. Default: `[io.kiln]
+    /// platforms` in project.toml, else the run image's platform of this machine.
+    #[arg(long, value_name = "OS/ARCH,...", value_delimiter = ',')]
+    pub platform: Vec<String>,
     /// Where the curated bases come from.
     #[command(flatten)]
     pub bases: BaseRegistryArg,

@@ -9,8 +9,11 @@ use kiln_attest::sign::PrivateKey;
 use kiln_lifecycle::{
     ProjectDescriptor, SandboxError, SandboxMode, SandboxSettings, SandboxSupport, build_env,
 };
+use kiln_model::Platform;
 use kiln_oci::Reference;
-use kiln_pipeline::{Creator, ImageSource, ProvenanceSettings, Store, default_buildpacks};
+use kiln_pipeline::{
+    Creator, ImageSource, ProvenanceSettings, Store, default_buildpacks, parse_platforms,
+};
 
 use crate::args::BuildArgs;
 use crate::errors::{BASE_REGISTRY_HINT, build_failure};
@@ -130,6 +133,7 @@ impl<'a> Settings<'a> {
         }
         env.apply_buildpack_settings(&mut project).map_err(usage)?;
         creator.env = build_env(&env.toolchain_host_env(), &project, self.user_env);
+        creator.platforms = platforms(&args.platform, &project, &creator.env)?;
         creator.project = project;
         creator.name = args.image.clone();
         creator.sandbox = self.sandbox;
@@ -173,6 +177,38 @@ impl<'a> Settings<'a> {
             .map_err(|e| usage(e).hint(Some(BASE_REGISTRY_HINT.into())))?;
         Ok(())
     }
+}
+
+/// Returns the platforms to build: `--platform`, else `[io.kiln] platforms`, else the one a
+/// `GOOS`/`GOARCH` of the build environment names (the image is for the platform its binary
+/// is compiled for), else none (the run image's platform of this machine).
+fn platforms(
+    flag: &[String],
+    project: &ProjectDescriptor,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<Platform>, Failure> {
+    let (written, from) = match (flag.is_empty(), project.platforms.is_empty()) {
+        (false, _) => (flag.to_vec(), "--platform"),
+        (true, false) => (
+            project.platforms.clone(),
+            "`[io.kiln] platforms` in project.toml",
+        ),
+        (true, true) => match (env.get("GOOS"), env.get("GOARCH")) {
+            (None, None) => return Ok(Vec::new()),
+            (os, arch) => {
+                let os = os.map_or("linux", String::as_str);
+                let arch = arch.map_or(kiln_lifecycle::host_arch(), String::as_str);
+                (
+                    vec![format!("{os}/{arch}")],
+                    "GOOS/GOARCH in the build environment",
+                )
+            }
+        },
+    };
+    parse_platforms(&written).map_err(|e| {
+        Failure::new(exit::USAGE, anyhow!("{from}: {e}"))
+            .hint(Some("name platforms as `linux/amd64,linux/arm64`".into()))
+    })
 }
 
 /// Parses `--run-image` into where it is read from.

@@ -164,6 +164,12 @@ fn run_image_failure(e: RunImageError) -> Failure {
             };
             Failure::new(exit::EXPORT, e).hint(hint)
         }
+        RunImageError::OtherPlatform { ref wanted, .. } => {
+            let hint = format!(
+                "use a run image published for every platform of the build: `kiln base build BASE --platform {wanted},… --publish --base-registry REGISTRY`, then build with `--base-registry REGISTRY` (or name one with `--run-image`); or leave `{wanted}` out of `--platform`"
+            );
+            Failure::new(exit::USAGE, e).hint(Some(hint))
+        }
         RunImageError::Curated(curated) => curated_failure(*curated),
         RunImageError::Generate(_) | RunImageError::Assemble(_) => Failure::new(exit::EXPORT, e),
     }

@@ -26,7 +26,10 @@ pub struct Report<'a> {
     image: String,
     digest: String,
     reference: String,
+    /// The app layers of the first platform's image (of the only one, mostly).
     layers: Vec<LayerReport<'a>>,
+    /// Each platform's image, in the index's order.
+    platforms: Vec<PlatformReport<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     push: Option<&'a PushReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +69,18 @@ impl From<&Confinement> for SandboxReport {
     }
 }
 
+/// One platform's image.
+#[derive(Debug, Serialize)]
+struct PlatformReport<'a> {
+    /// `linux/arm64/v8`.
+    platform: String,
+    /// Its manifest's digest.
+    digest: String,
+    /// The run image it sits on, pinned.
+    run_image: String,
+    layers: Vec<LayerReport<'a>>,
+}
+
 #[derive(Debug, Serialize)]
 struct LayerReport<'a> {
     name: &'a str,
@@ -79,23 +94,21 @@ struct LayerReport<'a> {
 impl<'a> Report<'a> {
     /// Assembles the report of the build `created` of `target`.
     pub fn new(target: &Reference, created: &'a Created) -> Self {
-        let digest = &created.image.manifest_digest;
         Self {
             schema: SCHEMA,
             status: "succeeded",
             image: target.to_string(),
-            digest: digest.to_string(),
+            digest: created.digest().to_string(),
             reference: created.pinned(target),
-            layers: created
-                .layers
+            layers: layer_reports(&created.images[0].layers),
+            platforms: created
+                .images
                 .iter()
-                .map(|l| LayerReport {
-                    name: &l.name,
-                    digest: l.blob.digest.to_string(),
-                    diff_id: l.blob.diff_id.to_string(),
-                    size: l.blob.size,
-                    media_type: l.blob.media_type,
-                    reused: l.reused,
+                .map(|i| PlatformReport {
+                    platform: i.platform.to_string(),
+                    digest: i.image.manifest_digest.to_string(),
+                    run_image: format!("{}@{}", i.run_image.name, i.run_image.digest),
+                    layers: layer_reports(&i.layers),
                 })
                 .collect(),
             push: created.delivered.push_report(),
@@ -110,6 +123,20 @@ impl<'a> Report<'a> {
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         write(self, path)
     }
+}
+
+fn layer_reports(layers: &[kiln_lifecycle::ExportedLayer]) -> Vec<LayerReport<'_>> {
+    layers
+        .iter()
+        .map(|l| LayerReport {
+            name: &l.name,
+            digest: l.blob.digest.to_string(),
+            diff_id: l.blob.diff_id.to_string(),
+            size: l.blob.size,
+            media_type: l.blob.media_type,
+            reused: l.reused,
+        })
+        .collect()
 }
 
 /// The report of a build that failed: where, with which exit code, and why.

@@ -18,8 +18,21 @@ nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
 nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
 
-/// Writes the static base layer into `store` and returns the base image.
+/// Writes the static base layer into `store` and returns the base image, for this machine's
+/// architecture.
 pub fn static_base(
+    epoch: i64,
+    compression: Compression,
+    store: &BlobStore,
+) -> Result<Image, ExportError> {
+    static_base_for((host_arch(), None), epoch, compression, store)
+}
+
+/// Writes the static base layer into `store` and returns the base image for `arch` (GOARCH
+/// style: `arm64`) and its `variant` (`v8`). Its one layer holds no executable, so it is the
+/// same for every architecture: only the config differs.
+pub fn static_base_for(
+    (arch, variant): (&str, Option<&str>),
     epoch: i64,
     compression: Compression,
     store: &BlobStore,
@@ -42,8 +55,8 @@ pub fn static_base(
         owner: Ownership { uid: 0, gid: 0 },
     };
     let blob = kiln_layer::write_layer(&c, &policy, compression, store)?;
-    let config = ImageConfigurationBuilder::default()
-        .architecture(kiln_oci::spec::Arch::from(host_arch()))
+    let mut config = ImageConfigurationBuilder::default()
+        .architecture(kiln_oci::spec::Arch::from(arch))
         .os(kiln_oci::spec::Os::Linux)
         .config(
             ConfigBuilder::default()
@@ -61,6 +74,7 @@ pub fn static_base(
         )
         .build()
         .expect("static image config fields are valid");
+    config.set_variant(variant.map(str::to_owned));
     Ok(Image {
         config,
         layers: vec![Layer {

@@ -46,6 +46,14 @@ pub trait Buildpack: Send + Sync {
     fn incremental_inputs(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Whether one build may serve every platform of a multi-platform image: then it runs
+    /// once, and again per platform only when its output is not
+    /// [`BuildOutput::platform_neutral`]. `false` (a compiler that targets one CPU) builds
+    /// each platform at once, side by side.
+    fn may_serve_all_platforms(&self) -> bool {
+        true
+    }
 }
 
 /// The directory of a buildpack's cache dir where builds sharing it keep their lock files
@@ -74,6 +82,7 @@ pub struct Plan {
 }
 
 /// Everything a buildpack may use during build. Built by the lifecycle from plain settings.
+#[derive(Clone, Copy)]
 pub struct BuildContext<'a> {
     /// The scratch copy of the source (ignored files already left out). The toolchain runs here.
     /// With [`SOURCE_ROOT_FACT`], the member's directory inside the copy of the ancestor.
@@ -227,6 +236,10 @@ pub struct BuildOutput {
     /// do not say (a jar without `pom.properties` is still known from Maven's resolved
     /// dependency list). The SBOM prefers what it reads in a file over these.
     pub packages: Vec<DeclaredPackage>,
+    /// Whether the layers hold nothing tied to a CPU or OS (class files, JavaScript), so one
+    /// build serves every platform of a multi-platform image. `false` (the default) builds
+    /// again for each platform.
+    pub platform_neutral: bool,
 }
 
 /// A package a buildpack declares it put into the image.

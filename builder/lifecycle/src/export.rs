@@ -31,6 +31,7 @@ pub enum ExportError {
 }
 
 /// The run image the app goes on top of.
+#[derive(Clone)]
 pub struct RunImage {
     /// The image.
     pub image: Image,

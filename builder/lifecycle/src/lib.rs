@@ -25,7 +25,7 @@ mod stage;
 mod tool;
 mod unsupported;
 
-pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base};
+pub use base::{DEFAULT_PATH, NONROOT_ID, host_arch, static_base, static_base_for};
 pub use bounded::{LOCKFILE_LIMIT, MANIFEST_LIMIT, read_bounded, read_bounded_string};
 pub use buildpack::{
     BASE_PACKAGES_LABEL, BuildContext, BuildOutput, Buildpack, BuildpackError, BuildpackSettings,

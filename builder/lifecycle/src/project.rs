@@ -32,6 +32,9 @@ pub struct ProjectDescriptor {
     /// `[io.kiln] base-registry`: where curated bases are pulled from (`registry/bases`, so
     /// `kiln-base/node` is `registry/bases/node`), instead of built from kiln's lock.
     pub base_registry: Option<String>,
+    /// `[io.kiln] platforms`: the platforms to build (`linux/amd64`, `linux/arm64`), one
+    /// image each under an index when several, unless `--platform` says otherwise.
+    pub platforms: Vec<String>,
     /// `[io.kiln.<language>]` tables (`go`, `java`, `node`): each buildpack's own settings,
     /// read by the buildpack whose id is `kiln/<language>`.
     pub buildpack_settings: BTreeMap<String, toml::Table>,
@@ -92,6 +95,8 @@ struct RawKiln {
     buildpack: Option<String>,
     #[serde(rename = "base-registry")]
     base_registry: Option<String>,
+    #[serde(default)]
+    platforms: Vec<String>,
     go: Option<toml::Table>,
     java: Option<toml::Table>,
     node: Option<toml::Table>,
@@ -177,6 +182,7 @@ impl ProjectDescriptor {
             run_image: kiln.run_image,
             buildpack: kiln.buildpack,
             base_registry: kiln.base_registry,
+            platforms: kiln.platforms,
             ignored: read.ignored,
         })
     }
@@ -298,6 +304,7 @@ process = "api"
 run-image = "registry.example.com/bases/static:13"
 buildpack = "kiln/go"
 base-registry = "registry.example.com/bases"
+platforms = ["linux/amd64", "linux/arm64"]
 "#,
             "project.toml",
         )
@@ -307,6 +314,7 @@ base-registry = "registry.example.com/bases"
             p.base_registry.as_deref(),
             Some("registry.example.com/bases")
         );
+        assert_eq!(p.platforms, vec!["linux/amd64", "linux/arm64"]);
         assert_eq!(p.build_env["GOFLAGS"], "-tags=prod");
         assert_eq!(p.process.as_deref(), Some("api"));
         assert_eq!(

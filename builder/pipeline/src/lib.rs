@@ -36,7 +36,7 @@
 //! let created = creator.run(&Quiet)?;
 //!
 //! assert_eq!(created.buildpack, "kiln/go");
-//! println!("saved as {}", created.image.manifest_digest);
+//! println!("saved as {}", created.digest());
 //! # Ok(())
 //! # }
 //! ```
@@ -50,6 +50,7 @@ mod deliver;
 mod error;
 mod inspect;
 mod local;
+mod platforms;
 mod preflight;
 mod progress;
 mod prune;
@@ -79,6 +80,7 @@ pub use inspect::{
     inspect_layout,
 };
 pub use local::{LocalImage, cache_usage, local_images, remove_local};
+pub use platforms::{is_host, parse_platform, parse_platforms};
 pub use preflight::{PreflightError, preflight};
 pub use progress::{Progress, Quiet};
 pub use prune::{PruneError, PrunePolicy, PruneReason, Pruned, PrunedItem, prune};

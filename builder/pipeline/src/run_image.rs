@@ -6,9 +6,10 @@
 use kiln_image::layout_has;
 use kiln_layer::Compression;
 use kiln_lifecycle::{
-    ExportError, Plan, RUN_IMAGE_FACT, RunImage, RunImageInfo, host_arch, stack_for, static_base,
+    ExportError, Plan, RUN_IMAGE_FACT, RunImage, RunImageInfo, host_arch, stack_for,
+    static_base_for,
 };
-use kiln_model::ModelError;
+use kiln_model::{ModelError, Platform};
 use kiln_oci::ReferenceError;
 use kiln_registry::Client;
 
@@ -58,6 +59,16 @@ pub enum RunImageError {
     /// The curated base the store lacked could not be built from kiln's embedded lock.
     #[error(transparent)]
     Curated(Box<CuratedError>),
+    /// The run image has no image for a platform the build is for.
+    #[error("the run image `{name}` has no image for `{wanted}` (it gave one for `{has}`)")]
+    OtherPlatform {
+        /// The run image.
+        name: String,
+        /// The platform asked for.
+        wanted: String,
+        /// The platform of the image it gave.
+        has: String,
+    },
     /// kiln's generated base could not be written.
     #[error("generating kiln's minimal base")]
     Generate(#[source] ExportError),
@@ -151,18 +162,43 @@ fn stack_image(
     })
 }
 
-/// Reads the chosen run image for this host's platform, or generates kiln's minimal base
-/// (its files dated `epoch`).
+/// Reads the chosen run image for `platform` (else this host's platform), or generates
+/// kiln's minimal base (its files dated `epoch`). An image asked for a platform must be for
+/// it: an index without it, or a single image of another, is refused.
 pub async fn resolve_run_image(
     choice: &RunImageChoice,
     client: &Client,
     store: &Store,
-    epoch: i64,
-    compression: Compression,
+    (epoch, compression): (i64, Compression),
+    platform: Option<&Platform>,
 ) -> Result<RunImage, RunImageError> {
+    let run = read_run_image(choice, client, store, (epoch, compression), platform).await?;
+    let Some(wanted) = platform else {
+        return Ok(run);
+    };
+    let config = &run.image.config;
+    let has = format!("{}/{}", config.os(), config.architecture());
+    if has != format!("{}/{}", wanted.os, wanted.architecture) {
+        return Err(RunImageError::OtherPlatform {
+            name: run.name,
+            wanted: wanted.to_string(),
+            has,
+        });
+    }
+    Ok(run)
+}
+
+async fn read_run_image(
+    choice: &RunImageChoice,
+    client: &Client,
+    store: &Store,
+    (epoch, compression): (i64, Compression),
+    platform: Option<&Platform>,
+) -> Result<RunImage, RunImageError> {
+    let arch = platform.map_or(host_arch(), |p| p.architecture.as_str());
     match choice {
         RunImageChoice::Named(source) => {
-            let platform = ("linux", host_arch());
+            let platform = ("linux", arch);
             Ok(read_image(source, "run image", client, store, platform).await?)
         }
         RunImageChoice::Published { base, registry } => {
@@ -173,7 +209,7 @@ pub async fn resolve_run_image(
                         source,
                     }
                 })?;
-            let platform = ("linux", host_arch());
+            let platform = ("linux", arch);
             read_image(&source, "run image", client, store, platform)
                 .await
                 .map_err(|source| RunImageError::BaseRegistry {
@@ -183,8 +219,13 @@ pub async fn resolve_run_image(
                 })
         }
         RunImageChoice::Generated => {
-            let image = static_base(epoch, compression, store.blobs().store())
-                .map_err(RunImageError::Generate)?;
+            let image = static_base_for(
+                (arch, platform.and_then(|p| p.variant.as_deref())),
+                epoch,
+                compression,
+                store.blobs().store(),
+            )
+            .map_err(RunImageError::Generate)?;
             let digest = image
                 .finalize()
                 .map_err(RunImageError::Assemble)?

@@ -138,6 +138,7 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         warnings: Vec::new(),
         working_dir: None,
         packages: Vec::new(),
+        platform_neutral: false,
     })
 }
 

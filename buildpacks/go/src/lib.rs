@@ -47,4 +47,9 @@ impl Buildpack for GoBuildpack {
     fn build(&self, ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError> {
         build::build(ctx, plan)
     }
+
+    /// A Go binary runs on one CPU: each platform is cross-compiled, side by side.
+    fn may_serve_all_platforms(&self) -> bool {
+        false
+    }
 }

@@ -36,8 +36,12 @@ impl Memo {
         for (k, v) in go.env() {
             h.update(format!("\0env {k}={v}"));
         }
+        // One directory per target: the platforms of one build do not evict each other's.
+        let target = |k: &str| go.env().get(k).map_or("host", String::as_str).to_owned();
         Some(Self {
-            dir: cache_dir.join(".memo"),
+            dir: cache_dir
+                .join(".memo")
+                .join(format!("{}-{}", target("GOOS"), target("GOARCH"))),
             key: hex::encode(h.finalize()),
         })
     }

@@ -53,6 +53,11 @@ impl<'a> Go<'a> {
         check_target(ctx.env, ctx.run_image)?;
         let cache = ctx.cache_dir;
         let mut env = ctx.env.clone();
+        // Cross-compiled for the run image's platform: the host toolchain builds any.
+        if let Some(run) = ctx.run_image {
+            env.insert("GOOS".to_owned(), run.os.clone());
+            env.insert("GOARCH".to_owned(), run.architecture.clone());
+        }
         for (key, value) in [
             // Static binaries run on any base; the golden base has no C toolchain to link against.
             ("CGO_ENABLED", "0".to_owned()),

@@ -82,7 +82,11 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
             hint: Some("set `<mainClass>` in the maven-jar-plugin's manifest configuration, or name the class: `[io.kiln.java] main-class = \"com.example.Main\"` in project.toml".to_owned()),
         })?,
     };
-    let mut out = BuildOutput::default();
+    // Class files and jars run on every platform's JRE: one build serves them all.
+    let mut out = BuildOutput {
+        platform_neutral: true,
+        ..Default::default()
+    };
     out.env
         .insert("JAVA_TOOL_OPTIONS".to_owned(), JVM_OPTIONS.to_owned());
     let module_dir = jar.parent().and_then(Path::parent).unwrap_or(ctx.app_dir);
@@ -248,7 +252,11 @@ fn boot_output(
     launcher: String,
     packages: &[(String, String, String, String)],
 ) -> BuildOutput {
-    let mut out = BuildOutput::default();
+    // Class files and jars run on every platform's JRE: one build serves them all.
+    let mut out = BuildOutput {
+        platform_neutral: true,
+        ..Default::default()
+    };
     out.env
         .insert("JAVA_TOOL_OPTIONS".to_owned(), JVM_OPTIONS.to_owned());
     out.layers = layers

@@ -25,8 +25,34 @@ const INSTALL_ONLY: &[&str] = &[".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.c
 /// Directories of the package managers' own state, never shipped.
 const INSTALL_ONLY_DIRS: &[&str] = &[".yarn", ".pnpm-store"];
 
+/// Returns the build environment, telling npm the run image's platform when it is not this
+/// machine's (`npm_config_cpu`, `_os`, `_libc`: npm then installs the optional packages with
+/// prebuilt binaries for that platform). These also key the `node_modules` cache.
+fn target_env(ctx: &BuildContext<'_>) -> std::collections::BTreeMap<String, String> {
+    let mut env = ctx.env.clone();
+    let Some(run) = ctx.run_image else {
+        return env;
+    };
+    if run.architecture.is_empty() || run.architecture == kiln_lifecycle::host_arch() {
+        return env;
+    }
+    let cpu = match run.architecture.as_str() {
+        "amd64" => "x64",
+        "386" => "ia32",
+        "ppc64le" => "ppc64",
+        other => other,
+    };
+    env.insert("npm_config_cpu".to_owned(), cpu.to_owned());
+    env.insert("npm_config_os".to_owned(), run.os.clone());
+    // kiln's bases are Debian: glibc.
+    env.insert("npm_config_libc".to_owned(), "glibc".to_owned());
+    env
+}
+
 /// Builds the app: see the module docs.
 pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError> {
+    let env = target_env(ctx);
+    let ctx = &BuildContext { env: &env, ..*ctx };
     let settings = NodeSettings::of(ctx)?;
     let member = plan.facts.get(MEMBER).cloned().unwrap_or_default();
     let root = project_root(ctx.app_dir, &member);
@@ -135,6 +161,8 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         run_name,
     )?;
 
+    // Without native code the tree is the same for every platform: one build serves all.
+    out.platform_neutral = manifest.addons.is_empty();
     let command = start::command(&pkg, ctx.app_dir, settings.start_words().as_deref())?;
     if !manifest.module_dirs.is_empty() {
         out.layers.push(LaunchLayer {

@@ -1,6 +1,7 @@
-//! Native addons (`*.node`, ELF shared objects built by node-gyp or shipped prebuilt): they
-//! only load on the architecture they were built for, and only in the Node.js ABI they
-//! were built against.
+//! Native addons (`*.node`, ELF shared objects built by node-gyp or shipped prebuilt), and
+//! the prebuilt ELF programs and libraries some packages ship: they only load on the
+//! architecture they were built for, and addons only in the Node.js ABI they were built
+//! against.
 
 use std::io::Read;
 use std::path::Path;
@@ -32,7 +33,17 @@ pub fn addons(dir: &Path) -> std::io::Result<Vec<Addon>> {
             let path = entry.path();
             if ty.is_dir() {
                 stack.push(path);
-            } else if ty.is_file() && path.extension().is_some_and(|e| e == "node") {
+            } else if ty.is_file() {
+                let addon = path.extension().is_some_and(|e| e == "node");
+                // Prebuilt programs (esbuild's, say) are tied to a CPU as addons are.
+                if !addon && !is_program(&entry) {
+                    continue;
+                }
+                let architecture = match elf_architecture(&path) {
+                    Some(arch) => arch,
+                    None if addon => "unknown",
+                    None => continue,
+                };
                 let rel = path
                     .strip_prefix(dir)
                     .unwrap_or(&path)
@@ -40,13 +51,26 @@ pub fn addons(dir: &Path) -> std::io::Result<Vec<Addon>> {
                     .to_string();
                 found.push(Addon {
                     path: rel,
-                    architecture: elf_architecture(&path).unwrap_or("unknown").to_owned(),
+                    architecture: architecture.to_owned(),
                 });
             }
         }
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(found)
+}
+
+/// Whether a file is executable or a shared object (`*.so`, `*.so.1`): the kinds of file a
+/// prebuilt binary is.
+fn is_program(entry: &std::fs::DirEntry) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let name = entry.file_name();
+    let name = name.to_string_lossy();
+    name.ends_with(".so")
+        || name.contains(".so.")
+        || entry
+            .metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
 /// Returns the OCI architecture of an ELF file's `e_machine`, `None` if it is not ELF.
@@ -82,9 +106,9 @@ pub fn check(
     run_major: Option<u64>,
     run_name: &str,
 ) -> Result<(), BuildpackError> {
-    let Some(first) = addons.first() else {
+    if addons.is_empty() {
         return Ok(());
-    };
+    }
     if let Some(arch) = run_arch {
         // Packages with prebuilt binaries often ship one per platform and load the one
         // that fits: a package is fine when any of its addons is for the run image.
@@ -95,20 +119,22 @@ pub fn check(
                 .all(|b| b.architecture != arch)
         });
         if let Some(a) = unfit {
+            let package = package_of(&a.path);
             return Err(BuildpackError::Usage {
                 message: format!(
-                    "the native addon `{}` is built for `{}`, but the run image `{run_name}` is `{arch}`: it would not load",
+                    "the native addon `{}` of the package `{package}` is built for `{}`, but the run image `{run_name}` is `{arch}`: it would not load",
                     a.path, a.architecture
                 ),
                 hint: Some(format!(
-                    "native addons are built on the build machine, for its platform: build on a machine of the run image's platform (`{arch}`), or use a run image for `{}`",
-                    a.architecture
+                    "kiln does not compile native code for another platform (node-gyp builds for the build machine): use a version of `{package}` that ships prebuilt binaries for `{arch}` (optional platform packages), build on a `{arch}` machine, or leave `{arch}` out of the build's platforms"
                 )),
             });
         }
     }
-    match run_major {
-        Some(run) if run != host_major => Err(BuildpackError::Usage {
+    // Only addons (`*.node`) load into Node.js, and so depend on its ABI.
+    let first = addons.iter().find(|a| a.path.ends_with(".node"));
+    match (run_major, first) {
+        (Some(run), Some(first)) if run != host_major => Err(BuildpackError::Usage {
             message: format!(
                 "the native addon `{}` is built against the host's Node.js {host_major}, but the run image `{run_name}` has Node.js {run}: addons only load in the major version they were built for",
                 first.path

@@ -70,6 +70,7 @@ fn output(root: &Path, files: &[&str]) -> BuildOutput {
         warnings: Vec::new(),
         working_dir: None,
         packages: Vec::new(),
+        platform_neutral: false,
     }
 }
 

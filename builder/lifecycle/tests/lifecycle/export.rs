@@ -54,6 +54,7 @@ fn layer_dirs(root: &Path) -> BuildOutput {
         warnings: Vec::new(),
         working_dir: None,
         packages: Vec::new(),
+        platform_neutral: false,
     }
 }
 

@@ -165,6 +165,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
         warnings: Vec::new(),
         working_dir: None,
         packages: Vec::new(),
+        platform_neutral: false,
     };
     let exporter = Export {
         store: &w.store,

@@ -6,8 +6,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use kiln_layer::{HashCache, LayerBlob, LayerContents, TarPolicy};
-use kiln_lifecycle::{BuildResult, Export, ExportedLayer, LayerCache, SourceFacts, WrittenHook};
-use kiln_model::FinalImage;
+use kiln_lifecycle::{
+    BuildResult, Export, ExportedLayer, LayerCache, RunImage, SourceFacts, WrittenHook,
+};
+use kiln_model::{Artifact, FinalImage};
 use kiln_oci::Reference;
 
 use super::{CreateError, Creator, Detected, WORKSPACE};
@@ -25,13 +27,14 @@ pub(super) type CachePush<'r> = (
 );
 
 impl Creator<'_> {
-    /// Writes (or reuses) the launch layers and assembles the image; starts the cache
-    /// image's push, when there is one.
+    /// Writes (or reuses) the launch layers and assembles the image over `run`; given the
+    /// buildpack's cache dir, starts the cache image's push, when there is one.
     pub(super) fn export(
         &self,
         detected: &Detected<'_>,
+        run: &RunImage,
         built: &BuildResult,
-        buildpack_cache: &Path,
+        buildpack_cache: Option<&Path>,
         progress: &dyn Progress,
     ) -> Result<(FinalImage, Vec<ExportedLayer>, Option<CachePush<'_>>), CreateError> {
         progress.phase("EXPORTING");
@@ -54,7 +57,7 @@ impl Creator<'_> {
             hashes: Some(&hashes),
             written: self.sbom.then_some(&catalog as &WrittenHook),
         }
-        .run(&detected.run, &built.output, &facts, &mut index)?;
+        .run(run, &built.output, &facts, &mut index)?;
         let hashes = hashes.into_inner();
         let (known, read) = hashes.counts();
         progress.debug(&format!(
@@ -64,7 +67,8 @@ impl Creator<'_> {
             progress.debug(&format!("could not save the file hashes: {e}"));
         }
         // The cache image goes out beside the app image, not after it.
-        let cache_push = self.cache_image.as_ref().and_then(|target| {
+        let cache_image = self.cache_image.as_ref().zip(buildpack_cache);
+        let cache_push = cache_image.and_then(|(target, buildpack_cache)| {
             let blobs = self.store.blobs();
             let buildpack = detected.buildpack.id();
             let image = restore::pack(
@@ -101,10 +105,11 @@ impl Creator<'_> {
         Ok((image.finalize()?, layers, cache_push))
     }
 
-    /// Makes the image's SBOM, its provenance (when pushed) and its signatures.
+    /// Makes the SBOM of each image of `artifact`, its provenance (when pushed) and its
+    /// signatures.
     pub(super) fn attest(
         &self,
-        image: &FinalImage,
+        artifact: Artifact<'_>,
         detected: &Detected<'_>,
         built: &BuildResult,
         started: Instant,
@@ -115,9 +120,9 @@ impl Creator<'_> {
             provenance_statement(&BuildProvenance {
                 builder_id: &p.builder_id,
                 target: &self.target,
-                digest: &image.manifest_digest,
+                digest: artifact.digest(),
                 buildpack: detected.buildpack.id(),
-                run: &detected.run,
+                run: &detected.runs[0].1,
                 git: &detected.git,
                 process: self.process.as_deref(),
                 env_names: &p.env_names,
@@ -138,14 +143,14 @@ impl Creator<'_> {
             target: Some(&self.target),
             statement,
         };
-        Ok(self.session.block_on(attest.run(image.into(), progress))?)
+        Ok(self.session.block_on(attest.run(artifact, progress))?)
     }
 
     /// Pushes the image (with its attestations) or saves it into kiln's store, and writes
     /// the archive.
     pub(super) fn deliver(
         &self,
-        image: &FinalImage,
+        artifact: Artifact<'_>,
         attestations: Attestations,
         progress: &dyn Progress,
     ) -> Result<(Delivered, SupplyReport), CreateError> {
@@ -164,7 +169,7 @@ impl Creator<'_> {
                 sinks: &sinks,
                 attach,
             }
-            .run(image.into(), progress),
+            .run(artifact, progress),
         )?;
         let mut supply = attestations.report;
         if let Some(attached) = &delivered.attached {

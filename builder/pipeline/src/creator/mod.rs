@@ -16,7 +16,7 @@ use kiln_lifecycle::{
     ProjectDescriptor, RunImage, SOURCE_ROOT_REASON_FACT, SandboxSettings, Scratch, build_epoch,
     git_info, source_root,
 };
-use kiln_model::FinalImage;
+use kiln_model::{FinalImage, FinalIndex, Platform};
 use kiln_oci::{Digest, Reference};
 use serde::Serialize;
 
@@ -30,10 +30,11 @@ use crate::run_image::{
     RunImageError, RunImageSources, choose_run_image, resolve_run_image, run_image_info,
 };
 use crate::source::ImageSource;
-use crate::{Progress, Session, Store};
+use crate::{Progress, Session, Store, is_host};
 
 mod error;
 mod finish;
+mod platforms;
 
 pub use error::CreateError;
 
@@ -114,18 +115,32 @@ pub struct Creator<'a> {
     /// Where curated run images are published: pulled from there instead of taken from the
     /// store or built from the embedded lock (else `[io.kiln] base-registry`).
     pub base_registry: Option<BaseRegistry>,
+    /// The platforms to build (`linux/amd64`, `linux/arm64`): several make an image index
+    /// over one image each. Empty (the default): one image, for the run image's platform
+    /// that matches this machine.
+    pub platforms: Vec<Platform>,
 }
 
-/// What a build made.
-pub struct Created {
+/// One platform's image of a build.
+pub struct PlatformImage {
+    /// Its platform.
+    pub platform: Platform,
     /// The image.
     pub image: FinalImage,
-    /// The buildpack that built it.
-    pub buildpack: &'static str,
     /// The run image it sits on.
     pub run_image: RunImage,
     /// Its app layers, and whether each was reused.
     pub layers: Vec<ExportedLayer>,
+}
+
+/// What a build made.
+pub struct Created {
+    /// The image of each platform, in the index's order (one for a one-platform build).
+    pub images: Vec<PlatformImage>,
+    /// The index over the images, when there are several.
+    pub index: Option<FinalIndex>,
+    /// The buildpack that built it.
+    pub buildpack: &'static str,
     /// How the build steps were confined.
     pub confinement: Confinement,
     /// Where it went.
@@ -146,8 +161,17 @@ impl Created {
     /// (`team/app:1@sha256:…`).
     pub fn pinned(&self, target: &Reference) -> String {
         match &self.saved_as {
-            Some(name) => format!("{name}@{}", self.image.manifest_digest),
-            None => format!("{}@{}", target.name(), self.image.manifest_digest),
+            Some(name) => format!("{name}@{}", self.digest()),
+            None => format!("{}@{}", target.name(), self.digest()),
+        }
+    }
+
+    /// Returns what the image's reference resolves to: the index's digest, or the one
+    /// image's manifest digest.
+    pub fn digest(&self) -> &Digest {
+        match &self.index {
+            Some(index) => &index.index_digest,
+            None => &self.images[0].image.manifest_digest,
         }
     }
 }
@@ -171,7 +195,9 @@ pub struct Timings {
 struct Detected<'a> {
     buildpack: &'a dyn Buildpack,
     plan: Plan,
-    run: RunImage,
+    /// The run image of each platform, in the index's order; one, with no platform named,
+    /// for a build of the default platform.
+    runs: Vec<(Option<Platform>, RunImage)>,
     git: GitInfo,
     epoch: i64,
 }
@@ -214,6 +240,7 @@ impl<'a> Creator<'a> {
             mirrors: None,
             preflight: true,
             base_registry: None,
+            platforms: Vec::new(),
         }
     }
 
@@ -236,17 +263,29 @@ impl<'a> Creator<'a> {
             .as_ref()
             .map(|image| self.restore(image, &detected, &buildpack_cache, progress));
         let t = Instant::now();
-        // The scratch dir is this build's until its layers are exported.
-        let (built, scratch) = self.build(&detected, &buildpack_cache, progress)?;
+        // The scratch dirs are this build's until their layers are exported.
+        let builds = self.build_platforms(&detected, &buildpack_cache, progress)?;
         timings.build_ms = t.elapsed().as_millis();
         let t = Instant::now();
-        let (image, layers, cache_push) =
-            self.export(&detected, &built, &buildpack_cache, progress)?;
-        drop(scratch);
-        let attestations = self.attest(&image, &detected, &built, started, progress)?;
+        let (images, cache_push) =
+            self.export_platforms(&detected, &builds, &buildpack_cache, progress)?;
+        let first = &builds.built[0].0;
+        let confinement = first.confinement.clone();
+        let index = match images.len() {
+            1 => None,
+            _ => Some(FinalIndex::new(
+                images.iter().map(|i| i.image.clone()).collect(),
+            )?),
+        };
+        let artifact = match &index {
+            Some(index) => index.into(),
+            None => (&images[0].image).into(),
+        };
+        let attestations = self.attest(artifact, &detected, first, started, progress)?;
+        drop(builds);
         timings.export_ms = t.elapsed().as_millis();
         let t = Instant::now();
-        let (delivered, supply) = self.deliver(&image, attestations, progress)?;
+        let (delivered, supply) = self.deliver(artifact, attestations, progress)?;
         if let (Some((target, thread)), Some(report)) = (cache_push, cache.as_mut()) {
             let outcome = thread
                 .join()
@@ -256,11 +295,10 @@ impl<'a> Creator<'a> {
         timings.push_ms = t.elapsed().as_millis();
         timings.total_ms = started.elapsed().as_millis();
         Ok(Created {
-            image,
+            images,
+            index,
             buildpack: detected.buildpack.id(),
-            run_image: detected.run,
-            layers,
-            confinement: built.confinement,
+            confinement,
             delivered,
             saved_as: (!self.publish).then(|| self.name.clone()),
             cache,
@@ -310,18 +348,29 @@ impl<'a> Creator<'a> {
             (choice, _) => choice?,
         };
         let client = self.session.client();
-        let run = self.session.block_on(resolve_run_image(
-            &choice,
-            client,
-            self.store,
-            epoch,
-            self.compression,
-        ))?;
-        progress.info(&format!("run image {} ({})", run.name, run.digest));
+        let platforms: Vec<Option<Platform>> = match self.platforms.is_empty() {
+            true => vec![None],
+            false => self.platforms.iter().cloned().map(Some).collect(),
+        };
+        let mut runs = Vec::new();
+        for platform in platforms {
+            let run = self.session.block_on(resolve_run_image(
+                &choice,
+                client,
+                self.store,
+                (epoch, self.compression),
+                platform.as_ref(),
+            ))?;
+            let on = platform
+                .as_ref()
+                .map_or(String::new(), |p| format!(" for {p}"));
+            progress.info(&format!("run image{on} {} ({})", run.name, run.digest));
+            runs.push((platform, run));
+        }
         Ok(Detected {
             buildpack,
             plan,
-            run,
+            runs,
             git,
             epoch,
         })
@@ -430,14 +479,18 @@ impl<'a> Creator<'a> {
     }
 
     /// Copies the source into a scratch directory of this build's own and runs the
-    /// buildpack's build in it.
+    /// buildpack's build in it, for `run` (of `platform`, when one was named).
     fn build(
         &self,
         detected: &Detected<'_>,
+        (platform, run): (Option<&Platform>, &RunImage),
         buildpack_cache: &Path,
         progress: &dyn Progress,
     ) -> Result<(BuildResult, Scratch), CreateError> {
-        progress.phase("BUILDING");
+        match platform {
+            Some(p) if self.platforms.len() > 1 => progress.phase(&format!("BUILDING {p}")),
+            _ => progress.phase("BUILDING"),
+        }
         let copy = source_root(&self.source_dir, &detected.plan, self.context.as_deref())
             .map_err(|e| CreateError::Build(e.into()))?;
         if !copy.member.as_os_str().is_empty() {
@@ -455,9 +508,14 @@ impl<'a> Creator<'a> {
         // This build's own scratch dir, held until the layers in it are exported.
         let work = self.cache_dir.join("work");
         let source_key = Digest::of(self.source_dir.as_os_str().as_encoded_bytes());
-        let scratch = Scratch::claim(&work, &source_key.hex()[..16])
+        // Another platform's build keeps a scratch dir (and path-keyed caches) of its own.
+        let key = match platform.filter(|p| !is_host(p)) {
+            Some(p) => format!("{}-{}", &source_key.hex()[..16], p.architecture),
+            None => source_key.hex()[..16].to_owned(),
+        };
+        let scratch = Scratch::claim(&work, &key)
             .map_err(|source| CreateError::Scratch { dir: work, source })?;
-        let run_info = run_image_info(&detected.run);
+        let run_info = run_image_info(run);
         let print = |line: &str| progress.toolchain(line);
         let built = Build {
             source_dir: &self.source_dir,

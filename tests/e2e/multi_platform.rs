@@ -1,0 +1,353 @@
+//! Multi-platform app images (`kiln build --platform linux/amd64,linux/arm64`): one index
+//! over one image per platform, cross-built on this machine without an emulator, checked
+//! with skopeo, podman and qemu-user-static, and by the ELF headers of what each image
+//! ships.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kiln_e2e::{
+    Registry, ensure_containers_conf, free_port, skopeo, skopeo_inspect_raw, wait_http,
+};
+
+use crate::common::{self, Kiln, run_web, tar_files};
+
+/// The ELF `e_machine` of each architecture.
+const MACHINES: &[(&str, u16)] = &[("amd64", 62), ("arm64", 183)];
+
+/// Where Debian's qemu-user-static puts the AArch64 emulator.
+const QEMU_AARCH64: &str = "/usr/bin/qemu-aarch64-static";
+
+/// Builds `app` for amd64 and arm64 with `extra` flags and returns the pinned reference
+/// and the report.
+fn build_both(
+    kiln: &Kiln,
+    image: &str,
+    app: &Path,
+    cache: &Path,
+    extra: &[&str],
+) -> (String, serde_json::Value) {
+    let report = kiln.ws.join(format!("report-{}.json", extra.len()));
+    let mut args = vec![
+        "build",
+        image,
+        "--path",
+        app.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let pinned = kiln.run(&args).ok();
+    let report = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    (pinned, report)
+}
+
+/// Returns each platform entry of the pushed index `reference` as (architecture, digest),
+/// as skopeo reads it; panics unless it is an OCI index.
+fn index_entries(reference: &str) -> Vec<(String, String)> {
+    let raw = skopeo_inspect_raw(reference, false);
+    assert_eq!(
+        raw["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let arch = m["platform"]["architecture"].as_str().unwrap().to_owned();
+            (arch, m["digest"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// Copies the `arch` image of the pushed index `reference` into an OCI layout with skopeo
+/// (`--override-arch`, as a client on that architecture picks it) and returns the files of
+/// its layers.
+fn files_of(reference: &str, arch: &str, dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let layout = dir.join(format!("oci-{arch}"));
+    let dest = format!("oci:{}:app", layout.display());
+    let src = format!("docker://{reference}");
+    let out = skopeo(&[
+        "--override-arch",
+        arch,
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        &src,
+        &dest,
+    ]);
+    assert!(
+        out.status.success(),
+        "skopeo --override-arch {arch} copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(config["architecture"], arch, "skopeo took another image");
+    let mut files = Vec::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let bytes = blob(layer["digest"].as_str().unwrap());
+        files.extend(tar_files(&bytes, layer["mediaType"].as_str().unwrap()));
+    }
+    files
+}
+
+/// Returns the ELF `e_machine` of each ELF file among `files`.
+fn elf_machines(files: &[(String, Vec<u8>)]) -> Vec<(String, u16)> {
+    files
+        .iter()
+        .filter(|(_, data)| data.len() > 20 && data[..4] == *b"\x7fELF")
+        .map(|(path, d)| {
+            let machine = match d[5] {
+                1 => u16::from_le_bytes([d[18], d[19]]),
+                _ => u16::from_be_bytes([d[18], d[19]]),
+            };
+            (path.clone(), machine)
+        })
+        .collect()
+}
+
+/// Asserts that the `arch` image holds ELF files, every one of them for `arch`.
+fn assert_all_elf_for(files: &[(String, Vec<u8>)], arch: &str) {
+    let want = MACHINES.iter().find(|(a, _)| *a == arch).unwrap().1;
+    let elves = elf_machines(files);
+    assert!(!elves.is_empty(), "the {arch} image holds no ELF file");
+    let wrong: Vec<_> = elves.iter().filter(|(_, m)| *m != want).collect();
+    assert!(
+        wrong.is_empty(),
+        "{arch} image ships ELF files of another machine: {wrong:?}"
+    );
+}
+
+/// Runs the arm64 `binary` under qemu-aarch64-static, directly (no binfmt), and returns
+/// what `GET /` answers; the process is stopped by its PID.
+fn answer_under_qemu(binary: &[u8], dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path: PathBuf = dir.join("app-arm64");
+    std::fs::write(&path, binary).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = free_port().to_string();
+    let mut child = Command::new(QEMU_AARCH64)
+        .arg(&path)
+        .current_dir(dir)
+        .env("PORT", &port)
+        .env("HOST", "127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting qemu-aarch64-static");
+    let answer = wait_http(
+        &format!("http://127.0.0.1:{port}/"),
+        Duration::from_secs(60),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    answer
+}
+
+/// A Go app for amd64 and arm64: one OCI index whose images hold only their own
+/// architecture's ELF files; skopeo picks each, podman runs the amd64 one, qemu runs the
+/// arm64 binary; the index from another checkout has the same digest.
+pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let registry = Registry::anonymous();
+    let cache = common::warm_cache(&kiln, "cache");
+    let app = kiln.fixture("go-web", "one/go-web");
+    let image = registry.reference("team/go-multi:1");
+    let (pinned, report) = build_both(&kiln, &image, &app, &cache, &["--publish"]);
+
+    let entries = index_entries(&image);
+    let archs: Vec<&str> = entries.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    assert!(
+        pinned.ends_with(report["digest"].as_str().unwrap()),
+        "{pinned}"
+    );
+    let platforms = report["platforms"].as_array().unwrap();
+    let named: Vec<&str> = platforms
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["linux/amd64", "linux/arm64/v8"], "{report}");
+    for ((_, digest), p) in entries.iter().zip(platforms) {
+        assert_eq!(
+            p["digest"],
+            digest.as_str(),
+            "the report's digest of each image"
+        );
+    }
+
+    let dir = kiln.ws.join("pulled");
+    std::fs::create_dir_all(&dir).unwrap();
+    let amd = files_of(&image, "amd64", &dir);
+    let arm = files_of(&image, "arm64", &dir);
+    assert_all_elf_for(&amd, "amd64");
+    assert_all_elf_for(&arm, "arm64");
+
+    // The amd64 image runs here; the arm64 binary runs under the emulator, no binfmt.
+    assert!(run_web(&image, &[], &["/"]).0[0].contains("hello from kiln"));
+    if Path::new(QEMU_AARCH64).exists() {
+        let (_, binary) = elf_machines(&arm)
+            .into_iter()
+            .find(|(_, m)| *m == 183)
+            .and_then(|(path, _)| arm.iter().find(|(p, _)| *p == path).cloned())
+            .unwrap();
+        let answer = answer_under_qemu(&binary, &dir);
+        assert!(answer.contains("hello from kiln"), "{answer}");
+    } else {
+        eprintln!("{QEMU_AARCH64} is missing: the arm64 binary was checked by its ELF header only");
+    }
+
+    // Another checkout of the same source: the same index, saved locally this time.
+    let other = kiln.fixture("go-web", "two/elsewhere/go-web");
+    let (again, _) = build_both(&kiln, "team/go-multi:1", &other, &cache, &[]);
+    assert_eq!(
+        again.rsplit_once('@').unwrap().1,
+        report["digest"].as_str().unwrap(),
+        "the same source gave another index from another checkout"
+    );
+}
+
+/// Returns the digests of the app layers of each platform in a `--report`, by layer name.
+fn layers_by_platform(report: &serde_json::Value) -> Vec<Vec<(String, String)>> {
+    report["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let name = l["name"].as_str().unwrap().to_owned();
+                    (name, l["digest"].as_str().unwrap().to_owned())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Returns how many uploads of the blob `digest` the registry's access log shows (the
+/// `PUT …?digest=` that completes each upload).
+fn uploads_of(log: &str, digest: &str) -> usize {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    log.lines()
+        .filter(|l| l.contains("\"PUT ") && l.contains("/blobs/uploads/") && l.contains(hex))
+        .count()
+}
+
+/// Node apps for amd64 and arm64 on a base published for both: without native code the
+/// layers are built once and the very same blobs (uploaded once) serve both images; with
+/// prebuilt binaries in optional platform packages each image gets its platform's; an
+/// addon node-gyp would have to compile for arm64 is refused, naming its package.
+pub(crate) fn node_apps_share_their_layers_across_platforms_unless_they_hold_native_code() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let registry = Registry::builder().access_log().start();
+    let base = common::publish_base(&registry, "node", "linux/amd64,linux/arm64", false, "1");
+    let cache = common::warm_cache(&kiln, "cache");
+    let run_image = ["--run-image", base.as_str(), "--publish"];
+
+    let express = kiln.fixture("node-express", "express");
+    let image = registry.reference("team/express:1");
+    let (_, report) = build_both(&kiln, &image, &express, &cache, &run_image);
+    let layers = layers_by_platform(&report);
+    assert_eq!(layers.len(), 2);
+    assert_eq!(
+        layers[0], layers[1],
+        "both platforms' app layers are the same blobs"
+    );
+    assert!(
+        layers[0].iter().any(|(name, _)| name == "node_modules"),
+        "{layers:?}"
+    );
+    let log = registry.log();
+    for (name, digest) in &layers[0] {
+        assert_eq!(
+            uploads_of(&log, digest),
+            1,
+            "layer {name} ({digest}) uploads"
+        );
+    }
+    assert_eq!(index_entries(&image).len(), 2);
+    assert_eq!(run_web(&image, &[], &["/"]).0[0], "hello from express");
+
+    let prebuilt = kiln.fixture("node-prebuilt", "prebuilt");
+    let image = registry.reference("team/prebuilt:1");
+    let (_, report) = build_both(&kiln, &image, &prebuilt, &cache, &run_image);
+    let layers = layers_by_platform(&report);
+    let modules = |i: usize| layers[i].iter().find(|(n, _)| n == "node_modules").cloned();
+    assert_ne!(
+        modules(0),
+        modules(1),
+        "each platform has its own node_modules"
+    );
+    let dir = kiln.ws.join("pulled");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = "workspace/node_modules/@node-rs/";
+    for (arch, own, other) in [
+        ("amd64", "crc32-linux-x64-gnu", "crc32-linux-arm64-gnu"),
+        ("arm64", "crc32-linux-arm64-gnu", "crc32-linux-x64-gnu"),
+    ] {
+        let files = files_of(&image, arch, &dir);
+        assert!(
+            files
+                .iter()
+                .any(|(p, _)| p.starts_with(&format!("{prefix}{own}/")) && p.ends_with(".node")),
+            "the {arch} image lacks {own}"
+        );
+        assert!(
+            !files
+                .iter()
+                .any(|(p, _)| p.starts_with(&format!("{prefix}{other}/"))),
+            "the {arch} image ships {other}"
+        );
+        assert_all_elf_for(&files, arch);
+    }
+    assert_eq!(
+        run_web(&image, &[], &["/"]).0[0],
+        "crc32:3911661381 arch:x64"
+    );
+
+    let addon = kiln.fixture("node-addon", "addon");
+    let refused = kiln.run(&[
+        "build",
+        "local/addon:1",
+        "--path",
+        addon.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--run-image",
+        &base,
+        "--platform",
+        "linux/amd64,linux/arm64",
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    for words in [
+        "kiln-hello-addon",
+        "is `arm64`",
+        "prebuilt binaries for `arm64`",
+    ] {
+        assert!(
+            refused.stderr.contains(words),
+            "{words}: {}",
+            refused.stderr
+        );
+    }
+}
