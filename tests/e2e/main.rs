@@ -77,6 +77,7 @@ const TESTS: &[(&str, fn())] = &tests![
     node_build::typescript_pnpm_app_builds_with_its_devdependencies_and_ships_without_them,
     node_build::node_builds_are_reproducible_across_paths_and_caches,
     go_build::b02_go_web_app_publishes_runs_and_keeps_secrets_out,
+    multi_platform::java_layers_are_built_once_and_shared_by_every_platform,
     multi_platform::go_app_is_one_index_of_images_cross_compiled_for_each_platform,
     multi_platform::node_apps_share_their_layers_across_platforms_unless_they_hold_native_code,
     cache_image::a_code_change_uploads_only_the_cache_entries_it_added,

@@ -19,15 +19,15 @@ const MACHINES: &[(&str, u16)] = &[("amd64", 62), ("arm64", 183)];
 /// Where Debian's qemu-user-static puts the AArch64 emulator.
 const QEMU_AARCH64: &str = "/usr/bin/qemu-aarch64-static";
 
-/// Builds `app` for amd64 and arm64 with `extra` flags and returns the pinned reference
-/// and the report.
+/// Builds `app` for amd64 and arm64 with `extra` flags and returns the pinned reference,
+/// the report and what kiln said on stderr.
 fn build_both(
     kiln: &Kiln,
     image: &str,
     app: &Path,
     cache: &Path,
     extra: &[&str],
-) -> (String, serde_json::Value) {
+) -> (String, serde_json::Value, String) {
     let report = kiln.ws.join(format!("report-{}.json", extra.len()));
     let mut args = vec![
         "build",
@@ -42,9 +42,10 @@ fn build_both(
         report.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let pinned = kiln.run(&args).ok();
+    let run = kiln.run(&args);
+    let pinned = run.ok();
     let report = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    (pinned, report)
+    (pinned, report, run.stderr)
 }
 
 /// Returns each platform entry of the pushed index `reference` as (architecture, digest),
@@ -169,7 +170,7 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
     let cache = common::warm_cache(&kiln, "cache");
     let app = kiln.fixture("go-web", "one/go-web");
     let image = registry.reference("team/go-multi:1");
-    let (pinned, report) = build_both(&kiln, &image, &app, &cache, &["--publish"]);
+    let (pinned, report, _) = build_both(&kiln, &image, &app, &cache, &["--publish"]);
 
     let entries = index_entries(&image);
     let archs: Vec<&str> = entries.iter().map(|(a, _)| a.as_str()).collect();
@@ -215,7 +216,7 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
 
     // Another checkout of the same source: the same index, saved locally this time.
     let other = kiln.fixture("go-web", "two/elsewhere/go-web");
-    let (again, _) = build_both(&kiln, "team/go-multi:1", &other, &cache, &[]);
+    let (again, _, _) = build_both(&kiln, "team/go-multi:1", &other, &cache, &[]);
     assert_eq!(
         again.rsplit_once('@').unwrap().1,
         report["digest"].as_str().unwrap(),
@@ -266,7 +267,7 @@ pub(crate) fn node_apps_share_their_layers_across_platforms_unless_they_hold_nat
 
     let express = kiln.fixture("node-express", "express");
     let image = registry.reference("team/express:1");
-    let (_, report) = build_both(&kiln, &image, &express, &cache, &run_image);
+    let (_, report, _) = build_both(&kiln, &image, &express, &cache, &run_image);
     let layers = layers_by_platform(&report);
     assert_eq!(layers.len(), 2);
     assert_eq!(
@@ -290,7 +291,7 @@ pub(crate) fn node_apps_share_their_layers_across_platforms_unless_they_hold_nat
 
     let prebuilt = kiln.fixture("node-prebuilt", "prebuilt");
     let image = registry.reference("team/prebuilt:1");
-    let (_, report) = build_both(&kiln, &image, &prebuilt, &cache, &run_image);
+    let (_, report, _) = build_both(&kiln, &image, &prebuilt, &cache, &run_image);
     let layers = layers_by_platform(&report);
     let modules = |i: usize| layers[i].iter().find(|(n, _)| n == "node_modules").cloned();
     assert_ne!(
@@ -350,4 +351,66 @@ pub(crate) fn node_apps_share_their_layers_across_platforms_unless_they_hold_nat
             refused.stderr
         );
     }
+}
+
+/// The JNI jar the Java test adds: native code for x86-64 only.
+const EPOLL_JAR: &str = "netty-transport-native-epoll-4.2.18.Final-linux-x86_64.jar";
+
+/// A Java app for amd64 and arm64 on a JRE base published for both: its layers are built
+/// once and both images reference the very same blobs, uploaded once; the jar with JNI
+/// libraries for x86-64 only is named for the arm64 image.
+pub(crate) fn java_layers_are_built_once_and_shared_by_every_platform() {
+    ensure_containers_conf();
+    let kiln = Kiln::new();
+    let registry = Registry::builder().access_log().start();
+    let base = common::publish_base(&registry, "java17", "linux/amd64,linux/arm64", false, "1");
+    let cache = common::warm_cache(&kiln, "cache");
+    let app = kiln.fixture("java-multi", "java");
+    let pom = app.join("server/pom.xml");
+    let text = std::fs::read_to_string(&pom).unwrap();
+    let epoll = "<dependencies>\n    <dependency>\n      <groupId>io.netty</groupId>\n      <artifactId>netty-transport-native-epoll</artifactId>\n      <version>4.2.18.Final</version>\n      <classifier>linux-x86_64</classifier>\n    </dependency>";
+    let with = text.replacen("<dependencies>", epoll, 1);
+    assert_ne!(with, text, "the fixture's pom moved; update this test");
+    std::fs::write(&pom, with).unwrap();
+
+    let image = registry.reference("team/java-multi:1");
+    let extra = ["--run-image", base.as_str(), "--publish"];
+    let (_, report, stderr) = build_both(&kiln, &image, &app, &cache, &extra);
+    assert!(
+        stderr.contains("one build serves all 2 platforms"),
+        "{stderr}"
+    );
+    let layers = layers_by_platform(&report);
+    assert_eq!(
+        layers[0], layers[1],
+        "both platforms' app layers are the same blobs"
+    );
+    let log = registry.log();
+    for (name, digest) in &layers[0] {
+        assert_eq!(
+            uploads_of(&log, digest),
+            1,
+            "layer {name} ({digest}) uploads"
+        );
+    }
+    let entries = index_entries(&image);
+    assert_eq!(entries.len(), 2);
+    assert_ne!(entries[0].1, entries[1].1, "each platform has its own JRE");
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(EPOLL_JAR) && l.contains("native libraries"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].contains("linux/arm64") && warned[0].contains("amd64 only"),
+        "{stderr}"
+    );
+    let dir = kiln.ws.join("pulled");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The JRE's own ELF files are arm64's; the jar's x86-64 library stays inside its jar.
+    assert_all_elf_for(&files_of(&image, "arm64", &dir), "arm64");
+    assert_eq!(
+        run_web(&image, &[], &["/"]).0[0],
+        "hello Kiln from a kiln multi-module app"
+    );
 }

@@ -240,6 +240,9 @@ pub struct BuildOutput {
     /// build serves every platform of a multi-platform image. `false` (the default) builds
     /// again for each platform.
     pub platform_neutral: bool,
+    /// Native code in the layers that the buildpack found (a jar's JNI libraries), with
+    /// the architectures it has: an image for a platform one lacks gets a warning.
+    pub native: Vec<crate::NativeCode>,
 }
 
 /// A package a buildpack declares it put into the image.

@@ -14,6 +14,7 @@ mod epoch;
 mod export;
 mod layer_cache;
 mod metadata;
+mod native;
 mod phases;
 mod project;
 mod rebase;
@@ -44,6 +45,7 @@ pub use export::{
 /// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).
 pub use kiln_layer::{FileLock, FileStamp, write_atomic};
 pub use layer_cache::{LayerCache, Reuse, layer_cache_entries, remove_layer_cache_entries};
+pub use native::{NativeCode, elf_architecture};
 pub use phases::{ALLOWED_ENV, Build, BuildResult, Detect, PhaseError, build_env};
 pub use project::{ProjectDescriptor, ProjectError};
 pub use rebase::{

@@ -139,6 +139,7 @@ pub(crate) fn build(ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, 
         working_dir: None,
         packages: Vec::new(),
         platform_neutral: false,
+        native: Vec::new(),
     })
 }
 

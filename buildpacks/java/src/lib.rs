@@ -19,6 +19,7 @@ mod jar;
 mod jdk;
 mod layers_idx;
 mod maven;
+mod native_libs;
 mod parent;
 mod pom;
 mod select;
@@ -65,7 +66,9 @@ impl Buildpack for JavaBuildpack {
     }
 
     fn build(&self, ctx: &BuildContext<'_>, plan: &Plan) -> Result<BuildOutput, BuildpackError> {
-        build::build(ctx, plan)
+        let mut out = build::build(ctx, plan)?;
+        out.native = native_libs::native_code(&out.layers);
+        Ok(out)
     }
 
     /// Maven's `target/` survives from build to build, so Maven compiles only what changed

@@ -77,24 +77,7 @@ fn is_program(entry: &std::fs::DirEntry) -> bool {
 fn elf_architecture(path: &Path) -> Option<&'static str> {
     let mut head = [0u8; 20];
     std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    if head[..4] != *b"\x7fELF" {
-        return None;
-    }
-    let machine = match head[5] {
-        1 => u16::from_le_bytes([head[18], head[19]]),
-        _ => u16::from_be_bytes([head[18], head[19]]),
-    };
-    Some(match machine {
-        3 => "386",
-        8 => "mips64",
-        20 | 21 => "ppc64le",
-        22 => "s390x",
-        40 => "arm",
-        62 => "amd64",
-        183 => "arm64",
-        243 => "riscv64",
-        _ => "unknown",
-    })
+    kiln_lifecycle::elf_architecture(&head)
 }
 
 /// Fails when an addon cannot load on the run image: built for another architecture, or

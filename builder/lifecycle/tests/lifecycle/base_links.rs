@@ -71,6 +71,7 @@ fn output(root: &Path, files: &[&str]) -> BuildOutput {
         working_dir: None,
         packages: Vec::new(),
         platform_neutral: false,
+        native: Vec::new(),
     }
 }
 

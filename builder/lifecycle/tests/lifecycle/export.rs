@@ -55,6 +55,7 @@ fn layer_dirs(root: &Path) -> BuildOutput {
         working_dir: None,
         packages: Vec::new(),
         platform_neutral: false,
+        native: Vec::new(),
     }
 }
 

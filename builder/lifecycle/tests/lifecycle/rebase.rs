@@ -166,6 +166,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
         working_dir: None,
         packages: Vec::new(),
         platform_neutral: false,
+        native: Vec::new(),
     };
     let exporter = Export {
         store: &w.store,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kiln_lifecycle::{BuildResult, RunImage, Scratch};
+use kiln_lifecycle::{BuildResult, NativeCode, RunImage, Scratch};
 use kiln_model::Platform;
 
 use super::finish::CachePush;
@@ -106,10 +106,14 @@ impl Creator<'_> {
             let built = &builds.built[builds.of_platform[i]].0;
             let cache = (i == 0).then_some(buildpack_cache);
             let prefixed = Prefixed::new(progress, platform.as_ref());
+            let platform = platform.clone().unwrap_or_else(|| platform_of(run));
+            for lacking in lacking_native_code(&built.output.native, &platform) {
+                prefixed.warn(&lacking);
+            }
             let (image, layers, push) = self.export(detected, run, built, cache, &prefixed)?;
             cache_push = cache_push.or(push);
             images.push(PlatformImage {
-                platform: platform.clone().unwrap_or_else(|| platform_of(run)),
+                platform,
                 image,
                 run_image: run.clone(),
                 layers,
@@ -117,6 +121,23 @@ impl Creator<'_> {
         }
         Ok((images, cache_push))
     }
+}
+
+/// Returns a warning for each piece of native code that has nothing for `platform`'s
+/// architecture: the image may not work there.
+fn lacking_native_code(native: &[NativeCode], platform: &Platform) -> Vec<String> {
+    native
+        .iter()
+        .filter(|n| !n.architectures.contains(&platform.architecture))
+        .map(|n| {
+            format!(
+                "`{}` carries native libraries for {} only, none for this image's `{}`: what uses them will fail or fall back there",
+                n.location,
+                n.architectures.join(", "),
+                platform.architecture
+            )
+        })
+        .collect()
 }
 
 /// Returns the platform a run image's config names.
@@ -172,5 +193,30 @@ impl Progress for Prefixed<'_> {
     }
     fn generated_base(&self, name: &str) {
         self.inner.generated_base(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_code_without_the_platforms_architecture_is_named() {
+        let native = [
+            NativeCode {
+                location: "/workspace/lib/epoll-linux-x86_64.jar".into(),
+                architectures: vec!["amd64".into()],
+            },
+            NativeCode {
+                location: "/workspace/lib/sqlite.jar".into(),
+                architectures: vec!["amd64".into(), "arm64".into()],
+            },
+        ];
+        let arm = crate::parse_platform("linux/arm64").unwrap();
+        let amd = crate::parse_platform("linux/amd64").unwrap();
+        let warned = lacking_native_code(&native, &arm);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("epoll-linux-x86_64.jar") && warned[0].contains("`arm64`"));
+        assert!(lacking_native_code(&native, &amd).is_empty());
     }
 }
