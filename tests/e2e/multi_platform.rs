@@ -48,6 +48,16 @@ fn build_both(
     (pinned, report, run.stderr)
 }
 
+/// Returns the layer digests of the image manifest `reference`, as skopeo reads them.
+fn manifest_layers(reference: &str) -> Vec<String> {
+    skopeo_inspect_raw(reference, false)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Returns each platform entry of the pushed index `reference` as (architecture, digest),
 /// as skopeo reads it; panics unless it is an OCI index.
 fn index_entries(reference: &str) -> Vec<(String, String)> {
@@ -160,6 +170,52 @@ fn answer_under_qemu(binary: &[u8], dir: &Path) -> String {
     answer
 }
 
+/// Asserts that each image of the pushed index `image` carries its own provenance (at
+/// cosign's `.att` tag of its digest), whose subject is that image and whose base is that
+/// platform's run image, as the `report` lists them.
+fn assert_provenance_per_image(image: &str, report: &serde_json::Value) {
+    use base64::Engine as _;
+    let client = common::client(None, None);
+    let repo = image.rsplit_once(':').unwrap().0;
+    let attached = report["supply"]["image_provenance"].as_array().unwrap();
+    let platforms = report["platforms"].as_array().unwrap();
+    assert_eq!(attached.len(), platforms.len(), "{report}");
+    for (a, p) in attached.iter().zip(platforms) {
+        let digest = p["digest"].as_str().unwrap();
+        let tag = format!("{repo}:{}.att", digest.replace(':', "-"));
+        assert_eq!(
+            a["attached"]["tag"],
+            tag.rsplit_once(':').unwrap().1,
+            "{report}"
+        );
+        let manifest = skopeo_inspect_raw(&tag, false);
+        assert_eq!(manifest["subject"]["digest"], digest, "{manifest}");
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+        let reference: kiln_oci::Reference = repo.parse().unwrap();
+        let envelope = common::runtime()
+            .block_on(client.get_blob_bytes(&reference, &layer.parse().unwrap(), 1 << 20))
+            .unwrap();
+        let envelope: serde_json::Value = serde_json::from_slice(&envelope).unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap();
+        let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        assert_eq!(
+            statement["subject"][0]["digest"]["sha256"], hex,
+            "{statement}"
+        );
+        let base = p["run_image"]
+            .as_str()
+            .unwrap()
+            .rsplit_once("@sha256:")
+            .unwrap()
+            .1;
+        let deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"].to_string();
+        assert!(deps.contains(base), "{p}: the base is not in {deps}");
+    }
+}
+
 /// A Go app for amd64 and arm64: one OCI index whose images hold only their own
 /// architecture's ELF files; skopeo picks each, podman runs the amd64 one, qemu runs the
 /// arm64 binary; the index from another checkout has the same digest.
@@ -170,7 +226,11 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
     let cache = common::warm_cache(&kiln, "cache");
     let app = kiln.fixture("go-web", "one/go-web");
     let image = registry.reference("team/go-multi:1");
-    let (pinned, report, _) = build_both(&kiln, &image, &app, &cache, &["--publish"]);
+    let cache_image = registry.reference("team/go-multi-cache:1");
+    let with_cache = ["--cache-image", cache_image.as_str()];
+    let mut extra = vec!["--publish"];
+    extra.extend(with_cache);
+    let (pinned, report, _) = build_both(&kiln, &image, &app, &cache, &extra);
 
     let entries = index_entries(&image);
     let archs: Vec<&str> = entries.iter().map(|(a, _)| a.as_str()).collect();
@@ -193,6 +253,20 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
         );
     }
 
+    assert_provenance_per_image(&image, &report);
+    let inspected = kiln.run(&["inspect", &image, "--format", "json"]).ok_output();
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+    let listed: Vec<(String, String)> = inspected["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let arch = p["platform"].as_str().unwrap().split('/').nth(1).unwrap();
+            (arch.to_owned(), p["digest"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(listed, entries, "kiln inspect lists the index's platforms");
+
     let dir = kiln.ws.join("pulled");
     std::fs::create_dir_all(&dir).unwrap();
     let amd = files_of(&image, "amd64", &dir);
@@ -214,9 +288,14 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
         eprintln!("{QEMU_AARCH64} is missing: the arm64 binary was checked by its ELF header only");
     }
 
-    // Another checkout of the same source: the same index, saved locally this time.
+    // Another checkout of the same source, in a fresh pod whose cache comes from the cache
+    // image (both platforms' linked binaries): the same index, saved locally this time.
     let other = kiln.fixture("go-web", "two/elsewhere/go-web");
-    let (again, _, _) = build_both(&kiln, "team/go-multi:1", &other, &cache, &[]);
+    let fresh = common::warm_cache(&kiln, "fresh-cache");
+    let (again, second, _) = build_both(&kiln, "team/go-multi:1", &other, &fresh, &with_cache);
+    let cache = &second["cache_image"];
+    assert!(cache["restored"].to_string().contains("linked"), "{cache}");
+    assert_eq!(cache["problems"], serde_json::json!([]), "{cache}");
     assert_eq!(
         again.rsplit_once('@').unwrap().1,
         report["digest"].as_str().unwrap(),
@@ -261,7 +340,8 @@ pub(crate) fn node_apps_share_their_layers_across_platforms_unless_they_hold_nat
     ensure_containers_conf();
     let kiln = Kiln::new();
     let registry = Registry::builder().access_log().start();
-    let base = common::publish_base(&registry, "node", "linux/amd64,linux/arm64", false, "1");
+    let both = "linux/amd64,linux/arm64";
+    let base = common::publish_base(&registry, "node", both, false, "v1");
     let cache = common::warm_cache(&kiln, "cache");
     let run_image = ["--run-image", base.as_str(), "--publish"];
 
@@ -287,6 +367,38 @@ pub(crate) fn node_apps_share_their_layers_across_platforms_unless_they_hold_nat
         );
     }
     assert_eq!(index_entries(&image).len(), 2);
+
+    // The platform team's v2 base: `kiln rebase` moves each platform's image onto v2's
+    // image of that platform, and the app layers stay the very same blobs.
+    let v2 = common::publish_base(&registry, "node", both, true, "v2");
+    let cache_dir = kiln.ws.join("rebase-cache");
+    let rebased = kiln.run(&[
+        "rebase",
+        &image,
+        "--publish",
+        "--cache-dir",
+        cache_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(rebased.code, 0, "{}", rebased.stderr);
+    let v2_images = index_entries(&v2);
+    let app_layers: Vec<&str> = layers[0].iter().map(|(_, d)| d.as_str()).collect();
+    for (arch, digest) in index_entries(&image) {
+        let repo = image.rsplit_once(':').unwrap().0;
+        let got = manifest_layers(&format!("{repo}@{digest}"));
+        let (_, base_digest) = v2_images.iter().find(|(a, _)| *a == arch).unwrap();
+        let v2_repo = v2.rsplit_once(':').unwrap().0;
+        let base_layers = manifest_layers(&format!("{v2_repo}@{base_digest}"));
+        assert_eq!(
+            got[..base_layers.len()],
+            base_layers[..],
+            "{arch} is on v2's {arch}"
+        );
+        assert_eq!(
+            got[base_layers.len()..],
+            app_layers[..],
+            "{arch} keeps the app layers"
+        );
+    }
     assert_eq!(run_web(&image, &[], &["/"]).0[0], "hello from express");
 
     let prebuilt = kiln.fixture("node-prebuilt", "prebuilt");

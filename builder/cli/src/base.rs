@@ -297,6 +297,7 @@ impl Output<'_> {
             key: self.sign_key,
             target: self.target,
             statement: None,
+            image_statements: Vec::new(),
         };
         let mut attestations = self
             .session

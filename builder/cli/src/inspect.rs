@@ -69,6 +69,10 @@ fn table(i: &Inspection) -> String {
         Some(d) => t.line("Platform", &format!("{} ({d})", i.platform)),
         None => t.line("Platform", &i.platform),
     }
+    for (n, entry) in i.platforms.iter().enumerate() {
+        let key = if n == 0 { "Platforms" } else { "" };
+        t.line(key, &format!("{} ({})", entry.platform, entry.digest));
+    }
     t.line("Created", i.created.as_deref().unwrap_or("-"));
     t.line("User", i.user.as_deref().unwrap_or("-"));
     let base = match &i.base {

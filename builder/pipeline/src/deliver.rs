@@ -120,6 +120,8 @@ pub struct AttachReport {
     pub sboms: Vec<Attached>,
     /// The provenance, if any, and whether it was signed.
     pub provenance: Option<ProvenanceReport>,
+    /// For an index: each image's provenance.
+    pub image_provenance: Vec<ProvenanceReport>,
     /// The signatures: the signed digest and where each went.
     pub signatures: Vec<(String, Attached)>,
     /// How long attaching went on after the image's own push, in milliseconds.
@@ -133,6 +135,7 @@ impl SupplyReport {
             entry.attached = Some(a);
         }
         self.provenance = attached.provenance;
+        self.image_provenance = attached.image_provenance;
         self.signatures = attached.signatures;
         self.attach_after_push_ms = attached.after_push_ms;
     }
@@ -261,6 +264,20 @@ async fn attach(
             None => Ok(None),
         }
     };
+    // Each image of an index carries its own provenance, as it carries its own SBOM.
+    let images = artifact.images();
+    let image_provenance_jobs = what.image_provenance.iter().map(|(digest, envelope)| {
+        let size = images
+            .iter()
+            .find(|i| &i.manifest_digest == digest)
+            .map_or(0, |i| i.manifest_bytes.len() as u64);
+        let subject = Subject {
+            media_type: MANIFEST_MEDIA_TYPE.to_owned(),
+            digest: digest.clone(),
+            size,
+        };
+        async move { to.provenance(&subject, envelope).await }
+    });
     let sign_jobs = what.signatures.iter().map(|s| async move {
         let ready = image_blobs_in(to.pushed.clone());
         let attached = s
@@ -269,14 +286,16 @@ async fn attach(
             .map_err(failed("signing the image"))?;
         Ok::<_, DeliverError>((s.digest.to_string(), attached))
     });
-    let (sboms, provenance, signatures) = tokio::join!(
+    let (sboms, provenance, image_provenance, signatures) = tokio::join!(
         futures_util::future::join_all(what.sboms.iter().map(|s| to.sbom(s))),
         provenance_job,
+        futures_util::future::join_all(image_provenance_jobs),
         futures_util::future::join_all(sign_jobs),
     );
     Ok(AttachReport {
         sboms: sboms.into_iter().collect::<Result<_, _>>()?,
         provenance: provenance?,
+        image_provenance: image_provenance.into_iter().collect::<Result<_, _>>()?,
         signatures: signatures.into_iter().collect::<Result<_, _>>()?,
         after_push_ms: 0,
     })
@@ -327,7 +346,8 @@ impl Attaching<'_> {
         .map_err(failed("attaching the SBOM"))
     }
 
-    /// Attaches the provenance envelope to `top`, the pushed image or index.
+    /// Attaches a provenance envelope to `top`: the pushed image or index, or an image of
+    /// the index.
     async fn provenance(
         &self,
         top: &Subject,

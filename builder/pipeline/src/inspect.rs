@@ -30,6 +30,9 @@ pub struct Inspection {
     /// For an index: the digest of the image for this host's platform.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform_digest: Option<String>,
+    /// For an index: every platform it has an image for, in its order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<IndexEntry>,
     /// `os/architecture` from the config.
     pub platform: String,
     /// The config's creation time.
@@ -51,6 +54,28 @@ pub struct Inspection {
     pub signatures: Vec<FoundSignature>,
     /// The attached provenance.
     pub provenance: Option<ProvenanceRow>,
+}
+
+/// One image of an inspected index.
+#[derive(Debug, Serialize)]
+pub struct IndexEntry {
+    /// `linux/arm64/v8`.
+    pub platform: String,
+    /// The image manifest's digest.
+    pub digest: String,
+}
+
+/// Returns the platforms of an index's `manifests` entries (those that name one).
+fn index_entries(entries: &[Value]) -> Vec<IndexEntry> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            Some(IndexEntry {
+                platform: kiln_model::Platform::of_entry(e)?.to_string(),
+                digest: e["digest"].as_str()?.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// One layer of an inspected image.
@@ -154,8 +179,8 @@ pub enum InspectError {
         #[source]
         source: DigestError,
     },
-    /// An index without an image for this host's platform.
-    #[error("the index `{index}` has no linux/{arch} image")]
+    /// An index without any image.
+    #[error("the index `{index}` lists no image (kiln looked for linux/{arch})")]
     NoPlatform {
         /// The index.
         index: Digest,
@@ -217,7 +242,7 @@ pub async fn inspect(
     key: Option<&PublicKey>,
 ) -> Result<Inspection, InspectError> {
     let digest = resolve(client, reference).await?;
-    let (image_digest, manifest) = platform_manifest(client, reference, &digest).await?;
+    let (image_digest, manifest, platforms) = platform_manifest(client, reference, &digest).await?;
     let config_digest = digest_in(&manifest["config"]["digest"], "the config digest")?;
     let config_bytes = client
         .get_blob_bytes(reference, &config_digest, MAX_CONFIG)
@@ -231,6 +256,7 @@ pub async fn inspect(
         &manifest,
         &config,
     );
+    inspection.platforms = platforms;
     inspection.sbom = sbom_summary(client, reference, &image_digest).await?;
     inspection.signatures = signatures(client, reference, &digest, key).await?;
     inspection.provenance = provenance(client, reference, &digest, key).await?;
@@ -256,31 +282,27 @@ pub fn inspect_layout(dir: &std::path::Path, name: &str) -> Result<Inspection, I
         serde_json::from_slice(&bytes).map_err(json("a blob of the layout"))
     };
     let top = blob(&entry.digest)?;
-    let (image_digest, manifest) = match top["manifests"].as_array() {
-        None => (entry.digest.clone(), top),
+    let (image_digest, manifest, platforms) = match top["manifests"].as_array() {
+        None => (entry.digest.clone(), top, Vec::new()),
         Some(entries) => {
             let d = digest_in(
                 &host_entry(entries, &entry.digest)?["digest"],
                 "an index entry",
             )?;
             let m = blob(&d)?;
-            (d, m)
+            (d, m, index_entries(entries))
         }
     };
     let config = blob(&digest_in(
         &manifest["config"]["digest"],
         "the config digest",
     )?)?;
-    Ok(described(
-        name,
-        &entry.digest,
-        &image_digest,
-        &manifest,
-        &config,
-    ))
+    let mut inspection = described(name, &entry.digest, &image_digest, &manifest, &config);
+    inspection.platforms = platforms;
+    Ok(inspection)
 }
 
-/// Returns the entry of an index for this host's platform.
+/// Returns the entry of an index for this host's platform, else its first.
 fn host_entry<'v>(entries: &'v [Value], index: &Digest) -> Result<&'v Value, InspectError> {
     let arch = kiln_lifecycle::host_arch();
     entries
@@ -289,6 +311,7 @@ fn host_entry<'v>(entries: &'v [Value], index: &Digest) -> Result<&'v Value, Ins
             kiln_model::Platform::of_entry(e)
                 .is_some_and(|p| p.os == "linux" && p.architecture == arch)
         })
+        .or(entries.first())
         .ok_or_else(|| InspectError::NoPlatform {
             index: index.clone(),
             arch,
@@ -315,6 +338,7 @@ fn described(
         image: image.to_owned(),
         digest: digest.to_string(),
         platform_digest: (image_digest != digest).then(|| image_digest.to_string()),
+        platforms: Vec::new(),
         platform: format!(
             "{}/{}",
             config["os"].as_str().unwrap_or("?"),
@@ -333,19 +357,19 @@ fn described(
 }
 
 /// Returns the image manifest `digest` names, or for an index its entry for this host's
-/// platform, with that manifest's digest.
+/// platform (else its first), with that manifest's digest, and the index's platforms.
 async fn platform_manifest(
     client: &Client,
     reference: &Reference,
     digest: &Digest,
-) -> Result<(Digest, Value), InspectError> {
+) -> Result<(Digest, Value, Vec<IndexEntry>), InspectError> {
     let top = client
         .get_manifest(reference, &digest.to_string())
         .await
         .map_err(registry("reading the manifest"))?;
     let top: Value = serde_json::from_slice(&top.bytes).map_err(json("the manifest"))?;
     let Some(entries) = top["manifests"].as_array() else {
-        return Ok((digest.clone(), top));
+        return Ok((digest.clone(), top, Vec::new()));
     };
     let d = digest_in(
         &host_entry(entries, digest)?["digest"],
@@ -356,7 +380,7 @@ async fn platform_manifest(
         .await
         .map_err(registry("reading the platform's manifest"))?;
     let manifest = serde_json::from_slice(&m.bytes).map_err(json("the platform's manifest"))?;
-    Ok((d, manifest))
+    Ok((d, manifest, index_entries(entries)))
 }
 
 /// Returns what an app image was built on, or a base image's id.

@@ -87,6 +87,8 @@ pub struct Attest<'a> {
     pub target: Option<&'a Reference>,
     /// The provenance statement ([`provenance_statement`]) to put in an envelope.
     pub statement: Option<Vec<u8>>,
+    /// For an index: each image's own provenance statement, by the image's digest.
+    pub image_statements: Vec<(Digest, Vec<u8>)>,
 }
 
 /// What the attest phase made, ready to attach.
@@ -95,6 +97,8 @@ pub struct Attestations {
     pub sboms: Vec<ImageSbom>,
     /// The provenance envelope, signed when there was a key.
     pub provenance: Option<Envelope>,
+    /// For an index: each image's provenance envelope, by the image's digest.
+    pub image_provenance: Vec<(Digest, Envelope)>,
     /// The signatures of the artifact and, for an index, of each of its images.
     pub signatures: Vec<Signature>,
     /// What it did, for the report; attaching fills in where things went.
@@ -121,6 +125,9 @@ pub struct SupplyReport {
     /// The provenance attestation, when attached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<ProvenanceReport>,
+    /// For an index: each image's own provenance attestation, in the index's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_provenance: Vec<ProvenanceReport>,
     /// Cataloging the layers and writing the SBOMs, in milliseconds.
     pub sbom_ms: u128,
     /// How long attaching went on after the image's own push, in milliseconds.
@@ -172,10 +179,16 @@ impl Attest<'_> {
             },
             ..Default::default()
         };
-        let provenance = self.statement.as_deref().map(|statement| match self.key {
+        let envelope = |statement: &[u8]| match self.key {
             Some(k) => sign_envelope(IN_TOTO_PAYLOAD_TYPE, statement, k),
             None => unsigned_envelope(statement),
-        });
+        };
+        let provenance = self.statement.as_deref().map(envelope);
+        let image_provenance = self
+            .image_statements
+            .iter()
+            .map(|(digest, statement)| (digest.clone(), envelope(statement)))
+            .collect();
         let signatures = match (self.key, self.target) {
             (Some(key), Some(target)) => signed_digests(artifact)
                 .into_iter()
@@ -194,6 +207,7 @@ impl Attest<'_> {
         Ok(Attestations {
             sboms,
             provenance,
+            image_provenance,
             signatures,
             report,
         })

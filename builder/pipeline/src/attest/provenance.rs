@@ -20,8 +20,11 @@ pub struct BuildProvenance<'a> {
     pub digest: &'a Digest,
     /// The buildpack that built it.
     pub buildpack: &'a str,
-    /// The run image it sits on.
-    pub run: &'a RunImage,
+    /// The run image it sits on, as the user named it.
+    pub run_image: &'a str,
+    /// The run image's manifest it sits on, when it is one image (an index's images sit on
+    /// one each, and their own provenance names it).
+    pub base: Option<&'a RunImage>,
     /// The source's git facts (remote without credentials, commit).
     pub git: &'a GitInfo,
     /// The default process asked for, if any.
@@ -46,7 +49,7 @@ pub fn provenance_statement(p: &BuildProvenance<'_>) -> Vec<u8> {
     };
     put("image", p.target.to_string().into());
     put("buildpack", p.buildpack.into());
-    put("runImage", p.run.name.clone().into());
+    put("runImage", p.run_image.into());
     if let Some(process) = p.process {
         put("process", process.into());
     }
@@ -68,7 +71,7 @@ pub fn provenance_statement(p: &BuildProvenance<'_>) -> Vec<u8> {
         source_uri: p.git.remote.as_deref(),
         source_revision: p.git.revision.as_deref(),
         buildpacks: &buildpacks,
-        base_image: Some((&p.run.name, &p.run.digest)),
+        base_image: p.base.map(|run| (run.name.as_str(), &run.digest)),
         parameters: &parameters,
         invocation_id: None,
         started_on: p

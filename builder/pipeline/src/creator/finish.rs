@@ -10,7 +10,7 @@ use kiln_lifecycle::{
     BuildResult, Export, ExportedLayer, LayerCache, RunImage, SourceFacts, WrittenHook,
 };
 use kiln_model::{Artifact, FinalImage};
-use kiln_oci::Reference;
+use kiln_oci::{Digest, Reference};
 
 use super::{CreateError, Creator, Detected, WORKSPACE};
 use crate::attest::{
@@ -116,21 +116,46 @@ impl Creator<'_> {
         progress: &dyn Progress,
     ) -> Result<Attestations, CreateError> {
         let provenance = self.provenance.as_ref().filter(|_| self.publish);
-        let statement = provenance.map(|p| {
-            provenance_statement(&BuildProvenance {
+        let run_image = &detected.runs[0].1.name;
+        let statement = |digest: &Digest, base: Option<&RunImage>| {
+            let p = provenance?;
+            Some(provenance_statement(&BuildProvenance {
                 builder_id: &p.builder_id,
                 target: &self.target,
-                digest: artifact.digest(),
+                digest,
                 buildpack: detected.buildpack.id(),
-                run: &detected.runs[0].1,
+                run_image,
+                base,
                 git: &detected.git,
                 process: self.process.as_deref(),
                 env_names: &p.env_names,
                 cache_image: self.cache_image.as_ref(),
                 compression: self.compression,
                 started: p.times.then_some(started),
-            })
-        });
+            }))
+        };
+        // An index's images each get their own provenance, naming their platform's base.
+        let (top, image_statements) = match artifact {
+            Artifact::Image(_) => (
+                statement(artifact.digest(), Some(&detected.runs[0].1)),
+                Vec::new(),
+            ),
+            Artifact::Index(_) => {
+                let each = artifact
+                    .images()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, image)| {
+                        let digest = &image.manifest_digest;
+                        Some((
+                            digest.clone(),
+                            statement(digest, Some(&detected.runs[i].1))?,
+                        ))
+                    })
+                    .collect();
+                (statement(artifact.digest(), None), each)
+            }
+        };
         let attest = Attest {
             blobs: self.store.blobs(),
             cache_dir: &self.cache_dir,
@@ -141,7 +166,8 @@ impl Creator<'_> {
             created: detected.epoch,
             key: self.sign_key.filter(|_| self.publish),
             target: Some(&self.target),
-            statement,
+            statement: top,
+            image_statements,
         };
         Ok(self.session.block_on(attest.run(artifact, progress))?)
     }
