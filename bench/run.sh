@@ -11,10 +11,12 @@
 #   bench/run.sh rebase   # one app image between two bases, registry-side: kiln vs crane rebase
 #   bench/run.sh pod      # Spring Boot in a locked-down pod: second build with --cache-image vs cold
 #   bench/run.sh supply   # Express rebuild: with SBOMs + provenance + signature vs without
+#   bench/run.sh multi    # Go, Java, Node for amd64 + arm64 vs amd64 alone; Go vs ko for both
 #
 # Environment knobs are the scripts' own: BENCH_BIG, BENCH_REPEAT (layer); RUNS, WARMUP,
 # KO, KO_VERSION (go); RUNS (base); RUNS, WARMUP, KILN, DISTROLESS_JAVA17_REF (java);
-# RUNS, WARMUP (node); RUNS, SCALES (scale); RUNS, WARMUP, CRANE, CRANE_VERSION (rebase); RUNS (pod); RUNS, WARMUP (supply).
+# RUNS, WARMUP (node); RUNS, SCALES (scale); RUNS, WARMUP, CRANE, CRANE_VERSION (rebase); RUNS (pod); RUNS, WARMUP (supply);
+# RUNS, WARMUP, KO, KO_VERSION (multi).
 # Scratch goes to bench/out (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,7 +25,7 @@ case $what in
   all)
     export BENCH_SUMMARY=$PWD/out/summary.tsv
     mkdir -p out && : >"$BENCH_SUMMARY"
-    for b in layer-export go-rebuild base-build java-rebuild node-build node-scale rebase pod-cache supply-chain; do
+    for b in layer-export go-rebuild base-build java-rebuild node-build node-scale rebase pod-cache supply-chain multi-platform; do
       bash "./$b.sh"; echo
     done
     python3 ./summary.py print "$BENCH_SUMMARY" ;;
@@ -36,5 +38,6 @@ case $what in
   rebase) bash ./rebase.sh ;;
   pod) bash ./pod-cache.sh ;;
   supply) bash ./supply-chain.sh ;;
-  *) echo "usage: bench/run.sh [all|layer|go|base|java|node|scale|rebase|pod|supply]" >&2; exit 2 ;;
+  multi) bash ./multi-platform.sh ;;
+  *) echo "usage: bench/run.sh [all|layer|go|base|java|node|scale|rebase|pod|supply|multi]" >&2; exit 2 ;;
 esac

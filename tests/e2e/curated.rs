@@ -119,6 +119,28 @@ pub(crate) fn node_and_java_apps_build_anywhere_on_curated_bases_kiln_carries() 
     ]);
     let printed = by_name.ok();
     assert_eq!(printed, format!("kiln-base/node@{in_store}"));
+
+    // For two platforms the store's base (this machine's only) is built again for both,
+    // from the same lock, and the app becomes an index over an image for each.
+    let mut both = args(&node, &registry.reference("anywhere/node:multi"));
+    both.extend(["--platform".into(), "linux/amd64,linux/arm64".into()]);
+    let built = run(&both);
+    built.ok();
+    assert!(
+        built.stderr.contains(
+            "`kiln-base/node` is not in kiln's store for linux/amd64, linux/arm64/v8: building it once"
+        ),
+        "{}",
+        built.stderr
+    );
+    let raw = kiln_e2e::skopeo_inspect_raw(&registry.reference("anywhere/node:multi"), false);
+    let archs: Vec<&str> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{raw}");
 }
 
 /// Returns the manifest digest of `name` in the OCI layout `<cache>/oci`.

@@ -254,7 +254,9 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
     }
 
     assert_provenance_per_image(&image, &report);
-    let inspected = kiln.run(&["inspect", &image, "--format", "json"]).ok_output();
+    let inspected = kiln
+        .run(&["inspect", &image, "--format", "json"])
+        .ok_output();
     let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
     let listed: Vec<(String, String)> = inspected["platforms"]
         .as_array()

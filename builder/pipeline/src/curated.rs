@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_debian::{DebianError, Definition, FetchError, Lockfile, Mirrors};
 use kiln_layer::Compression;
-use kiln_model::{Artifact, FinalImage};
+use kiln_model::{Artifact, FinalImage, FinalIndex};
 use kiln_oci::{Reference, ReferenceError};
 use sha2::{Digest as _, Sha256};
 
@@ -249,6 +249,15 @@ pub enum CuratedError {
         #[source]
         source: BaseError,
     },
+    /// The images of the base's architectures could not make one index.
+    #[error("assembling the index of kiln's curated base `{name}`")]
+    Index {
+        /// The base.
+        name: String,
+        /// Why.
+        #[source]
+        source: kiln_model::ModelError,
+    },
     /// The base could not be saved into kiln's store.
     #[error(transparent)]
     Save(Box<DeliverError>),
@@ -266,18 +275,19 @@ pub struct BuildCurated<'a> {
     pub mirrors: &'a Mirrors,
     /// kiln's cache dir: the unpacked definitions and the `.deb` cache live there.
     pub cache_dir: &'a Path,
-    /// The Debian architecture to build (`amd64`).
-    pub arch: &'a str,
+    /// The Debian architectures to build (`amd64`): several make an index.
+    pub arches: &'a [&'a str],
 }
 
 impl BuildCurated<'_> {
-    /// Fetches, assembles and saves the base; returns its image.
+    /// Fetches, assembles and saves the base, one image per architecture (an index over
+    /// them when several); returns the images.
     pub fn run(
         &self,
         session: &Session,
         store: &Store,
         progress: &dyn Progress,
-    ) -> Result<FinalImage, CuratedError> {
+    ) -> Result<Vec<FinalImage>, CuratedError> {
         let name = self.name;
         let read = |source: DebianError| CuratedError::Read {
             name: name.to_owned(),
@@ -289,10 +299,14 @@ impl BuildCurated<'_> {
         })?;
         let definition = Definition::load(&path).map_err(|e| read(e.into()))?;
         let lock = Lockfile::read(&path.with_extension("lock")).map_err(|e| read(e.into()))?;
-        if !lock.packages.contains_key(self.arch) {
+        if let Some(arch) = self
+            .arches
+            .iter()
+            .find(|a| !lock.packages.contains_key(**a))
+        {
             return Err(CuratedError::NoArchitecture {
                 name: name.to_owned(),
-                arch: self.arch.to_owned(),
+                arch: (*arch).to_owned(),
             });
         }
         let dir = path.parent().unwrap_or(self.cache_dir);
@@ -315,9 +329,8 @@ impl BuildCurated<'_> {
             compression: Compression::default(),
             local_files: &[],
         };
-        let image = assemble
-            .run(session, self.arch, progress)
-            .map_err(|e| match e {
+        let build = |arch: &str| {
+            assemble.run(session, arch, progress).map_err(|e| match e {
                 BaseError::Fetch(source) if source.is_gone() => CuratedError::Stale {
                     name: name.to_owned(),
                     source,
@@ -326,7 +339,26 @@ impl BuildCurated<'_> {
                     name: name.to_owned(),
                     source,
                 },
-            })?;
+            })
+        };
+        let images = self
+            .arches
+            .iter()
+            .map(|arch| build(arch))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = match images.len() {
+            1 => None,
+            _ => Some(
+                FinalIndex::new(images.clone()).map_err(|source| CuratedError::Index {
+                    name: name.to_owned(),
+                    source,
+                })?,
+            ),
+        };
+        let artifact = match &index {
+            Some(index) => Artifact::Index(index),
+            None => Artifact::Image(&images[0]),
+        };
         let client = session.client();
         let store_name = format!("{CURATED_PREFIX}{name}");
         let sinks = sinks(client, None, store, &store_name, None);
@@ -337,9 +369,9 @@ impl BuildCurated<'_> {
             attach: None,
         };
         session
-            .block_on(deliver.run(Artifact::Image(&image), &crate::Quiet))
+            .block_on(deliver.run(artifact, &crate::Quiet))
             .map_err(|e| CuratedError::Save(Box::new(e)))?;
-        Ok(image)
+        Ok(images)
     }
 }
 

@@ -7,10 +7,7 @@ use std::time::Instant;
 
 use kiln_attest::sign::PrivateKey;
 use kiln_debian::Mirrors;
-use kiln_debian::platform::debian_arch;
-use kiln_image::layout_has;
 use kiln_layer::Compression;
-use kiln_layer::FileLock;
 use kiln_lifecycle::{
     Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, LayerCache, Plan,
     ProjectDescriptor, RunImage, SOURCE_ROOT_REASON_FACT, SandboxSettings, Scratch, build_epoch,
@@ -21,13 +18,13 @@ use kiln_oci::{Digest, Reference};
 use serde::Serialize;
 
 use crate::attest::SupplyReport;
-use crate::curated::{BaseRegistry, BuildCurated, CuratedError, curated_base};
+use crate::curated::{BaseRegistry, curated_base};
 use crate::deliver::Delivered;
 use crate::human_bytes;
 use crate::preflight::preflight;
 use crate::restore::{self, CacheReport, Restore};
 use crate::run_image::{
-    RunImageError, RunImageSources, choose_run_image, resolve_run_image, run_image_info,
+    RunImageChoice, RunImageError, RunImageSources, choose_run_image, run_image_info,
 };
 use crate::source::ImageSource;
 use crate::{Progress, Session, Store, is_host};
@@ -35,6 +32,7 @@ use crate::{Progress, Session, Store, is_host};
 mod error;
 mod finish;
 mod platforms;
+mod run_images;
 
 pub use error::CreateError;
 
@@ -347,26 +345,18 @@ impl<'a> Creator<'a> {
             }
             (choice, _) => choice?,
         };
-        let client = self.session.client();
-        let platforms: Vec<Option<Platform>> = match self.platforms.is_empty() {
-            true => vec![None],
-            false => self.platforms.iter().cloned().map(Some).collect(),
+        let runs = match (self.resolve_runs(&choice, epoch, progress), &self.mirrors) {
+            // A curated base in the store for fewer platforms than the build's: built again
+            // for all of them, from the same embedded lock.
+            (Err(RunImageError::OtherPlatform { .. }), Some(mirrors))
+                if let RunImageChoice::Named(ImageSource::Store(name)) = &choice
+                    && curated_base(name).is_some() =>
+            {
+                self.build_curated(name, mirrors, progress)?;
+                self.resolve_runs(&choice, epoch, progress)?
+            }
+            (runs, _) => runs?,
         };
-        let mut runs = Vec::new();
-        for platform in platforms {
-            let run = self.session.block_on(resolve_run_image(
-                &choice,
-                client,
-                self.store,
-                (epoch, self.compression),
-                platform.as_ref(),
-            ))?;
-            let on = platform
-                .as_ref()
-                .map_or(String::new(), |p| format!(" for {p}"));
-            progress.info(&format!("run image{on} {} ({})", run.name, run.digest));
-            runs.push((platform, run));
-        }
         Ok(Detected {
             buildpack,
             plan,
@@ -374,49 +364,6 @@ impl<'a> Creator<'a> {
             git,
             epoch,
         })
-    }
-
-    /// Builds the curated base the store lacks into it, from kiln's embedded lock.
-    fn build_curated(
-        &self,
-        store_name: &str,
-        mirrors: &Mirrors,
-        progress: &dyn Progress,
-    ) -> Result<(), RunImageError> {
-        let not_in_store = || RunImageError::NotInStore {
-            name: store_name.to_owned(),
-        };
-        let name = curated_base(store_name).ok_or_else(not_in_store)?;
-        let arch = debian_arch(&format!("linux/{}", kiln_lifecycle::host_arch()))
-            .map_err(|_| not_in_store())?;
-        // Builds that start together on one cache dir build the base once: the others wait
-        // here, then find it in the store.
-        let lock_path = self.cache_dir.join(format!("golden-base/{name}.lock"));
-        let _building = FileLock::exclusive(&lock_path).map_err(|source| {
-            RunImageError::Curated(Box::new(CuratedError::Unpack {
-                dir: self.cache_dir.clone(),
-                source,
-            }))
-        })?;
-        if layout_has(self.store.dir(), store_name) {
-            progress.info(&format!(
-                "the run image `{store_name}` was built meanwhile by another build on this cache dir"
-            ));
-            return Ok(());
-        }
-        progress.phase(&format!("PREPARING RUN IMAGE {store_name}"));
-        progress.info(&format!(
-            "the run image `{store_name}` is not in kiln's store: building it once, from the lock kiln carries"
-        ));
-        BuildCurated {
-            name,
-            mirrors,
-            cache_dir: &self.cache_dir,
-            arch,
-        }
-        .run(self.session, self.store, progress)
-        .map_err(|e| RunImageError::Curated(Box::new(e)))?;
-        Ok(())
     }
 
     /// Returns the base registry: the one set, else the one `project.toml` names.
