@@ -33,14 +33,7 @@ done
 
 release_kiln
 
-ko=${KO:-$(command -v ko || true)}
-if [ -z "$ko" ]; then
-  ko=$PWD/bench/out/bin/ko
-  if [ ! -x "$ko" ] || [ "$("$ko" version)" != "$KO_VERSION" ]; then
-    echo "installing ko $KO_VERSION with go install..." >&2
-    GOFLAGS= GOBIN=$PWD/bench/out/bin go install "github.com/google/ko@$KO_VERSION"
-  fi
-fi
+ensure_ko
 ko_version=$("$ko" version)
 
 start_registry "$out"

@@ -25,3 +25,16 @@ YML
   curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$dir/registry.log" >&2; exit 1; }
   reg=127.0.0.1:$port
 }
+
+# Sets `ko` to $KO, else the ko on PATH, else ko $KO_VERSION `go install`ed into
+# bench/out/bin (once).
+ensure_ko() {
+  ko=${KO:-$(command -v ko || true)}
+  if [ -z "$ko" ]; then
+    ko=$PWD/bench/out/bin/ko
+    if [ ! -x "$ko" ] || [ "$("$ko" version)" != "$KO_VERSION" ]; then
+      echo "installing ko $KO_VERSION with go install..." >&2
+      GOFLAGS= GOBIN=$PWD/bench/out/bin go install "github.com/google/ko@$KO_VERSION"
+    fi
+  fi
+}

@@ -11,7 +11,7 @@ use kiln_e2e::{
     Registry, ensure_containers_conf, free_port, skopeo, skopeo_inspect_raw, wait_http,
 };
 
-use crate::common::{self, Kiln, run_web, tar_files};
+use crate::common::{self, Kiln, manifest_layers, run_web, tar_files};
 
 /// The ELF `e_machine` of each architecture.
 const MACHINES: &[(&str, u16)] = &[("amd64", 62), ("arm64", 183)];
@@ -46,16 +46,6 @@ fn build_both(
     let pinned = run.ok();
     let report = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     (pinned, report, run.stderr)
-}
-
-/// Returns the layer digests of the image manifest `reference`, as skopeo reads them.
-fn manifest_layers(reference: &str) -> Vec<String> {
-    skopeo_inspect_raw(reference, false)["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Returns each platform entry of the pushed index `reference` as (architecture, digest),

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common;
-use crate::common::{Kiln, client, run_web, runtime, validate_pushed, validate_pushed_index};
+use crate::common::{
+    Kiln, client, manifest_layers, run_web, runtime, validate_pushed, validate_pushed_index,
+};
 use kiln_e2e::{Registry, StallProxy, ensure_containers_conf, kiln_bin, skopeo_inspect_raw};
 
 /// Publishes golden base `base` (v1 or v2) as `bases/<base>:<tag>`: `static` and `node` as
@@ -61,17 +63,7 @@ fn build_app(kiln: &Kiln, fixture: &str, image: &str, run_image: &str) -> String
 
 /// Returns the layer digests of `reference` (its amd64 image, for an index).
 fn layers(reference: &str) -> Vec<String> {
-    layers_of(&platform_ref(reference, "amd64"))
-}
-
-/// Returns the layer digests of the image manifest `reference`.
-fn layers_of(reference: &str) -> Vec<String> {
-    skopeo_inspect_raw(reference, false)["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect()
+    manifest_layers(&platform_ref(reference, "amd64"))
 }
 
 /// Returns the digest the registry's tag points to.
@@ -437,8 +429,8 @@ pub(crate) fn a_multi_arch_app_is_rebased_per_platform() {
     let validated = validate_pushed_index(&client, &app);
     assert_eq!(validated.images.len(), 2);
     for arch in ["amd64", "arm64"] {
-        let got = layers_of(&platform_ref(&app, arch));
-        let base = layers_of(&platform_ref(&v2, arch));
+        let got = manifest_layers(&platform_ref(&app, arch));
+        let base = manifest_layers(&platform_ref(&v2, arch));
         assert_eq!(got[..base.len()], base[..], "{arch}: on v2's {arch} image");
     }
     assert_eq!(run_web(&app, &[], &["/"]).0[0], "hello from express");

@@ -169,7 +169,8 @@ pub async fn push_image<'a>(
     let (outcomes, _) = futures_util::try_join!(layers, configs)?;
     observer.blobs_pushed();
     if let Artifact::Index(_) = artifact {
-        for image in &images {
+        // Each platform's manifest by digest, side by side: the index names them all.
+        let manifests = images.iter().map(|image| async move {
             let by_digest = image.manifest_digest.to_string();
             client
                 .push_manifest(
@@ -178,8 +179,9 @@ pub async fn push_image<'a>(
                     media_types::OCI_MANIFEST,
                     &image.manifest_bytes,
                 )
-                .await?;
-        }
+                .await
+        });
+        futures_util::future::try_join_all(manifests).await?;
     }
     let tag = target.tag().unwrap_or("latest");
     let digest = client

@@ -251,6 +251,16 @@ pub fn tar_files(blob: &[u8], media_type: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Returns the layer digests of the image manifest `reference`, as skopeo reads them.
+pub fn manifest_layers(reference: &str) -> Vec<String> {
+    kiln_e2e::skopeo_inspect_raw(reference, false)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Returns a small tokio runtime for library calls from tests.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

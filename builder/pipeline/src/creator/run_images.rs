@@ -23,30 +23,34 @@ impl Creator<'_> {
         }
     }
 
-    /// Reads `choice`'s image for each platform of the build (files of a generated base
-    /// dated `epoch`).
+    /// Reads `choice`'s image for each platform of the build, side by side (files of a
+    /// generated base dated `epoch`).
     pub(super) fn resolve_runs(
         &self,
         choice: &RunImageChoice,
         epoch: i64,
         progress: &dyn Progress,
     ) -> Result<Vec<(Option<Platform>, RunImage)>, RunImageError> {
-        let mut runs = Vec::new();
-        for platform in self.wanted_platforms() {
-            let run = self.session.block_on(resolve_run_image(
+        let platforms = self.wanted_platforms();
+        let reads = platforms.iter().map(|platform| {
+            resolve_run_image(
                 choice,
                 self.session.client(),
                 self.store,
                 (epoch, self.compression),
                 platform.as_ref(),
-            ))?;
+            )
+        });
+        let runs = self
+            .session
+            .block_on(futures_util::future::try_join_all(reads))?;
+        for (platform, run) in platforms.iter().zip(&runs) {
             let on = platform
                 .as_ref()
                 .map_or(String::new(), |p| format!(" for {p}"));
             progress.info(&format!("run image{on} {} ({})", run.name, run.digest));
-            runs.push((platform, run));
         }
-        Ok(runs)
+        Ok(platforms.into_iter().zip(runs).collect())
     }
 
     /// Builds the curated base `store_name` into the store from kiln's embedded lock, for
