@@ -12,6 +12,7 @@ use kiln_e2e::{
 };
 
 use crate::common::{self, Kiln, manifest_layers, run_web, tar_files};
+use crate::supply_chain::Verifier;
 
 /// The ELF `e_machine` of each architecture.
 const MACHINES: &[(&str, u16)] = &[("amd64", 62), ("arm64", 183)];
@@ -42,7 +43,7 @@ fn build_both(
         report.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let run = kiln.run(&args);
+    let run = kiln.run_with(&args, None, &[("KILN_KEY_PASSWORD", "pw")]);
     let pinned = run.ok();
     let report = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     (pinned, report, run.stderr)
@@ -218,7 +219,8 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
     let image = registry.reference("team/go-multi:1");
     let cache_image = registry.reference("team/go-multi-cache:1");
     let with_cache = ["--cache-image", cache_image.as_str()];
-    let mut extra = vec!["--publish"];
+    let key = crate::sandbox::generate_key(&kiln);
+    let mut extra = vec!["--publish", "--sign-key", key.to_str().unwrap()];
     extra.extend(with_cache);
     let (pinned, report, _) = build_both(&kiln, &image, &app, &cache, &extra);
 
@@ -244,6 +246,22 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
     }
 
     assert_provenance_per_image(&image, &report);
+
+    // The index and each image are signed; a client that requires kiln's key (the
+    // containers/image policy podman pulls with) takes the index by its tag.
+    let signed: Vec<&str> = report["supply"]["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_str().unwrap())
+        .collect();
+    let index_digest = report["digest"].as_str().unwrap();
+    let mut want: Vec<&str> = vec![index_digest];
+    want.extend(entries.iter().map(|(_, d)| d.as_str()));
+    assert_eq!(signed, want, "{report}");
+    let verifying = Verifier::new(&kiln, &registry, &key.with_extension("pub"));
+    let (ok, _, err) = verifying.pull(&image, "pulled-signed");
+    assert!(ok, "the policy refused the signed index: {err}");
     let inspected = kiln
         .run(&["inspect", &image, "--format", "json"])
         .ok_output();

@@ -74,14 +74,14 @@ fn git_checkout(app: &Path) -> String {
 /// `registry`, read from cosign's `.sig` tags (`use-sigstore-attachments` in registries.d).
 /// It is `policy-pull` (upstream containers/image, the engine podman pulls with): Debian's
 /// podman has sigstore verification patched out (see `kiln_e2e::policy_pull`).
-struct Verifier<'k> {
+pub(crate) struct Verifier<'k> {
     kiln: &'k Kiln,
     policy: std::path::PathBuf,
     registries_d: std::path::PathBuf,
 }
 
 impl<'k> Verifier<'k> {
-    fn new(kiln: &'k Kiln, registry: &Registry, public_key: &Path) -> Self {
+    pub(crate) fn new(kiln: &'k Kiln, registry: &Registry, public_key: &Path) -> Self {
         let host = registry.host();
         let policy = kiln.ws.write(
             "policy.json",
@@ -108,7 +108,7 @@ impl<'k> Verifier<'k> {
 
     /// Pulls `reference` into a new OCI layout; returns whether the policy let it through,
     /// the layout reference (`oci:DIR:img`) and the error text.
-    fn pull(&self, reference: &str, dir: &str) -> (bool, String, String) {
+    pub(crate) fn pull(&self, reference: &str, dir: &str) -> (bool, String, String) {
         let layout = self.kiln.ws.join(dir);
         let dest = format!("oci:{}:img", layout.display());
         let out = policy_pull(

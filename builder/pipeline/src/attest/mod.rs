@@ -192,15 +192,10 @@ impl Attest<'_> {
         let signatures = match (self.key, self.target) {
             (Some(key), Some(target)) => signed_digests(artifact)
                 .into_iter()
-                .map(|d| {
-                    // The payload names the pushed tag for the top-level artifact, the
-                    // repository for the images of an index (nobody pulls those by that tag).
-                    let claim = match &d == artifact.digest() {
-                        true => target.clone(),
-                        false => target.with_digest(d.clone()),
-                    };
-                    Signature::new(&claim, &d, key)
-                })
+                // The payload names the pushed tag, for an index and for each of its images
+                // alike: a client pulling the tag (containers/image, so podman) checks the
+                // signature of the image it picks from the index under that very name.
+                .map(|d| Signature::new(target, &d, key))
                 .collect(),
             _ => Vec::new(),
         };
