@@ -302,7 +302,16 @@ pub(crate) fn go_app_is_one_index_of_images_cross_compiled_for_each_platform() {
     // image (both platforms' linked binaries): the same index, saved locally this time.
     let other = kiln.fixture("go-web", "two/elsewhere/go-web");
     let fresh = common::warm_cache(&kiln, "fresh-cache");
-    let (again, second, _) = build_both(&kiln, "team/go-multi:1", &other, &fresh, &with_cache);
+    let archive = kiln.ws.join("go-multi.tar");
+    let mut extra = with_cache.to_vec();
+    extra.extend(["--output", archive.to_str().unwrap()]);
+    let (again, second, _) = build_both(&kiln, "team/go-multi:1", &other, &fresh, &extra);
+    let raw = skopeo_inspect_raw(&format!("oci-archive:{}", archive.display()), false);
+    assert_eq!(
+        raw,
+        skopeo_inspect_raw(&image, false),
+        "the archive holds the same index"
+    );
     let cache = &second["cache_image"];
     assert!(cache["restored"].to_string().contains("linked"), "{cache}");
     assert_eq!(cache["problems"], serde_json::json!([]), "{cache}");
