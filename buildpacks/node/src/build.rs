@@ -30,23 +30,37 @@ const INSTALL_ONLY_DIRS: &[&str] = &[".yarn", ".pnpm-store"];
 /// prebuilt binaries for that platform). These also key the `node_modules` cache.
 fn target_env(ctx: &BuildContext<'_>) -> std::collections::BTreeMap<String, String> {
     let mut env = ctx.env.clone();
-    let Some(run) = ctx.run_image else {
-        return env;
-    };
-    if run.architecture.is_empty() || run.architecture == kiln_lifecycle::host_arch() {
-        return env;
+    if let Some(run) = ctx.run_image {
+        env.extend(npm_platform(
+            &run.os,
+            &run.architecture,
+            kiln_lifecycle::host_arch(),
+        ));
     }
-    let cpu = match run.architecture.as_str() {
+    env
+}
+
+/// Returns npm's settings for installing for `os`/`arch` (OCI names) from a `host` machine:
+/// none when they are the host's own.
+fn npm_platform(os: &str, arch: &str, host: &str) -> Vec<(String, String)> {
+    if arch.is_empty() || arch == host {
+        return Vec::new();
+    }
+    // Node.js names CPUs as `process.arch` does.
+    let cpu = match arch {
         "amd64" => "x64",
         "386" => "ia32",
         "ppc64le" => "ppc64",
         other => other,
     };
-    env.insert("npm_config_cpu".to_owned(), cpu.to_owned());
-    env.insert("npm_config_os".to_owned(), run.os.clone());
-    // kiln's bases are Debian: glibc.
-    env.insert("npm_config_libc".to_owned(), "glibc".to_owned());
-    env
+    [
+        ("npm_config_cpu", cpu),
+        ("npm_config_os", os),
+        // kiln's bases are Debian: glibc.
+        ("npm_config_libc", "glibc"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec()
 }
 
 /// Builds the app: see the module docs.
@@ -476,6 +490,23 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn npm_installs_for_the_run_images_platform_when_it_is_not_the_hosts() {
+        let got = npm_platform("linux", "arm64", "amd64");
+        let keys: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("npm_config_cpu", "arm64"),
+                ("npm_config_os", "linux"),
+                ("npm_config_libc", "glibc")
+            ]
+        );
+        assert_eq!(npm_platform("linux", "amd64", "arm64")[0].1, "x64");
+        assert!(npm_platform("linux", "amd64", "amd64").is_empty());
+        assert!(npm_platform("linux", "", "amd64").is_empty());
+    }
 
     #[test]
     fn the_project_root_is_above_the_member() {

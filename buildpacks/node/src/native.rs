@@ -192,6 +192,37 @@ mod tests {
     }
 
     #[test]
+    fn finds_prebuilt_programs_and_libraries_but_not_scripts() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("@esbuild/linux-x64/bin")).unwrap();
+        std::fs::create_dir_all(d.join("c/lib")).unwrap();
+        let exe = d.join("@esbuild/linux-x64/bin/esbuild");
+        std::fs::write(&exe, elf(62)).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("c/lib/libc.so.1"), elf(183)).unwrap();
+        let script = d.join("c/cli.js");
+        std::fs::write(&script, b"#!/usr/bin/env node\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let got = addons(d).unwrap();
+        let pairs: Vec<(&str, &str)> = got
+            .iter()
+            .map(|a| (a.path.as_str(), a.architecture.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("@esbuild/linux-x64/bin/esbuild", "amd64"),
+                ("c/lib/libc.so.1", "arm64")
+            ]
+        );
+        // A prebuilt program for another CPU is refused, naming its package.
+        let e = check(&got[..1], Some("arm64"), 20, None, "r").unwrap_err();
+        assert!(e.to_string().contains("@esbuild/linux-x64"), "{e}");
+    }
+
+    #[test]
     fn refuses_other_architectures_and_other_node_majors() {
         let amd = vec![Addon {
             path: "x/build/Release/x.node".into(),
