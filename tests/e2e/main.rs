@@ -25,6 +25,7 @@ mod go_build;
 mod golden_base;
 mod golden_java;
 mod harness;
+mod image_settings;
 mod integrity;
 mod java_apps;
 mod java_build;
@@ -78,6 +79,7 @@ const TESTS: &[(&str, fn())] = &tests![
     node_build::node_builds_are_reproducible_across_paths_and_caches,
     go_build::b02_go_web_app_publishes_runs_and_keeps_secrets_out,
     multi_platform::java_layers_are_built_once_and_shared_by_every_platform,
+    image_settings::labels_env_ports_user_and_workdir_reach_the_config_and_tags_share_one_digest,
     multi_platform::go_app_is_one_index_of_images_cross_compiled_for_each_platform,
     multi_platform::node_apps_share_their_layers_across_platforms_unless_they_hold_native_code,
     cache_image::a_code_change_uploads_only_the_cache_entries_it_added,

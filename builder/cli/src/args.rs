@@ -445,6 +445,41 @@ pub struct BuildArgs {
     /// The default process when the app has several (e.g. one per `cmd/*`).
     #[arg(long, value_name = "NAME")]
     pub process: Option<String>,
+    /// The project descriptor to read instead of the app's own `project.toml` (pack's
+    /// `--descriptor`).
+    #[arg(long, value_name = "FILE")]
+    pub descriptor: Option<PathBuf>,
+    /// Another reference for the image, pushed (or saved) after IMAGE as the same manifest,
+    /// a tag at a time (pack's `--tag`). Repeatable. Default: `[io.kiln] tags`.
+    #[arg(long, value_name = "REF")]
+    pub tag: Vec<String>,
+    /// Write `name@digest` of IMAGE and of each `--tag`, a line each, to this file (ko's
+    /// `--image-refs`), for the next step of a pipeline.
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
+    /// An image config label, `K=V` (Jib's `labels`, a Dockerfile's `LABEL`). Repeatable;
+    /// over `[io.kiln] labels`.
+    #[arg(long, value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Environment the app runs with, `K=V` (Jib's `environment`, a Dockerfile's `ENV`; the
+    /// build's own is `--env`). Repeatable; over `[io.kiln] launch-env`.
+    #[arg(long, value_name = "K=V")]
+    pub launch_env: Vec<String>,
+    /// A port the app listens on, `8080` or `53/udp` (Jib's `ports`, a Dockerfile's
+    /// `EXPOSE`). Repeatable; added to `[io.kiln] expose`.
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
+    /// The user the app runs as, `UID[:GID]` (Jib's `user`, a Dockerfile's `USER`; default
+    /// kiln's non-root 65532, or `[io.kiln] user`). Root only with `--allow-root`.
+    #[arg(long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Let the image run as root (`--user 0`).
+    #[arg(long)]
+    pub allow_root: bool,
+    /// The image's working directory (Jib's `workingDirectory`, a Dockerfile's `WORKDIR`;
+    /// default the app's directory, or `[io.kiln] workdir`).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
     /// The buildpack to use when several detect the app (`kiln/go`, `kiln/java`, `kiln/node`).
     #[arg(long, value_name = "ID")]
     pub buildpack: Option<String>,

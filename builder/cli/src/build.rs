@@ -18,6 +18,7 @@ use kiln_pipeline::{
 use crate::args::BuildArgs;
 use crate::errors::{BASE_REGISTRY_HINT, build_failure};
 use crate::failure::{Failure, exit};
+use crate::image_config::{also_tags, image_settings, write_image_refs};
 use crate::keys::signing_key;
 use crate::output::Ui;
 use crate::report::{FailureReport, Report};
@@ -103,6 +104,10 @@ fn build(
             .write(path)
             .map_err(|e| Failure::new(exit::FAILURE, e))?;
     }
+    if let Some(path) = &args.image_refs {
+        let names = std::iter::once(&creator.name).chain(creator.also_tags.iter().map(|t| &t.1));
+        write_image_refs(path, names, &created.digest().to_string())?;
+    }
     ui.stdout(&created.pinned(&target));
     Ok(())
 }
@@ -122,7 +127,11 @@ impl<'a> Settings<'a> {
     fn apply(self, creator: &mut Creator<'a>, source_dir: &Path) -> Result<(), Failure> {
         let (args, env) = (self.args, self.env);
         let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
-        let mut project = ProjectDescriptor::load(source_dir).map_err(|e| {
+        let loaded = match &args.descriptor {
+            Some(file) => ProjectDescriptor::load_file(file),
+            None => ProjectDescriptor::load(source_dir),
+        };
+        let mut project = loaded.map_err(|e| {
             let hint = e.hint();
             usage(e.into()).hint(Some(hint))
         })?;
@@ -134,6 +143,8 @@ impl<'a> Settings<'a> {
         env.apply_buildpack_settings(&mut project).map_err(usage)?;
         creator.env = build_env(&env.toolchain_host_env(), &project, self.user_env);
         creator.platforms = platforms(&args.platform, &project, &creator.env)?;
+        creator.image = image_settings(args, &project)?;
+        creator.also_tags = also_tags(args, &project)?;
         creator.project = project;
         creator.name = args.image.clone();
         creator.sandbox = self.sandbox;

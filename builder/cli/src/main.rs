@@ -7,6 +7,7 @@ mod build;
 mod completions;
 mod errors;
 mod failure;
+mod image_config;
 mod images;
 mod inspect;
 mod keys;

@@ -81,6 +81,23 @@ pub struct Export<'a> {
     /// Told about every layer written (not reused), with what it holds: for a cataloger
     /// that would otherwise decompress the blob again ([`kiln_layer::write_tar`]).
     pub written: Option<&'a WrittenHook<'a>>,
+    /// What the user sets on the image config.
+    pub settings: &'a ImageSettings,
+}
+
+/// What the user sets on an image's config, beside (and over) what the buildpack says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// Labels, added to kiln's (which they may not replace: the caller checks).
+    pub labels: BTreeMap<String, String>,
+    /// Environment at launch, over the run image's and the buildpack's.
+    pub env: BTreeMap<String, String>,
+    /// Ports the app listens on, `8080/tcp`, as the config's `ExposedPorts`.
+    pub exposed_ports: Vec<String>,
+    /// The user the app runs as (`UID[:GID]`), instead of kiln's non-root 65532.
+    pub user: Option<String>,
+    /// The working directory, instead of the workspace (or the buildpack's).
+    pub working_dir: Option<String>,
 }
 
 /// See [`Export::written`].
@@ -134,20 +151,37 @@ impl Export<'_> {
 
         let mut config = run.image.config.clone();
         let mut exec = config.config().clone().unwrap_or_default();
+        let settings = self.settings;
+        let mut env = output.env.clone();
+        env.extend(settings.env.clone());
         exec.set_env(Some(merge_env(
             exec.env().as_deref().unwrap_or_default(),
-            &output.env,
+            &env,
         )));
         exec.set_entrypoint(Some(default.command.clone()));
         exec.set_cmd(None);
-        exec.set_user(Some(format!("{NONROOT_ID}:{NONROOT_ID}")));
+        exec.set_user(Some(
+            settings
+                .user
+                .clone()
+                .unwrap_or_else(|| format!("{NONROOT_ID}:{NONROOT_ID}")),
+        ));
         exec.set_working_dir(Some(
-            output
+            settings
                 .working_dir
                 .clone()
+                .or_else(|| output.working_dir.clone())
                 .unwrap_or_else(|| self.workspace.to_string()),
         ));
+        if !settings.exposed_ports.is_empty() {
+            let mut ports = exec.exposed_ports().clone().unwrap_or_default();
+            ports.extend(settings.exposed_ports.iter().cloned());
+            ports.sort();
+            ports.dedup();
+            exec.set_exposed_ports(Some(ports));
+        }
         let mut all_labels = exec.labels().clone().unwrap_or_default();
+        all_labels.extend(settings.labels.clone());
         all_labels.extend(labels);
         exec.set_labels(Some(all_labels.into_iter().collect()));
         config.set_config(Some(exec));

@@ -40,7 +40,8 @@ pub use cache_image::{
 pub use context::{ContextError, SourceRoot, relative_path, source_root};
 pub use epoch::{DEFAULT_EPOCH, EpochSource, GitInfo, build_epoch, git_info, rfc3339};
 pub use export::{
-    Export, ExportError, ExportedLayer, RunImage, SourceFacts, WrittenHook, base_links,
+    Export, ExportError, ExportedLayer, ImageSettings, RunImage, SourceFacts, WrittenHook,
+    base_links,
 };
 /// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).
 pub use kiln_layer::{FileLock, FileStamp, write_atomic};

@@ -35,6 +35,18 @@ pub struct ProjectDescriptor {
     /// `[io.kiln] platforms`: the platforms to build (`linux/amd64`, `linux/arm64`), one
     /// image each under an index when several, unless `--platform` says otherwise.
     pub platforms: Vec<String>,
+    /// `[io.kiln] tags`: more references the image gets (`registry/team/app:1.2`).
+    pub tags: Vec<String>,
+    /// `[io.kiln] labels`: image config labels.
+    pub labels: BTreeMap<String, String>,
+    /// `[io.kiln] launch-env`: environment the app runs with (not the build's).
+    pub launch_env: BTreeMap<String, String>,
+    /// `[io.kiln] expose`: ports the app listens on (`8080`, `53/udp`).
+    pub expose: Vec<String>,
+    /// `[io.kiln] user`: `UID[:GID]` the app runs as.
+    pub user: Option<String>,
+    /// `[io.kiln] workdir`: the image's working directory.
+    pub workdir: Option<String>,
     /// `[io.kiln.<language>]` tables (`go`, `java`, `node`): each buildpack's own settings,
     /// read by the buildpack whose id is `kiln/<language>`.
     pub buildpack_settings: BTreeMap<String, toml::Table>,
@@ -97,6 +109,16 @@ struct RawKiln {
     base_registry: Option<String>,
     #[serde(default)]
     platforms: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default, rename = "launch-env")]
+    launch_env: BTreeMap<String, String>,
+    #[serde(default)]
+    expose: Vec<String>,
+    user: Option<String>,
+    workdir: Option<String>,
     go: Option<toml::Table>,
     java: Option<toml::Table>,
     node: Option<toml::Table>,
@@ -125,10 +147,20 @@ impl ProjectError {
 impl ProjectDescriptor {
     /// Reads `<app_dir>/project.toml`; a missing file is an empty descriptor.
     pub fn load(app_dir: &Path) -> Result<Self, ProjectError> {
-        let path = app_dir.join("project.toml");
-        let text = match crate::read_bounded_string(&path, crate::MANIFEST_LIMIT) {
+        Self::read(&app_dir.join("project.toml"), true)
+    }
+
+    /// Reads the descriptor `path` names (one kept outside the app, say); it must exist.
+    pub fn load_file(path: &Path) -> Result<Self, ProjectError> {
+        Self::read(path, false)
+    }
+
+    fn read(path: &Path, may_be_missing: bool) -> Result<Self, ProjectError> {
+        let text = match crate::read_bounded_string(path, crate::MANIFEST_LIMIT) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) if may_be_missing && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
             Err(source) => {
                 return Err(ProjectError::Io {
                     path: path.display().to_string(),
@@ -183,6 +215,12 @@ impl ProjectDescriptor {
             buildpack: kiln.buildpack,
             base_registry: kiln.base_registry,
             platforms: kiln.platforms,
+            tags: kiln.tags,
+            labels: kiln.labels,
+            launch_env: kiln.launch_env,
+            expose: kiln.expose,
+            user: kiln.user,
+            workdir: kiln.workdir,
             ignored: read.ignored,
         })
     }
@@ -305,6 +343,12 @@ run-image = "registry.example.com/bases/static:13"
 buildpack = "kiln/go"
 base-registry = "registry.example.com/bases"
 platforms = ["linux/amd64", "linux/arm64"]
+tags = ["registry.example.com/team/app:1.2"]
+expose = ["8080"]
+user = "1000:1000"
+workdir = "/workspace/api"
+labels = { "org.opencontainers.image.title" = "api" }
+launch-env = { GREETING = "hi" }
 "#,
             "project.toml",
         )
@@ -315,6 +359,12 @@ platforms = ["linux/amd64", "linux/arm64"]
             Some("registry.example.com/bases")
         );
         assert_eq!(p.platforms, vec!["linux/amd64", "linux/arm64"]);
+        assert_eq!(p.tags, vec!["registry.example.com/team/app:1.2"]);
+        assert_eq!(p.expose, vec!["8080"]);
+        assert_eq!(p.user.as_deref(), Some("1000:1000"));
+        assert_eq!(p.workdir.as_deref(), Some("/workspace/api"));
+        assert_eq!(p.labels["org.opencontainers.image.title"], "api");
+        assert_eq!(p.launch_env["GREETING"], "hi");
         assert_eq!(p.build_env["GOFLAGS"], "-tags=prod");
         assert_eq!(p.process.as_deref(), Some("api"));
         assert_eq!(

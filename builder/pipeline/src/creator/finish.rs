@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::time::Instant;
 
+use kiln_image::{LayoutSink, RegistrySink, Sink};
 use kiln_layer::{HashCache, LayerBlob, LayerContents, TarPolicy};
 use kiln_lifecycle::{
     BuildResult, Export, ExportedLayer, LayerCache, RunImage, SourceFacts, WrittenHook,
@@ -56,6 +57,7 @@ impl Creator<'_> {
             buildpack: (detected.buildpack.id(), env!("CARGO_PKG_VERSION")),
             hashes: Some(&hashes),
             written: self.sbom.then_some(&catalog as &WrittenHook),
+            settings: &self.image,
         }
         .run(run, &built.output, &facts, &mut index)?;
         let hashes = hashes.into_inner();
@@ -180,13 +182,28 @@ impl Creator<'_> {
         attestations: Attestations,
         progress: &dyn Progress,
     ) -> Result<(Delivered, SupplyReport), CreateError> {
-        let sinks = sinks(
+        let mut sinks = sinks(
             self.session.client(),
             self.publish.then_some(&self.target),
             self.store,
             &self.name,
             self.archive.as_deref(),
         );
+        // Each further tag right after the first: the same manifest, a tag at a time.
+        let also = self.also_tags.iter().map(|(tag, name)| -> Box<dyn Sink> {
+            match self.publish {
+                true => Box::new(RegistrySink {
+                    client: self.session.client().clone(),
+                    target: tag.clone(),
+                    skip_when_tagged: true,
+                }),
+                false => Box::new(LayoutSink {
+                    dir: self.store.dir().to_path_buf(),
+                    name: name.clone(),
+                }),
+            }
+        });
+        sinks.splice(1..1, also);
         let attach = self.publish.then_some((&self.target, &attestations));
         let delivered = self.session.block_on(
             Deliver {

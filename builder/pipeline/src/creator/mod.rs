@@ -9,9 +9,9 @@ use kiln_attest::sign::PrivateKey;
 use kiln_debian::Mirrors;
 use kiln_layer::Compression;
 use kiln_lifecycle::{
-    Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, LayerCache, Plan,
-    ProjectDescriptor, RunImage, SOURCE_ROOT_REASON_FACT, SandboxSettings, Scratch, build_epoch,
-    git_info, source_root,
+    Build, BuildResult, Buildpack, Confinement, Detect, ExportedLayer, GitInfo, ImageSettings,
+    LayerCache, Plan, ProjectDescriptor, RunImage, SOURCE_ROOT_REASON_FACT, SandboxSettings,
+    Scratch, build_epoch, git_info, source_root,
 };
 use kiln_model::{FinalImage, FinalIndex, Platform};
 use kiln_oci::{Digest, Reference};
@@ -117,6 +117,13 @@ pub struct Creator<'a> {
     /// over one image each. Empty (the default): one image, for the run image's platform
     /// that matches this machine.
     pub platforms: Vec<Platform>,
+    /// What the user sets on the image's config: labels, launch env, ports, user, working
+    /// directory.
+    pub image: ImageSettings,
+    /// More references the image gets, after `target`, each with its name as written:
+    /// pushed (or, without `publish`, saved into kiln's store under that name) as the same
+    /// manifest, one tag at a time.
+    pub also_tags: Vec<(Reference, String)>,
 }
 
 /// One platform's image of a build.
@@ -239,6 +246,8 @@ impl<'a> Creator<'a> {
             preflight: true,
             base_registry: None,
             platforms: Vec::new(),
+            image: ImageSettings::default(),
+            also_tags: Vec::new(),
         }
     }
 

@@ -1,0 +1,168 @@
+//! What `kiln build` users set on their image, in the words pack, ko and Jib use: more tags,
+//! labels, launch environment, exposed ports, user and working directory, from flags over
+//! `[io.kiln]` in project.toml.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail};
+use kiln_lifecycle::{ImageSettings, ProjectDescriptor};
+use kiln_oci::Reference;
+
+use crate::args::BuildArgs;
+use crate::failure::{Failure, exit};
+use crate::session::parse_image;
+
+/// Labels kiln writes itself, and `kiln rebase` and `kiln inspect` read.
+const KILN_LABELS: &str = "io.buildpacks.";
+
+/// Returns the image config settings: project.toml's, then the flags' over them (labels and
+/// launch env key by key; ports added; user and working directory replaced).
+pub fn image_settings(
+    args: &BuildArgs,
+    project: &ProjectDescriptor,
+) -> Result<ImageSettings, Failure> {
+    let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
+    let mut labels = project.labels.clone();
+    labels.extend(pairs("--label", &args.label).map_err(usage)?);
+    if let Some(key) = labels.keys().find(|k| k.starts_with(KILN_LABELS)) {
+        return Err(usage(anyhow!("the label `{key}` is kiln's own"))
+            .hint(Some(format!("name your labels outside `{KILN_LABELS}*`"))));
+    }
+    let mut env = project.launch_env.clone();
+    env.extend(pairs("--launch-env", &args.launch_env).map_err(usage)?);
+    let mut exposed_ports = Vec::new();
+    for port in project.expose.iter().chain(&args.expose) {
+        exposed_ports.push(exposed_port(port).map_err(usage)?);
+    }
+    let user = args.user.clone().or_else(|| project.user.clone());
+    if let Some(user) = &user {
+        check_user(user, args.allow_root).map_err(|e| {
+            usage(e).hint(Some(
+                "run as a non-root UID (kiln's bases have `nonroot`, 65532), or add `--allow-root`"
+                    .into(),
+            ))
+        })?;
+    }
+    let working_dir = args.workdir.clone().or_else(|| project.workdir.clone());
+    if let Some(dir) = working_dir.as_deref().filter(|d| !d.starts_with('/')) {
+        return Err(usage(anyhow!(
+            "the working directory `{dir}` is not absolute"
+        )));
+    }
+    Ok(ImageSettings {
+        labels,
+        env,
+        exposed_ports,
+        user,
+        working_dir,
+    })
+}
+
+/// Returns the further references of the image, each with its name as written: `--tag`,
+/// else `[io.kiln] tags`.
+pub fn also_tags(
+    args: &BuildArgs,
+    project: &ProjectDescriptor,
+) -> Result<Vec<(Reference, String)>, Failure> {
+    let written = match args.tag.is_empty() {
+        true => &project.tags,
+        false => &args.tag,
+    };
+    written
+        .iter()
+        .map(|tag| Ok((parse_image(tag)?, tag.clone())))
+        .collect()
+}
+
+/// Writes `name:tag@digest` for the image and each further tag, as written, a line each
+/// (ko's `--image-refs`), for the next step of a pipeline.
+pub fn write_image_refs<'n>(
+    path: &Path,
+    names: impl Iterator<Item = &'n String>,
+    digest: &str,
+) -> Result<(), Failure> {
+    let text: String = names.map(|n| format!("{n}@{digest}\n")).collect();
+    std::fs::write(path, text)
+        .map_err(|e| Failure::new(exit::FAILURE, anyhow!("writing `{}`: {e}", path.display())))
+}
+
+/// Parses `K=V` values of `flag`.
+fn pairs(flag: &str, values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => bail!("`{flag} {kv}` is not `KEY=VALUE`"),
+        })
+        .collect()
+}
+
+/// Returns `8080` or `53/udp` as the config writes it: `8080/tcp`, `53/udp`.
+fn exposed_port(written: &str) -> anyhow::Result<String> {
+    let (port, protocol) = written.split_once('/').unwrap_or((written, "tcp"));
+    let valid =
+        port.parse::<u16>().is_ok_and(|p| p > 0) && ["tcp", "udp", "sctp"].contains(&protocol);
+    if !valid {
+        bail!("`{written}` is no port: write it `8080` or `53/udp`");
+    }
+    Ok(format!("{}/{protocol}", port.parse::<u16>()?))
+}
+
+/// Refuses a user that is root (UID 0 or `root`) unless allowed, and one that is not
+/// `UID[:GID]` or a name.
+fn check_user(user: &str, allow_root: bool) -> anyhow::Result<()> {
+    let (uid, gid) = match user.split_once(':') {
+        Some((uid, gid)) => (uid, Some(gid)),
+        None => (user, None),
+    };
+    let fine = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    };
+    if !fine(uid) || gid.is_some_and(|g| !fine(g)) {
+        bail!("`{user}` is no user: write it `UID[:GID]`, e.g. `1000:1000`");
+    }
+    let root = uid == "root" || uid.parse::<u32>() == Ok(0);
+    if root && !allow_root {
+        bail!("the image would run as root (`{user}`)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_written_with_their_protocol_and_bad_ones_refused() {
+        assert_eq!(exposed_port("8080").unwrap(), "8080/tcp");
+        assert_eq!(exposed_port("53/udp").unwrap(), "53/udp");
+        assert_eq!(exposed_port("08080").unwrap(), "8080/tcp");
+        for bad in ["0", "70000", "http", "80/icmp", ""] {
+            assert!(exposed_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn root_is_refused_unless_allowed() {
+        assert!(check_user("1000:1000", false).is_ok());
+        assert!(check_user("nonroot", false).is_ok());
+        for root in ["0", "root", "0:0", "root:1000", "000"] {
+            assert!(check_user(root, false).is_err(), "{root}");
+            assert!(check_user(root, true).is_ok(), "{root}");
+        }
+        assert!(check_user("1000:", false).is_err());
+        assert!(check_user("a b", false).is_err());
+        assert!(check_user(":1000", false).is_err());
+    }
+
+    #[test]
+    fn pairs_need_a_key() {
+        assert_eq!(pairs("--label", &["a=b=c".into()]).unwrap()["a"], "b=c");
+        assert!(pairs("--label", &["=x".into()]).is_err());
+        assert!(pairs("--label", &["novalue".into()]).is_err());
+    }
+}
