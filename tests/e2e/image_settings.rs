@@ -1,6 +1,7 @@
 //! What users set on their images in the words pack, ko and Jib use (issue 25): more tags,
 //! `--image-refs`, labels, launch environment, exposed ports, user and working directory,
-//! from flags or from a project descriptor.
+//! from flags or from a project descriptor; `--creation-time`, `--env-file`,
+//! `--default-process`.
 
 use std::time::Duration;
 
@@ -49,6 +50,9 @@ pub(crate) fn labels_env_ports_user_and_workdir_reach_the_config_and_tags_share_
         registry.reference("team/settings:sha-0f28ea7"),
     ];
     let refs = kiln.ws.join("image-refs.txt");
+    let env_file = kiln
+        .ws
+        .write("build.env", "# the build's own\nKILN_E2E_UNUSED=1\n");
     let mut args = vec![
         "build",
         &image,
@@ -58,6 +62,13 @@ pub(crate) fn labels_env_ports_user_and_workdir_reach_the_config_and_tags_share_
         cache,
         "--publish",
     ];
+    args.extend([
+        "--creation-time",
+        "1700000000",
+        "--default-process",
+        "goweb",
+    ]);
+    args.extend(["--env-file", env_file.to_str().unwrap()]);
     for tag in &tags {
         args.extend(["--tag", tag.as_str()]);
     }
@@ -82,6 +93,7 @@ pub(crate) fn labels_env_ports_user_and_workdir_reach_the_config_and_tags_share_
     assert!(c["ExposedPorts"]["8080/tcp"].is_object(), "{config}");
     assert_eq!(c["User"], "1000:1000");
     assert_eq!(c["WorkingDir"], "/tmp");
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z", "--creation-time");
     assert!(
         c["Labels"]["io.buildpacks.lifecycle.metadata"].is_string(),
         "kiln's own labels stay beside the user's"
@@ -125,6 +137,8 @@ pub(crate) fn labels_env_ports_user_and_workdir_reach_the_config_and_tags_share_
             "--publish",
             "--descriptor",
             descriptor.to_str().unwrap(),
+            "--creation-time",
+            "1700000000",
         ])
         .ok();
     assert_eq!(

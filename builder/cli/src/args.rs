@@ -255,8 +255,9 @@ pub enum FormatArg {
 /// SBOM and signing options of `kiln build` and `kiln base build`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SupplyArgs {
-    /// Also write the SBOMs (SPDX 2.3 and CycloneDX 1.5 JSON) into this directory.
-    #[arg(long, value_name = "DIR")]
+    /// Also write the SBOMs (SPDX 2.3 and CycloneDX 1.5 JSON) into this directory (pack's
+    /// `--sbom-output-dir`).
+    #[arg(long, visible_alias = "sbom-output-dir", value_name = "DIR")]
     pub sbom_dir: Option<PathBuf>,
     /// Make no SBOM.
     #[arg(long, conflicts_with = "sbom_dir")]
@@ -442,9 +443,22 @@ pub struct BuildArgs {
     /// Build-time environment variable for the toolchain, `K=V`. Repeatable.
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     pub env: Vec<String>,
-    /// The default process when the app has several (e.g. one per `cmd/*`).
-    #[arg(long, value_name = "NAME")]
+    /// Build-time environment from a file of `K=V` lines (`#` comments and blank lines
+    /// skipped), under `--env` (pack's `--env-file`).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// The default process when the app has several (e.g. one per `cmd/*`; pack's
+    /// `--default-process`).
+    #[arg(
+        long = "default-process",
+        visible_alias = "process",
+        value_name = "NAME"
+    )]
     pub process: Option<String>,
+    /// The image's creation time: `now`, or seconds since 1970 (pack's `--creation-time`).
+    /// Default: `SOURCE_DATE_EPOCH`, else the last commit's time, else a constant.
+    #[arg(long, value_name = "now|EPOCH")]
+    pub creation_time: Option<String>,
     /// The project descriptor to read instead of the app's own `project.toml` (pack's
     /// `--descriptor`).
     #[arg(long, value_name = "FILE")]

@@ -18,7 +18,9 @@ use kiln_pipeline::{
 use crate::args::BuildArgs;
 use crate::errors::{BASE_REGISTRY_HINT, build_failure};
 use crate::failure::{Failure, exit};
-use crate::image_config::{also_tags, image_settings, write_image_refs};
+use crate::image_config::{
+    also_tags, creation_time, image_settings, read_env_file, write_image_refs,
+};
 use crate::keys::signing_key;
 use crate::output::Ui;
 use crate::report::{FailureReport, Report};
@@ -67,12 +69,19 @@ fn build(
     let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
     let cache_dir = absolute(&env.cache_dir(args.cache_dir.as_ref()).map_err(usage)?)?;
     let registry = env.registry_settings(&args.registry).map_err(usage)?;
-    let user_env = parse_env_flags(&args.env).map_err(usage)?;
+    let mut user_env = args
+        .env_file
+        .as_deref()
+        .map(read_env_file)
+        .transpose()?
+        .unwrap_or_default();
+    user_env.extend(parse_env_flags(&args.env).map_err(usage)?);
     let mut secrets = vec![cache_dir.clone(), source_dir.clone()];
     secrets.extend(registry.docker_config_dir.iter().cloned());
     secrets.extend(registry.auth_files.iter().cloned());
     secrets.extend(registry.certs_dirs.iter().cloned());
     secrets.extend(args.supply.sign_key.iter().cloned());
+    secrets.extend(args.env_file.iter().cloned());
     secrets.extend(args.supply.password.key_password_file.iter().cloned());
     let sandbox = sandbox_settings(args, env, &user_env, secrets, ui)?;
     let session = crate::session::open(env, &args.registry)?;
@@ -156,7 +165,10 @@ impl<'a> Settings<'a> {
             .map(|name| run_image(name, creator.store))
             .transpose()?;
         creator.process = args.process.clone();
-        creator.source_date_epoch = env.source_date_epoch().map_err(usage)?;
+        creator.source_date_epoch = match creation_time(args.creation_time.as_deref())? {
+            Some(time) => Some(time),
+            None => env.source_date_epoch().map_err(usage)?,
+        };
         creator.compression = args.compression.into();
         creator.cache_image = args
             .cache_image
@@ -169,11 +181,7 @@ impl<'a> Settings<'a> {
         creator.provenance = (!args.no_provenance).then(|| ProvenanceSettings {
             builder_id: env.builder_id(),
             // Names only, as given: values may be secrets.
-            env_names: args
-                .env
-                .iter()
-                .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
-                .collect(),
+            env_names: self.user_env.keys().cloned().collect(),
             times: args.provenance_times,
         });
         creator.sign_key = self.sign_key;

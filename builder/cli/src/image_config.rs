@@ -1,6 +1,6 @@
-//! What `kiln build` users set on their image, in the words pack, ko and Jib use: more tags,
-//! labels, launch environment, exposed ports, user and working directory, from flags over
-//! `[io.kiln]` in project.toml.
+//! What `kiln build` users set on their image and build, in the words pack, ko and Jib use:
+//! more tags, labels, launch environment, exposed ports, user and working directory (from
+//! flags over `[io.kiln]` in project.toml), an env file and the creation time.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -87,6 +87,62 @@ pub fn write_image_refs<'n>(
         .map_err(|e| Failure::new(exit::FAILURE, anyhow!("writing `{}`: {e}", path.display())))
 }
 
+/// Returns the build's creation time from `--creation-time` (`now` or seconds since
+/// 1970), if given.
+pub fn creation_time(written: Option<&str>) -> Result<Option<i64>, Failure> {
+    let Some(written) = written else {
+        return Ok(None);
+    };
+    let seconds = match written {
+        "now" => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+        _ => written
+            .parse::<i64>()
+            .ok()
+            .filter(|t| *t >= 0)
+            .ok_or_else(|| {
+                Failure::new(
+                    exit::USAGE,
+                    anyhow!("`--creation-time {written}` is neither `now` nor seconds since 1970"),
+                )
+            })?,
+    };
+    Ok(Some(seconds))
+}
+
+/// Reads a file of `K=V` lines (pack's `--env-file`): blank lines and `#` comments are
+/// skipped; a line without `=` is refused by its number (its text may be a secret).
+pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, Failure> {
+    let usage = |e: anyhow::Error| Failure::new(exit::USAGE, e);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(anyhow!("--env-file `{}`: {e}", path.display())))?;
+    parse_env_lines(&text).map_err(|n| {
+        usage(anyhow!(
+            "--env-file `{}`: line {n} is not `NAME=VALUE` (not shown: it may be a secret)",
+            path.display()
+        ))
+    })
+}
+
+/// Parses `K=V` lines; the error is the number of the first bad line.
+fn parse_env_lines(text: &str) -> Result<BTreeMap<String, String>, usize> {
+    let mut env = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                env.insert(k.trim().to_owned(), v.to_owned());
+            }
+            _ => return Err(n + 1),
+        }
+    }
+    Ok(env)
+}
+
 /// Parses `K=V` values of `flag`.
 fn pairs(flag: &str, values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     values
@@ -157,6 +213,27 @@ mod tests {
         assert!(check_user("1000:", false).is_err());
         assert!(check_user("a b", false).is_err());
         assert!(check_user(":1000", false).is_err());
+    }
+
+    #[test]
+    fn env_files_skip_comments_and_name_a_bad_line_by_number() {
+        let env = parse_env_lines("# build\nGOFLAGS=-tags=prod\n\n  A=b=c\n").unwrap();
+        assert_eq!(env["GOFLAGS"], "-tags=prod");
+        assert_eq!(env["A"], "b=c");
+        assert_eq!(parse_env_lines("A=1\nsecret-without-equals\n"), Err(2));
+        assert_eq!(parse_env_lines("=x"), Err(1));
+    }
+
+    #[test]
+    fn creation_times_are_now_or_seconds() {
+        assert_eq!(
+            creation_time(Some("1700000000")).unwrap(),
+            Some(1_700_000_000)
+        );
+        assert!(creation_time(Some("now")).unwrap().unwrap() > 1_700_000_000);
+        assert!(creation_time(Some("-1")).is_err());
+        assert!(creation_time(Some("yesterday")).is_err());
+        assert_eq!(creation_time(None).unwrap(), None);
     }
 
     #[test]
