@@ -84,7 +84,7 @@ fn exporter(store: &BlobStore) -> Export<'_> {
         buildpack: ("kiln/test", "0.1.0"),
         hashes: None,
         written: None,
-        settings: &NO_SETTINGS,
+        settings: &crate::NO_SETTINGS,
     }
 }
 
@@ -240,12 +240,3 @@ fn w08_on_a_run_image_kiln_cannot_read_a_lib_directory_is_refused_naming_it() {
     );
     assert!(!paths.contains(&"lib".to_string()), "{paths:?}");
 }
-
-/// No settings of the user's on the image config.
-static NO_SETTINGS: kiln_lifecycle::ImageSettings = kiln_lifecycle::ImageSettings {
-    labels: std::collections::BTreeMap::new(),
-    env: std::collections::BTreeMap::new(),
-    exposed_ports: Vec::new(),
-    user: None,
-    working_dir: None,
-};

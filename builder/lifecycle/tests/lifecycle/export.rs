@@ -94,7 +94,7 @@ fn exporter(store: &BlobStore) -> Export<'_> {
         buildpack: ("kiln/go", "0.1.0"),
         hashes: None,
         written: None,
-        settings: &NO_SETTINGS,
+        settings: &crate::NO_SETTINGS,
     }
 }
 
@@ -294,12 +294,3 @@ fn export_without_a_default_process_fails() {
         .unwrap_err();
     assert!(matches!(err, ExportError::NoProcess), "{err}");
 }
-
-/// No settings of the user's on the image config.
-static NO_SETTINGS: kiln_lifecycle::ImageSettings = kiln_lifecycle::ImageSettings {
-    labels: std::collections::BTreeMap::new(),
-    env: std::collections::BTreeMap::new(),
-    exposed_ports: Vec::new(),
-    user: None,
-    working_dir: None,
-};

@@ -176,7 +176,7 @@ pub(crate) fn app(w: &World, run: &RunImage) -> Image {
         buildpack: ("kiln/node", "0.1.0"),
         hashes: None,
         written: None,
-        settings: &kiln_lifecycle::ImageSettings::default(),
+        settings: &crate::NO_SETTINGS,
     };
     let mut cache = LayerCache::open(&w.root.join("layers.json"));
     exporter
