@@ -157,12 +157,12 @@ fn pairs(flag: &str, values: &[String]) -> anyhow::Result<BTreeMap<String, Strin
 /// Returns `8080` or `53/udp` as the config writes it: `8080/tcp`, `53/udp`.
 fn exposed_port(written: &str) -> anyhow::Result<String> {
     let (port, protocol) = written.split_once('/').unwrap_or((written, "tcp"));
-    let valid =
-        port.parse::<u16>().is_ok_and(|p| p > 0) && ["tcp", "udp", "sctp"].contains(&protocol);
-    if !valid {
-        bail!("`{written}` is no port: write it `8080` or `53/udp`");
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 && ["tcp", "udp", "sctp"].contains(&protocol) => {
+            Ok(format!("{port}/{protocol}"))
+        }
+        _ => bail!("`{written}` is no port: write it `8080` or `53/udp`"),
     }
-    Ok(format!("{}/{protocol}", port.parse::<u16>()?))
 }
 
 /// Refuses a user that is root (UID 0 or `root`) unless allowed, and one that is not

@@ -46,7 +46,7 @@ pub use export::{
 /// Locks and atomic writes for what builds sharing a cache dir update (buildpacks' caches).
 pub use kiln_layer::{FileLock, FileStamp, write_atomic};
 pub use layer_cache::{LayerCache, Reuse, layer_cache_entries, remove_layer_cache_entries};
-pub use native::{NativeCode, elf_architecture};
+pub use native::{NativeCode, elf_architecture, elf_file_architecture};
 pub use phases::{ALLOWED_ENV, Build, BuildResult, Detect, PhaseError, build_env};
 pub use project::{ProjectDescriptor, ProjectError};
 pub use rebase::{

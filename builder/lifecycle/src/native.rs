@@ -34,6 +34,15 @@ pub fn elf_architecture(head: &[u8]) -> Option<&'static str> {
     })
 }
 
+/// Returns the OCI architecture of the ELF file `path`, reading its first 20 bytes only;
+/// `None` when it is not ELF (or cannot be read).
+pub fn elf_file_architecture(path: &std::path::Path) -> Option<&'static str> {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    elf_architecture(&head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use kiln_lifecycle::{LaunchLayer, NativeCode, elf_architecture};
+use kiln_lifecycle::{LaunchLayer, NativeCode, elf_architecture, elf_file_architecture};
 use walkdir::WalkDir;
 
 /// Returns each jar (or loose `*.so`) of `layers` that holds native libraries, with the
@@ -24,9 +24,7 @@ pub(crate) fn native_code(layers: &[LaunchLayer]) -> Vec<NativeCode> {
             let architectures = if name.ends_with(".jar") {
                 jar_architectures(path)
             } else if is_shared_object(&name) {
-                std::fs::read(path)
-                    .ok()
-                    .and_then(|b| elf_architecture(&b))
+                elf_file_architecture(path)
                     .map(|a| vec![a.to_owned()])
                     .unwrap_or_default()
             } else {

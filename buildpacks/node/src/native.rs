@@ -3,7 +3,6 @@
 //! architecture they were built for, and addons only in the Node.js ABI they were built
 //! against.
 
-use std::io::Read;
 use std::path::Path;
 
 use kiln_lifecycle::BuildpackError;
@@ -39,7 +38,7 @@ pub fn addons(dir: &Path) -> std::io::Result<Vec<Addon>> {
                 if !addon && !is_program(&entry) {
                     continue;
                 }
-                let architecture = match elf_architecture(&path) {
+                let architecture = match kiln_lifecycle::elf_file_architecture(&path) {
                     Some(arch) => arch,
                     None if addon => "unknown",
                     None => continue,
@@ -71,13 +70,6 @@ fn is_program(entry: &std::fs::DirEntry) -> bool {
         || entry
             .metadata()
             .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
-}
-
-/// Returns the OCI architecture of an ELF file's `e_machine`, `None` if it is not ELF.
-fn elf_architecture(path: &Path) -> Option<&'static str> {
-    let mut head = [0u8; 20];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    kiln_lifecycle::elf_architecture(&head)
 }
 
 /// Fails when an addon cannot load on the run image: built for another architecture, or
